@@ -1,0 +1,43 @@
+# The README's commands. Each creates .venv on first use (reused while it is up to date), installs the
+# missing Debian packages and the pinned Python dependencies, then does its job.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB ?= results/demo.sqlite
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# CPU work in tests and the demo runs one thread per process; parallelism comes from processes.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv demo test test-fast bench lock clean
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
+
+test: venv
+	$(BIN)/python -m pytest -n 2 tests
+
+test-fast: venv
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+bench: venv
+	$(BIN)/python benchmarks/textworld_overhead.py
+	$(BIN)/python benchmarks/vector_throughput.py
+
+lock: venv
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,98 @@
+"""The agent interface and the two reference agents.
+
+An agent maps an observation and its ``info`` to an action text. Rollouts call :meth:`Agent.act_batch`
+with the pending turns of many envs at once (an LLM agent generates them in one batch); each turn
+carries its ``episode_id`` so a stateful agent can keep one history per episode, and so that an
+agent's choices do not depend on how the episodes of a parallel rollout interleave.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from agentgym.error import InvalidArgumentError
+from agentgym.trajectory import Decision
+
+
+class Agent(abc.ABC):
+    """Maps ``(observation, info)`` to an action text or a :class:`~agentgym.trajectory.Decision`."""
+
+    #: Name recorded with every trajectory and evaluation row.
+    name: str = "agent"
+
+    @abc.abstractmethod
+    def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> str | Decision:
+        """The action for one turn of one episode."""
+
+    def act_batch(
+        self,
+        observations: Sequence[str],
+        infos: Sequence[Mapping[str, Any]],
+        episode_ids: Sequence[str],
+    ) -> list[str | Decision]:
+        """The actions for one pending turn of each of several episodes. Override to batch work."""
+        return [
+            self.act(obs, info, episode_id=episode_id)
+            for obs, info, episode_id in zip(observations, infos, episode_ids, strict=True)
+        ]
+
+    def end_episode(self, episode_id: str) -> None:
+        """Forget an episode's state (called by rollouts when it ends)."""
+
+
+def _episode_rng(seed: int, episode_id: str) -> np.random.Generator:
+    digest = int.from_bytes(hashlib.sha256(episode_id.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, digest])
+
+
+class RandomAgent(Agent):
+    """Uniform over the admissible actions; seeded per episode, so parallel runs repeat exactly.
+
+    Falls back to ``look`` in families without admissible actions.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._rngs: dict[str, np.random.Generator] = {}
+
+    def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> str:
+        rng = self._rngs.get(episode_id)
+        if rng is None:
+            rng = self._rngs[episode_id] = _episode_rng(self.seed, episode_id)
+        actions = info.get("admissible_actions") or ["look"]
+        return str(actions[int(rng.integers(len(actions)))])
+
+    def end_episode(self, episode_id: str) -> None:
+        self._rngs.pop(episode_id, None)
+
+
+class ExpertAgent(Agent):
+    """Follows ``info["expert_action"]`` (``look`` when the family has no expert move)."""
+
+    name = "expert"
+
+    def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> str:
+        return info.get("expert_action") or "look"
+
+
+#: Agent names the CLI accepts, each with a factory taking the seed.
+AGENTS: dict[str, Callable[[int], Agent]] = {
+    "random": lambda seed: RandomAgent(seed),
+    "expert": lambda seed: ExpertAgent(),
+}
+
+
+def make_agent(name: str, seed: int = 0) -> Agent:
+    """Build a registered agent by name."""
+    try:
+        factory = AGENTS[name]
+    except KeyError:
+        raise InvalidArgumentError(f"unknown agent {name!r}; expected one of {sorted(AGENTS)}") from None
+    return factory(seed)

@@ -1,0 +1,288 @@
+"""The agentgym environment contract.
+
+Every environment family subclasses :class:`TextEnv`, a :class:`gymnasium.Env` whose observations and
+actions are Python ``str``. The base class owns everything that must behave the same in every family:
+
+* task selection: ``reset(options={"task_id": ...})`` picks a task, otherwise the seed picks one
+  from the split, drawing only from ``self.np_random`` (never from global random state);
+* action checking: ``None``, non-strings, empty, oversized, control characters and unpaired
+  surrogates are answered with an observation that says what was wrong and ``action_valid=False``;
+  they never reach the engine and never raise;
+* the turn counter and the turn limit (``truncated=True`` when ``max_turns`` is reached);
+* the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family.
+
+A family implements four small hooks: :meth:`TextEnv._start` (begin an episode on a task),
+:meth:`TextEnv._advance` (apply one checked action), :meth:`TextEnv._close_engine` and, optionally,
+:meth:`TextEnv._clean_action` for engine-specific escaping. Each returns a :class:`Transition`.
+
+Example:
+    >>> import gymnasium as gym, agentgym
+    >>> env = gym.make("agentgym/TextWorld-v0", split="test")      # doctest: +SKIP
+    >>> obs, info = env.reset(seed=0)                               # doctest: +SKIP
+    >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])  # doctest: +SKIP
+
+Change logs:
+    v0: initial contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypedDict
+
+import gymnasium as gym
+from gymnasium.spaces import Text
+
+from agentgym.error import InvalidArgumentError, ResetNeeded
+from agentgym.tasks import Manifest, Task, TaskSplit
+
+#: The standard info keys, present in every family's ``info`` (``None`` where a family cannot supply one).
+INFO_KEYS: tuple[str, ...] = (
+    "task_id",
+    "goal",
+    "admissible_actions",
+    "action_valid",
+    "won",
+    "score",
+    "expert_action",
+    "ground_truth",
+    "anchor_obs",
+    "turn",
+)
+
+#: Longest action the base class passes to an engine; longer ones are answered as invalid.
+DEFAULT_MAX_ACTION_LENGTH = 4096
+#: Longest observation the observation space admits.
+MAX_OBSERVATION_LENGTH = 1_000_000
+
+
+class StepInfo(TypedDict, total=False):
+    """The ``info`` keys that wrappers, trainers and the evaluator read.
+
+    ``turn_rewards`` is added by reward hooks (``agentgym.wrappers``): ``{hook name: float}``. A family
+    adds its own diagnostics under its family name (``info["textworld"]``); any other key is free-form.
+    """
+
+    task_id: str
+    goal: str | None
+    admissible_actions: list[str] | None
+    action_valid: bool
+    won: bool
+    score: float
+    expert_action: str | None
+    ground_truth: str | None
+    anchor_obs: str
+    turn: int
+    turn_rewards: dict[str, float]
+
+
+class TextSpace(Text):
+    """A text space that contains any Unicode ``str`` of at most ``max_length`` characters.
+
+    Gymnasium's :class:`~gymnasium.spaces.Text` only admits characters of its charset; agent text is
+    arbitrary Unicode, so membership here checks type and length only. ``sample()`` still draws from
+    the (alphanumeric) charset, which is what random testing needs.
+    """
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    def __repr__(self) -> str:
+        return f"TextSpace(max_length={self.max_length})"
+
+
+@dataclasses.dataclass
+class Transition:
+    """What a family hook reports after starting an episode or applying an action.
+
+    ``anchor_obs`` (the raw state text GiGPO-style grouping compares) defaults to ``observation``.
+    """
+
+    observation: str
+    reward: float = 0.0
+    terminated: bool = False
+    action_valid: bool = True
+    won: bool = False
+    score: float = 0.0
+    admissible_actions: list[str] | None = None
+    expert_action: str | None = None
+    ground_truth: str | None = None
+    anchor_obs: str | None = None
+    family_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.anchor_obs is None:
+            self.anchor_obs = self.observation
+
+
+def check_action(action: Any, max_length: int) -> tuple[str | None, str | None]:
+    """Return ``(clean action, None)`` for a usable action or ``(None, problem)`` for a bad one.
+
+    Surrounding whitespace is stripped (models often end with a newline). ``problem`` is a sentence an
+    agent can act on.
+    """
+    if isinstance(action, (bytes, bytearray)):
+        return None, f"expected a text string, got {type(action).__name__}; decode it first"
+    if not isinstance(action, str):
+        return None, f"expected a text string, got {type(action).__name__}"
+    if len(action) > max_length:
+        return None, f"the action is {len(action)} characters long; the limit is {max_length}"
+    action = action.strip()
+    if not action:
+        return None, "the action is empty"
+    for index, char in enumerate(action):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            return None, f"the action contains invalid Unicode (an unpaired surrogate at position {index})"
+        if unicodedata.category(char) == "Cc":
+            return None, (
+                f"the action contains the control character U+{ord(char):04X} at position {index}; "
+                "send one command per step as plain text"
+            )
+    return action, None
+
+
+class TextEnv(gym.Env[str, str]):
+    """Base class of every agentgym environment family.
+
+    Subclasses set :attr:`family` and :attr:`engine_version`, build a :class:`~agentgym.tasks.TaskSplit`
+    in ``__init__`` and pass it to ``super().__init__``, then implement the hooks below.
+
+    Args:
+        tasks: the split this env draws tasks from.
+        max_turns: episode length limit; reaching it sets ``truncated=True``.
+        max_action_length: longer actions are answered as invalid without reaching the engine.
+    """
+
+    #: Family name; family-specific info goes under ``info[family.lower()]``.
+    family: ClassVar[str] = "base"
+    #: The family's split names (``agentgym list`` shows each).
+    splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        tasks: TaskSplit,
+        *,
+        max_turns: int,
+        max_action_length: int = DEFAULT_MAX_ACTION_LENGTH,
+        render_mode: str | None = None,
+    ):
+        if not isinstance(max_turns, int) or max_turns < 1:
+            raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
+        if render_mode not in (None, "ansi"):
+            raise InvalidArgumentError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.tasks = tasks
+        self.max_turns = max_turns
+        self.max_action_length = max_action_length
+        self.render_mode = render_mode
+        self.observation_space = TextSpace(MAX_OBSERVATION_LENGTH)
+        self.action_space = TextSpace(max_action_length)
+        self._task: Task | None = None
+        self._turn = 0
+        self._done = True
+        self._last: Transition | None = None
+        self._goal: str | None = None
+
+    # ----------------------------------------------------------------- family hooks
+    def _start(self, task: Task) -> tuple[Transition, str | None]:
+        """Begin an episode on ``task``; return the first transition and the goal text."""
+        raise NotImplementedError
+
+    def _advance(self, action: str) -> Transition:
+        """Apply one checked action (non-empty, plain text) to the engine."""
+        raise NotImplementedError
+
+    def _close_engine(self) -> None:
+        """Free the engine's processes, files and ports. Called by ``close()``; must be idempotent."""
+
+    def _clean_action(self, action: str) -> tuple[str | None, str | None]:
+        """Engine-specific action checks after the common ones; same return shape as :func:`check_action`."""
+        return action, None
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def task_ids(self) -> list[str]:
+        """The ids of the split's tasks, in a stable order."""
+        return self.tasks.task_ids
+
+    @property
+    def manifest(self) -> Manifest:
+        """The split's task manifest: hash of the task ids and definitions, engine version, size."""
+        return self.tasks.manifest
+
+    @property
+    def task(self) -> Task | None:
+        """The current episode's task (``None`` before the first reset)."""
+        return self._task
+
+    def reset(
+        self, *, seed: int | None = None, options: Mapping[str, Any] | None = None
+    ) -> tuple[str, StepInfo]:
+        """Start an episode: ``options={"task_id": ...}`` picks the task, otherwise the seed does."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        task_id = options.pop("task_id", None)
+        if options:
+            raise InvalidArgumentError(f"unknown reset options {sorted(options)}; the only option is 'task_id'")
+        task = self.tasks.get(task_id) if task_id is not None else self.tasks.select(self.np_random)
+        self._task, self._turn, self._done = task, 0, False
+        self._last, self._goal = self._start(task)
+        return self._last.observation, self._info(self._last)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, StepInfo]:
+        """Apply one action. Bad actions are answered with ``action_valid=False``, never raised."""
+        if self._task is None or self._done:
+            raise ResetNeeded("step() needs an episode in progress: call reset() first")
+        self._turn += 1
+        clean, problem = check_action(action, self.max_action_length)
+        if problem is None:
+            clean, problem = self._clean_action(clean)
+        transition = self._rejection(problem) if problem is not None else self._advance(clean)
+        self._last = transition
+        terminated = bool(transition.terminated)
+        truncated = not terminated and self._turn >= self.max_turns
+        self._done = terminated or truncated
+        return self._last.observation, float(transition.reward), terminated, truncated, self._info(self._last)
+
+    def render(self) -> str | None:
+        """``ansi`` mode returns the last observation."""
+        if self.render_mode == "ansi" and self._last is not None:
+            return self._last.observation
+        return None
+
+    def close(self) -> None:
+        """Free every process, file and port the env holds. Safe to call twice."""
+        self._close_engine()
+        self._done = True
+        super().close()
+
+    # ----------------------------------------------------------------- helpers
+    def _rejection(self, problem: str) -> Transition:
+        """The answer to an action refused before the engine: the state (anchor, admissible actions,
+        expert action, score) is unchanged, so it carries over from the last transition."""
+        assert self._last is not None
+        return dataclasses.replace(
+            self._last, observation=f"Invalid action: {problem}.", reward=0.0, terminated=False, action_valid=False
+        )
+
+    def _info(self, transition: Transition) -> StepInfo:
+        assert self._task is not None
+        info: StepInfo = {
+            "task_id": self._task.task_id,
+            "goal": self._goal,
+            "admissible_actions": list(transition.admissible_actions)
+            if transition.admissible_actions is not None
+            else None,
+            "action_valid": bool(transition.action_valid),
+            "won": bool(transition.won),
+            "score": float(transition.score),
+            "expert_action": transition.expert_action,
+            "ground_truth": transition.ground_truth,
+            "anchor_obs": transition.anchor_obs,
+            "turn": self._turn,
+        }
+        info[self.family.lower()] = dict(transition.family_info)  # type: ignore[literal-required]
+        return info
+

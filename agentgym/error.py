@@ -1,0 +1,60 @@
+"""The exceptions agentgym raises.
+
+Every message states what was expected, what was received and how to fix it. Bad *actions* never
+raise (the env answers them with an observation and ``action_valid=False``); these exceptions are for
+bad *arguments*, bad task files and engine faults.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AgentGymError(Exception):
+    """Base class of every agentgym exception."""
+
+
+class UnknownTaskError(AgentGymError, KeyError):
+    """A task id that is not in the selected split."""
+
+    def __init__(self, task_id: object, split: str, known: Iterable[str]):
+        known = list(known)
+        close = difflib.get_close_matches(str(task_id), known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        super().__init__(
+            f"Unknown task id {task_id!r} in split {split!r} ({len(known)} tasks; "
+            f"see env.unwrapped.task_ids).{hint}"
+        )
+        self.task_id = task_id
+
+    def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
+        return str(self.args[0])
+
+
+class InvalidArgumentError(AgentGymError, ValueError):
+    """A constructor or function argument with a value that cannot work."""
+
+
+class TaskFileError(AgentGymError, ValueError):
+    """A malformed task or game file; the message names the file and the record."""
+
+
+class EngineFault(AgentGymError, RuntimeError):
+    """The engine behind an env crashed, hung or died mid-episode.
+
+    The env stays usable: the next ``reset()`` starts a fresh engine.
+    """
+
+    def __init__(self, message: str, task_id: str | None = None):
+        where = f" (task {task_id!r})" if task_id is not None else ""
+        super().__init__(f"{message}{where}. Call env.reset() to start a fresh engine.")
+        self.task_id = task_id
+
+
+class ResetNeeded(AgentGymError, RuntimeError):
+    """``step()`` was called before ``reset()`` or after the episode ended."""
+
+
+class DependencyNotInstalled(AgentGymError, ImportError):
+    """An optional engine package is missing."""

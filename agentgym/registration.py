@@ -1,0 +1,34 @@
+"""Registration of the ``agentgym/<Family>-v<N>`` ids with Gymnasium.
+
+Entry points are strings, so ``import agentgym`` stays free of engine imports: an engine package is
+imported only when its env is made. Bump a family's version whenever its reward, observation text or
+termination changes, so leaderboard rows stay comparable.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+NAMESPACE = "agentgym"
+
+#: Family name -> (version, entry point). Add a family here when its folder under ``envs/`` lands.
+FAMILIES: dict[str, tuple[int, str]] = {
+    "TextWorld": (0, "agentgym.envs.textworld:TextWorldEnv"),
+}
+
+
+def env_id(family: str) -> str:
+    version, _ = FAMILIES[family]
+    return f"{NAMESPACE}/{family}-v{version}"
+
+
+def register_envs() -> None:
+    """Register every family once (idempotent)."""
+    for family, (_, entry_point) in FAMILIES.items():
+        if env_id(family) not in gym.registry:
+            gym.register(id=env_id(family), entry_point=entry_point)
+
+
+def registered_ids() -> list[str]:
+    """All agentgym env ids, sorted."""
+    return sorted(key for key in gym.registry if key.startswith(f"{NAMESPACE}/"))

@@ -1,0 +1,286 @@
+"""Rollouts: run many episodes over a pool of envs in worker processes and record trajectories.
+
+:class:`EnvPool` keeps one env per worker process and lets the caller reset and step each one
+independently; :func:`rollout` drives it with an agent. The agent sees every turn that is ready at
+once (``act_batch``), so an LLM agent generates for many envs in one batch, and a worker never waits
+for the others to finish their step. The episodes to play are :class:`EpisodeSpec` s: a task, a seed
+and an id; :func:`group_specs` makes the N-rollouts-per-task groups GRPO-style training compares.
+
+Example:
+    >>> from functools import partial
+    >>> import gymnasium as gym, agentgym
+    >>> from agentgym.agents import RandomAgent
+    >>> specs = group_specs(["coin_collector/3000"], seeds=[0], group_size=4)            # doctest: +SKIP
+    >>> trajectories = rollout(partial(gym.make, "agentgym/TextWorld-v0", split="test"),   # doctest: +SKIP
+    ...                        RandomAgent(seed=0), specs, num_workers=2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import gymnasium as gym
+
+from agentgym.agents import Agent
+from agentgym.error import EngineFault
+from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
+
+EnvFactory = Callable[[], gym.Env]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to play: ``reset(seed=seed, options={"task_id": task_id})``."""
+
+    episode_id: str
+    task_id: str | None
+    seed: int | None
+    group_id: str | None = None
+
+
+def group_specs(task_ids: Iterable[str], seeds: Iterable[int], group_size: int) -> list[EpisodeSpec]:
+    """``group_size`` rollouts of each (task, seed), sharing a ``group_id``."""
+    specs = []
+    for task_id, seed in zip(task_ids, seeds, strict=True):
+        group_id = f"{task_id}@{seed}"
+        specs += [EpisodeSpec(f"{group_id}#{k}", task_id, seed, group_id) for k in range(group_size)]
+    return specs
+
+
+# --------------------------------------------------------------------------- worker processes
+def _worker(env_fn: EnvFactory, conn: Connection) -> None:
+    """Serve one env: ("reset", kwargs) / ("step", action) / ("close", None) -> ("ok" | "error", payload)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
+    env = None
+    try:
+        env = env_fn()
+        conn.send(("ok", None))
+        while True:
+            try:
+                command, payload = conn.recv()
+            except EOFError:  # the parent is gone (even after kill -9): stop quietly
+                break
+            if command == "close":
+                break
+            try:
+                result = env.reset(**payload) if command == "reset" else env.step(payload)
+                conn.send(("ok", result))
+            except Exception as exc:  # reported to the parent, which raises it there
+                conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    except Exception as exc:
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        except OSError:
+            pass
+    finally:
+        if env is not None:
+            env.close()
+        conn.close()
+
+
+class EnvPool:
+    """``num_envs`` envs, each in its own worker process (or all in this process with ``in_process=True``).
+
+    Calls are split into ``send_*`` and :meth:`ready`/:meth:`receive` so the caller can keep every
+    worker busy. Processes start with ``spawn`` (safe beside threads and torch); a dead worker raises
+    :class:`~agentgym.error.EngineFault`. ``close()`` (or the context manager) ends every worker.
+    """
+
+    def __init__(self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.in_process = in_process
+        self._results: dict[int, Any] = {}
+        if in_process:
+            self._envs = [env_fn() for _ in range(num_envs)]
+            return
+        context = mp.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[mp.process.BaseProcess] = []
+        for _ in range(num_envs):
+            parent, child = context.Pipe()
+            proc = context.Process(target=_worker, args=(env_fn, child), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        for index in range(num_envs):
+            self.receive(index)  # the env was built (or its error is raised here)
+
+    def __enter__(self) -> EnvPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_reset(self, index: int, seed: int | None, options: dict[str, Any] | None) -> None:
+        self._send(index, "reset", {"seed": seed, "options": options})
+
+    def send_step(self, index: int, action: str) -> None:
+        self._send(index, "step", action)
+
+    def _send(self, index: int, command: str, payload: Any) -> None:
+        if self.in_process:
+            env = self._envs[index]
+            self._results[index] = env.reset(**payload) if command == "reset" else env.step(payload)
+        else:
+            self._conns[index].send((command, payload))
+
+    def ready(self, pending: Sequence[int]) -> list[int]:
+        """The pending workers whose answer has arrived (blocks until at least one has)."""
+        if self.in_process:
+            return list(pending)
+        by_conn = {id(self._conns[i]): i for i in pending}
+        return sorted(by_conn[id(conn)] for conn in wait([self._conns[i] for i in pending]))
+
+    def receive(self, index: int) -> Any:
+        if self.in_process:
+            return self._results.pop(index)
+        try:
+            status, payload = self._conns[index].recv()
+        except (EOFError, ConnectionResetError):
+            raise EngineFault(f"env worker process {index} died (exit code {self._procs[index].exitcode})") from None
+        if status == "error":
+            raise EngineFault(f"env worker {index} failed: {payload}")
+        return payload
+
+    def close(self) -> None:
+        if self.in_process:
+            for env in self._envs:
+                env.close()
+            self._envs = []
+            return
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except OSError:
+                pass
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+
+
+# --------------------------------------------------------------------------- rollouts
+def _as_decision(output: str | Decision) -> Decision:
+    return output if isinstance(output, Decision) else Decision(text=output)
+
+
+def rollout(
+    env_fn: EnvFactory,
+    agent: Agent,
+    specs: Sequence[EpisodeSpec],
+    *,
+    num_workers: int = 1,
+    in_process: bool = False,
+    env_id: str = "",
+    token_budget: int | None = None,
+    on_episode: Callable[[Trajectory, float], None] | None = None,
+) -> list[Trajectory]:
+    """Play every spec with ``agent`` over ``num_workers`` envs; return trajectories in spec order.
+
+    ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
+    so an interruption loses only the episodes in flight). ``token_budget`` caps prompt+response
+    tokens per episode: the episode is truncated when the agent's decisions exceed it, and the
+    trajectory says so.
+    """
+    results: list[Trajectory | None] = [None] * len(specs)
+    if not specs:
+        return []
+    queue = list(range(len(specs)))[::-1]  # pop() takes them in order
+    running: dict[int, tuple[int, Trajectory, float]] = {}  # worker -> (spec index, trajectory, start)
+    phase: dict[int, str] = {}  # worker -> "reset" | "step"
+    with EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process) as pool:
+        idle = list(range(pool.num_envs))
+
+        def start_next(worker: int) -> None:
+            if not queue:
+                return
+            index = queue.pop()
+            spec = specs[index]
+            options = {"task_id": spec.task_id} if spec.task_id is not None else None
+            pool.send_reset(worker, spec.seed, options)
+            phase[worker] = "reset"
+            running[worker] = (index, None, time.perf_counter())  # type: ignore[arg-type]
+
+        for worker in idle:
+            start_next(worker)
+        while running:
+            arrived = pool.ready(list(running))
+            awaiting: list[int] = []
+            for worker in arrived:
+                index, trajectory, started = running[worker]
+                spec = specs[index]
+                if phase[worker] == "reset":
+                    obs, info = pool.receive(worker)
+                    trajectory = Trajectory(
+                        episode_id=spec.episode_id,
+                        env_id=env_id,
+                        task_id=info.get("task_id", spec.task_id),
+                        seed=spec.seed,
+                        agent=agent.name,
+                        initial_observation=obs,
+                        initial_info=jsonable(info),
+                        group_id=spec.group_id,
+                        token_budget=token_budget,
+                    )
+                    running[worker] = (index, trajectory, started)
+                    phase[worker] = "step"
+                    awaiting.append(worker)
+                    continue
+                obs, reward, terminated, truncated, info = pool.receive(worker)
+                turn = trajectory.turns[-1]
+                turn.observation, turn.reward = obs, float(reward)
+                turn.terminated, turn.truncated = bool(terminated), bool(truncated)
+                turn.info = jsonable(info)
+                turn.turn_rewards = dict(turn.info.get("turn_rewards") or {})
+                over_budget = token_budget is not None and trajectory.tokens_used > token_budget
+                if over_budget and not (terminated or truncated):
+                    turn.truncated = trajectory.token_budget_exceeded = True
+                if turn.terminated or turn.truncated:
+                    results[index] = trajectory
+                    agent.end_episode(spec.episode_id)
+                    del running[worker]
+                    if on_episode is not None:
+                        on_episode(trajectory, time.perf_counter() - started)
+                    start_next(worker)
+                else:
+                    awaiting.append(worker)
+            if awaiting:
+                _act(pool, agent, [(worker, running[worker][1]) for worker in awaiting])
+    return results  # type: ignore[return-value]
+
+
+def _act(pool: EnvPool, agent: Agent, batch: list[tuple[int, Trajectory]]) -> None:
+    """Ask the agent for the next action of every waiting episode at once, and send the steps."""
+    observations = [t.turns[-1].observation if t.turns else t.initial_observation for _, t in batch]
+    infos = [t.final_info for _, t in batch]
+    decisions = agent.act_batch(observations, infos, [t.episode_id for _, t in batch])
+    for (worker, trajectory), output in zip(batch, decisions, strict=True):
+        decision = _as_decision(output)
+        trajectory.turns.append(
+            Turn(
+                observation="",  # filled in when the step's answer arrives
+                action=decision.text,
+                reward=0.0,
+                terminated=False,
+                truncated=False,
+                info={},
+                prompt_token_ids=decision.prompt_token_ids,
+                response_token_ids=decision.response_token_ids,
+                response_logprobs=decision.response_logprobs,
+            )
+        )
+        pool.send_step(worker, decision.text)

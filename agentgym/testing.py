@@ -1,0 +1,161 @@
+"""The public conformance test every agentgym env passes (like PettingZoo's ``api_test``).
+
+``check_env("agentgym/<Family>-v0", split="test")`` makes the env and checks, with assertions that name
+the likely cause:
+
+1. reset/step return types and the observation and action spaces;
+2. the standard info keys (:data:`agentgym.core.INFO_KEYS`) and their types;
+3. determinism: the same seed picks the same task and gives the same episode; ``task_id`` options work;
+4. bad actions (empty, 1 MB, control characters, unpaired surrogates, ``None``, bytes) are answered
+   with ``action_valid=False`` and a str observation, without raising, and the episode goes on;
+5. the task list and manifest (hash, engine version);
+6. ``close()`` twice is fine and leaves no child process behind.
+
+A family that cannot meet a check declares it in ``metadata["conformance_exempt"]`` (a tuple of check
+names with a reason in the env card); the checker never keeps per-env lists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from agentgym.core import INFO_KEYS
+
+#: The bad actions every env must answer without raising.
+BAD_ACTIONS: dict[str, Any] = {
+    "empty": "",
+    "whitespace": "   \n\t ",
+    "huge": "go north " * 116_509,  # ~1 MB
+    "control characters": "look\x00\x1b[2J\x07",
+    "unpaired surrogate": "take \ud800 lamp",
+    "None": None,
+    "bytes": b"look",
+    "int": 42,
+}
+
+
+def _children() -> set[int]:
+    """Pids of this process's live (non-zombie) child processes, read from /proc."""
+    me, children = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            children.add(int(entry))
+    return children
+
+
+def _check_info(info: Any, where: str) -> None:
+    assert isinstance(info, dict), f"{where}: info must be a dict, got {type(info).__name__}"
+    missing = [key for key in INFO_KEYS if key not in info]
+    assert not missing, f"{where}: info lacks the standard keys {missing} (see agentgym.core.INFO_KEYS)"
+    assert isinstance(info["task_id"], str), f"{where}: info['task_id'] must be a str"
+    assert isinstance(info["action_valid"], bool), f"{where}: info['action_valid'] must be a bool"
+    assert isinstance(info["won"], bool), f"{where}: info['won'] must be a bool"
+    assert isinstance(info["score"], float) and 0.0 <= info["score"] <= 1.0, (
+        f"{where}: info['score'] must be a float in [0, 1], got {info['score']!r}"
+    )
+    assert isinstance(info["turn"], int), f"{where}: info['turn'] must be an int"
+    admissible = info["admissible_actions"]
+    assert admissible is None or (isinstance(admissible, list) and all(isinstance(a, str) for a in admissible)), (
+        f"{where}: info['admissible_actions'] must be None or a list of str"
+    )
+    for key in ("goal", "expert_action", "ground_truth", "anchor_obs"):
+        assert info[key] is None or isinstance(info[key], str), f"{where}: info[{key!r}] must be None or a str"
+
+
+def _check_step(env: gym.Env, result: Any, where: str) -> tuple[str, dict]:
+    assert isinstance(result, tuple) and len(result) == 5, f"{where}: step must return a 5-tuple"
+    obs, reward, terminated, truncated, info = result
+    assert isinstance(obs, str), f"{where}: observation must be a str, got {type(obs).__name__}"
+    assert env.observation_space.contains(obs), f"{where}: observation not in observation_space"
+    assert isinstance(reward, float), f"{where}: reward must be a float, got {type(reward).__name__}"
+    assert isinstance(terminated, bool) and isinstance(truncated, bool), f"{where}: terminated/truncated must be bool"
+    _check_info(info, where)
+    return obs, info
+
+
+def _first_action(info: dict) -> str:
+    return (info.get("admissible_actions") or [None])[0] or info.get("expert_action") or "look"
+
+
+def _play(env: gym.Env, seed: int, turns: int) -> list[tuple[str, float, bool]]:
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, 0.0, False)]
+    for _ in range(turns):
+        obs, reward, terminated, truncated, info = env.step(_first_action(info))
+        trace.append((obs, reward, info["won"]))
+        if terminated or truncated:
+            break
+    return trace
+
+
+def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3, **kwargs: Any) -> None:
+    """Run every conformance check on ``env_id`` (an id plus constructor ``kwargs``, or a factory)."""
+    make = env_id if callable(env_id) else (lambda: gym.make(env_id, **kwargs))
+    before = _children()
+    env = make()
+    exempt = set(env.unwrapped.metadata.get("conformance_exempt", ()))
+    try:
+        base = env.unwrapped
+        assert isinstance(env.observation_space, gym.spaces.Text), "observation_space must be a text space"
+        assert isinstance(env.action_space, gym.spaces.Text), "action_space must be a text space"
+
+        task_ids = base.task_ids
+        assert isinstance(task_ids, list) and task_ids and all(isinstance(t, str) for t in task_ids), (
+            "env.unwrapped.task_ids must be a non-empty list of str"
+        )
+        manifest = base.manifest
+        assert len(manifest.hash) == 64 and manifest.engine_version, "manifest needs a sha256 hash and an engine version"
+
+        # 1-2. types and info keys
+        result = env.reset(seed=seed)
+        assert isinstance(result, tuple) and len(result) == 2, "reset must return (observation, info)"
+        obs, info = result
+        assert isinstance(obs, str) and env.observation_space.contains(obs), "reset observation must be a str"
+        _check_info(info, "reset")
+        assert info["task_id"] in task_ids, f"reset picked {info['task_id']!r}, which is not in task_ids"
+        assert info["turn"] == 0, "info['turn'] must be 0 after reset"
+        _, info = _check_step(env, env.step(_first_action(info)), "step")
+        assert info["turn"] == 1, "info['turn'] must count steps"
+
+        # 4. bad actions
+        if "bad_actions" not in exempt:
+            env.reset(seed=seed)
+            for name, action in BAD_ACTIONS.items():
+                result = env.step(action)
+                obs, info = _check_step(env, result, f"bad action ({name})")
+                assert info["action_valid"] is False, f"bad action ({name}) must give info['action_valid'] = False"
+                assert obs, f"bad action ({name}) must be answered with an observation saying what was wrong"
+                assert not result[2], f"bad action ({name}) must not end the episode"
+                if result[3]:  # turn limit reached: start again
+                    env.reset(seed=seed)
+
+        # 3. determinism under a seed, and task_id options
+        if "determinism" not in exempt:
+            other = make()
+            try:
+                first, second = _play(env, seed, turns), _play(other, seed, turns)
+                assert first == second, "the same seed must give the same episode (observations, rewards, won)"
+                for task_id in (task_ids[0], task_ids[-1]):
+                    _, info = other.reset(seed=seed, options={"task_id": task_id})
+                    assert info["task_id"] == task_id, "reset(options={'task_id': ...}) must select that task"
+                picks = {other.reset(seed=s)[1]["task_id"] for s in range(3)}
+                again = {other.reset(seed=s)[1]["task_id"] for s in range(3)}
+                assert picks == again, "the same seed must pick the same task"
+            finally:
+                other.close()
+    finally:
+        env.close()
+        env.close()  # twice must be fine
+    leaked = _children() - before
+    assert not leaked, f"close() left child processes behind: pids {sorted(leaked)}"

@@ -1,0 +1,1 @@
+"""Agents, advantage estimators and training scripts (imported as ``agentgym.baselines``)."""

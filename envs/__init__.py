@@ -1,0 +1,1 @@
+"""Environment families, one folder each (imported as ``agentgym.envs.<family>``)."""

@@ -1,0 +1,151 @@
+"""TextWorld on the real engine.
+
+Env card
+--------
+* **Id**: ``agentgym/TextWorld-v0``
+* **Engine**: the PyPI ``textworld`` package (Z-machine games run by its bundled frotz through jericho).
+* **Tasks**: embedded suites generated with TextWorld's own generator (see :mod:`.games`): the
+  coin-collector and treasure-hunter challenges and custom quests at three difficulties (easy, medium,
+  hard); splits ``train`` (50 tasks), ``valid`` (10), ``test`` (10) on disjoint world seeds.
+  Users' own games: ``game_files=[...]`` with ``.z8``/``.ulx`` files made by ``tw-make`` (the ``.json``
+  next to each); they then form the selected split.
+* **Observation**: the engine's text (the intro banner at reset). **Action**: one command, plain text.
+* **Reward**: the change in the game's score at this step (TextWorld's own reward). ``info["score"]``
+  is score / max score; TextWorld's dense shaping signal is ``info["textworld"]["intermediate_reward"]``.
+* **Termination**: won or lost. **Truncation**: ``max_turns`` (default 50) reached.
+* **info**: the standard keys; ``admissible_actions`` are TextWorld's admissible commands,
+  ``expert_action`` the first command of the game's shortest winning plan from the current state
+  (the walkthrough's next step while the agent follows it, and a recovery plan when it strays),
+  ``action_valid`` whether the command was among the admissible ones, ``ground_truth`` None. Under
+  ``info["textworld"]``: raw ``score``, ``max_score``, ``intermediate_reward``, ``moves``, ``lost``.
+* **Bad actions**: besides the common checks, backslashes are refused (the Z-machine reads them as
+  escape sequences).
+
+Version history: v0, initial release.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from agentgym.core import TextEnv, Transition
+from agentgym.error import DependencyNotInstalled
+from agentgym.tasks import Task, TaskSplit, choose_split
+
+from agentgym.envs.textworld import games
+
+
+def _normalize(command: str) -> str:
+    return " ".join(command.lower().split())
+
+
+class TextWorldEnv(TextEnv):
+    """TextWorld games as a text env (see the module's env card).
+
+    Args:
+        split: ``train``, ``valid`` or ``test`` (embedded suites only).
+        max_turns: turn limit; reaching it truncates the episode.
+        game_files: a user's own ``tw-make`` games; they replace the embedded suite.
+        max_action_length: longer actions are answered as invalid.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    family = "TextWorld"
+
+    def __init__(
+        self,
+        split: str = "train",
+        max_turns: int = 50,
+        game_files: list[str | os.PathLike] | None = None,
+        max_action_length: int = 4096,
+        render_mode: str | None = None,
+    ):
+        try:
+            import textworld  # noqa: F401  (fail early with a clear message)
+        except ImportError as exc:
+            raise DependencyNotInstalled("agentgym/TextWorld-v0 needs `pip install textworld==1.7.0`") from exc
+        self.engine_version = f"textworld {games.textworld_version()}"
+        if game_files is not None:
+            pairs = games.user_tasks(game_files)
+            self._paths: dict[str, Path] = {task.task_id: path for task, path in pairs}
+            tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
+        else:
+            first_seed, per_kind = choose_split(games.SPLITS, split)
+            self._paths = {}
+            tasks = TaskSplit(split, games.suite_tasks(first_seed, per_kind), self.engine_version)
+        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode)
+        self._engine: Any = None
+        self._engine_path: Path | None = None
+        self._raw_score = 0
+
+    def game_file(self, task: Task) -> Path:
+        """The game file of a task (generated and cached on first use for the embedded suites)."""
+        return self._paths.get(task.task_id) or games.game_path(task)
+
+    # ----------------------------------------------------------------- hooks
+    def _start(self, task: Task) -> tuple[Transition, str | None]:
+        import textworld
+
+        path = self.game_file(task)
+        if self._engine is None or self._engine_path != path:
+            self._close_engine()
+            infos = textworld.EnvInfos(
+                admissible_commands=True,
+                policy_commands=True,
+                intermediate_reward=True,
+                objective=True,
+                max_score=True,
+                score=True,
+                won=True,
+                lost=True,
+                moves=True,
+                extras=["walkthrough"],
+            )
+            self._engine = textworld.start(str(path), request_infos=infos)
+            self._engine_path = path
+        state = self._engine.reset()
+        self._raw_score = state["score"] or 0
+        return self._transition(state, reward=0.0, action_valid=True), state["objective"]
+
+    def _clean_action(self, action: str) -> tuple[str | None, str | None]:
+        if "\\" in action:
+            return None, "backslashes are not allowed in TextWorld commands"
+        return action, None
+
+    def _advance(self, action: str) -> Transition:
+        admissible = {_normalize(command) for command in (self._last.admissible_actions or [])}
+        state, score, _ = self._engine.step(action)
+        reward = float((score or 0) - self._raw_score)
+        self._raw_score = score or 0
+        return self._transition(state, reward=reward, action_valid=_normalize(action) in admissible)
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine, self._engine_path = None, None
+
+    # ----------------------------------------------------------------- helpers
+    @staticmethod
+    def _transition(state: Any, reward: float, action_valid: bool) -> Transition:
+        max_score = state["max_score"] or 1
+        won, lost = bool(state["won"]), bool(state["lost"])
+        plan = state["policy_commands"] or []
+        return Transition(
+            observation=state.feedback,
+            reward=reward,
+            terminated=won or lost,
+            action_valid=action_valid,
+            won=won,
+            score=float(state["score"] or 0) / max_score,
+            admissible_actions=list(state["admissible_commands"] or []),
+            expert_action=plan[0] if plan and not (won or lost) else None,
+            family_info={
+                "score": state["score"],
+                "max_score": state["max_score"],
+                "intermediate_reward": state["intermediate_reward"],
+                "moves": state["moves"],
+                "lost": lost,
+            },
+        )

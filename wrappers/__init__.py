@@ -1,0 +1,1 @@
+"""Wrappers, among them the turn-level reward hooks (imported as ``agentgym.wrappers``)."""
