@@ -27,6 +27,7 @@ Version history: v0, initial release.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,10 @@ class TextWorldEnv(TextEnv):
                 moves=True,
                 extras=["walkthrough"],
             )
-            self._engine = textworld.start(str(path), request_infos=infos)
+            with warnings.catch_warnings():
+                # jericho warns that it cannot track score in TextWorld games; TextWorld tracks it itself.
+                warnings.filterwarnings("ignore", message=".*is not fully supported", category=UserWarning)
+                self._engine = textworld.start(str(path), request_infos=infos)
             self._engine_path = path
         state = self._engine.reset()
         self._raw_score = state["score"] or 0

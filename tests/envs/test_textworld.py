@@ -1,0 +1,136 @@
+"""TextWorld on the real engine: embedded suites, users' own tw-make games, rewards and the expert."""
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import textworld
+
+import agentgym  # noqa: F401
+from agentgym.agents import ExpertAgent
+from agentgym.envs.textworld import games
+from agentgym.error import TaskFileError
+from agentgym.rollout import EpisodeSpec, rollout
+
+ENV_ID = "agentgym/TextWorld-v0"
+
+
+def test_splits_have_documented_sizes_and_disjoint_worlds():
+    seeds = {}
+    for split, size in (("train", 50), ("valid", 10), ("test", 10)):
+        env = gym.make(ENV_ID, split=split)
+        tasks = env.unwrapped.tasks.tasks
+        assert len(tasks) == size
+        seeds[split] = {task.definition["seed"] for task in tasks}
+        kinds = {task.task_id.split("/")[0] for task in tasks}
+        assert kinds == set(games.KINDS)
+        env.close()
+    assert not seeds["train"] & seeds["valid"] and not seeds["train"] & seeds["test"] and not seeds["valid"] & seeds["test"]
+
+
+def test_generation_is_deterministic(tmp_path, monkeypatch):
+    task = gym.make(ENV_ID, split="valid").unwrapped.tasks.get("custom_easy/2000")
+    files = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / name))
+        files.append(games.game_path(task))
+    assert files[0] != files[1]
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert files[0].with_suffix(".json").read_bytes() == files[1].with_suffix(".json").read_bytes()
+
+
+def test_expert_episode_rewards_and_info():
+    env = gym.make(ENV_ID, split="test")
+    obs, info = env.reset(options={"task_id": "treasure_hunter/3000"})
+    assert "TextWorld" in info["goal"] or info["goal"]
+    assert info["expert_action"] in info["admissible_actions"]
+    total, terminated = 0.0, False
+    while not terminated:
+        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        total += reward
+        assert info["action_valid"] and not truncated
+    family = info["textworld"]
+    assert info["won"] and info["score"] == 1.0 and total == family["max_score"] == family["score"]
+    assert info["expert_action"] is None and set(family) >= {"intermediate_reward", "moves", "lost"}
+    env.close()
+
+
+def test_inadmissible_and_escaped_commands():
+    env = gym.make(ENV_ID, split="test")
+    env.reset(options={"task_id": "coin_collector/3000"})
+    obs, _, _, _, info = env.step("xyzzy")
+    assert "not a verb" in obs and info["action_valid"] is False
+    obs, _, _, _, info = env.step("look\\n")
+    assert "backslash" in obs and info["action_valid"] is False
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def user_game(tmp_path_factory):
+    """A game made by the user with TextWorld's own `tw-make` command."""
+    out = tmp_path_factory.mktemp("user_games") / "my_game.z8"
+    tw_make = Path(sys.executable).parent / "tw-make"
+    subprocess.run(
+        [str(tw_make), "custom", "--world-size", "4", "--nb-objects", "6", "--quest-length", "4",
+         "--seed", "123", "--output", str(out), "--silent"],
+        check=True, timeout=300,
+    )
+    return out
+
+
+def test_user_game_plays_with_textworld_scores(user_game):
+    infos = textworld.EnvInfos(score=True, won=True, max_score=True, extras=["walkthrough"])
+    reference = textworld.start(str(user_game), request_infos=infos)
+    state = reference.reset()
+    walkthrough = state["extra.walkthrough"]
+    expected = []
+    for command in walkthrough:
+        state, score, done = reference.step(command)
+        expected.append((state.feedback, score, state["won"]))
+    reference.close()
+
+    env = gym.make(ENV_ID, game_files=[str(user_game)])
+    assert env.unwrapped.task_ids == ["my_game.z8"]
+    env.reset(seed=0)
+    got = []
+    for command in walkthrough:
+        obs, reward, terminated, truncated, info = env.step(command)
+        got.append((obs, info["textworld"]["score"], info["won"]))
+    env.close()
+    assert got == expected and got[-1][2] is True
+
+
+def test_user_game_manifest_ignores_location(user_game, tmp_path):
+    copy = tmp_path / user_game.name
+    copy.write_bytes(user_game.read_bytes())
+    copy.with_suffix(".json").write_bytes(user_game.with_suffix(".json").read_bytes())
+    a = gym.make(ENV_ID, game_files=[user_game]).unwrapped.manifest
+    b = gym.make(ENV_ID, game_files=[copy]).unwrapped.manifest
+    assert a.hash == b.hash
+
+
+def test_bad_game_files_are_named(tmp_path):
+    with pytest.raises(TaskFileError, match="no such game file"):
+        gym.make(ENV_ID, game_files=[tmp_path / "missing.z8"])
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(TaskFileError, match=r"notes.txt: expected a TextWorld game file ending in .z8 or .ulx"):
+        gym.make(ENV_ID, game_files=[tmp_path / "notes.txt"])
+    (tmp_path / "lonely.z8").write_bytes(b"\0")
+    with pytest.raises(TaskFileError, match=r"lonely.json is missing"):
+        gym.make(ENV_ID, game_files=[tmp_path / "lonely.z8"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "valid", "test"])
+def test_expert_wins_every_task(split):
+    task_ids = gym.make(ENV_ID, split=split).unwrapped.task_ids
+    specs = [EpisodeSpec(f"{split}:{i}", task_id, i) for i, task_id in enumerate(task_ids)]
+    factory = functools.partial(gym.make, ENV_ID, split=split)
+    trajectories = rollout(factory, ExpertAgent(), specs, num_workers=2)
+    lost = [t.task_id for t in trajectories if not t.won]
+    assert not lost, f"the expert did not win {lost}"
+    assert all(t.score == 1.0 and t.terminated for t in trajectories)

@@ -1,0 +1,130 @@
+"""The core contract: action checks, text space, task splits and manifests, base-class behaviour."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from agentgym.core import TextEnv, TextSpace, Transition, check_action
+from agentgym.error import InvalidArgumentError, ResetNeeded, UnknownTaskError
+from agentgym.tasks import Task, TaskSplit, choose_split
+
+
+@pytest.mark.parametrize(
+    ("action", "problem"),
+    [
+        (None, "expected a text string, got NoneType"),
+        (b"look", "got bytes; decode it first"),
+        ("", "empty"),
+        ("  \n ", "empty"),
+        ("x" * 5000, "5000 characters long; the limit is 4096"),
+        ("look\x00", "control character U+0000 at position 4"),
+        ("go \ud800", "unpaired surrogate at position 3"),
+    ],
+)
+def test_check_action_names_the_problem(action, problem):
+    clean, message = check_action(action, 4096)
+    assert clean is None and problem in message
+
+
+def test_check_action_strips_surrounding_whitespace():
+    assert check_action("  go north\n", 4096) == ("go north", None)
+    assert check_action("prendre la clé ✓", 4096) == ("prendre la clé ✓", None)
+
+
+def test_text_space_admits_any_unicode_up_to_its_length():
+    space = TextSpace(5)
+    assert space.contains("héllo") and not space.contains("toolong") and not space.contains(b"abc")
+    assert space.contains(space.sample())
+
+
+def _split(name="test", n=4):
+    return TaskSplit(name, [Task(f"t/{i}", {"seed": i}) for i in range(n)], "engine 1.0")
+
+
+def test_manifest_hash_depends_on_definitions_not_order():
+    a, b = _split(), TaskSplit("test", list(reversed(_split().tasks)), "engine 1.0")
+    assert a.manifest.hash == b.manifest.hash
+    changed = TaskSplit("test", [Task("t/0", {"seed": 99})] + _split().tasks[1:], "engine 1.0")
+    assert changed.manifest.hash != a.manifest.hash
+    assert a.manifest.engine_version == "engine 1.0" and a.manifest.num_tasks == 4
+
+
+def test_unknown_task_suggests_close_ids():
+    with pytest.raises(UnknownTaskError, match=r"Did you mean .*'t/1'"):
+        _split().get("t/l")
+
+
+def test_unknown_split_lists_the_splits():
+    with pytest.raises(InvalidArgumentError, match=r"unknown split 'tset'.*Did you mean 'test'"):
+        choose_split({"train": 1, "test": 2}, "tset")
+
+
+def test_selection_draws_from_the_generator_only():
+    split = _split(n=50)
+    picks = [split.select(np.random.default_rng(7)).task_id for _ in range(3)]
+    assert len(set(picks)) == 1
+
+
+class CounterEnv(TextEnv):
+    """A tiny family used to test the base class: say a number to count up; 'win' at 3."""
+
+    family = "Counter"
+
+    def __init__(self, max_turns=5):
+        super().__init__(_split(), max_turns=max_turns)
+        self.engine_version = "counter 1"
+        self.closed = 0
+
+    def _start(self, task):
+        self.count = 0
+        return Transition("count: 0", admissible_actions=["up"], expert_action="up"), "reach 3"
+
+    def _advance(self, action):
+        if action != "up":
+            return Transition(f"unknown {action!r}", action_valid=False, admissible_actions=["up"])
+        self.count += 1
+        won = self.count == 3
+        return Transition(f"count: {self.count}", reward=1.0, terminated=won, won=won, score=self.count / 3,
+                          admissible_actions=["up"], expert_action=None if won else "up")
+
+    def _close_engine(self):
+        self.closed += 1
+
+
+def test_base_class_counts_turns_truncates_and_carries_state_over_rejections():
+    env = CounterEnv(max_turns=3)
+    obs, info = env.reset(seed=0)
+    assert info["turn"] == 0 and info["goal"] == "reach 3" and info["anchor_obs"] == "count: 0"
+    env.step("up")
+    obs, reward, terminated, truncated, info = env.step(None)
+    assert obs.startswith("Invalid action") and reward == 0.0 and not info["action_valid"]
+    assert info["anchor_obs"] == "count: 1" and info["score"] == pytest.approx(1 / 3) and info["turn"] == 2
+    assert info["counter"] == {}
+    obs, reward, terminated, truncated, info = env.step("up")
+    assert (terminated, truncated) == (False, True)
+    with pytest.raises(ResetNeeded):
+        env.step("up")
+    env.close()
+    env.close()
+    assert env.closed == 2
+
+
+def test_reset_rejects_unknown_options_and_tasks():
+    env = CounterEnv()
+    with pytest.raises(InvalidArgumentError, match="task_id"):
+        env.reset(options={"taskid": "t/0"})
+    with pytest.raises(UnknownTaskError):
+        env.reset(options={"task_id": "nope"})
+    assert env.reset(options={"task_id": "t/2"})[1]["task_id"] == "t/2"
+
+
+def test_bad_max_turns_is_refused():
+    with pytest.raises(InvalidArgumentError, match="max_turns must be a positive int, got 0"):
+        CounterEnv(max_turns=0)
+
+
+def test_unknown_env_kwarg_raises():
+    import agentgym  # noqa: F401
+
+    with pytest.raises(TypeError, match="splt"):
+        gym.make("agentgym/TextWorld-v0", splt="test")
