@@ -28,8 +28,8 @@ Change logs:
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypedDict
 
 import gymnasium as gym
@@ -93,11 +93,118 @@ class TextSpace(Text):
         return f"TextSpace(max_length={self.max_length})"
 
 
+class Deferred:
+    """A value computed by ``compute()`` the first time it is read, then remembered.
+
+    A family passes one as :attr:`Transition.admissible_actions` or :attr:`Transition.expert_action`
+    when that value is costly to get from its engine; ``info`` then computes it only when read.
+    """
+
+    __slots__ = ("_compute", "_value")
+    _PENDING: ClassVar[object] = object()
+
+    def __init__(self, compute: Callable[[], Any]):
+        self._compute = compute
+        self._value: Any = Deferred._PENDING
+
+    def __call__(self) -> Any:
+        if self._value is Deferred._PENDING:
+            self._value = self._compute()
+            self._compute = None  # free what the computation held on to
+        return self._value
+
+
+class LazyInfo(dict):
+    """A step's ``info`` whose :class:`Deferred` values are computed on first read.
+
+    It behaves as a plain dict with every key present: ``info[key]``, ``info.get(key)``, iteration,
+    ``items()``, copies, ``==``, ``json.dumps`` and pickling all see the computed values. Reading only
+    other keys (``info["won"]``) computes nothing. ``info.copy()`` stays lazy (and shares the
+    computation); ``dict(info)`` computes everything.
+    """
+
+    def __init__(self, values: Mapping[str, Any], deferred: Mapping[str, Deferred]):
+        super().__init__((key, value) for key, value in values.items() if key not in deferred)
+        self._order = tuple(values)
+        self._deferred = dict(deferred)
+
+    def _resolve(self, key: Any = None) -> None:
+        if not self._deferred or (key is not None and key not in self._deferred):
+            return
+        for name in [key] if key is not None else list(self._deferred):
+            value = self._deferred.pop(name)()
+            dict.__setitem__(self, name, list(value) if isinstance(value, list) else value)
+        ordered = [(name, dict.__getitem__(self, name)) for name in self._order if dict.__contains__(self, name)]
+        extra = [(name, value) for name, value in dict.items(self) if name not in self._order]
+        dict.clear(self)
+        dict.update(self, ordered + extra)
+
+    def __missing__(self, key: Any) -> Any:
+        if key in self._deferred:
+            self._resolve(key)
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._resolve(key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._deferred or dict.__contains__(self, key)
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self._deferred)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._deferred.pop(key, None)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        if self._deferred.pop(key, None) is None:
+            dict.__delitem__(self, key)
+
+    def copy(self) -> LazyInfo:
+        values = {name: dict.get(self, name) for name in self._order}
+        values.update(dict.items(self))
+        return LazyInfo(values, self._deferred)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # pickles and copies as a plain dict
+        self._resolve()
+        return dict, (dict(dict.items(self)),)
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _resolving(method: Callable[..., Any]) -> Callable[..., Any]:
+    def whole(self: LazyInfo, *args: Any, **kwargs: Any) -> Any:
+        self._resolve()
+        return method(self, *args, **kwargs)
+
+    whole.__name__ = method.__name__
+    return whole
+
+
+# Whole-dict operations compute every deferred value first, then act as dict does.
+for _name in ("__iter__", "__reversed__", "keys", "items", "values", "__repr__", "__eq__", "__ne__",
+              "__or__", "__ror__", "__ior__", "pop", "popitem", "setdefault", "update", "clear"):
+    setattr(LazyInfo, _name, _resolving(getattr(dict, _name)))
+del _name
+
+
+def _deferrable(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, list, Deferred)) or not callable(value) else Deferred(value)
+
+
 @dataclasses.dataclass
 class Transition:
     """What a family hook reports after starting an episode or applying an action.
 
     ``anchor_obs`` (the raw state text GiGPO-style grouping compares) defaults to ``observation``.
+    ``admissible_actions`` and ``expert_action`` may be zero-argument callables (wrapped in a
+    :class:`Deferred`): ``info`` then computes them only when read, at most once per transition.
     """
 
     observation: str
@@ -106,8 +213,8 @@ class Transition:
     action_valid: bool = True
     won: bool = False
     score: float = 0.0
-    admissible_actions: list[str] | None = None
-    expert_action: str | None = None
+    admissible_actions: list[str] | Callable[[], list[str]] | None = None
+    expert_action: str | Callable[[], str | None] | None = None
     ground_truth: str | None = None
     anchor_obs: str | None = None
     family_info: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -115,6 +222,12 @@ class Transition:
     def __post_init__(self) -> None:
         if self.anchor_obs is None:
             self.anchor_obs = self.observation
+        self.admissible_actions = _deferrable(self.admissible_actions)
+        self.expert_action = _deferrable(self.expert_action)
+
+
+#: Control characters (Unicode category Cc) and unpaired surrogates (text that cannot be UTF-8 encoded).
+_FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def check_action(action: Any, max_length: int) -> tuple[str | None, str | None]:
@@ -132,14 +245,15 @@ def check_action(action: Any, max_length: int) -> tuple[str | None, str | None]:
     action = action.strip()
     if not action:
         return None, "the action is empty"
-    for index, char in enumerate(action):
+    bad = _FORBIDDEN_CHARS.search(action)
+    if bad is not None:
+        char, index = bad.group(), bad.start()
         if 0xD800 <= ord(char) <= 0xDFFF:
             return None, f"the action contains invalid Unicode (an unpaired surrogate at position {index})"
-        if unicodedata.category(char) == "Cc":
-            return None, (
-                f"the action contains the control character U+{ord(char):04X} at position {index}; "
-                "send one command per step as plain text"
-            )
+        return None, (
+            f"the action contains the control character U+{ord(char):04X} at position {index}; "
+            "send one command per step as plain text"
+        )
     return action, None
 
 
@@ -269,12 +383,11 @@ class TextEnv(gym.Env[str, str]):
 
     def _info(self, transition: Transition) -> StepInfo:
         assert self._task is not None
+        admissible = transition.admissible_actions
         info: StepInfo = {
             "task_id": self._task.task_id,
             "goal": self._goal,
-            "admissible_actions": list(transition.admissible_actions)
-            if transition.admissible_actions is not None
-            else None,
+            "admissible_actions": list(admissible) if isinstance(admissible, list) else admissible,
             "action_valid": bool(transition.action_valid),
             "won": bool(transition.won),
             "score": float(transition.score),
@@ -284,5 +397,6 @@ class TextEnv(gym.Env[str, str]):
             "turn": self._turn,
         }
         info[self.family.lower()] = dict(transition.family_info)  # type: ignore[literal-required]
-        return info
+        deferred = {key: value for key, value in info.items() if isinstance(value, Deferred)}
+        return LazyInfo(info, deferred) if deferred else info  # type: ignore[return-value]
 
