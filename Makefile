@@ -35,8 +35,9 @@ bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py
 	$(BIN)/python benchmarks/vector_throughput.py
 
+# Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
+	{ head -n 1 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
