@@ -23,7 +23,10 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
+	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
+	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)
 
 test: venv
 	$(BIN)/python -m pytest -n 2 tests

@@ -109,7 +109,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Success rate, mean score, mean turns, episodes and a 95% CI per (agent, env, split) and protocol."""
+    """Success rate, mean score, mean turns, episodes and a 95% CI per (agent, env, split) and protocol.
+
+    With --competitive: Elo ratings from stored multi-agent games instead.
+    """
+    if args.competitive:
+        from agentgym.ratings import RatingStore, format_ratings
+
+        with RatingStore(args.db) as store:
+            print(format_ratings(store.ratings(args.env)))
+        return 0
     with ResultStore(args.db) as store:
         print(format_leaderboard(store.leaderboard(args.env)))
     return 0
@@ -175,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("leaderboard", help="compare stored results", description=cmd_leaderboard.__doc__)
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--env", help="only this env id")
+    p.add_argument(
+        "--competitive",
+        action="store_true",
+        help="Elo ratings from multi-agent games (played with python -m agentgym.envs.multiagent.matches)",
+    )
     p.set_defaults(func=cmd_leaderboard)
 
     p = commands.add_parser("prepare", help="generate a split's task files ahead of time", description=cmd_prepare.__doc__)

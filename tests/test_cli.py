@@ -52,3 +52,14 @@ def test_bad_arguments_give_clear_messages(tmp_path, capsys):
     assert "unknown split 'tset'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["eval", "--env", "x", "--agent", "nobody"])
+
+
+def test_competitive_leaderboard(tmp_path, capsys):
+    db = str(tmp_path / "games.sqlite")
+    from agentgym.envs.multiagent.matches import main as play_main
+
+    assert play_main(["--agents", "expert", "random", "--games", "10", "--split", "test", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--competitive", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "expert" in out and "random" in out and "agentgym/Negotiation-v0" in out

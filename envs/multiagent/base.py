@@ -1,0 +1,466 @@
+"""The multi-agent contract: a turn-based text game behind three views.
+
+A multi-agent family implements one :class:`TurnGame` (the rules: who moves, what each agent sees, what each
+agent is paid). The game is then served three ways, all driven by the same code here:
+
+* :class:`TextAECEnv` — a PettingZoo ``AECEnv`` (agents step one at a time, ``agent_iter``/``last``);
+* :class:`TextParallelEnv` — a PettingZoo ``ParallelEnv``; the games are turn-based, so in each ``step`` only
+  the agent to move (``info["to_move"]``) acts and the others' actions are ignored (send anything or leave them
+  out of the dict);
+* :class:`SingleAgentView` — a :class:`~agentgym.core.TextEnv` (``agentgym/<Family>-v0``) where one seat is the
+  learner and scripted :class:`~agentgym.agents.Agent` s play the others.
+
+Shared behaviour (the single-agent contract, per agent):
+
+* Observations and actions are text. In the PettingZoo views an observation is a :class:`TextObs`, a ``str``
+  subclass that also carries the text space's ``dtype`` (PettingZoo's ``api_test`` compares dtypes).
+* Every agent's ``info`` has the standard keys (:data:`agentgym.core.INFO_KEYS`) from its own point of view, the
+  family's keys under ``info[family.lower()]``, plus ``agent_id`` (this agent) and ``to_move`` (the agent whose
+  move it is, ``None`` once the game is over). ``turn`` counts the moves of all agents so far.
+* Bad actions never raise: they go through :func:`agentgym.core.check_action` (empty, huge, control characters,
+  surrogates, non-strings; a game's ``message_agents``, whose actions are messages, may break lines) and then
+  the game's own checks; the agent is answered ``"Invalid action: ..."`` with
+  ``action_valid=False``, keeps the move, and the move counts towards ``max_turns``.
+* ``max_turns`` caps the moves of all agents together; reaching it truncates the episode for every agent.
+* ``reset(seed=..., options={"task_id": ...})`` works as in the single-agent envs. PettingZoo's test passes other
+  option keys; they are ignored with a warning.
+
+Change logs:
+    v0: initial multi-agent contract.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import dataclasses
+import inspect
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium.utils import seeding
+from pettingzoo import AECEnv, ParallelEnv
+
+from agentgym.agents import Agent
+from agentgym.core import DEFAULT_MAX_ACTION_LENGTH, MAX_OBSERVATION_LENGTH, TextEnv, TextSpace, Transition, check_action
+from agentgym.error import InvalidArgumentError, ResetNeeded
+from agentgym.tasks import Task, TaskSplit
+from agentgym.trajectory import Decision
+
+
+class TextObs(str):
+    """An observation text: a plain ``str`` that also has the ``dtype`` of :class:`~agentgym.core.TextSpace`.
+
+    PettingZoo's ``api_test`` checks ``observation.dtype == observation_space.dtype``, which a bare ``str``
+    cannot answer; everything else treats a ``TextObs`` as the string it is.
+    """
+
+    __slots__ = ()
+    dtype = TextSpace(1).dtype
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a game hook reports: each agent's transition (its view of the step) and who moves next.
+
+    ``transitions[agent].reward`` is what that agent earned on this move; ``terminated`` on any transition
+    ends the game for every agent. ``to_move`` is ignored once the game is over.
+    """
+
+    transitions: dict[str, Transition]
+    to_move: str | None
+
+
+class TurnGame(abc.ABC):
+    """A turn-based text game for several agents (the engine behind every view; see the module docstring).
+
+    A family subclass sets :attr:`family`, :attr:`possible_agents` and ``engine_version``, builds its
+    :class:`~agentgym.tasks.TaskSplit` and implements :meth:`_start`, :meth:`_advance` and optionally
+    :meth:`_clean_action` and :meth:`_close_engine`. The driver methods (:meth:`begin`, :meth:`move`,
+    :meth:`observation`, :meth:`info`) hold the turn counter, the turn limit and the bad-action answers.
+
+    Args:
+        tasks: the split tasks are drawn from.
+        max_turns: cap on the moves of all agents together (``None``: no cap).
+        max_action_length: longer actions are answered as invalid.
+    """
+
+    family: ClassVar[str] = "base"
+    splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
+    possible_agents: ClassVar[tuple[str, ...]] = ()
+    #: Agents whose action is a free-text message rather than a command: line breaks and tabs are allowed.
+    message_agents: ClassVar[tuple[str, ...]] = ()
+    engine_version: str = ""
+
+    def __init__(self, tasks: TaskSplit, *, max_turns: int | None, max_action_length: int = DEFAULT_MAX_ACTION_LENGTH):
+        if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
+            raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
+        self.tasks = tasks
+        self.max_turns = max_turns
+        self.max_action_length = max_action_length
+        self._task: Task | None = None
+        self._last: dict[str, Transition] = {}
+        self._goals: dict[str, str | None] = {}
+        self._to_move: str | None = None
+        self._turn = 0
+        self.terminated = self.truncated = False
+
+    # ----------------------------------------------------------------- family hooks
+    @abc.abstractmethod
+    def _start(self, task: Task) -> tuple[Outcome, dict[str, str | None]]:
+        """Begin a game on ``task``: the first outcome and each agent's goal text."""
+
+    @abc.abstractmethod
+    def _advance(self, agent: str, action: str) -> Outcome:
+        """Apply one checked action of ``agent`` (the agent to move)."""
+
+    def _clean_action(self, agent: str, action: str) -> tuple[str | None, str | None]:
+        """Game-specific action checks after the common ones (same shape as :func:`~agentgym.core.check_action`)."""
+        return action, None
+
+    def _close_engine(self) -> None:
+        """Free engine processes and files; idempotent."""
+
+    # ----------------------------------------------------------------- driver
+    @property
+    def task(self) -> Task | None:
+        return self._task
+
+    @property
+    def to_move(self) -> str | None:
+        """The agent whose move it is (``None`` when the game is over)."""
+        return None if self.over else self._to_move
+
+    @property
+    def over(self) -> bool:
+        return self.terminated or self.truncated
+
+    @property
+    def turn(self) -> int:
+        return self._turn
+
+    def begin(self, task: Task) -> None:
+        """Start a game on ``task``."""
+        outcome, self._goals = self._start(task)
+        self._task, self._turn = task, 0
+        self.terminated = self.truncated = False
+        self._apply(outcome)
+
+    def move(self, action: Any) -> dict[str, float]:
+        """Play ``action`` for the agent to move; return every agent's reward for this move."""
+        agent = self.to_move
+        if agent is None:
+            raise ResetNeeded("the game is over (or was never started): call reset() first")
+        self._turn += 1
+        clean, problem = self._check(agent, action)
+        if problem is None:
+            clean, problem = self._clean_action(agent, clean)
+        if problem is None:
+            outcome = self._advance(agent, clean)
+        else:
+            transitions = {other: dataclasses.replace(t, reward=0.0) for other, t in self._last.items()}
+            transitions[agent] = dataclasses.replace(
+                transitions[agent], observation=f"Invalid action: {problem}.", action_valid=False
+            )
+            outcome = Outcome(transitions, agent)
+        self._apply(outcome)
+        if not self.terminated and self.max_turns is not None and self._turn >= self.max_turns:
+            self.truncated = True
+        return {name: float(t.reward) for name, t in self._last.items()}
+
+    def _check(self, agent: str, action: Any) -> tuple[str | None, str | None]:
+        """:func:`~agentgym.core.check_action`; the agents in :attr:`message_agents` may also break lines."""
+        if agent in self.message_agents and isinstance(action, str):
+            _, problem = check_action(action.replace("\r", " ").replace("\n", " ").replace("\t", " "),
+                                      self.max_action_length)
+            return (action.strip(), None) if problem is None else (None, problem)
+        return check_action(action, self.max_action_length)
+
+    def _apply(self, outcome: Outcome) -> None:
+        missing = set(self.possible_agents) - set(outcome.transitions)
+        assert not missing, f"{type(self).__name__} gave no transition for {sorted(missing)}"
+        self._last = dict(outcome.transitions)
+        self._to_move = outcome.to_move
+        self.terminated = any(t.terminated for t in self._last.values()) or outcome.to_move is None
+
+    def observation(self, agent: str) -> str:
+        return self._last[agent].observation
+
+    def transition(self, agent: str) -> Transition:
+        return self._last[agent]
+
+    def info(self, agent: str) -> dict[str, Any]:
+        """``agent``'s info: the standard keys from its point of view, ``agent_id``, ``to_move``, family keys."""
+        assert self._task is not None
+        t = self._last[agent]
+        return {
+            "task_id": self._task.task_id,
+            "goal": self._goals.get(agent),
+            "admissible_actions": list(t.admissible_actions) if t.admissible_actions is not None else None,
+            "action_valid": bool(t.action_valid),
+            "won": bool(t.won),
+            "score": float(t.score),
+            "expert_action": t.expert_action,
+            "ground_truth": t.ground_truth,
+            "anchor_obs": t.anchor_obs,
+            "turn": self._turn,
+            "agent_id": agent,
+            "to_move": self.to_move,
+            self.family.lower(): copy.deepcopy(t.family_info),
+        }
+
+    def close(self) -> None:
+        self._close_engine()
+
+
+def _select_task(game: TurnGame, rng: np.random.Generator, options: Mapping[str, Any] | None) -> Task:
+    options = dict(options or {})
+    task_id = options.pop("task_id", None)
+    if options:
+        warnings.warn(f"ignoring unknown reset options {sorted(options)}; the only option is 'task_id'", stacklevel=3)
+    return game.tasks.get(task_id) if task_id is not None else game.tasks.select(rng)
+
+
+class _PettingZooView:
+    """What the AEC and parallel views share: spaces, seeding, task selection, rendering, closing."""
+
+    def __init__(self, game: TurnGame, render_mode: str | None):
+        if render_mode not in (None, "ansi"):
+            raise InvalidArgumentError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.game = game
+        self.render_mode = render_mode
+        self.possible_agents = list(game.possible_agents)
+        self.agents: list[str] = []
+        self.metadata = {"name": f"{game.family.lower()}_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+        self._observation_spaces = {a: TextSpace(MAX_OBSERVATION_LENGTH) for a in self.possible_agents}
+        self._action_spaces = {a: TextSpace(game.max_action_length) for a in self.possible_agents}
+        self._np_random: np.random.Generator | None = None
+
+    def observation_space(self, agent: str) -> TextSpace:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> TextSpace:
+        return self._action_spaces[agent]
+
+    @property
+    def task_ids(self) -> list[str]:
+        return self.game.tasks.task_ids
+
+    @property
+    def manifest(self):
+        return self.game.tasks.manifest
+
+    def _begin(self, seed: int | None, options: Mapping[str, Any] | None) -> None:
+        if seed is not None or self._np_random is None:
+            self._np_random, _ = seeding.np_random(seed)
+        self.game.begin(_select_task(self.game, self._np_random, options))
+        self.agents = list(self.possible_agents)
+
+    def render(self) -> str | None:
+        """``ansi`` mode: every agent's current observation."""
+        if self.render_mode != "ansi" or self.game.task is None:
+            return None
+        return "\n\n".join(f"[{agent}]\n{self.game.observation(agent)}" for agent in self.possible_agents)
+
+    def close(self) -> None:
+        """Free the engine; safe to call twice."""
+        self.game.close()
+
+
+class TextAECEnv(_PettingZooView, AECEnv[str, str, str]):
+    """A :class:`TurnGame` as a PettingZoo ``AECEnv`` (see the module docstring)."""
+
+    def __init__(self, game: TurnGame, render_mode: str | None = None):
+        _PettingZooView.__init__(self, game, render_mode)
+        self.rewards: dict[str, float] = {}
+        self._cumulative_rewards: dict[str, float] = {}
+        self.terminations: dict[str, bool] = {}
+        self.truncations: dict[str, bool] = {}
+        self.infos: dict[str, dict[str, Any]] = {}
+        self.agent_selection = self.possible_agents[0]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        self._begin(seed, options)
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos = {agent: self.game.info(agent) for agent in self.agents}
+        self._skip_agent_selection = None
+        self.agent_selection = self.game.to_move
+
+    def observe(self, agent: str) -> TextObs:
+        return TextObs(self.game.observation(agent))
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        self._cumulative_rewards[agent] = 0.0
+        rewards = self.game.move(action)
+        self.rewards = {a: rewards[a] for a in self.agents}
+        for a in self.agents:
+            self.terminations[a] = self.game.terminated
+            self.truncations[a] = self.game.truncated
+            self.infos[a] = self.game.info(a)
+        self.agent_selection = self.game.to_move or agent
+        self._accumulate_rewards()
+
+    def render(self) -> str | None:
+        return _PettingZooView.render(self)
+
+    def close(self) -> None:
+        _PettingZooView.close(self)
+
+
+class TextParallelEnv(_PettingZooView, ParallelEnv[str, str, str]):
+    """A :class:`TurnGame` as a PettingZoo ``ParallelEnv``: each step applies the action of the agent to move.
+
+    The other agents' actions are ignored (they may be left out of the dict); their observations say whose
+    move it is. A missing action of the agent to move is answered like ``None`` (an invalid action). All agents
+    leave ``agents`` together when the game ends.
+    """
+
+    def __init__(self, game: TurnGame, render_mode: str | None = None):
+        _PettingZooView.__init__(self, game, render_mode)
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, TextObs], dict[str, dict[str, Any]]]:
+        self._begin(seed, options)
+        return self._observations(), {agent: self.game.info(agent) for agent in self.agents}
+
+    def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise ResetNeeded("step() needs a game in progress: call reset() first")
+        mover = self.game.to_move
+        rewards = self.game.move(actions.get(mover) if isinstance(actions, Mapping) else None)
+        observations = self._observations()
+        infos = {agent: self.game.info(agent) for agent in self.agents}
+        terminations = dict.fromkeys(self.agents, self.game.terminated)
+        truncations = dict.fromkeys(self.agents, self.game.truncated)
+        rewards = {agent: rewards[agent] for agent in self.agents}
+        if self.game.over:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def _observations(self) -> dict[str, TextObs]:
+        return {agent: TextObs(self.game.observation(agent)) for agent in self.possible_agents}
+
+    def render(self) -> str | None:
+        return _PettingZooView.render(self)
+
+    def close(self) -> None:
+        _PettingZooView.close(self)
+
+
+#: Builds the scripted agent for a seat from the seed (``lambda seed: RandomAgent(seed)``).
+PartnerFactory = Callable[[int], Agent]
+
+
+class SingleAgentView(TextEnv):
+    """One seat of a :class:`TurnGame` as a single-agent :class:`~agentgym.core.TextEnv`.
+
+    Scripted partners (``partners[seat]``, agents of :mod:`agentgym.agents`) play the other seats; one ``step``
+    applies the learner's move and then the partners' moves until the learner is to move again or the game
+    ends. The reward is what the learner earned over that span; ``info`` is the learner's. Subclasses build
+    the game and call ``super().__init__(game, seat, partners, ...)``.
+    """
+
+    #: A partner that keeps sending actions the game refuses is stopped after this many tries.
+    MAX_PARTNER_TRIES = 50
+
+    def __init__(
+        self,
+        game: TurnGame,
+        seat: str,
+        partners: Mapping[str, Agent],
+        *,
+        max_turns: int,
+        render_mode: str | None = None,
+    ):
+        if seat not in game.possible_agents:
+            raise InvalidArgumentError(f"seat must be one of {list(game.possible_agents)}, got {seat!r}")
+        self.game = game
+        self.seat = seat
+        self.partners = dict(partners)
+        self.engine_version = game.engine_version
+        super().__init__(game.tasks, max_turns=max_turns, max_action_length=game.max_action_length,
+                         render_mode=render_mode)
+        self._episode = ""
+
+    def step(self, action: str):
+        """As :meth:`TextEnv.step`; a message seat's line breaks and tabs become spaces (one line per action)."""
+        if self.seat in self.game.message_agents and isinstance(action, str):
+            action = " ".join(action.replace("\t", " ").splitlines())
+        return super().step(action)
+
+    def _start(self, task: Task) -> tuple[Transition, str | None]:
+        for partner, agent in self.partners.items():
+            agent.end_episode(f"{self._episode}/{partner}")
+        # drawn from the env's seeded generator, so a seeded reset replays the partners' choices too
+        self._episode = f"{task.task_id}#{int(self.np_random.integers(2**31))}"
+        self.game.begin(task)
+        reward = self._partners_play()
+        first = dataclasses.replace(self._learner_transition(), reward=reward)
+        return first, self.game.info(self.seat)["goal"]
+
+    def _advance(self, action: str) -> Transition:
+        reward = self.game.move(action)[self.seat]
+        reward += self._partners_play()
+        return dataclasses.replace(self._learner_transition(), reward=reward)
+
+    def _partners_play(self) -> float:
+        """Let the scripted partners move until the learner is to move; the learner's reward meanwhile."""
+        earned, tries = 0.0, 0
+        while self.game.to_move not in (None, self.seat):
+            partner = self.game.to_move
+            tries += 1
+            if tries > self.MAX_PARTNER_TRIES:
+                raise RuntimeError(f"the scripted {partner} made {tries - 1} invalid moves in a row")
+            output = self.partners[partner].act(
+                self.game.observation(partner), self.game.info(partner), episode_id=f"{self._episode}/{partner}"
+            )
+            earned += self.game.move(output.text if isinstance(output, Decision) else output)[self.seat]
+        return earned
+
+    def _learner_transition(self) -> Transition:
+        transition = self.game.transition(self.seat)
+        return dataclasses.replace(transition, terminated=self.game.over)
+
+    def _info(self, transition: Transition):
+        info = super()._info(transition)
+        info[self.family.lower()] = copy.deepcopy(transition.family_info)  # nothing shared between steps
+        info["agent_id"] = self.seat
+        info["to_move"] = self.game.to_move
+        return info
+
+    def _close_engine(self) -> None:
+        self.game.close()
+
+
+def pettingzoo_constructors(game_class: type[TurnGame]) -> tuple[Callable[..., TextAECEnv], Callable[..., TextParallelEnv]]:
+    """The PettingZoo ``env(...)`` and ``parallel_env(...)`` of a game: the game's arguments plus ``render_mode``.
+
+    Arguments are passed on to ``game_class``, whose explicit signature rejects a misspelled one; the
+    constructors show that signature in ``help()``.
+    """
+    signature = inspect.signature(game_class)
+    parameters = [*signature.parameters.values(),
+                  inspect.Parameter("render_mode", inspect.Parameter.KEYWORD_ONLY, default=None)]
+
+    def env(*args: Any, render_mode: str | None = None, **kwargs: Any) -> TextAECEnv:
+        return TextAECEnv(game_class(*args, **kwargs), render_mode=render_mode)
+
+    def parallel_env(*args: Any, render_mode: str | None = None, **kwargs: Any) -> TextParallelEnv:
+        return TextParallelEnv(game_class(*args, **kwargs), render_mode=render_mode)
+
+    for function, kind, view in ((env, "AEC", TextAECEnv), (parallel_env, "parallel", TextParallelEnv)):
+        function.__signature__ = signature.replace(parameters=parameters, return_annotation=view)  # type: ignore[attr-defined]
+        function.__doc__ = f"{game_class.family} as a PettingZoo {kind} env (arguments: see {game_class.__name__})."
+        function.__module__ = game_class.__module__  # pickled by reference (worker processes) as module.name
+        function.__qualname__ = function.__name__
+    return env, parallel_env

@@ -1,0 +1,128 @@
+"""Instructor–executor over the real TextWorld engine: PettingZoo API tests, roles, rewards, the expert pair."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+from pettingzoo.test import api_test, parallel_api_test
+
+from agentgym.agents import ExpertAgent
+from agentgym.testing import BAD_ACTIONS, check_env
+
+from agentgym.envs.multiagent import instructor_executor as ie
+from agentgym.envs.multiagent.base import TextObs
+
+ADVISORY = pytest.mark.filterwarnings("ignore::UserWarning")  # PettingZoo's advice for numeric envs
+TASK = "treasure_hunter/3000"
+
+
+@pytest.fixture(scope="module")
+def one_game():
+    """The engine's options for a one-task split (one test game, given as the user's own game file), so that
+    the API tests, which reset many times, generate a single game on a cold cache."""
+    engine = gym.make("agentgym/TextWorld-v0", split="test").unwrapped
+    path = engine.game_file(engine.tasks.get(TASK))
+    engine.close()
+    return {"game_files": [str(path)]}
+
+
+@ADVISORY
+def test_pettingzoo_api_test_aec(one_game):
+    env = ie.env(split="test", max_turns=30, task_env_kwargs=one_game)
+    assert env.task_ids == ["game.z8"]
+    api_test(env, num_cycles=100)
+    env.close()
+
+
+@ADVISORY
+def test_pettingzoo_parallel_api_test(one_game):
+    env = ie.parallel_env(split="test", max_turns=30, task_env_kwargs=one_game)
+    parallel_api_test(env, num_cycles=100)
+    env.close()
+
+
+@pytest.mark.parametrize("seat", ["instructor", "executor"])
+def test_single_agent_view_conformance(seat, one_game):
+    check_env("agentgym/InstructorExecutor-v0", split="test", seat=seat, task_env_kwargs=one_game)
+
+
+@pytest.mark.slow  # generates all 10 test games on a cold cache (like the TextWorld expert test)
+def test_expert_pair_wins_every_test_task():
+    env = ie.parallel_env(split="test")
+    pair = {"instructor": ExpertAgent(), "executor": ie.FollowerExecutor()}
+    assert len(env.task_ids) == 10
+    for task_id in env.task_ids:
+        obs, infos = env.reset(options={"task_id": task_id})
+        totals = dict.fromkeys(pair, 0.0)
+        while env.agents:
+            mover = infos["instructor"]["to_move"]
+            obs, rewards, terminations, truncations, infos = env.step(
+                {mover: pair[mover].act(obs[mover], infos[mover], episode_id=task_id)}
+            )
+            for agent, reward in rewards.items():
+                totals[agent] += reward
+        assert all(terminations.values()) and not any(truncations.values()), task_id
+        assert infos["instructor"]["won"] and infos["executor"]["won"], task_id
+        assert totals["instructor"] == totals["executor"] > 0, task_id  # both rewarded on success
+    env.close()
+
+
+def test_roles_goal_messages_and_notes():
+    env = ie.env(split="test")
+    env.reset(options={"task_id": TASK})
+    goal = env.infos["instructor"]["goal"]
+    assert goal and env.infos["executor"]["goal"] is None
+    assert goal in env.observe("instructor") and goal not in env.observe("executor")
+    assert env.agent_selection == "instructor" and env.infos["instructor"]["admissible_actions"] is None
+    expert = env.infos["instructor"]["expert_action"]
+    env.step(f"{expert}\nthen tell me what you see")
+    obs = env.observe("executor")
+    assert isinstance(obs, TextObs) and f"Instructor: {expert}" in obs and goal not in obs
+    info = env.infos["executor"]
+    assert env.agent_selection == "executor" and info["expert_action"] is None and expert in info["admissible_actions"]
+    assert info["instructorexecutor"]["message"].startswith(expert)
+    env.step(f"{expert} | done, what next?")
+    obs = env.observe("instructor")
+    assert f"The executor did: {expert}" in obs and "The executor notes: done, what next?" in obs
+    assert env.infos["executor"]["action_valid"] is True and env.infos["executor"]["turn"] == 2
+    for agent in env.possible_agents:  # the goal never shows in anything the executor sees
+        assert goal not in env.infos["executor"]["anchor_obs"]
+    env.step("goal")  # the instructor may say anything, even the engine's goal command...
+    env.step("goal")  # ...and the executor may try it: the answer is redacted
+    assert goal not in env.observe("executor")
+    env.close()
+
+
+@pytest.mark.parametrize("name", list(BAD_ACTIONS))
+def test_bad_actions_never_raise_and_keep_the_move(name):
+    env = ie.env(split="test")
+    env.reset(options={"task_id": TASK})
+    for agent in ("instructor", "executor"):
+        assert env.agent_selection == agent
+        env.step(BAD_ACTIONS[name])
+        assert env.rewards == {"instructor": 0.0, "executor": 0.0}  # a refused move earns nothing
+        assert env.infos[agent]["action_valid"] is False and env.observe(agent).startswith("Invalid action:")
+        assert env.agent_selection == agent and not any(env.terminations.values())
+        env.step(env.infos["instructor"]["expert_action"] or "look")
+    env.close()
+
+
+def test_executor_command_must_come_before_the_note():
+    env = ie.env(split="test")
+    env.reset(options={"task_id": TASK})
+    env.step("look")
+    env.step("| just a note")
+    assert "command before '|' is empty" in env.observe("executor") and env.agent_selection == "executor"
+    env.close()
+
+
+def test_turn_limit_truncates_both_agents():
+    env = ie.parallel_env(split="test", max_turns=3)
+    env.reset(options={"task_id": TASK})
+    for action in ({"instructor": "hi"}, {"executor": "look"}):
+        _, _, terminations, truncations, _ = env.step(action)
+        assert not any(truncations.values())
+    _, _, terminations, truncations, infos = env.step({"instructor": "hi"})
+    assert truncations == {"instructor": True, "executor": True} and not any(terminations.values())
+    assert env.agents == [] and infos["executor"]["to_move"] is None
+    env.close()
