@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from agentgym.cache import cache_root
+from agentgym.cache import cache_root, cached_folder
 from agentgym.error import TaskFileError
 from agentgym.tasks import Task
 
@@ -73,21 +71,7 @@ def _cache_dir() -> Path:
 def game_path(task: Task) -> Path:
     """The ``.z8`` file of an embedded task, generated on first use (safe under concurrent callers)."""
     final = _cache_dir() / task.task_id.replace("/", "-")
-    game = final / "game.z8"
-    if game.exists():
-        return game
-    final.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".generating-", dir=final.parent))
-    try:
-        _generate(task.definition, scratch / "game.z8")
-        try:
-            os.rename(scratch, final)  # atomic: readers see a complete folder or none
-        except OSError:
-            if not game.exists():  # not a lost race with another process: a real error
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return game
+    return cached_folder(final, lambda folder: _generate(task.definition, folder / "game.z8"), "game.z8")
 
 
 def _generate(definition: dict[str, Any], path: Path) -> None:
