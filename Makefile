@@ -23,6 +23,8 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
@@ -37,6 +39,8 @@ test-fast: venv
 bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py
 	$(BIN)/python benchmarks/vector_throughput.py
+	$(BIN)/python benchmarks/webshop_search.py
+	$(BIN)/python benchmarks/multiagent_negotiation.py
 
 # Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv

@@ -14,6 +14,7 @@ NAMESPACE = "agentgym"
 #: Family name -> (version, entry point). Add a family here when its folder under ``envs/`` lands.
 FAMILIES: dict[str, tuple[int, str]] = {
     "TextWorld": (0, "agentgym.envs.textworld:TextWorldEnv"),
+    "WebShop": (0, "agentgym.envs.webshop:WebShopEnv"),
     "Negotiation": (0, "agentgym.envs.multiagent:NegotiationEnv"),
     "InstructorExecutor": (0, "agentgym.envs.multiagent:InstructorExecutorEnv"),
 }

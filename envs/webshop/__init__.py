@@ -1,0 +1,5 @@
+"""WebShop family: ``agentgym/WebShop-v0`` (see :mod:`agentgym.envs.webshop.env` for the env card)."""
+
+from agentgym.envs.webshop.env import WebShopEnv
+
+__all__ = ["WebShopEnv"]
