@@ -23,6 +23,8 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent random --split test --episodes 5 --seed 0 --max-turns 200 --env-kwargs '{"expert": false}' --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent expert --split test --episodes 5 --seed 0 --max-turns 200 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
@@ -39,6 +41,7 @@ test-fast: venv
 bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py
 	$(BIN)/python benchmarks/vector_throughput.py
+	$(BIN)/python benchmarks/scienceworld_speed.py
 	$(BIN)/python benchmarks/webshop_search.py
 	$(BIN)/python benchmarks/multiagent_negotiation.py
 

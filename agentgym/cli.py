@@ -29,13 +29,17 @@ def _env_kwargs(text: str | None) -> dict:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Env ids with their splits and task counts."""
-    print(f"{'env id':<28} {'split':<14} {'tasks':>6}  manifest      engine")
+    print(f"{'env id':<32} {'split':<14} {'tasks':>6}  manifest      engine")
     for env_id in agentgym.registered_ids():
         for split in _env_class(gym.spec(env_id)).splits:
-            env = gym.make(env_id, split=split)
+            try:
+                env = gym.make(env_id, split=split)
+            except AgentGymError as exc:  # e.g. a task set that is not built yet: say so, list the rest
+                print(f"{env_id:<32} {split:<14} {'-':>6}  {exc}")
+                continue
             base = env.unwrapped
             manifest = base.manifest
-            print(f"{env_id:<28} {split:<14} {len(base.task_ids):>6}  {manifest.hash[:12]}  {manifest.engine_version}")
+            print(f"{env_id:<32} {split:<14} {len(base.task_ids):>6}  {manifest.hash[:12]}  {manifest.engine_version}")
             env.close()
     return 0
 

@@ -1,0 +1,5 @@
+"""ScienceWorld family: ``agentgym/ScienceWorld-v0`` (see :mod:`agentgym.envs.scienceworld.env` for the env card)."""
+
+from agentgym.envs.scienceworld.env import ScienceWorldEnv
+
+__all__ = ["ScienceWorldEnv"]

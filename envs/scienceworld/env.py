@@ -1,0 +1,363 @@
+"""ScienceWorld on the real engine.
+
+Env card
+--------
+* **Id**: ``agentgym/ScienceWorld-v0``
+* **Engine**: the PyPI ``scienceworld`` package: its bundled simulator jar runs in a JVM (Java 11+)
+  reached through py4j, one JVM per env instance (see :mod:`.simulator`).
+* **Tasks**: all 30 task types with their variations (7,207 in all), ids ``<task type>/<variation>``
+  such as ``boil/17``. Splits ``train``, ``valid``, ``test`` are ScienceWorld's official train, dev and
+  test variations; ``train_L`` (training) and ``L0``, ``L1``, ``L2`` are RLVMR-style generalization
+  levels over 20 seen and 10 held-out task types (see :mod:`.catalog`).
+  ``task_types=[...]`` restricts a split to some task types.
+* **Simplifications**: ``simplifications="easy"`` (or some of ``teleportAction``, ``openDoors``,
+  ``openContainers``, ``selfWateringFlowerPots``, ``noElectricalAction``). They are part of every task
+  definition (so of the manifest hash) and of ``engine_version`` (so of the evaluation protocol).
+* **Observation**: at reset, the task description then the starting room ("look around"); after each
+  action, the engine's answer. **Action**: one command, plain text (``info["admissible_actions"]``
+  lists the valid ones).
+* **Reward**: the change of the engine's score, divided by 100 (the engine scores 0-100 and goes
+  negative when a task is failed). ``info["score"]`` is the engine score / 100, clipped to [0, 1];
+  the engine's own score (negative on failure) is ``info["scienceworld"]["score"]``.
+* **Termination**: the task is completed (``won``) or failed (engine score below 0,
+  ``info["scienceworld"]["failed"]``). **Truncation**: ``max_turns`` (default 100) reached.
+* **info**: the standard keys.
+
+  - ``admissible_actions``: the engine's valid action-object combinations, deduplicated, in the
+    engine's (sorted) order. Listing them costs more than the step itself, so they are computed only
+    when read, once per step. The state they describe is gone after the next step or reset; an info
+    read only then gives None, so read them (or ``dict(info)``) first.
+  - ``expert_action``: the next action of the engine's gold sequence while the agent follows it (None
+    once it strays, and at the end). The gold sequence is planned the first time an episode's expert
+    action is read (0.2-20 s, once per variation, then cached on disk under ``$AGENTGYM_CACHE``).
+  - ``action_valid``: the engine parsed the command (it did not answer "No known action matches that
+    input."). ``anchor_obs``: the raw engine text. ``ground_truth``: None.
+  - Under ``info["scienceworld"]``: ``score`` (engine, -100..100), ``moves``, ``completed``,
+    ``failed``, ``task_type``, ``variation``, ``simplifications``.
+  - Whatever reads every value computes them all: worker processes (``EnvPool``, ``agentgym eval``)
+    pickle each info, and gymnasium's passive checker (on in ``gym.make``) reads the infos of the
+    first two steps. Pass ``expert=False`` where nobody reads the expert action, so no gold sequence
+    is ever planned.
+* **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
+  10x that), the env raises :class:`~agentgym.error.EngineFault` naming the task; the next ``reset()``
+  starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM.
+* **Reproducibility**: the JVM runs with ``-XX:hashCode=2``, so the same task and actions give the
+  same episode whatever the JVM did before.
+
+Version history: v0, initial release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agentgym.cache import cache_root, cached_folder
+from agentgym.core import TextEnv, Transition
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
+from agentgym.tasks import Task, TaskSplit, choose_split
+
+from agentgym.envs.scienceworld import catalog
+from agentgym.envs.scienceworld.simulator import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied
+
+logger = logging.getLogger(__name__)
+
+#: The engine's answer to a command it cannot parse.
+UNKNOWN_ACTION = "No known action matches that input."
+#: Bump when the gold-sequence cache format changes.
+GOLD_CACHE_VERSION = 1
+
+
+def _normalize(command: str) -> str:
+    return " ".join(command.lower().split())
+
+
+def next_gold_action(gold: Sequence[str], actions: Sequence[tuple[str, bool]]) -> str | None:
+    """The gold action after ``actions`` ((command, parsed) pairs), or None once they left the gold path.
+
+    Commands the engine could not parse change nothing, so they do not count as straying.
+    """
+    position = 0
+    for command, parsed in actions:
+        if not parsed:
+            continue
+        if position < len(gold) and _normalize(command) == _normalize(gold[position]):
+            position += 1
+        else:
+            return None
+    return gold[position] if position < len(gold) else None
+
+
+class ScienceWorldEnv(TextEnv):
+    """ScienceWorld tasks as a text env (see the module's env card).
+
+    Args:
+        split: ``train``, ``valid``, ``test`` (official), or ``train_L``, ``L0``, ``L1``, ``L2``
+            (generalization levels).
+        max_turns: turn limit; reaching it truncates the episode.
+        simplifications: ``"easy"``, a comma-separated string or a list of simplification names.
+        task_types: keep only these task types in the split (default: all of the split's types).
+        jar_path: a simulator jar of the user's own (default: the one in the ``scienceworld`` wheel).
+        java_options: extra JVM options (the reproducibility flags are always added).
+        step_timeout: seconds one engine call may take before the JVM is killed (loads: 10x).
+        expert: offer ``info["expert_action"]`` (False: always None, and no gold sequence is ever planned).
+        max_action_length: longer actions are answered as invalid.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    family = "ScienceWorld"
+    splits = tuple(catalog.SPLITS)
+
+    def __init__(
+        self,
+        split: str = "train",
+        max_turns: int = 100,
+        simplifications: str | Sequence[str] | None = None,
+        task_types: Sequence[str] | None = None,
+        jar_path: str | os.PathLike | None = None,
+        java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
+        step_timeout: float = 60.0,
+        expert: bool = True,
+        max_action_length: int = 4096,
+        render_mode: str | None = None,
+    ):
+        try:
+            import py4j  # noqa: F401
+            import scienceworld  # noqa: F401
+        except ImportError as exc:
+            raise DependencyNotInstalled("agentgym/ScienceWorld-v0 needs `pip install scienceworld==1.2.3`") from exc
+        try:
+            self.simplifications = catalog.normalize_simplifications(simplifications)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        which, official = choose_split(catalog.SPLITS, split)
+        types = catalog.split_types(which)
+        if task_types is not None:
+            unknown = sorted(set(task_types) - set(catalog.TASK_TYPES))
+            if unknown:
+                raise InvalidArgumentError(f"unknown task types {unknown}; expected some of {list(catalog.TASK_TYPES)}")
+            outside = sorted(set(task_types) - set(types))
+            if outside:
+                raise InvalidArgumentError(f"task types {outside} are not in split {split!r}")
+            types = [name for name in types if name in set(task_types)]
+        self.jar_path = None if jar_path is None else Path(jar_path)
+        self.engine_version = self._engine_version()
+        tasks = [
+            Task(f"{name}/{variation}", {
+                "task_type": name,
+                "variation": variation,
+                "simplifications": catalog.engine_simplifications(name, self.simplifications),
+            })
+            for name in types
+            for variation in catalog.official_variations(name, official)
+        ]
+        super().__init__(TaskSplit(split, tasks, self.engine_version), max_turns=max_turns,
+                         max_action_length=max_action_length, render_mode=render_mode)
+        self.java_options = tuple(java_options)
+        self.expert = bool(expert)
+        self._sim: Simulator | None = None
+        self.step_timeout = step_timeout
+        self._generation = 0  # advances whenever the engine state changes
+        self._actions: list[tuple[str, bool]] = []  # this episode's commands sent to the engine, parsed?
+        self._engine_obs = ""  # the engine's text after the last command (to check replays)
+        self._raw_score = 0
+        self._gold: dict[str, list[str]] = {}
+
+    def _engine_version(self) -> str:
+        version = f"scienceworld {metadata.version('scienceworld')}"
+        if self.simplifications:
+            version += f"; simplifications={','.join(self.simplifications)}"
+        if self.jar_path is not None:
+            if not self.jar_path.is_file():
+                raise InvalidArgumentError(f"jar_path {str(self.jar_path)!r} is not a file")
+            version += f"; jar sha256={hashlib.sha256(self.jar_path.read_bytes()).hexdigest()[:16]}"
+        return version
+
+    # ----------------------------------------------------------------- the JVM
+    @property
+    def step_timeout(self) -> float:
+        """Seconds one engine call may take before the JVM is killed (loads get 10x); settable."""
+        return self._step_timeout
+
+    @step_timeout.setter
+    def step_timeout(self, seconds: float) -> None:
+        if not (isinstance(seconds, (int, float)) and seconds > 0):
+            raise InvalidArgumentError(f"step_timeout must be a positive number of seconds, got {seconds!r}")
+        self._step_timeout = float(seconds)
+        if self._sim is not None:
+            self._sim.timeout = float(seconds)
+
+    @property
+    def jvm_pid(self) -> int | None:
+        """The process id of this env's JVM (None until the first reset, and after close)."""
+        return self._sim.pid if self._sim is not None and self._sim.alive else None
+
+    def _simulator(self) -> Simulator:
+        if self._sim is not None and not self._sim.alive:
+            self._drop_simulator()
+        if self._sim is None:
+            self._sim = Simulator(str(self.jar_path) if self.jar_path else None, self.java_options, self.step_timeout)
+        return self._sim
+
+    def _drop_simulator(self) -> None:
+        if self._sim is not None:
+            self._sim.close()
+            self._sim = None
+
+    def _fault(self, exc: SimulatorDied) -> EngineFault:
+        self._drop_simulator()
+        task_id = self._task.task_id if self._task is not None else None
+        return EngineFault(f"ScienceWorld engine fault: {exc}", task_id)
+
+    # ----------------------------------------------------------------- hooks
+    def _start(self, task: Task) -> tuple[Transition, str | None]:
+        definition = task.definition
+        self._generation += 1
+        self._actions = []
+        try:
+            sim = self._simulator()
+            sim.load(definition["task_type"], definition["variation"], definition["simplifications"], False)
+            observation, score, completed, moves = sim.step("look around")
+            goal = sim.task_description()
+        except SimulatorDied as exc:
+            raise self._fault(exc) from None
+        self._engine_obs, self._raw_score = observation, score
+        transition = self._transition(observation, score, completed, moves, reward=0.0, parsed=True)
+        transition.observation = f"{goal}\n\n{observation}"
+        return transition, goal
+
+    def _advance(self, action: str) -> Transition:
+        from py4j.protocol import Py4JJavaError
+
+        self._generation += 1
+        sim = self._sim
+        try:
+            if sim is None:
+                raise SimulatorDied("the ScienceWorld JVM was stopped")
+            observation, score, completed, moves = sim.step(action)
+        except SimulatorDied as exc:
+            raise self._fault(exc) from None
+        except Py4JJavaError as exc:  # the engine threw on this input: answer it, keep the episode
+            self._actions.append((action, False))
+            message = str(exc.java_exception).strip() or type(exc).__name__
+            return self._transition(f"The engine could not process this action ({message}).", self._raw_score,
+                                    False, None, reward=0.0, parsed=False)
+        parsed = observation.strip() != UNKNOWN_ACTION
+        self._actions.append((action, parsed))
+        self._engine_obs = observation
+        reward = (score - self._raw_score) / 100.0
+        self._raw_score = score
+        return self._transition(observation, score, completed, moves, reward=reward, parsed=parsed)
+
+    def _close_engine(self) -> None:
+        self._drop_simulator()
+
+    # ----------------------------------------------------------------- info
+    def _transition(self, observation: str, score: int, completed: bool, moves: int | None, *, reward: float,
+                    parsed: bool) -> Transition:
+        assert self._task is not None
+        definition = self._task.definition
+        failed = score < 0
+        return Transition(
+            observation=observation,
+            reward=reward,
+            terminated=completed or failed,
+            action_valid=parsed,
+            won=completed,
+            score=min(max(score, 0), 100) / 100.0,
+            admissible_actions=self._admissible_reader(),
+            expert_action=None if completed or failed or not self.expert else self._expert_reader(),
+            family_info={
+                "score": score,
+                "moves": moves,
+                "completed": completed,
+                "failed": failed,
+                "task_type": definition["task_type"],
+                "variation": definition["variation"],
+                "simplifications": definition["simplifications"],
+            },
+        )
+
+    def _admissible_reader(self) -> Any:
+        """Reads the valid actions of this state; None once the env has moved on (the state is gone)."""
+        generation = self._generation
+
+        def read() -> list[str] | None:
+            if generation != self._generation or self._sim is None:
+                logger.debug("info['admissible_actions'] read after the env moved on: None")
+                return None
+            try:
+                return self._sim.valid_actions()
+            except SimulatorDied as exc:
+                raise self._fault(exc) from None
+
+        return read
+
+    def _expert_reader(self) -> Any:
+        task, actions, count = self._task, self._actions, len(self._actions)
+
+        def read() -> str | None:
+            gold = self.gold_actions(task, plan=self._sim is not None)  # no new JVM for a closed env
+            return None if gold is None else next_gold_action(gold, actions[:count])
+
+        return read
+
+    # ----------------------------------------------------------------- gold sequences
+    def _gold_folder(self, task: Task) -> Path:
+        key = hashlib.sha256(self.engine_version.encode()).hexdigest()[:16]
+        simplifications = task.definition["simplifications"] or "none"
+        name = task.task_id.replace("/", "-")
+        return cache_root() / "scienceworld" / f"gold{GOLD_CACHE_VERSION}-{key}" / simplifications / name
+
+    def gold_actions(self, task: Task | str, plan: bool = True) -> list[str] | None:
+        """The engine's gold action sequence of a task: from memory, the disk cache, or planned now
+        (None when it is not cached and ``plan`` is False).
+
+        Planning reloads the task with the gold path and, when an episode is under way, replays its
+        commands to restore the state (the engine is deterministic under the JVM flags used).
+        """
+        task = self.tasks.get(task) if isinstance(task, str) else task
+        gold = self._gold.get(task.task_id)
+        if gold is not None:
+            return gold
+        folder = self._gold_folder(task)
+        try:
+            gold = json.loads((folder / "gold.json").read_text())["gold"]
+        except (OSError, ValueError, KeyError):
+            if not plan:
+                return None
+            gold = self._plan_gold(task)
+            record = {"task_id": task.task_id, "engine_version": self.engine_version, "gold": gold}
+            cached_folder(folder, lambda scratch: (scratch / "gold.json").write_text(json.dumps(record)), "gold.json")
+        self._gold[task.task_id] = gold
+        return gold
+
+    def _plan_gold(self, task: Task) -> list[str]:
+        definition = task.definition
+        in_episode = self._task is not None and self._sim is not None and self._sim.alive
+        try:
+            sim = self._simulator()
+            sim.load(definition["task_type"], definition["variation"], definition["simplifications"], True)
+            gold = [action for action in sim.gold_actions() if action]
+            if in_episode:
+                self._restore(sim, same_world=task.task_id == self._task.task_id)
+        except SimulatorDied as exc:
+            raise self._fault(exc) from None
+        return gold
+
+    def _restore(self, sim: Simulator, same_world: bool) -> None:
+        """Rebuild the current episode's engine state by replaying its commands."""
+        current = self._task.definition
+        if not same_world:
+            sim.load(current["task_type"], current["variation"], current["simplifications"], False)
+        observation, *_ = sim.step("look around")
+        for command, _ in self._actions:
+            observation, *_ = sim.step(command)
+        if observation != self._engine_obs:
+            raise SimulatorDied("replaying the episode to restore its state gave a different observation")
