@@ -30,7 +30,7 @@ from functools import partial
 
 from agentgym.agents import AGENTS, Agent, make_agent
 from agentgym.error import InvalidArgumentError
-from agentgym.ratings import Match, RatingStore, format_ratings
+from agentgym.ratings import Match, RatingStore
 from agentgym.rollout import EpisodeSpec
 from agentgym.store import DEFAULT_DB
 
@@ -96,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     agents = [make_agent(name, seed=args.seed) for name in args.agents]
     with RatingStore(args.db) as store:
-        play_games(store, args.env, args.split, agents, games=args.games, seed=args.seed, num_workers=args.workers)
-        print(format_ratings(store.ratings(args.env)))
+        played = play_games(store, args.env, args.split, agents, games=args.games, seed=args.seed,
+                            num_workers=args.workers)
+    print(f"{len(played)} games stored in {args.db}; `agentgym leaderboard --competitive --db {args.db}` shows the ratings")
     return 0
 
 
