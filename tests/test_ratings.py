@@ -60,8 +60,10 @@ def test_play_games_is_a_round_robin_on_both_seats(tmp_path):
 
 
 def test_matches_command_line(tmp_path, capsys):
-    assert main(["--agents", "expert", "random", "--games", "2", "--db", str(tmp_path / "r.sqlite")]) == 0
-    out = capsys.readouterr().out
-    assert "Elo" in out and "expert" in out and "random" in out
+    db = tmp_path / "r.sqlite"
+    assert main(["--agents", "expert", "random", "--games", "2", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith("4 games stored in")
+    with RatingStore(db) as store:
+        assert {row.agent for row in store.ratings()} == {"expert", "random"}
     with pytest.raises(SystemExit):
         main(["--env", "agentgym/TextWorld-v0"])
