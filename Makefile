@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: venv demo test test-fast bench lock clean
 
-$(STAMP): requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts/system-deps.sh
+$(STAMP): Makefile requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts/system-deps.sh
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.lock
