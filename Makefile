@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # CPU work in tests and the demo runs one thread per process; parallelism comes from processes.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test test-fast bench lock clean
+.PHONY: venv tasks demo test test-fast bench lock clean
 
 $(STAMP): Makefile requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -22,22 +22,29 @@ $(STAMP): Makefile requirements.lock setup.cfg pyproject.toml debian-packages.tx
 
 venv: $(STAMP)
 
-demo: venv
+# Task sets that must exist before an env can start (cached on disk; instant once built).
+# SWEGym's tasks are bugs synthesized from three pinned PyPI sdists and validated in the sandbox.
+tasks: venv
+	$(BIN)/python -m agentgym.envs.swegym.build
+
+demo: tasks
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent random --split test --episodes 5 --seed 0 --max-turns 200 --env-kwargs '{"expert": false}' --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent expert --split test --episodes 5 --seed 0 --max-turns 200 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/SWEGym-v0 --agent random --split test --episodes 10 --seed 0 --max-turns 5 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/SWEGym-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)
 
-test: venv
+test: tasks
 	$(BIN)/python -m pytest -n 2 tests
 
-test-fast: venv
+test-fast: tasks
 	$(BIN)/python -m pytest -n 2 -m "not slow" tests
 
 bench: venv
@@ -47,6 +54,7 @@ bench: venv
 	$(BIN)/python benchmarks/webshop_search.py
 	$(BIN)/python benchmarks/multiagent_negotiation.py
 	$(BIN)/python benchmarks/igpo_batching.py
+	$(BIN)/python benchmarks/swegym_speed.py
 
 # Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv

@@ -18,6 +18,7 @@ FAMILIES: dict[str, tuple[int, str]] = {
     "Negotiation": (0, "agentgym.envs.multiagent:NegotiationEnv"),
     "InstructorExecutor": (0, "agentgym.envs.multiagent:InstructorExecutorEnv"),
     "WebShop": (0, "agentgym.envs.webshop:WebShopEnv"),
+    "SWEGym": (0, "agentgym.envs.swegym:SWEGymEnv"),
 }
 
 

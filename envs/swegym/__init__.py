@@ -1,0 +1,5 @@
+"""agentgym/SWEGym-v0: SWE-Gym-style repository bug fixing in a bubblewrap sandbox (see :mod:`.env`)."""
+
+from agentgym.envs.swegym.env import SWEGymEnv
+
+__all__ = ["SWEGymEnv"]

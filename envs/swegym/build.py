@@ -1,0 +1,435 @@
+"""Build the embedded SWEGym task set: fetch pinned sdists, mutate, validate in the sandbox, cache.
+
+Run once at set-up (the only step that uses the network, and only PyPI through pip)::
+
+    python -m agentgym.envs.swegym.build            # default seed 0; resumable; 2 worker processes
+
+Steps:
+
+1. **Fetch** each project of :data:`PROJECTS` with ``pip download --no-deps --no-binary :all:`` and check
+   its sha256; unpack it (sdists carry their tests).
+2. **Baseline**: run each module's test files twice on the clean tree in the sandbox; tests that pass
+   both times are the stable ones.
+3. **Candidates**: for each module, functions are shuffled by the seed; each gets one mutation (a kind
+   drawn uniformly among those the function admits, then a site), up to ``per_module`` per module.
+4. **Validate** every candidate in the sandbox (parallel, resumable: each result is a JSON file keyed by
+   the candidate): FAIL_TO_PASS = stable tests that now fail, PASS_TO_PASS = those that still pass;
+   kept when FAIL_TO_PASS and PASS_TO_PASS are non-empty and the run is valid (no timeout).
+5. **Write** SWE-bench-schema instances (``instances.jsonl``) and one git repository per project
+   (``repos/agentgym-sdist__<name>``: a clean commit plus one commit per bug, made with
+   ``git fast-import`` at fixed dates, so ids and hashes are deterministic). ``base_commit`` is the
+   buggy commit, ``patch`` the fix (gold), ``test_patch`` empty, ``environment_setup_commit`` the
+   clean commit. Problem statements are written from the failing tests' report, never from the diff.
+
+Splits are by module: the seed shuffles each project's modules and fills ``test`` and ``valid`` to
+about 15 % of the candidates each, so test bugs sit in modules no training bug touched.
+
+Everything lands in ``cache_root()/swegym/tasks-<key>`` (key = hash of the generator version, seed,
+projects, Python and pytest versions), written to a temp folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agentgym.cache import cache_root
+from agentgym.error import InvalidArgumentError
+
+from agentgym.envs.swegym import harness, mutate
+
+GENERATOR_VERSION = "1"
+DEFAULT_SEED = 0
+OWNER = "agentgym-sdist"
+#: Fixed git identity and date, so commit hashes are deterministic.
+GIT_IDENTITY = "agentgym <agentgym@localhost> 1700000000 +0000"
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """A pinned PyPI source distribution and how its modules map to test files."""
+
+    name: str
+    version: str
+    sha256: str
+    license: str
+    modules: tuple[tuple[str, tuple[str, ...]], ...]
+    test_env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def repo(self) -> str:
+        return f"{OWNER}/{self.name}"
+
+    @property
+    def sdist(self) -> str:
+        return f"{self.name}-{self.version}.tar.gz"
+
+
+def _same_name(package: str, names: Sequence[str], tests: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((f"{package}/{n}.py", (f"{tests}/test_{n}.py",)) for n in names)
+
+
+#: Small permissive pure-Python projects whose sdists include fast test suites (pytest only).
+PROJECTS: tuple[Project, ...] = (
+    Project("toolz", "1.2.0", "9667a038e9d6ecba37995e26cb2f59ec6420b6ad8dd9677de59db9b956b08490", "BSD-3-Clause",
+            _same_name("toolz", ("functoolz", "itertoolz", "dicttoolz", "recipes"), "toolz/tests")
+            + _same_name("toolz/sandbox", ("core", "parallel"), "toolz/sandbox/tests")),
+    Project("cachetools", "8.0.2", "30ac523adfc118b51d2b2e7bad8a0ddb31370dfe2700c7f10ca224f36ccf81e0", "MIT",
+            (("src/cachetools/__init__.py", tuple(f"tests/test_{n}.py" for n in
+                                                  ("cache", "fifo", "lfu", "lru", "rr", "tlru", "ttl"))),
+             ("src/cachetools/_cached.py", ("tests/test_cached.py",)),
+             ("src/cachetools/_cachedmethod.py", ("tests/test_cachedmethod.py",)),
+             ("src/cachetools/keys.py", ("tests/test_keys.py",)),
+             ("src/cachetools/func.py", ("tests/test_func.py",))),
+            test_env=(("PYTHONPATH", "src"),)),
+    Project("boltons", "26.2.0", "d39cfd15c1a1c3bd4d705c82252fa9edb8e4f5e8cc039f8e39afac7b1b47e92c", "BSD-3-Clause",
+            _same_name("boltons", ("cacheutils", "dictutils", "fileutils", "formatutils", "funcutils",
+                                   "ioutils", "iterutils", "jsonutils", "listutils", "mathutils", "namedutils",
+                                   "queueutils", "setutils", "statsutils", "strutils", "tableutils", "tbutils",
+                                   "timeutils", "typeutils", "urlutils"), "tests")),
+)
+
+
+def swegym_cache() -> Path:
+    return cache_root() / "swegym"
+
+
+def dataset_key(seed: int = DEFAULT_SEED, per_module: int = 24, projects: Sequence[Project] = PROJECTS) -> str:
+    """Hash of everything the task set depends on."""
+    spec = {"generator": GENERATOR_VERSION, "seed": seed, "per_module": per_module,
+            "projects": [dataclasses.asdict(p) for p in projects],
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}", "pytest": metadata.version("pytest")}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _work_key(projects: Sequence[Project] = PROJECTS) -> str:
+    """Key of the baseline and validation results: they depend on the projects and tools, not the seed."""
+    spec = {"generator": GENERATOR_VERSION, "projects": [dataclasses.asdict(p) for p in projects],
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}", "pytest": metadata.version("pytest")}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dataset_dir(seed: int = DEFAULT_SEED, per_module: int = 24) -> Path:
+    return swegym_cache() / f"tasks-{dataset_key(seed, per_module)}"
+
+
+# ----------------------------------------------------------------------------- fetch
+def fetch(project: Project) -> Path:
+    """The project's unpacked sdist (downloaded with pip on first use, sha256-checked)."""
+    sdists = swegym_cache() / "sdists"
+    archive = sdists / project.sdist
+    if not archive.exists() or _sha256(archive) != project.sha256:
+        sdists.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=sdists))
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                            f"{project.name}=={project.version}", "-d", str(scratch)], check=True)
+            got = scratch / project.sdist
+            if not got.exists() or _sha256(got) != project.sha256:
+                raise InvalidArgumentError(
+                    f"{project.sdist} from PyPI does not have the pinned sha256 {project.sha256}")
+            os.replace(got, archive)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    tree = sdists / f"{project.name}-{project.version}"
+    if not tree.exists():
+        scratch = Path(tempfile.mkdtemp(dir=sdists))
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        os.rename(scratch / f"{project.name}-{project.version}", tree)
+        shutil.rmtree(scratch)
+    return tree
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_files(tree: Path) -> list[str]:
+    """The project's files, relative, sorted (caches and build leftovers excluded)."""
+    out = []
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".pytest_cache") and not d.endswith(".egg-info"))
+        out += [os.path.relpath(os.path.join(root, f), tree) for f in files if not f.endswith(".pyc")]
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------- sandboxed runs
+def _run_module_tests(tree: Path, project: Project, files: Sequence[str], replace: tuple[str, str] | None,
+                      keep_failures: bool = False) -> harness.TestRun:
+    from agentgym.sandbox import Sandbox
+
+    work = Path(tempfile.mkdtemp(prefix="agentgym-swegym-"))
+    try:
+        shutil.copytree(tree, work / "repo", symlinks=True)
+        if replace is not None:
+            (work / "repo" / replace[0]).write_text(replace[1])
+        box = Sandbox(work / "repo")
+        return harness.run_tests(box, files, python=sys.executable, env=dict(project.test_env),
+                                 limits=dataclasses.replace(harness.TEST_LIMITS, wall_seconds=120),
+                                 keep_failures=keep_failures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _baseline_job(args: tuple[str, str, str]) -> dict[str, Any]:
+    name, module, tree = args
+    project = next(p for p in PROJECTS if p.name == name)
+    files = dict(project.modules)[module]
+    runs = [_run_module_tests(Path(tree), project, files, None) for _ in range(2)]
+    stable = sorted(t for t, s in runs[0].statuses.items() if s == "PASSED" and runs[1].statuses.get(t) == "PASSED")
+    return {"stable": stable, "valid": all(r.valid for r in runs)}
+
+
+def _validate_job(args: tuple[str, dict[str, Any], str, str, list[str]]) -> dict[str, Any]:
+    name, candidate, tree, out_path, stable = args
+    project = next(p for p in PROJECTS if p.name == name)
+    files = dict(project.modules)[candidate["module"]]
+    run = _run_module_tests(Path(tree), project, files, (candidate["module"], candidate["mutated"]), keep_failures=True)
+    f2p = sorted(t for t in stable if run.statuses.get(t) in ("FAILED", "ERROR"))
+    p2p = sorted(t for t in stable if run.statuses.get(t) == "PASSED")
+    result = {"valid_run": run.valid or run.exit_code == 1 and bool(run.statuses), "problem": run.problem,
+              "killed": run.result.killed, "FAIL_TO_PASS": f2p, "PASS_TO_PASS": p2p,
+              "failures": {t: run.failures.get(t, "")[-3000:] for t in f2p[:3]}}
+    tmp = out_path + ".tmp"
+    Path(tmp).write_text(json.dumps(result))
+    os.replace(tmp, out_path)
+    return result
+
+
+def _parallel(fn: Any, jobs: list[Any], workers: int, desc: str) -> list[Any]:
+    from tqdm import tqdm
+
+    if workers <= 1:
+        return [fn(job) for job in tqdm(jobs, desc=desc, unit="run")]
+    results: list[Any] = [None] * len(jobs)
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(jobs), desc=desc, unit="run"):
+            results[futures[future]] = future.result()
+    return results
+
+
+# ----------------------------------------------------------------------------- candidates
+def candidates(project: Project, tree: Path, seed: int, per_module: int) -> list[dict[str, Any]]:
+    """Deterministic mutation candidates: one per function, up to ``per_module`` per module."""
+    out = []
+    for module, _ in project.modules:
+        source = (tree / module).read_text()
+        sites = mutate.function_mutations(source)
+        rng = random.Random(f"{seed}:{project.name}:{module}")
+        functions = sorted(sites)
+        rng.shuffle(functions)
+        picked = 0
+        for function in functions:
+            if picked == per_module:
+                break
+            kinds = sorted({m.kind for m in sites[function]})
+            kind = rng.choice(kinds)
+            options = [m for m in sites[function] if m.kind == kind]
+            rng.shuffle(options)
+            mut = next((m for m in options if mutate.changes_program(source, m)), None)
+            if mut is None:
+                continue
+            picked += 1
+            mutated = mut.apply(source)
+            ident = hashlib.sha256(f"{project.name}:{module}:{mutated}".encode()).hexdigest()[:10]
+            out.append({"id": ident, "module": module, "function": function, "kind": kind, "line": mut.line,
+                        "mutated": mutated})
+    return out
+
+
+def assign_splits(project: Project, cands: list[dict[str, Any]], seed: int) -> dict[str, str]:
+    """module -> split: shuffled modules fill ``test`` then ``valid`` to ~15 % of candidates each."""
+    counts: dict[str, int] = {}
+    for cand in cands:
+        counts[cand["module"]] = counts.get(cand["module"], 0) + 1
+    modules = sorted(counts)
+    random.Random(f"{seed}:{project.name}:splits").shuffle(modules)
+    total, split_of, filled = sum(counts.values()), {}, {"test": 0, "valid": 0}
+    for module in modules:
+        target = next((s for s in ("test", "valid") if filled[s] < 0.15 * total), "train")
+        if target != "train":
+            filled[target] += counts[module]
+        split_of[module] = target
+    return split_of
+
+
+# ----------------------------------------------------------------------------- problem statements
+_OPENINGS = (
+    "After upgrading to the current code, `{test}` started failing.",
+    "I'm seeing a regression: `{test}` fails on the current tree.",
+    "`{test}` is broken; it passed before the latest changes to the library.",
+)
+_CLOSINGS = (
+    "The test itself looks right to me, so the problem should be in the library code.",
+    "Please fix the library so that the test suite passes again (the tests should not need changes).",
+    "Expected: the test passes, as it did in the previous release.",
+)
+
+
+def problem_statement(f2p: list[str], failures: dict[str, str], test_cmd: str, rng: random.Random) -> str:
+    """An issue written from the failing tests' report: names, assertion message, traceback excerpt."""
+    first = f2p[0]
+    lines = [rng.choice(_OPENINGS).format(test=first), ""]
+    if len(f2p) > 1:
+        others = ", ".join(f"`{t}`" for t in f2p[1:4]) + (f" and {len(f2p) - 4} more" if len(f2p) > 4 else "")
+        lines += [f"Other tests fail too: {others}.", ""]
+    excerpt = failures.get(first, "").strip()
+    excerpt_lines = excerpt.splitlines()
+    if len(excerpt_lines) > 25:
+        excerpt_lines = excerpt_lines[:3] + ["..."] + excerpt_lines[-20:]
+    lines += [f"To reproduce, run `{test_cmd} {first}`:", "", "```", *excerpt_lines, "```", "",
+              rng.choice(_CLOSINGS)]
+    return "\n".join(lines)
+
+
+def _diff(path: str, old: str, new: str) -> str:
+    body = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}"))
+    return f"diff --git a/{path} b/{path}\n{body}"
+
+
+# ----------------------------------------------------------------------------- git
+def _git_repo(path: Path, tree: Path, bugs: list[tuple[str, str, str]]) -> tuple[str, dict[str, str]]:
+    """A repo with the clean tree (one commit) and one commit per ``(tag, file, mutated text)``."""
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    stream = bytearray()
+
+    def blob(data: bytes) -> None:
+        stream.extend(b"data %d\n" % len(data) + data + b"\n")
+
+    stream += b"reset refs/heads/main\ncommit refs/heads/main\nmark :1\n"
+    stream += f"author {GIT_IDENTITY}\ncommitter {GIT_IDENTITY}\n".encode()
+    blob(b"clean sdist tree")
+    for rel in tree_files(tree):
+        mode = b"100755" if os.access(tree / rel, os.X_OK) else b"100644"
+        stream += b"M " + mode + b" inline " + rel.encode() + b"\n"
+        blob((tree / rel).read_bytes())
+    for i, (tag, rel, text) in enumerate(bugs, 2):
+        stream += f"commit refs/tags/{tag}\nmark :{i}\n".encode()
+        stream += f"author {GIT_IDENTITY}\ncommitter {GIT_IDENTITY}\n".encode()
+        blob(f"{tag}".encode())
+        stream += b"from :1\nM 100644 inline " + rel.encode() + b"\n"
+        blob(text.encode())
+    marks = path / "marks"
+    subprocess.run(["git", "--git-dir", str(path), "fast-import", "--quiet", f"--export-marks={marks}"],
+                   input=bytes(stream), check=True)
+    shas = dict(line.split() for line in marks.read_text().splitlines())
+    marks.unlink()
+    return shas[":1"], {tag: shas[f":{i}"] for i, (tag, _, _) in enumerate(bugs, 2)}
+
+
+# ----------------------------------------------------------------------------- build
+def build(seed: int = DEFAULT_SEED, per_module: int = 24, workers: int = 2, force: bool = False) -> Path:
+    """Build (or find) the task set; returns its folder."""
+    final = dataset_dir(seed, per_module)
+    if final.exists() and not force:
+        return final
+    from agentgym.sandbox import available
+
+    if not available():
+        raise InvalidArgumentError("building SWEGym tasks needs bubblewrap: run `bash scripts/system-deps.sh`")
+    work = swegym_cache() / f"work-{_work_key()}"  # candidates are content-keyed: shared by every seed
+    (work / "validation").mkdir(parents=True, exist_ok=True)
+    trees = {p.name: fetch(p) for p in PROJECTS}
+    # baseline (cached)
+    baseline_path = work / "baseline.json"
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    if baseline is None:
+        jobs = [(p.name, module, str(trees[p.name])) for p in PROJECTS for module, _ in p.modules]
+        results = _parallel(_baseline_job, jobs, workers, "swegym baseline")
+        baseline = {f"{name}:{module}": r for (name, module, _), r in zip(jobs, results)}
+        baseline_path.write_text(json.dumps(baseline))
+    # candidates and validation (resumable)
+    all_cands = {p.name: candidates(p, trees[p.name], seed, per_module) for p in PROJECTS}
+    jobs = []
+    for project in PROJECTS:
+        for cand in all_cands[project.name]:
+            stable = baseline[f"{project.name}:{cand['module']}"]["stable"]
+            out = work / "validation" / f"{project.name}-{cand['id']}.json"
+            if stable and not out.exists():
+                jobs.append((project.name, cand, str(trees[project.name]), str(out), stable))
+    if jobs:
+        _parallel(_validate_job, jobs, workers, "swegym validation")
+    # assemble
+    scratch = Path(tempfile.mkdtemp(dir=swegym_cache(), prefix="tmp-tasks-"))
+    try:
+        _assemble(scratch, final, trees, all_cands, work, seed, per_module)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return final
+
+
+def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dict[str, list[dict[str, Any]]],
+              work: Path, seed: int, per_module: int) -> None:
+    instances = []
+    for project in PROJECTS:
+        tree, cands = trees[project.name], all_cands[project.name]
+        splits = assign_splits(project, cands, seed)
+        kept = []
+        for cand in cands:
+            out = work / "validation" / f"{project.name}-{cand['id']}.json"
+            if not out.exists():
+                continue
+            result = json.loads(out.read_text())
+            if result["valid_run"] and not result["killed"] and result["FAIL_TO_PASS"] and result["PASS_TO_PASS"]:
+                kept.append((cand, result))
+        tags = [(f"{OWNER}__{project.name}.{cand['kind']}__{cand['id']}", cand["module"], cand["mutated"])
+                for cand, _ in kept]
+        clean, commits = _git_repo(scratch / "repos" / harness.repo_folder(project.repo), tree, tags)
+        for (cand, result), (tag, module, _) in zip(kept, tags):
+            original = (tree / module).read_text()
+            rng = random.Random(f"{seed}:{tag}")
+            instances.append({
+                "instance_id": tag, "repo": project.repo, "base_commit": commits[tag],
+                "patch": _diff(module, cand["mutated"], original), "test_patch": "",
+                "problem_statement": problem_statement(result["FAIL_TO_PASS"], result["failures"],
+                                                       harness.DEFAULT_TEST_CMD, rng),
+                "hints_text": "", "created_at": "2026-01-01T00:00:00Z", "version": project.version,
+                "environment_setup_commit": clean, "FAIL_TO_PASS": result["FAIL_TO_PASS"],
+                "PASS_TO_PASS": result["PASS_TO_PASS"], "test_cmd": harness.DEFAULT_TEST_CMD,
+                "test_env": dict(project.test_env), "split": splits[cand["module"]], "module": module,
+                "bug": {"function": cand["function"], "kind": cand["kind"], "line": cand["line"]},
+                "license": project.license,
+            })
+    with open(scratch / "instances.jsonl", "w") as handle:
+        for instance in instances:
+            handle.write(json.dumps(instance, sort_keys=True) + "\n")
+    counts = {s: sum(1 for i in instances if i["split"] == s) for s in ("train", "valid", "test")}
+    (scratch / "meta.json").write_text(json.dumps({"key": dataset_key(seed, per_module), "seed": seed,
+                                                   "candidates": sum(map(len, all_cands.values())),
+                                                   "tasks": len(instances), "splits": counts}, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(scratch, final)  # atomic: readers see a complete folder or none
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build the embedded agentgym/SWEGym-v0 task set.")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--per-module", type=int, default=24, help="mutation candidates per module")
+    parser.add_argument("--workers", type=int, default=2, help="parallel sandboxed test runs")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the task set is cached")
+    args = parser.parse_args(argv)
+    path = build(args.seed, args.per_module, args.workers, args.force)
+    print(f"SWEGym tasks: {path}\n{(path / 'meta.json').read_text()}")
+
+
+if __name__ == "__main__":
+    main()
