@@ -34,11 +34,12 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     args = parser.parse_args()
     factory = functools.partial(gym.make, "agentgym/TextWorld-v0", split=args.split, max_turns=args.max_turns)
+    specs = episode_plan(factory().unwrapped.task_ids, args.episodes, seed=0)
     env = factory()
-    task_ids = env.unwrapped.task_ids
+    for task_id in sorted({spec.task_id for spec in specs}):  # generate and cache every game first
+        env.reset(options={"task_id": task_id})
     env.close()
-    specs = episode_plan(task_ids, args.episodes, seed=0)
-    measure(factory, specs[:4], 2)  # warm-up: generates/caches games, fills the page cache
+    measure(factory, specs[:4], 2)  # warm-up: worker start-up paths, page cache
     one = measure(factory, specs, 1)
     two = measure(factory, specs, 2)
     print(f"episodes: {args.episodes}  max_turns: {args.max_turns}  split: {args.split}")
