@@ -30,6 +30,8 @@ tasks: venv
 demo: tasks
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent random --split test --episodes 10 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent random --split test --episodes 5 --seed 0 --max-turns 200 --env-kwargs '{"expert": false}' --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent expert --split test --episodes 5 --seed 0 --max-turns 200 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)
@@ -50,6 +52,7 @@ test-fast: tasks
 bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py
 	$(BIN)/python benchmarks/vector_throughput.py
+	$(BIN)/python benchmarks/alfworld_speed.py
 	$(BIN)/python benchmarks/scienceworld_speed.py
 	$(BIN)/python benchmarks/webshop_search.py
 	$(BIN)/python benchmarks/multiagent_negotiation.py

@@ -15,6 +15,7 @@ NAMESPACE = "agentgym"
 FAMILIES: dict[str, tuple[int, str]] = {
     "TextWorld": (0, "agentgym.envs.textworld:TextWorldEnv"),
     "ScienceWorld": (0, "agentgym.envs.scienceworld:ScienceWorldEnv"),
+    "ALFWorld": (0, "agentgym.envs.alfworld:ALFWorldEnv"),
     "Negotiation": (0, "agentgym.envs.multiagent:NegotiationEnv"),
     "InstructorExecutor": (0, "agentgym.envs.multiagent:InstructorExecutorEnv"),
     "WebShop": (0, "agentgym.envs.webshop:WebShopEnv"),

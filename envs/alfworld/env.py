@@ -1,0 +1,460 @@
+"""ALFWorld on the real engine (alfworld's TextWorld-PDDL text engine).
+
+Env card
+--------
+* **Id**: ``agentgym/ALFWorld-v0``
+* **Engine**: the PyPI ``alfworld`` package: textworld's ``PddlEnv`` with ALFWorld's ``alfred.pddl`` domain
+  and ``alfred.twl2`` grammar, wrapped in ALFWorld's own ``AlfredDemangler`` and ``AlfredInfos`` (the stack
+  ``AlfredTWEnv`` builds). Nothing of the simulator is reimplemented.
+* **Tasks** (``task_source`` in the manifest's engine version and in ``info["alfworld"]``):
+
+  - ``generated`` (default): ALFWorld-style games made from the wheel's floor-plan layouts and goal library
+    by :mod:`.games`, in ALFWorld's own file format, generated on first use and cached. Task ids are
+    ``FloorPlan<n>/<task type>/<seed>``. Splits: ``train`` (3,553), ``valid_seen`` (140, training floor
+    plans, other seeds), ``valid_unseen`` (134, floor plans no other split uses); ``valid`` and ``test``
+    are the contract's names for ``valid_seen`` and ``valid_unseen`` (same task ids); RLVMR-style levels
+    ``train_L`` (train without the held-out type), ``L0`` (seen types, seen floor plans), ``L1`` (seen
+    types, unseen floor plans), ``L2`` (the held-out type ``pick_two_obj_and_place``). Scores on generated
+    games are not comparable with published ALFWorld numbers.
+  - ``alfworld-download``: ``data_dir=<folder>`` (or ``$ALFWORLD_DATA``, used when it holds
+    ``json_2.1.1``) reads the official games unchanged from ``<folder>/json_2.1.1/<split>/``, with
+    ALFWorld's own filters (solvable games only; no ``movable``/``Sliced`` trials). Task ids are the trial
+    folders relative to ``json_2.1.1``; definitions are the sha256 of ``game.tw-pddl`` and
+    ``traj_data.json``. Splits ``train``, ``valid_seen``, ``valid_unseen`` (``valid``/``test`` as above).
+    ``data_dir="generated"`` forces generated games even when ``$ALFWORLD_DATA`` is set.
+* **Observation**: the engine's text as ALFWorld prints it (at reset the ``-= Welcome to TextWorld, ALFRED!
+  =-`` intro ending with ``Your task is to: ...``; ``Nothing happens.`` for a command the engine cannot
+  apply). **Action**: one command, e.g. ``go to countertop 1``, ``take mug 1 from countertop 1``,
+  ``move mug 1 to coffeemachine 1`` (this alfworld's vocabulary; older releases said ``put``).
+* **Reward**: 1.0 on the step that wins, else 0.0 (ALFWorld's score). ``info["score"]`` is 1.0 once won.
+* **Termination**: won (ALFWorld has no losing state). **Truncation**: ``max_turns`` (default 50, as in
+  ALFWorld's evaluation).
+* **info**: the standard keys. ``admissible_actions``: the engine's admissible commands; ``action_valid``:
+  the command was among them; ``goal``: the task text; ``expert_action``: the next action of ALFWorld's
+  handcoded expert (``expert="handcoded"``, default; seeded per episode, ``"look"`` at reset as in
+  ``AlfredExpert``), or the first step of fast-downward's plan from the current state computed in a child
+  process under ``planner_timeout`` seconds (``expert="planner"``), or ``None`` (``expert=None``, or the
+  expert gave up or timed out). Under ``info["alfworld"]``: ``task_type``, ``task_source``, ``gamefile``,
+  ``alfworld_version``, ``textworld_version``, ``action_vocabulary`` and, at reset, ``walkthrough``.
+* **Bad actions**: only the common checks; any other text reaches the engine (``Nothing happens.``).
+
+Version history: v0, initial release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from agentgym.core import TextEnv, Transition
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError, TaskFileError
+from agentgym.tasks import Task, TaskSplit, choose_split
+
+from agentgym.envs.alfworld import games
+
+#: Official folder names under ``json_2.1.1`` for each split name.
+_OFFICIAL_SPLITS = {
+    "train": "train",
+    "valid_seen": "valid_seen",
+    "valid_unseen": "valid_unseen",
+    "valid": "valid_seen",
+    "test": "valid_unseen",
+}
+_EXPERTS = ("handcoded", "planner", None)
+
+
+def _normalize(command: str) -> str:
+    return " ".join(command.lower().split())
+
+
+# ------------------------------------------------------------------------------------------ engine helpers
+#: Per-thread flag read by the translation memo: does the env loading a game now use the planner? Set
+#: ``PLANNER_SLOT.wanted = False`` before loading a game to skip the planner's optimized translation.
+PLANNER_SLOT = threading.local()
+
+
+@functools.cache
+def install_engine_speedups() -> None:
+    """Make the engine faster without changing any output (engine-perf.md §1.3, P1 and P2).
+
+    * fast-downward's PDDL->SAS translation, a pure function of (domain, problem, flags), is memoised
+      (last 8): ``PddlEnv.load`` translates twice and ``reset`` twice more, now a new game costs two
+      translations and a re-reset none;
+    * textworld's text grammar re-parses the same template strings with TatSu on every derivation: the
+      parses are memoised (fresh deep copies are handed out, so derivations never share symbols), and so
+      are conjunctive queries (read-only ``Rule`` objects);
+    * ``PddlState`` also translates the problem a second time with ``optimize=True`` for the planner; an env
+      that does not use the planner (``expert != "planner"``) loads the plain translation there instead, which
+      halves the load time and changes nothing it shows (``replan`` still works on it);
+    * fast-downward's translator overwrites ``sys.argv``; it is restored after each translation;
+    * the grammar's per-symbol context copy deep-copies two small dicts whose values derivation only
+      reads; they are copied shallowly.
+
+    The patches are process-wide (textworld calls these module functions) and idempotent. Observations,
+    admissible commands, facts and won flags were checked identical to stock (benchmarks/alfworld_speed.py
+    replays the same actions through the unpatched engine in another process and compares).
+    """
+    import copy
+
+    import fast_downward
+    import textworld.envs.pddl.textgen as textgen
+    from textworld.logic import Rule
+
+    translate = fast_downward.pddl2sas
+
+    @functools.lru_cache(maxsize=8)
+    def translated(domain: str, problem: str, verbose: bool, optimize: bool) -> Any:
+        argv = sys.argv
+        try:
+            return translate(domain, problem, verbose=verbose, optimize=optimize)
+        finally:
+            sys.argv = argv  # fast-downward overwrites the process's sys.argv for its option parser
+
+    def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
+        if optimize and not getattr(PLANNER_SLOT, "wanted", True):
+            optimize = False  # the planner slot gets the plain translation: valid, and never used
+        return translated(domain, problem, verbose, optimize)
+
+    parse = textgen._parse_and_convert
+    parsed: dict[tuple[str, str | None], Any] = {}
+
+    def parse_and_convert(text: str, rule_name: str | None = None, trace: bool = False) -> Any:
+        key = (text, rule_name)
+        if key not in parsed:
+            parsed[key] = parse(text, rule_name=rule_name, trace=trace)
+        return copy.deepcopy(parsed[key])
+
+    query = Rule.parse_conjunctive_query.__func__
+    queries: dict[str, Any] = {}
+
+    def parse_conjunctive_query(cls: type, expr: str) -> Any:
+        if expr not in queries:
+            queries[expr] = query(cls, expr)
+        return queries[expr]
+
+    def copy_context(context: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "state": context["state"],
+            "facts": context["facts"],
+            "variables": dict(context["variables"]),
+            "mapping": dict(context["mapping"]),
+            "entity_infos": context["entity_infos"],
+        }
+
+    fast_downward.pddl2sas = pddl2sas
+    textgen._parse_and_convert = parse_and_convert
+    textgen.copy_context = copy_context
+    Rule.parse_conjunctive_query = classmethod(parse_conjunctive_query)
+
+
+class _ExpertRandom:
+    """Stands in for the ``random`` module inside ALFWorld's handcoded expert, which draws from the global
+    generator: while an env's expert runs, draws come from that env's own seeded generator."""
+
+    _local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        current = getattr(self._local, "rng", None)
+        return getattr(current if current is not None else random, name)
+
+
+@functools.cache
+def _install_expert_random() -> _ExpertRandom:
+    import alfworld.agents.expert.handcoded_expert as handcoded
+
+    proxy = _ExpertRandom()
+    handcoded.random = proxy  # type: ignore[assignment]
+    return proxy
+
+
+def _plan_in_child(pddl_state: Any, entity_infos: Any, connection: Any) -> None:
+    try:
+        connection.send(pddl_state.replan(entity_infos))
+    except Exception as exc:  # report, never hang the parent
+        connection.send(exc)
+    finally:
+        connection.close()
+
+
+def _read_json(path: Path, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TaskFileError(f"{path}: not valid JSON ({exc})") from None
+
+
+def official_tasks(data_dir: Path, split: str) -> list[tuple[Task, Path]]:
+    """The official games of a split in an ``alfworld-download`` folder, filtered as ``AlfredTWEnv`` does."""
+    root = data_dir / "json_2.1.1" / _OFFICIAL_SPLITS[split]
+    if not root.is_dir():
+        raise TaskFileError(
+            f"{root}: no such folder. data_dir must point at an alfworld-download layout "
+            "(<data_dir>/json_2.1.1/{train,valid_seen,valid_unseen}/.../trial_*/game.tw-pddl)"
+        )
+    found = []
+    for traj_path in sorted(root.rglob("traj_data.json")):
+        folder = traj_path.parent
+        game_path = folder / "game.tw-pddl"
+        relative = folder.relative_to(data_dir / "json_2.1.1").as_posix()
+        if "movable" in relative or "Sliced" in relative or not game_path.is_file():
+            continue
+        game_bytes, traj_bytes = game_path.read_bytes(), traj_path.read_bytes()
+        game, traj = _read_json(game_path, game_bytes), _read_json(traj_path, traj_bytes)
+        if not game.get("solvable") or traj.get("task_type") not in games.TASK_TYPES:
+            continue
+        digest = hashlib.sha256(game_bytes + b"\0" + traj_bytes).hexdigest()
+        found.append((Task(relative, {"source": "alfworld-download", "sha256": digest}), game_path))
+    if not found:
+        raise TaskFileError(
+            f"{root}: no solvable ALFWorld games (folders with traj_data.json and game.tw-pddl)"
+        )
+    return found
+
+
+class ALFWorldEnv(TextEnv):
+    """ALFWorld household tasks as a text env (see the module's env card).
+
+    Args:
+        split: ``train``, ``valid_seen``, ``valid_unseen``, ``valid`` (= valid_seen), ``test``
+            (= valid_unseen); generated games also have ``train_L``, ``L0``, ``L1``, ``L2``.
+        max_turns: turn limit; reaching it truncates the episode.
+        data_dir: an ``alfworld-download`` folder (with ``json_2.1.1``) to play the official games;
+            ``None`` uses ``$ALFWORLD_DATA`` when it holds ``json_2.1.1``, else generated games;
+            ``"generated"`` always uses generated games.
+        expert: ``"handcoded"`` (ALFWorld's handcoded expert), ``"planner"`` (fast-downward, in a child
+            process) or ``None`` (no ``expert_action``, fastest).
+        planner_timeout: seconds the planner may take per step before ``expert_action`` is ``None``.
+        max_action_length: longer actions are answered as invalid.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    family = "ALFWorld"
+    splits = games.SPLITS
+
+    def __init__(
+        self,
+        split: str = "train",
+        max_turns: int = 50,
+        data_dir: str | os.PathLike | None = None,
+        expert: str | None = "handcoded",
+        planner_timeout: float = 10.0,
+        max_action_length: int = 4096,
+        render_mode: str | None = None,
+    ):
+        try:
+            import alfworld  # noqa: F401
+            import textworld  # noqa: F401
+        except ImportError as exc:
+            raise DependencyNotInstalled("agentgym/ALFWorld-v0 needs `pip install alfworld==0.4.2`") from exc
+        if expert not in _EXPERTS:
+            raise InvalidArgumentError(f"expert must be one of {_EXPERTS}, got {expert!r}")
+        if not planner_timeout > 0:
+            raise InvalidArgumentError(
+                f"planner_timeout must be a positive number of seconds, got {planner_timeout!r}"
+            )
+        self.expert = expert
+        self.planner_timeout = float(planner_timeout)
+        self.data_dir = self._resolve_data_dir(data_dir)
+        self.task_source = "generated" if self.data_dir is None else "alfworld-download"
+        self.engine_version = (
+            f"alfworld {games.alfworld_version()} textworld {games.textworld_version()} "
+            f"tasks {self.task_source}"
+            + (f" generator v{games.GENERATOR_VERSION}" if self.data_dir is None else "")
+            + f" actions '{games.action_vocabulary()}'"
+        )
+        self._paths: dict[str, Path] = {}
+        if self.data_dir is None:
+            choose_split(dict.fromkeys(games.SPLITS), split)  # an unknown split raises, with did-you-mean
+            tasks = TaskSplit(split, games.split_tasks(split), self.engine_version)
+        else:
+            choose_split(_OFFICIAL_SPLITS, split)
+            pairs = official_tasks(self.data_dir, split)
+            self._paths = {task.task_id: path for task, path in pairs}
+            tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
+        super().__init__(
+            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode
+        )
+        self._engine: Any = None
+        self._engine_path: Path | None = None
+        self._expert_agent: Any = None
+        self._expert_rng = random.Random(0)
+        self._walkthrough: list[str] | None = None
+        self._task_type: str | None = None
+        self._failed_expert = False
+
+    @staticmethod
+    def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+        if data_dir == "generated":
+            return None
+        if data_dir is None:
+            from_env = os.environ.get("ALFWORLD_DATA")
+            if from_env and (Path(from_env).expanduser() / "json_2.1.1").is_dir():
+                return Path(from_env).expanduser().resolve()
+            return None
+        path = Path(data_dir).expanduser().resolve()
+        if not (path / "json_2.1.1").is_dir():
+            raise TaskFileError(
+                f"{path}: expected an alfworld-download folder containing json_2.1.1/ "
+                "(or pass data_dir='generated' for the generated games)"
+            )
+        return path
+
+    def game_file(self, task: Task) -> Path:
+        """The ``game.tw-pddl`` of a task (generated and cached on first use for generated tasks)."""
+        return self._paths.get(task.task_id) or games.game_path(task.task_id)
+
+    # ----------------------------------------------------------------- hooks
+    def _start(self, task: Task) -> tuple[Transition, str | None]:
+        path = self.game_file(task)
+        traj = json.loads((path.parent / "traj_data.json").read_text())
+        self._task_type = traj.get("task_type")
+        self._walkthrough = json.loads(path.read_text()).get("walkthrough")
+        try:
+            PLANNER_SLOT.wanted = self.expert == "planner"
+            if self._engine is None or self._engine_path != path:
+                self._load(path)
+            state = self._engine.reset()
+        except Exception as exc:
+            self._close_engine()
+            raise EngineFault(f"the ALFWorld engine failed to start {path}: {exc!r}", task.task_id) from exc
+        self._failed_expert = False
+        expert_action = None
+        if self.expert == "handcoded":
+            self._expert_rng.seed(task.task_id)
+            self._expert_agent.reset(str(path))
+            self._run_expert(lambda: self._expert_agent.observe(state.feedback))
+            expert_action = "look"  # as ALFWorld's AlfredExpert: the expert looks first
+        elif self.expert == "planner":
+            expert_action = self._plan()
+        goal = state.feedback.rpartition("Your task is to: ")[2].strip().rstrip(".") or None
+        transition = self._transition(state, reward=0.0, action_valid=True, expert_action=expert_action)
+        transition.family_info["walkthrough"] = list(self._walkthrough) if self._walkthrough else None
+        return transition, goal
+
+    def _advance(self, action: str) -> Transition:
+        admissible = {_normalize(command) for command in (self._last.admissible_actions or [])}
+        try:
+            state, score, _ = self._engine.step(action)
+        except Exception as exc:
+            task_id = self._task.task_id if self._task else None
+            self._close_engine()
+            raise EngineFault(f"the ALFWorld engine failed on {action!r}: {exc!r}", task_id) from exc
+        won = bool(state["won"])
+        expert_action = None
+        if not won and self.expert == "handcoded":
+            expert_action = self._handcoded_next(state, action)
+        elif not won and self.expert == "planner":
+            expert_action = self._plan()
+        return self._transition(
+            state,
+            reward=float(score or 0),
+            action_valid=_normalize(action) in admissible,
+            expert_action=expert_action,
+        )
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            engine, self._engine, self._engine_path = self._engine, None, None
+            # libdownward is not dlclose'd: copies share a soname, so closing one can unload another's
+            with contextlib.suppress(Exception):  # after an engine fault, freeing must not raise again
+                engine.close()
+
+    @staticmethod
+    def _pddl_env(engine: Any) -> Any:
+        while hasattr(engine, "_wrapped_env"):
+            engine = engine._wrapped_env
+        return engine
+
+    # ----------------------------------------------------------------- helpers
+    def _load(self, path: Path) -> None:
+        import textworld
+        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+        from textworld.envs.pddl import PddlEnv
+
+        install_engine_speedups()
+        if self._engine is None:
+            infos = textworld.EnvInfos(
+                admissible_commands=True, won=True, facts=self.expert == "handcoded", extras=["gamefile"]
+            )
+            self._engine = AlfredInfos(AlfredDemangler(PddlEnv(infos)))
+        if self.expert == "handcoded" and self._expert_agent is None:
+            from alfworld.agents.expert import HandCodedTWAgent
+
+            _install_expert_random()
+            self._expert_agent = HandCodedTWAgent(max_steps=200)
+        self._engine.load(str(path))
+        self._engine_path = path
+
+    def _run_expert(self, call: Any) -> Any:
+        proxy = _install_expert_random()
+        proxy._local.rng = self._expert_rng
+        try:
+            return call()
+        finally:
+            proxy._local.rng = None
+
+    def _handcoded_next(self, state: Any, action: str) -> str | None:
+        from alfworld.agents.expert import HandCodedAgentFailed, HandCodedAgentTimeout
+
+        if self._failed_expert:
+            return None
+        try:
+            command = self._run_expert(lambda: self._expert_agent.act(state, 0, state["won"], action))
+        except (HandCodedAgentTimeout, HandCodedAgentFailed):
+            self._failed_expert = True
+            return None
+        return command if command in (state["admissible_commands"] or []) else "look"
+
+    def _plan(self) -> str | None:
+        """First step of fast-downward's plan from the current state, computed in a forked child (which
+        inherits the loaded engine) and abandoned after ``planner_timeout`` seconds."""
+        inner = self._pddl_env(self._engine)
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_plan_in_child, args=(inner._pddl_state, inner._entity_infos, sender), daemon=True
+        )
+        child.start()
+        sender.close()
+        try:
+            plan = receiver.recv() if receiver.poll(self.planner_timeout) else None
+        except EOFError:
+            plan = None
+        finally:
+            receiver.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+        return plan[0] if isinstance(plan, list) and plan else None
+
+    def _transition(
+        self, state: Any, reward: float, action_valid: bool, expert_action: str | None
+    ) -> Transition:
+        won = bool(state["won"])
+        return Transition(
+            observation=state.feedback,
+            reward=reward,
+            terminated=won,
+            action_valid=action_valid,
+            won=won,
+            score=1.0 if won else 0.0,
+            admissible_actions=list(state["admissible_commands"] or []),
+            expert_action=expert_action,
+            family_info={
+                "task_type": self._task_type,
+                "task_source": self.task_source,
+                "gamefile": str(self._engine_path),
+                "alfworld_version": games.alfworld_version(),
+                "textworld_version": games.textworld_version(),
+                "action_vocabulary": games.action_vocabulary(),
+            },
+        )
