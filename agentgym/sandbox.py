@@ -4,7 +4,8 @@ Every command runs under ``bwrap`` (Debian package ``bubblewrap``) with:
 
 * **no network**: a fresh network namespace (only a down loopback; the host's localhost is not reachable);
 * **a read-only system**: ``/`` is bind-mounted read-only; ``/root`` and ``/home`` are hidden behind empty
-  tmpfs mounts (the Python interpreter's own folders are mounted back read-only where they live there);
+  tmpfs mounts, and ``/tmp`` is a private tmpfs (the Python interpreter's own folders are mounted back
+  read-only where they live under any of these);
 * **one writable tree**: the work dir, bind-mounted at :attr:`Sandbox.mount_point` (``/tmp/repo``), plus
   a small private ``/tmp`` tmpfs and any extra ``writable`` binds the caller names;
 * **an unprivileged uid**: as root, bwrap runs without a user namespace and the command is started
@@ -251,14 +252,16 @@ class Sandbox:
         hidden = [h for h in HIDDEN if os.path.isdir(h)]
         for path in hidden:
             args += ["--tmpfs", path]
+        args += ["--perms", "1777", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp"]
+        # Read-only folders that the empty mounts above covered (an interpreter in /root/.pyenv, a
+        # virtualenv in a checkout under /tmp) are mounted back where they live.
         for path in sorted(set(self.readonly)):
-            under = [h for h in hidden if path.startswith(h + "/")]
+            under = [h for h in (*hidden, "/tmp") if path.startswith(h + "/")]
             if under and os.path.exists(path):
                 parts = Path(path).relative_to(under[0]).parts
                 for depth in range(1, len(parts)):  # parents bwrap would otherwise create as 0700
                     args += ["--perms", "0755", "--dir", os.path.join(under[0], *parts[:depth])]
                 args += ["--ro-bind", path, path]
-        args += ["--perms", "1777", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp"]
         args += ["--bind", str(self.workdir), self.mount_point]
         for inside, host in writable.items():
             if not str(inside).startswith("/tmp/"):

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root
-from agentgym.error import InvalidArgumentError
+from agentgym.error import EngineFault, InvalidArgumentError
 
 from agentgym.envs.swegym import harness, mutate
 
@@ -193,7 +193,9 @@ def _baseline_job(args: tuple[str, str, str]) -> dict[str, Any]:
     files = dict(project.modules)[module]
     runs = [_run_module_tests(Path(tree), project, files, None) for _ in range(2)]
     stable = sorted(t for t, s in runs[0].statuses.items() if s == "PASSED" and runs[1].statuses.get(t) == "PASSED")
-    return {"stable": stable, "valid": all(r.valid for r in runs)}
+    problem = next((r.problem for r in runs if r.problem), None)
+    return {"stable": stable, "valid": all(r.valid for r in runs), "problem": problem,
+            "output": runs[0].result.output[-2000:]}
 
 
 def _validate_job(args: tuple[str, dict[str, Any], str, str, list[str]]) -> dict[str, Any]:
@@ -354,6 +356,13 @@ def build(seed: int = DEFAULT_SEED, per_module: int = 24, workers: int = 2, forc
         jobs = [(p.name, module, str(trees[p.name])) for p in PROJECTS for module, _ in p.modules]
         results = _parallel(_baseline_job, jobs, workers, "swegym baseline")
         baseline = {f"{name}:{module}": r for (name, module, _), r in zip(jobs, results)}
+        broken = {key: r for key, r in baseline.items() if not r["valid"] or not r["stable"]}
+        if broken:  # the unmutated projects must pass in the sandbox, or every candidate would be judged wrong
+            key, r = next(iter(broken.items()))
+            raise EngineFault(
+                f"the unmodified test suites of {sorted(broken)} do not pass in the sandbox; nothing was cached. "
+                f"First: {key}: {r['problem'] or 'no stable passing test'}; output:\n{r['output']}"
+            )
         baseline_path.write_text(json.dumps(baseline))
     # candidates and validation (resumable)
     all_cands = {p.name: candidates(p, trees[p.name], seed, per_module) for p in PROJECTS}
@@ -412,6 +421,8 @@ def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dic
         for instance in instances:
             handle.write(json.dumps(instance, sort_keys=True) + "\n")
     counts = {s: sum(1 for i in instances if i["split"] == s) for s in ("train", "valid", "test")}
+    if min(counts.values()) == 0:
+        raise EngineFault(f"validation kept too few tasks to fill every split ({counts}); nothing was cached")
     (scratch / "meta.json").write_text(json.dumps({"key": dataset_key(seed, per_module), "seed": seed,
                                                    "candidates": sum(map(len, all_cands.values())),
                                                    "tasks": len(instances), "splits": counts}, indent=1))
