@@ -44,6 +44,35 @@ class EpisodeSpec:
     seed: int | None
     group_id: str | None = None
 
+    def start_trajectory(
+        self,
+        env_id: str,
+        agent: str,
+        observation: str,
+        info: dict[str, Any],
+        *,
+        subgroup: str | None = None,
+        token_budget: int | None = None,
+    ) -> Trajectory:
+        """This episode's trajectory, opened on its first observation (``info`` already JSON-safe).
+
+        ``subgroup`` splits the group (one per seat in multi-agent self-play: ``<group_id>/<seat>``).
+        """
+        group_id = self.group_id
+        if group_id is not None and subgroup is not None:
+            group_id = f"{group_id}/{subgroup}"
+        return Trajectory(
+            episode_id=self.episode_id,
+            env_id=env_id,
+            task_id=info.get("task_id", self.task_id),
+            seed=self.seed,
+            agent=agent,
+            initial_observation=observation,
+            initial_info=info,
+            group_id=group_id,
+            token_budget=token_budget,
+        )
+
 
 def group_specs(task_ids: Iterable[str], seeds: Iterable[int], group_size: int) -> list[EpisodeSpec]:
     """``group_size`` rollouts of each (task, seed), sharing a ``group_id``."""
@@ -225,16 +254,8 @@ def rollout(
                 spec = specs[index]
                 if phase[worker] == "reset":
                     obs, info = pool.receive(worker)
-                    trajectory = Trajectory(
-                        episode_id=spec.episode_id,
-                        env_id=env_id,
-                        task_id=info.get("task_id", spec.task_id),
-                        seed=spec.seed,
-                        agent=agent.name,
-                        initial_observation=obs,
-                        initial_info=jsonable(info),
-                        group_id=spec.group_id,
-                        token_budget=token_budget,
+                    trajectory = spec.start_trajectory(
+                        env_id, agent.name, obs, jsonable(info), token_budget=token_budget
                     )
                     running[worker] = (index, trajectory, started)
                     phase[worker] = "step"

@@ -70,17 +70,7 @@ class _Episode:
             turn.observation, turn.info = observation, info
             turn.terminated, turn.truncated = terminated, truncated
         elif seat not in self.trajectories:
-            spec = self.spec
-            self.trajectories[seat] = Trajectory(
-                episode_id=spec.episode_id,
-                env_id=env_id,
-                task_id=info.get("task_id", spec.task_id),
-                seed=spec.seed,
-                agent=agent.name,
-                initial_observation=observation,
-                initial_info=info,
-                group_id=f"{spec.group_id}/{seat}" if spec.group_id is not None else None,
-            )
+            self.trajectories[seat] = self.spec.start_trajectory(env_id, agent.name, observation, info, subgroup=seat)
 
 
 def multiagent_rollout(
