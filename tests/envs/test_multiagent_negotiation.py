@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 from pettingzoo.test import api_test, parallel_api_test

@@ -1,7 +1,6 @@
 """TextWorld on the real engine: embedded suites, users' own tw-make games, rewards and the expert."""
 
 import functools
-import os
 import subprocess
 import sys
 from pathlib import Path
