@@ -61,8 +61,11 @@ MAX_OBSERVATION_LENGTH = 1_000_000
 class StepInfo(TypedDict, total=False):
     """The ``info`` keys that wrappers, trainers and the evaluator read.
 
-    ``turn_rewards`` is added by reward hooks (``agentgym.wrappers``): ``{hook name: float}``. A family
-    adds its own diagnostics under its family name (``info["textworld"]``); any other key is free-form.
+    ``turn_rewards`` is added by reward hooks (``agentgym.wrappers``): ``{hook name: float}``; with it come
+    ``turn_reward_details`` (``{hook name: dict}``, what the hook computed the reward from) and, on the step
+    that ends the episode, ``episode_turn_rewards`` (``{hook name: [reward of every turn]}``, for hooks such
+    as RLVMR whose turn rewards are only known at the end). A family adds its own diagnostics under its
+    family name (``info["textworld"]``); any other key is free-form.
     """
 
     task_id: str
@@ -76,6 +79,8 @@ class StepInfo(TypedDict, total=False):
     anchor_obs: str
     turn: int
     turn_rewards: dict[str, float]
+    turn_reward_details: dict[str, dict[str, Any]]
+    episode_turn_rewards: dict[str, list[float]]
 
 
 class TextSpace(Text):
@@ -151,6 +156,10 @@ class LazyInfo(dict):
 
     def __contains__(self, key: object) -> bool:
         return key in self._deferred or dict.__contains__(self, key)
+
+    def pending(self) -> tuple[str, ...]:
+        """The keys whose values are not computed yet (reading one computes it)."""
+        return tuple(self._deferred)
 
     def __len__(self) -> int:
         return dict.__len__(self) + len(self._deferred)
@@ -228,13 +237,16 @@ class Transition:
 
 #: Control characters (Unicode category Cc) and unpaired surrogates (text that cannot be UTF-8 encoded).
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The same, with newline, carriage return and tab allowed (multi-line actions such as source code).
+_FORBIDDEN_CHARS_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def check_action(action: Any, max_length: int) -> tuple[str | None, str | None]:
+def check_action(action: Any, max_length: int, multiline: bool = False) -> tuple[str | None, str | None]:
     """Return ``(clean action, None)`` for a usable action or ``(None, problem)`` for a bad one.
 
     Surrounding whitespace is stripped (models often end with a newline). ``problem`` is a sentence an
-    agent can act on.
+    agent can act on. ``multiline`` allows newlines and tabs inside the action (families whose actions
+    are code set :attr:`TextEnv.multiline_actions`).
     """
     if isinstance(action, (bytes, bytearray)):
         return None, f"expected a text string, got {type(action).__name__}; decode it first"
@@ -245,7 +257,7 @@ def check_action(action: Any, max_length: int) -> tuple[str | None, str | None]:
     action = action.strip()
     if not action:
         return None, "the action is empty"
-    bad = _FORBIDDEN_CHARS.search(action)
+    bad = (_FORBIDDEN_CHARS_MULTILINE if multiline else _FORBIDDEN_CHARS).search(action)
     if bad is not None:
         char, index = bad.group(), bad.start()
         if 0xD800 <= ord(char) <= 0xDFFF:
@@ -274,6 +286,8 @@ class TextEnv(gym.Env[str, str]):
     #: The family's split names (``agentgym list`` shows each).
     splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    #: Whether actions may span lines (newlines and tabs pass :func:`check_action`), e.g. source code.
+    multiline_actions: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -350,7 +364,7 @@ class TextEnv(gym.Env[str, str]):
         if self._task is None or self._done:
             raise ResetNeeded("step() needs an episode in progress: call reset() first")
         self._turn += 1
-        clean, problem = check_action(action, self.max_action_length)
+        clean, problem = check_action(action, self.max_action_length, self.multiline_actions)
         if problem is None:
             clean, problem = self._clean_action(clean)
         transition = self._rejection(problem) if problem is not None else self._advance(clean)

@@ -20,6 +20,7 @@ FAMILIES: dict[str, tuple[int, str]] = {
     "InstructorExecutor": (0, "agentgym.envs.multiagent:InstructorExecutorEnv"),
     "WebShop": (0, "agentgym.envs.webshop:WebShopEnv"),
     "SWEGym": (0, "agentgym.envs.swegym:SWEGymEnv"),
+    "KernelGym": (0, "agentgym.envs.kernelgym:KernelGymEnv"),
 }
 
 

@@ -1,0 +1,379 @@
+"""Evaluating one KernelGym submission: static checks here, everything else in a sandboxed worker.
+
+:class:`Evaluator` writes the reference, the submission and a job description into a fresh folder,
+runs :mod:`.worker` there in :class:`agentgym.sandbox.Sandbox` (bubblewrap: no network, read-only
+system, CPU/memory/process limits and a wall-clock timeout) and reads back one JSON line. A submission
+that crashes, hangs or runs out of memory kills only its worker: the result says what happened.
+Where bubblewrap cannot run (a GPU machine without it), ``isolation="process"`` runs the worker as a
+plain subprocess with the same rlimits and timeout.
+
+Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them voids the turn):
+
+* static, before anything runs (:func:`static_checks`): ``try_except`` (a submission catching its own
+  failure and falling back to PyTorch), ``timing_patch`` (assigning to timer functions),
+  ``thread_injection`` (threads, processes, async), ``side_stream`` (CUDA streams), ``lazy_tensor``
+  (tensor subclasses / ``__torch_function__``), ``reference_access`` (reaching the reference module);
+* at run time, in the worker: ``calls_reference_op`` (the task's own high-level op, seen by a
+  ``TorchFunctionMode`` during ``forward`` or as its ``aten::`` op in the profiler, so also from C++),
+  ``calls_reference_model``, ``decoy_kernel`` (a kernel was built but never launched),
+  ``no_custom_kernel`` (plain PyTorch where the task or env allows kernels only), ``mutates_inputs``,
+  ``output_aliases_input``, ``reuses_output_buffer`` / ``overwrites_previous_output`` (caching or
+  aliasing outputs across calls), ``thread_injection`` (threads left running), ``side_stream`` (the
+  current CUDA stream changed), ``timing_patched`` (timer or comparison functions replaced),
+  ``backend_not_allowed``.
+* ``review``: a speedup above ``speedup_bound`` (default 10x, KernelBench's) is flagged for review in
+  the result, not penalised.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agentgym.cache import cache_root
+from agentgym.error import InvalidArgumentError
+from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
+
+WORKER = Path(__file__).with_name("worker.py")
+#: Bump when the evaluation protocol changes (keys the torch.compile baseline cache too).
+PROTOCOL_VERSION = 1
+#: Where the compile cache is mounted inside the sandbox.
+CACHE_MOUNT = "/tmp/kcache"
+TIMING_NAMES = {"perf_counter", "perf_counter_ns", "time", "monotonic", "Event", "elapsed_time", "synchronize",
+                "allclose", "isclose", "equal", "__eq__"}
+THREAD_MODULES = {"threading", "multiprocessing", "concurrent", "asyncio", "_thread", "subprocess"}
+#: Worker result fields kept in ``EvalResult.details``.
+DETAIL_KEYS = ("ops_called", "forbidden_ops_called", "forbidden_aten_ops", "patched", "profiled_kernels", "ref_stats",
+               "new_stats", "compile_seconds", "stage_seconds")
+#: Host variables the worker sees (CUDA toolchain settings).
+PASS_THROUGH = ("TORCH_CUDA_ARCH_LIST", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "CXX", "CC")
+STREAM_PATTERN = re.compile(r"\b(cuda\.Stream|cuda\.stream|ExternalStream|set_stream|Stream\s*\()")
+
+
+def compile_cache_dir() -> Path:
+    """The shared ``load_inline`` build cache (one folder per source hash)."""
+    return cache_root() / "kernelgym" / "extensions"
+
+
+def static_checks(source: str) -> tuple[list[str], list[str]]:
+    """``(hacks, warnings)`` found in the submission's source without running it."""
+    hacks, warnings = set(), set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return [], []  # the worker reports the syntax error as a compile failure
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            hacks.add("try_except")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            if any(n.split(".")[0] in THREAD_MODULES for n in names):
+                hacks.add("thread_injection")
+            if any("kernelgym_reference" in n or n.split(".")[0] == "reference" for n in names):
+                hacks.add("reference_access")
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and target.attr in TIMING_NAMES:
+                    hacks.add("timing_patch")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name == "setattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and \
+                    node.args[1].value in TIMING_NAMES:
+                hacks.add("timing_patch")
+            if name in ("fork", "Thread", "Process", "start_new_thread"):
+                hacks.add("thread_injection")
+            if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant) \
+                    and str(node.args[0].value).split(".")[0] in THREAD_MODULES:
+                hacks.add("thread_injection")
+        elif isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                if isinstance(base, ast.Attribute) and base.attr in ("Tensor", "TorchFunctionMode", "TorchDispatchMode"):
+                    hacks.add("lazy_tensor")
+        elif isinstance(node, ast.FunctionDef) and node.name in ("__torch_function__", "__torch_dispatch__"):
+            hacks.add("lazy_tensor")
+        elif isinstance(node, ast.Name) and node.id == "kernelgym_reference":
+            hacks.add("reference_access")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "kernelgym_reference" in node.value:
+            hacks.add("reference_access")
+    if STREAM_PATTERN.search(source):
+        hacks.add("side_stream")
+    if re.search(r"\.(half|bfloat16)\s*\(|float16|bfloat16", source):
+        warnings.add("precision_downgrade")
+    return sorted(hacks), sorted(warnings)
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """What one evaluation found (the worker's JSON plus what the parent saw)."""
+
+    compiled: bool
+    correct: bool
+    hacks: list[str]
+    warnings: list[str]
+    error: str | None
+    backend: str
+    runtime_ms: float | None = None
+    ref_runtime_ms: float | None = None
+    compile_ref_runtime_ms: float | None = None
+    speedup: float | None = None
+    speedup_vs_compile: float | None = None
+    time_coverage: float | None = None
+    num_coverage: float | None = None
+    review: bool = False
+    crashed: str | None = None
+    stage: str | None = None
+    trials: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    duration: float = 0.0
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        """Correct and free of anti-hacking flags."""
+        return self.compiled and self.correct and not self.hacks
+
+
+class Evaluator:
+    """Evaluate submissions against reference modules (KernelBench's protocol, KernelGYM's checks).
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"``.
+        correct_trials: correctness trials on fresh random inputs (all must pass).
+        perf_trials: timed runs per model (median reported); 0 skips timing.
+        warmup: untimed runs before timing.
+        compile_baseline: also time ``torch.compile(reference)`` (slow on CPU; the result is cached
+            per task, shapes, device and torch version under the agentgym cache).
+        profile: run the profiler for the coverage reward.
+        timeout: wall-clock seconds of one evaluation (compile included).
+        memory_bytes: address-space limit of the worker on CPU (not applied on GPU, where CUDA reserves
+            huge virtual ranges).
+        speedup_bound: speedups above this are flagged for review.
+        isolation: ``"auto"`` (bubblewrap when it works here, else a plain process), ``"bwrap"`` or
+            ``"process"``.
+    """
+
+    def __init__(self, *, device: str = "cpu", correct_trials: int = 5, perf_trials: int = 50, warmup: int = 3,
+                 compile_baseline: bool = False, profile: bool = True, timeout: float = 300.0,
+                 memory_bytes: int = 4 << 30, speedup_bound: float = 10.0, isolation: str = "auto"):
+        if device not in ("cpu", "cuda"):
+            raise InvalidArgumentError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if isolation not in ("auto", "bwrap", "process"):
+            raise InvalidArgumentError(f"isolation must be 'auto', 'bwrap' or 'process', got {isolation!r}")
+        for name, value, low in (("correct_trials", correct_trials, 1), ("perf_trials", perf_trials, 0),
+                                 ("warmup", warmup, 0)):
+            if not isinstance(value, int) or value < low:
+                raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.device, self.correct_trials = device, correct_trials
+        self.perf_trials, self.warmup = perf_trials, warmup
+        self.compile_baseline, self.profile, self.timeout = compile_baseline, profile, float(timeout)
+        self.memory_bytes, self.speedup_bound = int(memory_bytes), float(speedup_bound)
+        if isolation == "auto":
+            isolation = "bwrap" if available() else "process"
+        self.isolation = isolation
+        self.limits = Limits(wall_seconds=self.timeout, cpu_seconds=int(self.timeout) + 5,
+                             memory_bytes=self.memory_bytes if device == "cpu" else 1 << 46,
+                             processes=256, file_bytes=512 << 20, tmpfs_bytes=1 << 30, output_bytes=1 << 20)
+
+    # ----------------------------------------------------------------- public
+    def evaluate(self, task: Any, submission: str, *, seed: int = 42) -> EvalResult:
+        """Evaluate ``submission`` (source defining ``ModelNew``) on ``task`` (a :class:`~.tasks.KernelTask`)."""
+        start = time.monotonic()
+        hacks, warnings = static_checks(submission)
+        if hacks:
+            return EvalResult(compiled=False, correct=False, hacks=hacks, warnings=warnings, stage="static",
+                              error="the submission was refused by the static checks: " + ", ".join(hacks),
+                              backend="unknown", duration=time.monotonic() - start)
+        baseline_key = self._baseline_key(task)
+        compile_ms = self._cached_baseline(baseline_key) if self.compile_baseline else None
+        job = {"device": self.device, "shapes": task.shapes(self.device), "correct_trials": self.correct_trials,
+               "perf_trials": self.perf_trials, "warmup": self.warmup, "seed": seed, "atol": task.atol,
+               "rtol": task.rtol, "forbidden": list(task.forbidden), "allowed_backends": list(task.backends),
+               "compile_baseline": self.compile_baseline, "compile_ref_ms": compile_ms, "profile": self.profile,
+               "nonce": uuid.uuid4().hex}
+        raw, crashed, proc = self._run(task.source, submission, job)
+        result = self._result(raw, crashed, proc, warnings)
+        if raw is not None and raw.get("compile_ref_ms") is not None and compile_ms is None:
+            compile_ms = float(raw["compile_ref_ms"])
+            self._store_baseline(baseline_key, compile_ms)
+        result.compile_ref_runtime_ms = compile_ms
+        if result.runtime_ms and compile_ms:
+            result.speedup_vs_compile = compile_ms / result.runtime_ms
+        result.duration = time.monotonic() - start
+        return result
+
+    @property
+    def protocol(self) -> str:
+        """The protocol key (device, isolation, trials, timing) recorded in the env's engine_version."""
+        timing = "cuda-events+l2flush" if self.device == "cuda" else "perf_counter 1 thread"
+        return (f"kernelgym-protocol-v{PROTOCOL_VERSION} device={self.device} isolation={self.isolation} "
+                f"correct_trials={self.correct_trials} perf_trials={self.perf_trials} timing={timing} median")
+
+    # ----------------------------------------------------------------- worker
+    def _run(self, reference: str, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
+        cache = compile_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        os.chmod(cache, 0o777)
+        with tempfile.TemporaryDirectory(prefix="kernelgym-job-") as tmp:
+            folder = Path(tmp)
+            (folder / "reference.py").write_text(reference, encoding="utf-8")
+            (folder / "submission.py").write_text(submission, encoding="utf-8", errors="surrogateescape")
+            shutil.copy(WORKER, folder / "worker.py")
+            env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MAX_JOBS": "2",
+                   "TORCH_EXTENSIONS_DIR": CACHE_MOUNT + "/torch_extensions",
+                   "TRITON_CACHE_DIR": CACHE_MOUNT + "/triton",
+                   "PYTHONDONTWRITEBYTECODE": "1",
+                   "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin"}
+            env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
+            if self.isolation == "bwrap":
+                job["cache_dir"] = CACHE_MOUNT
+                (folder / "job.json").write_text(json.dumps(job))
+                box = _DeviceSandbox(folder, limits=self.limits, env=env,
+                                     devices=_gpu_devices() if self.device == "cuda" else ())
+                proc = box.run([sys.executable, "worker.py", box.mount_point], writable={CACHE_MOUNT: str(cache)})
+            else:
+                job["cache_dir"] = str(cache)
+                env.update(TORCH_EXTENSIONS_DIR=str(cache / "torch_extensions"),
+                           TRITON_CACHE_DIR=str(cache / "triton"))
+                (folder / "job.json").write_text(json.dumps(job))
+                argv = [sys.executable, str(folder / "worker.py"), str(folder)]
+                proc = _run_process(argv, folder, env, self.limits)
+        marker = f"KERNELGYM-RESULT {job['nonce']} "
+        lines = [line for line in proc.output.splitlines() if line.startswith(marker)]
+        if lines:
+            try:
+                return json.loads(lines[-1][len(marker):]), None, proc
+            except json.JSONDecodeError:
+                pass
+        stages = [line.split(" ", 1)[1] for line in proc.output.splitlines() if line.startswith("KERNELGYM-STAGE ")]
+        where = stages[-1] if stages else "startup"
+        if proc.timed_out:
+            why = f"timed out after {self.timeout:g} s during {where}"
+        elif proc.killed:
+            why = f"{proc.killed} during {where}"
+        else:
+            why = f"the worker exited with code {proc.returncode} during {where} without a result"
+        tail = "\n".join(line for line in proc.output.splitlines()[-30:] if not line.startswith("KERNELGYM-"))
+        return {"stage": where, "output_tail": tail[-2000:]}, why, proc
+
+    def _result(self, raw: dict | None, crashed: str | None, proc: Any, warnings: list[str]) -> EvalResult:
+        raw = raw or {}
+        if crashed is not None:
+            tail = raw.get("output_tail") or ""
+            return EvalResult(compiled=raw.get("stage") not in ("startup", "setup", "reference", "compile"),
+                              correct=False, hacks=[], warnings=warnings, backend="unknown", crashed=crashed,
+                              error=f"{crashed}" + (f"\n{tail}" if tail.strip() else ""), stage=raw.get("stage"))
+        speedup = None
+        if raw.get("new_ms") and raw.get("ref_ms"):
+            speedup = raw["ref_ms"] / max(raw["new_ms"], 1e-9)
+        result = EvalResult(
+            compiled=bool(raw.get("compiled")), correct=bool(raw.get("correct")), hacks=list(raw.get("hacks", [])),
+            warnings=sorted(set(warnings) | set(raw.get("warnings", []))), error=raw.get("error"),
+            backend=str(raw.get("backend", "unknown")), runtime_ms=raw.get("new_ms"),
+            ref_runtime_ms=raw.get("ref_ms"),
+            speedup=speedup, time_coverage=raw.get("time_coverage"), num_coverage=raw.get("num_coverage"),
+            stage=raw.get("stage"), trials=list(raw.get("trials", [])),
+            details={k: raw[k] for k in DETAIL_KEYS if k in raw},
+        )
+        result.review = speedup is not None and speedup > self.speedup_bound
+        return result
+
+    # ----------------------------------------------------------------- torch.compile baseline cache
+    def _baseline_key(self, task: Any) -> str:
+        import importlib.metadata
+        import platform
+
+        blob = json.dumps([PROTOCOL_VERSION, task.source, task.shapes(self.device), self.device,
+                           importlib.metadata.version("torch"),
+                           platform.machine(), platform.processor(), os.cpu_count(), self.perf_trials])
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def _baseline_file(self) -> Path:
+        return cache_root() / "kernelgym" / "compile_baselines.json"
+
+    def _cached_baseline(self, key: str) -> float | None:
+        try:
+            return json.loads(self._baseline_file().read_text()).get(key)
+        except (OSError, ValueError):
+            return None
+
+    def _store_baseline(self, key: str, value: float) -> None:
+        path = self._baseline_file()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data[key] = value
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+
+def _gpu_devices() -> list[str]:
+    return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
+
+
+class _DeviceSandbox(Sandbox):
+    """The shared sandbox plus device nodes bound in (the NVIDIA devices for GPU evaluation)."""
+
+    def __init__(self, workdir: Path, *, devices: Any = (), **kwargs: Any):
+        super().__init__(workdir, **kwargs)
+        self.devices = list(devices)
+
+    def _bwrap_args(self, writable: Any, limits: Limits, cwd: str) -> list[str]:
+        args = super()._bwrap_args(writable, limits, cwd)
+        if self.devices:
+            at = args.index("/proc") + 1  # after "--dev /dev --proc /proc"
+            extra = [a for dev in self.devices for a in ("--dev-bind", dev, dev)]
+            args[at:at] = extra
+        return args
+
+
+def _run_process(argv: list[str], cwd: Path, env: dict, limits: Limits) -> SandboxResult:
+    """The worker as a plain subprocess (no bubblewrap): rlimits, its own session, a wall timeout."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (int(limits.cpu_seconds), int(limits.cpu_seconds) + 1))
+        if limits.memory_bytes < (1 << 46):
+            resource.setrlimit(resource.RLIMIT_AS, (int(limits.memory_bytes),) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=limit)
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    text = out.decode("utf-8", "replace")
+    code = proc.returncode
+    killed = f"timed out after {limits.wall_seconds:g} s" if timed_out else (
+        f"killed by signal {-code}" if code < 0 else None)
+    return SandboxResult(code, text, time.monotonic() - start, timed_out, killed)

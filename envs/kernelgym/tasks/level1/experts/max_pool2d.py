@@ -1,0 +1,10 @@
+"""Expert for level1/max_pool2d: a plain PyTorch rewrite without the forbidden ops."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))

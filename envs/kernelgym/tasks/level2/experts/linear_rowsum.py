@@ -1,0 +1,14 @@
+"""Expert for level2/linear_rowsum: a plain PyTorch rewrite without the forbidden ops."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class ModelNew(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        y = x.double() @ self.fc.weight.double().t() + self.fc.bias.double()
+        return y.sum(dim=1, keepdim=True).to(x.dtype)

@@ -1,0 +1,9 @@
+"""Expert for level2/swish_scale: a plain PyTorch rewrite without the forbidden ops."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return 2.0 * x / (1.0 + torch.exp(-x))
