@@ -35,8 +35,31 @@ Env card
   ``AlfredExpert``), or the first step of fast-downward's plan from the current state computed in a child
   process under ``planner_timeout`` seconds (``expert="planner"``), or ``None`` (``expert=None``, or the
   expert gave up or timed out). Under ``info["alfworld"]``: ``task_type``, ``task_source``, ``gamefile``,
-  ``alfworld_version``, ``textworld_version``, ``action_vocabulary`` and, at reset, ``walkthrough``.
+  ``alfworld_version``, ``textworld_version``, ``action_vocabulary``, at reset ``walkthrough``, and
+  ``engine`` (``"fast"`` or ``"stock"``).
 * **Bad actions**: only the common checks; any other text reaches the engine (``Nothing happens.``).
+* **Speed** (:mod:`.fast`, engine-perf.md section 1): by default the env runs textworld's engine through
+  exact, output-identical speedups at documented seams, pinned to alfworld 0.4.2, textworld 1.7.0 and
+  fast-downward-textworld 20.6.4:
+
+  - a ``PddlEnv`` subclass (``FastPddlEnv``) that reuses in ``reset`` the translation ``load`` made, keeps
+    translations and grammar parses in memory and on disk (under
+    ``agentgym.cache.cache_root()/alfworld-engine/``, keyed by the game's content;
+    ``AGENTGYM_ALFWORLD_DISK_CACHE=0`` turns the disk part off), derives a command whose template reads
+    only static predicates once per game and operator, and derives admissible commands only when
+    ``info["admissible_actions"]`` is read;
+  - process-wide patches of textworld's grammar (parses memoised and handed out as clones instead of deep
+    copies, queries parsed once) and of fast-downward's translation, which take their fast branch only
+    inside the fast env's own calls, on the calling thread; every other caller gets the originals.
+
+  The planner is never in the engine's per-step path (``expert="planner"`` runs it, opt-in, in a child
+  process). ``exact_stock=True`` runs textworld's own ``PddlEnv`` and every unmodified original, even in a
+  process where fast envs run; use it to confirm a result. At import the seams are checked (package versions
+  and the source of each function the fast path replaces or relies on); if any differs, the env warns once,
+  naming it, and runs the stock engine at stock speed (``info["alfworld"]["engine"] == "stock"``). Identity
+  with stock is tested on 500+ states of all six task types (tests/envs/test_alfworld_identity.py), speed
+  in benchmarks/alfworld_speed.py. Reading ``admissible_actions`` every step costs little (commands are
+  cached); the handcoded expert reads them, so ``expert=None`` is the fastest setting.
 
 Version history: v0, initial release.
 """
@@ -55,11 +78,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agentgym.core import TextEnv, Transition
+from agentgym.core import Deferred, TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError, TaskFileError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.alfworld import games
+from agentgym.envs.alfworld import fast, games
 
 #: Official folder names under ``json_2.1.1`` for each split name.
 _OFFICIAL_SPLITS = {
@@ -76,84 +99,8 @@ def _normalize(command: str) -> str:
     return " ".join(command.lower().split())
 
 
-# ------------------------------------------------------------------------------------------ engine helpers
-#: Per-thread flag read by the translation memo: does the env loading a game now use the planner? Set
-#: ``PLANNER_SLOT.wanted = False`` before loading a game to skip the planner's optimized translation.
-PLANNER_SLOT = threading.local()
-
-
-@functools.cache
-def install_engine_speedups() -> None:
-    """Make the engine faster without changing any output (engine-perf.md §1.3, P1 and P2).
-
-    * fast-downward's PDDL->SAS translation, a pure function of (domain, problem, flags), is memoised
-      (last 8): ``PddlEnv.load`` translates twice and ``reset`` twice more, now a new game costs two
-      translations and a re-reset none;
-    * textworld's text grammar re-parses the same template strings with TatSu on every derivation: the
-      parses are memoised (fresh deep copies are handed out, so derivations never share symbols), and so
-      are conjunctive queries (read-only ``Rule`` objects);
-    * ``PddlState`` also translates the problem a second time with ``optimize=True`` for the planner; an env
-      that does not use the planner (``expert != "planner"``) loads the plain translation there instead, which
-      halves the load time and changes nothing it shows (``replan`` still works on it);
-    * fast-downward's translator overwrites ``sys.argv``; it is restored after each translation;
-    * the grammar's per-symbol context copy deep-copies two small dicts whose values derivation only
-      reads; they are copied shallowly.
-
-    The patches are process-wide (textworld calls these module functions) and idempotent. Observations,
-    admissible commands, facts and won flags were checked identical to stock (benchmarks/alfworld_speed.py
-    replays the same actions through the unpatched engine in another process and compares).
-    """
-    import copy
-
-    import fast_downward
-    import textworld.envs.pddl.textgen as textgen
-    from textworld.logic import Rule
-
-    translate = fast_downward.pddl2sas
-
-    @functools.lru_cache(maxsize=8)
-    def translated(domain: str, problem: str, verbose: bool, optimize: bool) -> Any:
-        argv = sys.argv
-        try:
-            return translate(domain, problem, verbose=verbose, optimize=optimize)
-        finally:
-            sys.argv = argv  # fast-downward overwrites the process's sys.argv for its option parser
-
-    def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
-        if optimize and not getattr(PLANNER_SLOT, "wanted", True):
-            optimize = False  # the planner slot gets the plain translation: valid, and never used
-        return translated(domain, problem, verbose, optimize)
-
-    parse = textgen._parse_and_convert
-    parsed: dict[tuple[str, str | None], Any] = {}
-
-    def parse_and_convert(text: str, rule_name: str | None = None, trace: bool = False) -> Any:
-        key = (text, rule_name)
-        if key not in parsed:
-            parsed[key] = parse(text, rule_name=rule_name, trace=trace)
-        return copy.deepcopy(parsed[key])
-
-    query = Rule.parse_conjunctive_query.__func__
-    queries: dict[str, Any] = {}
-
-    def parse_conjunctive_query(cls: type, expr: str) -> Any:
-        if expr not in queries:
-            queries[expr] = query(cls, expr)
-        return queries[expr]
-
-    def copy_context(context: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "state": context["state"],
-            "facts": context["facts"],
-            "variables": dict(context["variables"]),
-            "mapping": dict(context["mapping"]),
-            "entity_infos": context["entity_infos"],
-        }
-
-    fast_downward.pddl2sas = pddl2sas
-    textgen._parse_and_convert = parse_and_convert
-    textgen.copy_context = copy_context
-    Rule.parse_conjunctive_query = classmethod(parse_conjunctive_query)
+def _admissible(state: Any) -> list[str]:
+    return list(state["admissible_commands"] or [])
 
 
 class _ExpertRandom:
@@ -233,6 +180,8 @@ class ALFWorldEnv(TextEnv):
         expert: ``"handcoded"`` (ALFWorld's handcoded expert), ``"planner"`` (fast-downward, in a child
             process) or ``None`` (no ``expert_action``, fastest).
         planner_timeout: seconds the planner may take per step before ``expert_action`` is ``None``.
+        exact_stock: run the unmodified engine (stock textworld ``PddlEnv``, no speedups; about 30x slower
+            per step) to confirm a result; the default runs the output-identical fast path.
         max_action_length: longer actions are answered as invalid.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -247,6 +196,7 @@ class ALFWorldEnv(TextEnv):
         data_dir: str | os.PathLike | None = None,
         expert: str | None = "handcoded",
         planner_timeout: float = 10.0,
+        exact_stock: bool = False,
         max_action_length: int = 4096,
         render_mode: str | None = None,
     ):
@@ -263,6 +213,11 @@ class ALFWorldEnv(TextEnv):
             )
         self.expert = expert
         self.planner_timeout = float(planner_timeout)
+        self.exact_stock = bool(exact_stock)
+        if not self.exact_stock and not fast.AVAILABLE:
+            fast.warn_unavailable()
+        #: Whether this env runs the fast engine path (else the stock engine).
+        self.fast_engine = not self.exact_stock and fast.AVAILABLE
         self.data_dir = self._resolve_data_dir(data_dir)
         self.task_source = "generated" if self.data_dir is None else "alfworld-download"
         self.engine_version = (
@@ -317,15 +272,17 @@ class ALFWorldEnv(TextEnv):
         path = self.game_file(task)
         traj = json.loads((path.parent / "traj_data.json").read_text())
         self._task_type = traj.get("task_type")
-        self._walkthrough = json.loads(path.read_text()).get("walkthrough")
+        argv = sys.argv
         try:
-            PLANNER_SLOT.wanted = self.expert == "planner"
             if self._engine is None or self._engine_path != path:
                 self._load(path)
             state = self._engine.reset()
         except Exception as exc:
             self._close_engine()
             raise EngineFault(f"the ALFWorld engine failed to start {path}: {exc!r}", task.task_id) from exc
+        finally:
+            sys.argv = argv  # fast-downward's translator overwrites the process's sys.argv
+        self._walkthrough = self._pddl_env(self._engine).walkthrough  # the game file's, as PddlEnv read it
         self._failed_expert = False
         expert_action = None
         if self.expert == "handcoded":
@@ -341,13 +298,18 @@ class ALFWorldEnv(TextEnv):
         return transition, goal
 
     def _advance(self, action: str) -> Transition:
-        admissible = {_normalize(command) for command in (self._last.admissible_actions or [])}
+        before = self._last.admissible_actions
         try:
             state, score, _ = self._engine.step(action)
         except Exception as exc:
             task_id = self._task.task_id if self._task else None
             self._close_engine()
             raise EngineFault(f"the ALFWorld engine failed on {action!r}: {exc!r}", task_id) from exc
+        if self.fast_engine and state.get("_last_action") is not None:
+            valid = True  # the engine found the command among its valid commands: it is admissible
+        else:
+            before = before() if isinstance(before, Deferred) else before
+            valid = _normalize(action) in {_normalize(command) for command in (before or [])}
         won = bool(state["won"])
         expert_action = None
         if not won and self.expert == "handcoded":
@@ -357,7 +319,7 @@ class ALFWorldEnv(TextEnv):
         return self._transition(
             state,
             reward=float(score or 0),
-            action_valid=_normalize(action) in admissible,
+            action_valid=valid,
             expert_action=expert_action,
         )
 
@@ -380,12 +342,15 @@ class ALFWorldEnv(TextEnv):
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
         from textworld.envs.pddl import PddlEnv
 
-        install_engine_speedups()
         if self._engine is None:
             infos = textworld.EnvInfos(
                 admissible_commands=True, won=True, facts=self.expert == "handcoded", extras=["gamefile"]
             )
-            self._engine = AlfredInfos(AlfredDemangler(PddlEnv(infos)))
+            if self.fast_engine:
+                engine = fast.fast_pddl_env_class()(infos, planner=self.expert == "planner")
+            else:
+                engine = PddlEnv(infos)
+            self._engine = AlfredInfos(AlfredDemangler(engine))
         if self.expert == "handcoded" and self._expert_agent is None:
             from alfworld.agents.expert import HandCodedTWAgent
 
@@ -447,7 +412,10 @@ class ALFWorldEnv(TextEnv):
             action_valid=action_valid,
             won=won,
             score=1.0 if won else 0.0,
-            admissible_actions=list(state["admissible_commands"] or []),
+            # fast path: derived only when read (``info["admissible_actions"]``)
+            admissible_actions=functools.partial(_admissible, state)
+            if self.fast_engine
+            else list(state["admissible_commands"] or []),
             expert_action=expert_action,
             family_info={
                 "task_type": self._task_type,
@@ -456,5 +424,6 @@ class ALFWorldEnv(TextEnv):
                 "alfworld_version": games.alfworld_version(),
                 "textworld_version": games.textworld_version(),
                 "action_vocabulary": games.action_vocabulary(),
+                "engine": "fast" if self.fast_engine else "stock",
             },
         )
