@@ -38,6 +38,10 @@ demo: tasks
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/SWEGym-v0 --agent random --split test --episodes 10 --seed 0 --max-turns 5 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/SWEGym-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/KernelGym-v0 --agent random --split test --episodes 4 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym eval --env agentgym/KernelGym-v0 --agent expert --split test --episodes 4 --seed 0 --max-turns 1 --env-kwargs '{"device": "cpu", "perf_trials": 20}' --db $(DEMO_DB)
+	# The ALFWorld expert again on the unmodified (stock) engine path: same results, at stock speed.
+	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent expert --split test --episodes 3 --seed 0 --env-kwargs '{"exact_stock": true}' --db results/demo-alfworld-stock.sqlite
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
@@ -58,6 +62,7 @@ bench: venv
 	$(BIN)/python benchmarks/multiagent_negotiation.py
 	$(BIN)/python benchmarks/igpo_batching.py
 	$(BIN)/python benchmarks/swegym_speed.py
+	$(BIN)/python benchmarks/kernelgym_latency.py
 
 # Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv
