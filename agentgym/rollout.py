@@ -22,13 +22,14 @@ import multiprocessing as mp
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import gymnasium as gym
 
 from agentgym.agents import Agent
+from agentgym.core import LazyInfo
 from agentgym.error import EngineFault
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
 
@@ -84,7 +85,21 @@ def group_specs(task_ids: Iterable[str], seeds: Iterable[int], group_size: int) 
 
 
 # --------------------------------------------------------------------------- worker processes
-def _worker(env_fn: EnvFactory, conn: Connection) -> None:
+def _only_info_keys(result: Any, info_keys: Collection[str] | None) -> Any:
+    """Set the not yet computed info values outside ``info_keys`` to None (None: keep them all).
+
+    A worker pickles each answer, and pickling computes every lazy value (:class:`~agentgym.core.LazyInfo`),
+    such as ScienceWorld's admissible actions, which cost more than the step itself.
+    """
+    info = result[-1] if isinstance(result, tuple) and result else None
+    if info_keys is not None and isinstance(info, LazyInfo):
+        for key in info.pending():
+            if key not in info_keys:
+                info[key] = None
+    return result
+
+
+def _worker(env_fn: EnvFactory, conn: Connection, info_keys: Collection[str] | None = None) -> None:
     """Serve one env: ("reset", kwargs) / ("step", action) / ("close", None) -> ("ok" | "error", payload)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     env = None
@@ -100,7 +115,7 @@ def _worker(env_fn: EnvFactory, conn: Connection) -> None:
                 break
             try:
                 result = env.reset(**payload) if command == "reset" else env.step(payload)
-                conn.send(("ok", result))
+                conn.send(("ok", _only_info_keys(result, info_keys)))
             except Exception as exc:  # reported to the parent, which raises it there
                 conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     except Exception as exc:
@@ -120,13 +135,20 @@ class EnvPool:
     Calls are split into ``send_*`` and :meth:`ready`/:meth:`receive` so the caller can keep every
     worker busy. Processes start with ``spawn`` (safe beside threads and torch); a dead worker raises
     :class:`~agentgym.error.EngineFault`. ``close()`` (or the context manager) ends every worker.
+
+    ``info_keys`` names the lazily computed info values (those a family computes only when read, such
+    as ScienceWorld's ``admissible_actions`` and ``expert_action``) that each answer carries; the others
+    arrive as None, so the worker never computes them. None (the default): every value, computed.
+    Values that are not lazy always arrive.
     """
 
-    def __init__(self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False):
+    def __init__(self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False,
+                 info_keys: Collection[str] | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = num_envs
         self.in_process = in_process
+        self.info_keys = None if info_keys is None else frozenset(info_keys)
         self._results: dict[int, Any] = {}
         if in_process:
             self._envs = [env_fn() for _ in range(num_envs)]
@@ -136,7 +158,7 @@ class EnvPool:
         self._procs: list[mp.process.BaseProcess] = []
         for _ in range(num_envs):
             parent, child = context.Pipe()
-            proc = context.Process(target=_worker, args=(env_fn, child), daemon=True)
+            proc = context.Process(target=_worker, args=(env_fn, child, self.info_keys), daemon=True)
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -159,7 +181,8 @@ class EnvPool:
     def _send(self, index: int, command: str, payload: Any) -> None:
         if self.in_process:
             env = self._envs[index]
-            self._results[index] = env.reset(**payload) if command == "reset" else env.step(payload)
+            result = env.reset(**payload) if command == "reset" else env.step(payload)
+            self._results[index] = _only_info_keys(result, self.info_keys)
         else:
             self._conns[index].send((command, payload))
 
@@ -217,13 +240,15 @@ def rollout(
     env_id: str = "",
     token_budget: int | None = None,
     on_episode: Callable[[Trajectory, float], None] | None = None,
+    info_keys: Collection[str] | None = None,
 ) -> list[Trajectory]:
     """Play every spec with ``agent`` over ``num_workers`` envs; return trajectories in spec order.
 
     ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
     so an interruption loses only the episodes in flight). ``token_budget`` caps prompt+response
     tokens per episode: the episode is truncated when the agent's decisions exceed it, and the
-    trajectory says so.
+    trajectory says so. ``info_keys``: which lazily computed info values the agent reads and the
+    trajectories record (the others are None; see :class:`EnvPool`); None: all of them.
     """
     results: list[Trajectory | None] = [None] * len(specs)
     if not specs:
@@ -231,7 +256,7 @@ def rollout(
     queue = list(range(len(specs)))[::-1]  # pop() takes them in order
     running: dict[int, tuple[int, Trajectory, float]] = {}  # worker -> (spec index, trajectory, start)
     phase: dict[int, str] = {}  # worker -> "reset" | "step"
-    with EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process) as pool:
+    with EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys) as pool:
         idle = list(range(pool.num_envs))
 
         def start_next(worker: int) -> None:

@@ -34,17 +34,33 @@ Env card
     input."). ``anchor_obs``: the raw engine text. ``ground_truth``: None.
   - Under ``info["scienceworld"]``: ``score`` (engine, -100..100), ``moves``, ``completed``,
     ``failed``, ``task_type``, ``variation``, ``simplifications``.
-  - Whatever reads every value computes them all: worker processes (``EnvPool``, ``agentgym eval``)
-    pickle each info, and gymnasium's passive checker (on in ``gym.make``) reads the infos of the
-    first two steps. Pass ``expert=False`` where nobody reads the expert action, so no gold sequence
-    is ever planned.
+  - Whatever reads every value computes them all: worker processes (``EnvPool``, ``rollout``,
+    ``agentgym eval``) pickle each info, unless ``info_keys=`` names the lazy values to send (the
+    others arrive as None: ``rollout(..., info_keys=())`` for an agent that reads neither), and
+    gymnasium's passive checker (off in ``agentgym`` registrations) reads every info. Pass
+    ``expert=False`` where nobody reads the expert action, so no gold sequence is ever planned.
 * **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
   10x that), the env raises :class:`~agentgym.error.EngineFault` naming the task; the next ``reset()``
-  starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM.
-* **Reproducibility**: the JVM runs with ``-XX:hashCode=2``, so the same task and actions give the
-  same episode whatever the JVM did before.
+  starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM. The same in both engine paths.
+* **Reproducibility**: the JVM runs with ``-XX:+UnlockExperimentalVMOptions -XX:hashCode=2`` (constant
+  identity hashes), so the same task and actions give the same episode whatever the JVM did before.
+  Under the JVM's default flags ScienceWorld is not reproducible: its HashSet orders follow identity
+  hashes that every call advances, so object order in observations, the valid-action wording and even
+  trajectories change with the call history (one extra read-only call changes them).
+  ``reproducible=False`` leaves the flag out.
+* **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 4
+  engine calls and lists no valid actions unless ``info["admissible_actions"]`` is read; a listing is
+  one transfer (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the
+  py4j socket; an episode starts with ``load`` + "look around" (stock ``reset`` rebuilds the world
+  again); a small serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
+  ``scienceworld.ScienceWorldEnv`` instead: its own JVM launch with the JVM's default flags (plus the
+  reproducibility flag unless ``reproducible=False``), its ``load``/``reset``/``step``, which list the
+  valid actions at every step. Both paths give identical observations, admissible actions, rewards,
+  scores and won flags (``tests/envs/test_scienceworld_identity.py``), so ``engine_version`` and the
+  evaluation protocol are the same; use ``exact_stock=True`` to confirm any result.
 
-Version history: v0, initial release.
+Version history: v0, initial release; ``exact_stock`` and ``reproducible`` options and a smaller JVM
+(issue 11), results unchanged.
 """
 
 from __future__ import annotations
@@ -64,7 +80,7 @@ from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentE
 from agentgym.tasks import Task, TaskSplit, choose_split
 
 from agentgym.envs.scienceworld import catalog
-from agentgym.envs.scienceworld.simulator import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied
+from agentgym.envs.scienceworld.simulator import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +120,14 @@ class ScienceWorldEnv(TextEnv):
         simplifications: ``"easy"``, a comma-separated string or a list of simplification names.
         task_types: keep only these task types in the split (default: all of the split's types).
         jar_path: a simulator jar of the user's own (default: the one in the ``scienceworld`` wheel).
-        java_options: extra JVM options (the reproducibility flags are always added).
+        java_options: extra JVM options (default: the fast path's small-JVM options; none with
+            ``exact_stock``). The reproducibility flags are added unless ``reproducible=False``.
         step_timeout: seconds one engine call may take before the JVM is killed (loads: 10x).
         expert: offer ``info["expert_action"]`` (False: always None, and no gold sequence is ever planned).
+        exact_stock: run the unmodified ``scienceworld.ScienceWorldEnv`` engine path (slower; valid actions
+            listed at every step) instead of the fast path; results are identical.
+        reproducible: run the JVM with ``-XX:hashCode=2`` (False: the JVM default, under which results
+            depend on the JVM's call history; part of ``engine_version``).
         max_action_length: longer actions are answered as invalid.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -121,9 +142,11 @@ class ScienceWorldEnv(TextEnv):
         simplifications: str | Sequence[str] | None = None,
         task_types: Sequence[str] | None = None,
         jar_path: str | os.PathLike | None = None,
-        java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
+        java_options: Sequence[str] | None = None,
         step_timeout: float = 60.0,
         expert: bool = True,
+        exact_stock: bool = False,
+        reproducible: bool = True,
         max_action_length: int = 4096,
         render_mode: str | None = None,
     ):
@@ -147,6 +170,8 @@ class ScienceWorldEnv(TextEnv):
                 raise InvalidArgumentError(f"task types {outside} are not in split {split!r}")
             types = [name for name in types if name in set(task_types)]
         self.jar_path = None if jar_path is None else Path(jar_path)
+        self.exact_stock = bool(exact_stock)
+        self.reproducible = bool(reproducible)
         self.engine_version = self._engine_version()
         tasks = [
             Task(f"{name}/{variation}", {
@@ -159,6 +184,8 @@ class ScienceWorldEnv(TextEnv):
         ]
         super().__init__(TaskSplit(split, tasks, self.engine_version), max_turns=max_turns,
                          max_action_length=max_action_length, render_mode=render_mode)
+        if java_options is None:
+            java_options = () if self.exact_stock else DEFAULT_JAVA_OPTIONS
         self.java_options = tuple(java_options)
         self.expert = bool(expert)
         self._sim: Simulator | None = None
@@ -177,6 +204,8 @@ class ScienceWorldEnv(TextEnv):
             if not self.jar_path.is_file():
                 raise InvalidArgumentError(f"jar_path {str(self.jar_path)!r} is not a file")
             version += f"; jar sha256={hashlib.sha256(self.jar_path.read_bytes()).hexdigest()[:16]}"
+        if not self.reproducible:
+            version += "; default JVM identity hashes (history-dependent)"
         return version
 
     # ----------------------------------------------------------------- the JVM
@@ -202,7 +231,9 @@ class ScienceWorldEnv(TextEnv):
         if self._sim is not None and not self._sim.alive:
             self._drop_simulator()
         if self._sim is None:
-            self._sim = Simulator(str(self.jar_path) if self.jar_path else None, self.java_options, self.step_timeout)
+            engine = StockSimulator if self.exact_stock else Simulator
+            self._sim = engine(str(self.jar_path) if self.jar_path else None, self.java_options, self.step_timeout,
+                               self.reproducible)
         return self._sim
 
     def _drop_simulator(self) -> None:
@@ -223,12 +254,12 @@ class ScienceWorldEnv(TextEnv):
         try:
             sim = self._simulator()
             sim.load(definition["task_type"], definition["variation"], definition["simplifications"], False)
-            observation, score, completed, moves = sim.step("look around")
+            observation, score, completed, moves, valid = sim.start()
             goal = sim.task_description()
         except SimulatorDied as exc:
             raise self._fault(exc) from None
         self._engine_obs, self._raw_score = observation, score
-        transition = self._transition(observation, score, completed, moves, reward=0.0, parsed=True)
+        transition = self._transition(observation, score, completed, moves, valid, reward=0.0, parsed=True)
         transition.observation = f"{goal}\n\n{observation}"
         return transition, goal
 
@@ -240,27 +271,28 @@ class ScienceWorldEnv(TextEnv):
         try:
             if sim is None:
                 raise SimulatorDied("the ScienceWorld JVM was stopped")
-            observation, score, completed, moves = sim.step(action)
+            observation, score, completed, moves, valid = sim.step(action)
         except SimulatorDied as exc:
             raise self._fault(exc) from None
         except Py4JJavaError as exc:  # the engine threw on this input: answer it, keep the episode
             self._actions.append((action, False))
             message = str(exc.java_exception).strip() or type(exc).__name__
             return self._transition(f"The engine could not process this action ({message}).", self._raw_score,
-                                    False, None, reward=0.0, parsed=False)
+                                    False, None, None, reward=0.0, parsed=False)
         parsed = observation.strip() != UNKNOWN_ACTION
         self._actions.append((action, parsed))
         self._engine_obs = observation
         reward = (score - self._raw_score) / 100.0
         self._raw_score = score
-        return self._transition(observation, score, completed, moves, reward=reward, parsed=parsed)
+        return self._transition(observation, score, completed, moves, valid, reward=reward, parsed=parsed)
 
     def _close_engine(self) -> None:
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
-    def _transition(self, observation: str, score: int, completed: bool, moves: int | None, *, reward: float,
-                    parsed: bool) -> Transition:
+    def _transition(self, observation: str, score: int, completed: bool, moves: int | None,
+                    valid: list[str] | None, *, reward: float, parsed: bool) -> Transition:
+        """``valid``: the valid actions when the engine path listed them (stock), else None (read lazily)."""
         assert self._task is not None
         definition = self._task.definition
         failed = score < 0
@@ -271,7 +303,7 @@ class ScienceWorldEnv(TextEnv):
             action_valid=parsed,
             won=completed,
             score=min(max(score, 0), 100) / 100.0,
-            admissible_actions=self._admissible_reader(),
+            admissible_actions=self._admissible_reader() if valid is None else valid,
             expert_action=None if completed or failed or not self.expert else self._expert_reader(),
             family_info={
                 "score": score,
@@ -356,7 +388,7 @@ class ScienceWorldEnv(TextEnv):
         current = self._task.definition
         if not same_world:
             sim.load(current["task_type"], current["variation"], current["simplifications"], False)
-        observation, *_ = sim.step("look around")
+        observation, *_ = sim.start()
         for command, _ in self._actions:
             observation, *_ = sim.step(command)
         if observation != self._engine_obs:

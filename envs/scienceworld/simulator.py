@@ -1,8 +1,11 @@
 """One ScienceWorld simulator process (a JVM reached through py4j), with a watchdog and a clean end.
 
-:class:`Simulator` talks to the simulator's ``PythonInterface`` directly instead of going through
-``scienceworld.ScienceWorldEnv``: it starts the JVM with the flags that make the engine reproducible,
-makes the few calls a step needs, and leaves the costly listing of valid actions to the caller.
+:class:`Simulator` (the fast path, the default) talks to the simulator's ``PythonInterface`` directly
+instead of going through ``scienceworld.ScienceWorldEnv``: it starts the JVM with the flags that make
+the engine reproducible and small, makes the few calls a step needs, and leaves the costly listing of
+valid actions to the caller. :class:`StockSimulator` (``exact_stock=True``) runs the unmodified
+``scienceworld.ScienceWorldEnv`` (its own JVM launch, ``load``, ``reset`` and ``step``, which lists the
+valid actions at every step) under the same watchdog, so any result of the fast path can be checked.
 
 * **Reproducibility**: the JVM runs with ``-XX:+UnlockExperimentalVMOptions -XX:hashCode=2``. Under
   default flags the engine's HashSet orders follow identity hash codes, which every call advances, so
@@ -10,8 +13,11 @@ makes the few calls a step needs, and leaves the costly listing of valid actions
   (``specs/engine-perf.md`` §2.4). With constant identity hashes a replay is identical whatever the
   call history.
 * **Speed**: TCP_NODELAY on both ends of the py4j socket (otherwise every reply over 8 KiB waits
-  ~40 ms for a delayed ACK), and the valid-action list comes back as one joined string instead of one
-  round trip per element.
+  ~40 ms for a delayed ACK), the valid-action list comes back as one joined string instead of one
+  round trip per element, a step makes 4 calls instead of stock's 8 plus the listing, and an episode
+  starts with ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
+* **Size**: a serial-GC JVM with a small heap, code cache and compiler pool
+  (:data:`DEFAULT_JAVA_OPTIONS`): ~150 MB RSS instead of the ~1.2 GB a default JVM grows to.
 * **Faults**: every call runs under a deadline; a watchdog thread kills the JVM when a call overruns.
   A dead JVM (killed, crashed or timed out) raises :class:`SimulatorDied`; the env turns it into
   :class:`agentgym.error.EngineFault`.
@@ -21,21 +27,29 @@ makes the few calls a step needs, and leaves the costly listing of valid actions
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from agentgym.error import DependencyNotInstalled
 
-#: Always passed to the JVM: constant identity hashes make the engine independent of call history.
+#: Passed to the JVM unless ``reproducible=False``: constant identity hashes make the engine independent of
+#: its call history.
 REPRODUCIBLE_JAVA_OPTIONS: tuple[str, ...] = ("-XX:+UnlockExperimentalVMOptions", "-XX:hashCode=2")
-#: Default extra JVM options: a bounded heap (~0.3-0.5 GB RSS per simulator instead of ~1.2 GB).
-DEFAULT_JAVA_OPTIONS: tuple[str, ...] = ("-XX:+UseSerialGC", "-Xms64m", "-Xmx768m")
+#: Default extra JVM options of the fast path: serial GC, a bounded heap that gives memory back, a
+#: small code cache and two JIT threads (~150 MB RSS per simulator instead of ~1.2 GB).
+DEFAULT_JAVA_OPTIONS: tuple[str, ...] = (
+    "-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-XX:MaxHeapFreeRatio=40", "-XX:MinHeapFreeRatio=10",
+    "-XX:ReservedCodeCacheSize=64m", "-XX:CICompilerCount=2",
+)
 
 _SEPARATOR = "\x1e"  # ASCII record separator: never part of an action
 _T = TypeVar("_T")
@@ -82,39 +96,74 @@ def _shutdown(gateway: Any, proc: subprocess.Popen, stop: threading.Event) -> No
             pass
 
 
+#: A step's answer: (observation, score in -100..100, completed, moves, valid actions or None when
+#: they were not listed).
+Reply = tuple[str, int, bool, int, "list[str] | None"]
+
+_ENVIRON_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _java_tool_options(options: Sequence[str]) -> Iterator[None]:
+    """Add JVM options through ``JAVA_TOOL_OPTIONS`` while a stock env launches its JVM (it takes none)."""
+    if not options:
+        yield
+        return
+    with _ENVIRON_LOCK:
+        before = os.environ.get("JAVA_TOOL_OPTIONS")
+        os.environ["JAVA_TOOL_OPTIONS"] = " ".join([*([before] if before else []), *options])
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ["JAVA_TOOL_OPTIONS"]
+            else:
+                os.environ["JAVA_TOOL_OPTIONS"] = before
+
+
+def _unique(actions: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(action for action in actions if action))
+
+
 class Simulator:
-    """A started ScienceWorld JVM.
+    """A started ScienceWorld JVM, driven through the fast path.
 
     Args:
         jar_path: the simulator jar (default: the one in the ``scienceworld`` wheel).
         java_options: extra JVM options, after :data:`REPRODUCIBLE_JAVA_OPTIONS`.
         timeout: seconds one call may take before the JVM is killed.
+        reproducible: add :data:`REPRODUCIBLE_JAVA_OPTIONS` (False: the JVM's default identity hashes,
+            under which results depend on the JVM's call history).
     """
 
     def __init__(self, jar_path: str | None = None, java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
-                 timeout: float = 60.0):
-        from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
-        from scienceworld.constants import BASEPATH, JAR_PATH
-
+                 timeout: float = 60.0, reproducible: bool = True):
         self.timeout = float(timeout)
-        options = [*REPRODUCIBLE_JAVA_OPTIONS, *java_options]
+        self.java_options = (*(REPRODUCIBLE_JAVA_OPTIONS if reproducible else ()), *java_options)
         try:
-            port, proc = launch_gateway(classpath=jar_path or JAR_PATH, javaopts=options, die_on_exit=True,
-                                        cwd=BASEPATH, return_proc=True)
+            self.gateway, self.proc = self._launch(jar_path, self.java_options)
         except FileNotFoundError as exc:
             raise DependencyNotInstalled(
                 "agentgym/ScienceWorld-v0 needs Java 11 or newer on PATH "
                 "(Debian: `apt-get install openjdk-17-jre-headless`, or `make venv`)"
             ) from exc
-        self.proc: subprocess.Popen = proc
         self._deadline: float | None = None
         self._timed_out = False
         self._stop = threading.Event()
-        self.gateway = JavaGateway(gateway_parameters=GatewayParameters(auto_field=True, port=port),
-                                   java_process=proc)
-        self._finalizer = weakref.finalize(self, _shutdown, self.gateway, proc, self._stop)
-        threading.Thread(target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{proc.pid}",
+        self._finalizer = weakref.finalize(self, _shutdown, self.gateway, self.proc, self._stop)
+        threading.Thread(target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{self.pid}",
                          daemon=True).start()
+        self._connect()
+
+    def _launch(self, jar_path: str | None, options: Sequence[str]) -> tuple[Any, subprocess.Popen]:
+        from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
+        from scienceworld.constants import BASEPATH, JAR_PATH
+
+        port, proc = launch_gateway(classpath=jar_path or JAR_PATH, javaopts=list(options), die_on_exit=True,
+                                    cwd=BASEPATH, return_proc=True)
+        return JavaGateway(gateway_parameters=GatewayParameters(auto_field=True, port=port), java_process=proc), proc
+
+    def _connect(self) -> None:
         self.server = self._call(lambda: self.gateway.jvm.scienceworld.runtime.pythonapi.PythonInterface())
         self._join = self.gateway.jvm.java.lang.String.join
         self._call(self._set_no_delay)
@@ -186,18 +235,22 @@ class Simulator:
         """Build the world of one task variation (``gold`` also plans the gold action sequence)."""
         self._call(lambda: self.server.load(task, variation, simplifications, gold), timeout=10 * self.timeout)
 
-    def step(self, action: str) -> tuple[str, int, bool, int]:
-        """Apply an action: (observation, score in -100..100, completed, moves)."""
-        def call() -> tuple[str, int, bool, int]:
+    def start(self) -> Reply:
+        """The first answer of the loaded task ("look around"; ``load`` has just built the world)."""
+        return self.step("look around")
+
+    def step(self, action: str) -> Reply:
+        """Apply an action (the valid actions are not listed: :meth:`valid_actions`)."""
+        def call() -> Reply:
             observation = self.server.step(action)
             return (observation, int(round(100 * self.server.getScore())), bool(self.server.getCompleted()),
-                    int(self.server.getNumMoves()))
+                    int(self.server.getNumMoves()), None)
         return self._call(call)
 
     def valid_actions(self) -> list[str]:
         """The engine's valid action-object combinations (one transfer), deduplicated, in engine order."""
         joined = self._call(lambda: self._join(_SEPARATOR, self.server.getValidActionObjectCombinations()))
-        return list(dict.fromkeys(action for action in joined.split(_SEPARATOR) if action))
+        return _unique(joined.split(_SEPARATOR))
 
     def task_description(self) -> str:
         return self._call(lambda: self.server.getTaskDescription())
@@ -210,3 +263,52 @@ class Simulator:
         """Any other ``PythonInterface`` method, under the same deadline."""
         return self._call(lambda: getattr(self.server, name)(*args))
 
+
+
+class StockSimulator(Simulator):
+    """The unmodified ``scienceworld.ScienceWorldEnv`` path, under the same watchdog and clean end.
+
+    The stock env launches its own JVM (default flags: ``java_options`` defaults to none here, and the
+    options given reach the JVM through ``JAVA_TOOL_OPTIONS``); ``start`` is its ``reset`` and ``step``
+    its ``step``, which makes 8 calls and lists the valid actions one element per round trip.
+    """
+
+    def __init__(self, jar_path: str | None = None, java_options: Sequence[str] = (), timeout: float = 60.0,
+                 reproducible: bool = True):
+        super().__init__(jar_path, java_options, timeout, reproducible)
+
+    def _launch(self, jar_path: str | None, options: Sequence[str]) -> tuple[Any, subprocess.Popen]:
+        from scienceworld import ScienceWorldEnv
+
+        with _java_tool_options(options):
+            self.env = ScienceWorldEnv(serverPath=jar_path, envStepLimit=sys.maxsize)
+        return self.env._gateway, self.env._gateway.java_process
+
+    def _connect(self) -> None:
+        self.server = self.env.server
+
+    def load(self, task: str, variation: int, simplifications: str, gold: bool) -> None:
+        self._call(lambda: self.env.load(task, variation, simplifications, gold), timeout=10 * self.timeout)
+
+    @staticmethod
+    def _reply(observation: str, done: bool, info: dict[str, Any]) -> Reply:
+        score = int(info["score"])
+        # The stock env also reports done when the score went negative (a failed task): not completed.
+        return observation, score, bool(done) and score >= 0, int(info["moves"]), _unique(info["valid"])
+
+    def start(self) -> Reply:
+        observation, info = self._call(self.env.reset)
+        return self._reply(observation, False, info)
+
+    def step(self, action: str) -> Reply:
+        observation, _, done, info = self._call(lambda: self.env.step(action))
+        return self._reply(observation, done, info)
+
+    def valid_actions(self) -> list[str]:
+        return _unique(self._call(self.env.get_valid_action_object_combinations))
+
+    def task_description(self) -> str:
+        return self._call(self.env.get_task_description)
+
+    def gold_actions(self) -> list[str]:
+        return list(self._call(self.env.get_gold_action_sequence))

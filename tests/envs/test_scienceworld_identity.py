@@ -1,0 +1,177 @@
+"""ScienceWorld's fast engine path gives exactly what the stock ``scienceworld.ScienceWorldEnv`` gives.
+
+The fast path (the default) skips listing valid actions unless they are read, lists them in one
+transfer, and starts an episode without stock's second world build; ``exact_stock=True`` runs the
+unmodified stock env. Both JVMs run with ``-XX:hashCode=2``: under default flags the stock engine is
+not even identical to itself once its call history changes (see the env card), so a comparison
+between two call patterns is only well-defined with constant identity hashes.
+
+Each test holds at most two JVMs.
+"""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from agentgym.envs.scienceworld import ScienceWorldEnv, catalog
+from agentgym.envs.scienceworld.simulator import REPRODUCIBLE_JAVA_OPTIONS, Simulator, StockSimulator
+from agentgym.error import EngineFault
+
+#: Task types with short gold sequences (4-19 actions), so planning them stays cheap.
+TASK_TYPES = [
+    "lifespan-longest-lived", "lifespan-shortest-lived", "chemistry-mix-paint-secondary-color",
+    "find-non-living-thing", "power-component", "find-plant", "identify-life-stages-2",
+    "chemistry-mix-paint-tertiary-color", "use-thermometer", "test-conductivity", "find-animal", "chemistry-mix",
+]
+MIN_STATES = 500
+RANDOM_STEPS = 24  # per random episode, after half of the gold sequence
+
+
+def _first_test_task(task_type: str) -> str:
+    return f"{task_type}/{catalog.official_variations(task_type, 'test')[0]}"
+
+
+def _state(obs, info, reward=0.0, terminated=False, truncated=False, read=True) -> tuple:
+    """Everything a user sees of one state (the admissible actions only when ``read``)."""
+    return (obs, reward, terminated, truncated, info["admissible_actions"] if read else "-", info["won"],
+            info["score"], info["action_valid"], info["anchor_obs"], info["goal"], info["turn"],
+            dict(info["scienceworld"]))
+
+
+def _record(env: ScienceWorldEnv, task_id: str, prefix: list[str], random_steps: int, rng) -> tuple[list, list]:
+    """Play ``prefix`` then ``random_steps`` random admissible actions; (actions, states) of the episode."""
+    obs, info = env.reset(options={"task_id": task_id})
+    states, actions = [_state(obs, info)], []
+    for step in range(len(prefix) + random_steps):
+        admissible = info["admissible_actions"]
+        action = prefix[step] if step < len(prefix) else admissible[int(rng.integers(len(admissible)))]
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        states.append(_state(obs, info, reward, terminated, truncated))
+        if terminated or truncated:
+            break
+    return actions, states
+
+
+def _replay(env: ScienceWorldEnv, task_id: str, actions: list[str], read: bool = True) -> list:
+    obs, info = env.reset(options={"task_id": task_id})
+    states = [_state(obs, info, read=read)]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        states.append(_state(obs, info, reward, terminated, truncated, read=read))
+    return states
+
+
+def _unread(states: list) -> list:
+    return [state[:4] + ("-",) + state[5:] for state in states]
+
+
+def _first_difference(expected: list, got: list) -> str:
+    for index, (a, b) in enumerate(zip(expected, got)):
+        if a != b:
+            fields = [n for n, (x, y) in enumerate(zip(a, b)) if x != y]
+            return f"state {index} differs in fields {fields}: {a!r:.300} vs {b!r:.300}"
+    return f"{len(expected)} vs {len(got)} states"
+
+
+@pytest.mark.slow
+def test_fast_and_stock_paths_give_identical_states():
+    """>= 500 states over 12 task types: gold sequences, then gold prefixes followed by random actions."""
+    rng = np.random.default_rng(20261127)
+    fast = ScienceWorldEnv(split="test", max_turns=200)
+    episodes = []  # (task_id, actions, states)
+    try:
+        assert isinstance(fast._simulator(), Simulator) and not isinstance(fast._sim, StockSimulator)
+        golds = {task_type: fast.gold_actions(_first_test_task(task_type)) for task_type in TASK_TYPES}
+        for task_type in TASK_TYPES:  # the whole gold sequence: every episode ends won
+            task_id = _first_test_task(task_type)
+            actions, states = _record(fast, task_id, golds[task_type], 0, rng)
+            assert states[-1][5] is True and states[-1][6] == 1.0, task_id
+            episodes.append((task_id, actions, states))
+        round_ = 0
+        while sum(len(states) for _, _, states in episodes) < MIN_STATES:
+            task_type = TASK_TYPES[round_ % len(TASK_TYPES)]
+            gold = golds[task_type]
+            actions, states = _record(fast, _first_test_task(task_type), gold[: len(gold) // 2], RANDOM_STEPS, rng)
+            episodes.append((_first_test_task(task_type), actions, states))
+            round_ += 1
+    finally:
+        fast.close()
+    total = sum(len(states) for _, _, states in episodes)
+    assert total >= MIN_STATES and len({task_id for task_id, _, _ in episodes}) >= 10
+
+    stock = ScienceWorldEnv(split="test", max_turns=200, expert=False, exact_stock=True)
+    try:
+        for task_id, actions, states in episodes:
+            got = _replay(stock, task_id, actions)
+            assert got == states, f"{task_id}: {_first_difference(states, got)}"
+        assert isinstance(stock._sim, StockSimulator)
+    finally:
+        stock.close()
+
+
+def test_fast_path_is_independent_of_the_jvms_call_history():
+    """Episodes recorded on a fresh JVM replay identically on a JVM with another history, read or not."""
+    rng = np.random.default_rng(7)
+    tasks = [_first_test_task("find-animal"), _first_test_task("chemistry-mix")]
+    fresh = ScienceWorldEnv(split="test", expert=False)
+    try:
+        recorded = [(task_id, *_record(fresh, task_id, [], 12, rng)) for task_id in tasks]
+    finally:
+        fresh.close()
+    used = ScienceWorldEnv(split="test", expert=False)
+    try:
+        for task_id in ["boil/21", tasks[1]]:  # another history first
+            obs, info = used.reset(options={"task_id": task_id})
+            for step in range(10):
+                admissible = used._sim.valid_actions() if step % 3 == 0 else admissible
+                obs, _, terminated, _, info = used.step(admissible[int(rng.integers(len(admissible)))])
+                if step % 2:
+                    info["admissible_actions"]
+                if terminated:
+                    break
+            used._sim.call("getPossibleObjects")
+        for task_id, actions, states in recorded:
+            assert _replay(used, task_id, actions, read=False) == _unread(states), task_id  # listing skipped
+            assert _replay(used, task_id, actions) == states, task_id
+    finally:
+        used.close()
+
+
+def test_stock_path_flags_and_engine_fault():
+    before = os.environ.get("JAVA_TOOL_OPTIONS")
+    env = ScienceWorldEnv(split="test", expert=False, exact_stock=True)
+    task_id = _first_test_task("lifespan-longest-lived")
+    try:
+        seen_obs, info = env.reset(options={"task_id": task_id})
+        seen = (seen_obs, info["admissible_actions"])
+        assert isinstance(env._sim, StockSimulator) and type(info) is dict  # listed at every step: nothing lazy
+        pid = env.jvm_pid
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read().decode(errors="replace")
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().decode(errors="replace")
+        assert all(option in environ for option in REPRODUCIBLE_JAVA_OPTIONS)  # through JAVA_TOOL_OPTIONS
+        assert "-Xmx" not in cmdline and "UseSerialGC" not in environ  # otherwise the JVM's default flags
+        assert os.environ.get("JAVA_TOOL_OPTIONS") == before  # set only while the stock env launched its JVM
+        obs, reward, terminated, _, info = env.step(info["admissible_actions"][0])
+        assert isinstance(info["admissible_actions"], list) and info["action_valid"]
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(EngineFault, match=task_id) as caught:
+            env.step("look around")
+        assert caught.value.task_id == task_id and env.jvm_pid is None
+        obs, info = env.reset(options={"task_id": task_id})
+        assert env.jvm_pid not in (None, pid) and (obs, info["admissible_actions"]) == seen
+
+        env.step_timeout = 2.0
+        pid = env.jvm_pid
+        os.kill(pid, signal.SIGSTOP)  # the JVM stops answering: the watchdog kills it
+        with pytest.raises(EngineFault, match="timed out after 2 s"):
+            env.step("look around")
+    finally:
+        env.close()
+    plain = ScienceWorldEnv(split="test", exact_stock=True, reproducible=False)
+    assert plain.engine_version != env.engine_version == ScienceWorldEnv(split="test").engine_version
+    assert plain.java_options == () and env.java_options == ()

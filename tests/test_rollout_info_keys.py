@@ -1,0 +1,74 @@
+"""``info_keys`` on EnvPool and rollout: worker processes compute only the lazy info values asked for."""
+
+import pytest
+
+from agentgym.agents import Agent
+from agentgym.core import TextEnv, Transition
+from agentgym.rollout import EnvPool, EpisodeSpec, rollout
+from agentgym.tasks import Task, TaskSplit
+
+
+class CountingEnv(TextEnv):
+    """Each lazy value says how many lazy values this env had computed when it was computed."""
+
+    family = "Counting"
+
+    def __init__(self):
+        super().__init__(TaskSplit("test", [Task("t/0", {})], "counting 1"), max_turns=3)
+        self.engine_version = "counting 1"
+        self.computed = 0
+
+    def _lazy(self, prefix):
+        def compute():
+            self.computed += 1
+            return [f"{prefix} {self.computed}"] if prefix == "list" else f"{prefix} {self.computed}"
+
+        return compute
+
+    def _transition(self, observation):
+        return Transition(observation, admissible_actions=self._lazy("list"), expert_action=self._lazy("expert"),
+                          ground_truth="plain")
+
+    def _start(self, task):
+        return self._transition("start"), "goal"
+
+    def _advance(self, action):
+        return self._transition(action)
+
+
+class FirstAdmissible(Agent):
+    name = "first"
+
+    def act(self, observation, info, *, episode_id=""):
+        return (info.get("admissible_actions") or ["none"])[0]
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_envpool_sends_only_the_lazy_values_named(in_process):
+    with EnvPool(CountingEnv, 1, in_process=in_process, info_keys=["admissible_actions"]) as pool:
+        pool.send_reset(0, 0, None)
+        _, info = pool.receive(0)
+        assert info["admissible_actions"] == ["list 1"] and info["expert_action"] is None
+        assert info["ground_truth"] == "plain"  # values that are not lazy always arrive
+        for count in (2, 3):
+            pool.send_step(0, "go")
+            info = pool.receive(0)[4]
+            assert info["admissible_actions"] == [f"list {count}"]  # the expert action was never computed
+            assert info["expert_action"] is None
+    with EnvPool(CountingEnv, 1, in_process=in_process) as pool:  # default: every value computed
+        pool.send_reset(0, 0, None)
+        _, info = pool.receive(0)
+        assert info["admissible_actions"] == ["list 1"] and info["expert_action"] == "expert 2"
+
+
+def test_rollout_records_only_the_lazy_values_named():
+    specs = [EpisodeSpec("e0", "t/0", 0), EpisodeSpec("e1", "t/0", 1)]
+    lean = rollout(CountingEnv, FirstAdmissible(), specs, num_workers=2, info_keys=())
+    full = rollout(CountingEnv, FirstAdmissible(), specs, num_workers=2)
+    for trajectory in lean:
+        assert [turn.action for turn in trajectory.turns] == ["none"] * 3
+        assert all(turn.info["admissible_actions"] is None and turn.info["expert_action"] is None
+                   for turn in trajectory.turns)
+    for trajectory in full:
+        assert [turn.action for turn in trajectory.turns] == ["list 1", "list 3", "list 5"]
+        assert trajectory.turns[-1].info["expert_action"] == "expert 8"
