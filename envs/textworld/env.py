@@ -8,7 +8,8 @@ Env card
   coin-collector and treasure-hunter challenges and custom quests at three difficulties (easy, medium,
   hard); splits ``train`` (50 tasks), ``valid`` (10), ``test`` (10) on disjoint world seeds.
   Users' own games: ``game_files=[...]`` with ``.z8``/``.ulx`` files made by ``tw-make`` (the ``.json``
-  next to each); they then form the selected split.
+  next to each); they then form the selected split. ``kinds=["coin_collector", ...]`` keeps only those
+  kinds of the embedded suites (the manifest hash then names the smaller task set).
 * **Observation**: the engine's text (the intro banner at reset). **Action**: one command, plain text.
 * **Reward**: the change in the game's score at this step (TextWorld's own reward). ``info["score"]``
   is score / max score; TextWorld's dense shaping signal is ``info["textworld"]["intermediate_reward"]``.
@@ -21,7 +22,7 @@ Env card
 * **Bad actions**: besides the common checks, backslashes are refused (the Z-machine reads them as
   escape sequences).
 
-Version history: v0, initial release.
+Version history: v0, initial release; ``kinds=`` added later in v0 (the default task set is unchanged).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import DependencyNotInstalled
+from agentgym.error import DependencyNotInstalled, InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
 from agentgym.envs.textworld import games
@@ -49,6 +50,7 @@ class TextWorldEnv(TextEnv):
         split: ``train``, ``valid`` or ``test`` (embedded suites only).
         max_turns: turn limit; reaching it truncates the episode.
         game_files: a user's own ``tw-make`` games; they replace the embedded suite.
+        kinds: keep only these kinds of the embedded suite (``games.KINDS``); None keeps all.
         max_action_length: longer actions are answered as invalid.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -60,6 +62,7 @@ class TextWorldEnv(TextEnv):
         split: str = "train",
         max_turns: int = 50,
         game_files: list[str | os.PathLike] | None = None,
+        kinds: list[str] | None = None,
         max_action_length: int = 4096,
         render_mode: str | None = None,
     ):
@@ -69,13 +72,22 @@ class TextWorldEnv(TextEnv):
             raise DependencyNotInstalled("agentgym/TextWorld-v0 needs `pip install textworld==1.7.0`") from exc
         self.engine_version = f"textworld {games.textworld_version()}"
         if game_files is not None:
+            if kinds is not None:
+                raise InvalidArgumentError("kinds= filters the embedded suites; it cannot be used with game_files=")
             pairs = games.user_tasks(game_files)
             self._paths: dict[str, Path] = {task.task_id: path for task, path in pairs}
             tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
         else:
             first_seed, per_kind = choose_split(games.SPLITS, split)
             self._paths = {}
-            tasks = TaskSplit(split, games.suite_tasks(first_seed, per_kind), self.engine_version)
+            suite = games.suite_tasks(first_seed, per_kind)
+            if kinds is not None:
+                unknown = sorted(set(kinds) - set(games.KINDS))
+                if unknown or not kinds:
+                    raise InvalidArgumentError(
+                        f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(games.KINDS)}")
+                suite = [task for task in suite if task.task_id.split("/")[0] in kinds]
+            tasks = TaskSplit(split, suite, self.engine_version)
         super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode)
         self._engine: Any = None
         self._engine_path: Path | None = None

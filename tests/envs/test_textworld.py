@@ -12,7 +12,7 @@ import textworld
 import agentgym  # noqa: F401
 from agentgym.agents import ExpertAgent
 from agentgym.envs.textworld import games
-from agentgym.error import TaskFileError
+from agentgym.error import InvalidArgumentError, TaskFileError
 from agentgym.rollout import EpisodeSpec, rollout
 
 ENV_ID = "agentgym/TextWorld-v0"
@@ -29,6 +29,22 @@ def test_splits_have_documented_sizes_and_disjoint_worlds():
         assert kinds == set(games.KINDS)
         env.close()
     assert not seeds["train"] & seeds["valid"] and not seeds["train"] & seeds["test"] and not seeds["valid"] & seeds["test"]
+
+
+def test_kinds_filter_keeps_only_those_kinds():
+    env = gym.make(ENV_ID, split="train", kinds=["coin_collector"])
+    full = gym.make(ENV_ID, split="train")
+    try:
+        ids = env.unwrapped.task_ids
+        assert len(ids) == 10 and all(task_id.startswith("coin_collector/") for task_id in ids)
+        assert env.unwrapped.manifest.hash != full.unwrapped.manifest.hash
+        observation, info = env.reset(seed=3)
+        assert info["task_id"].startswith("coin_collector/")
+    finally:
+        env.close()
+        full.close()
+    with pytest.raises(InvalidArgumentError, match="coin_colector"):
+        gym.make(ENV_ID, kinds=["coin_colector"])
 
 
 def test_generation_is_deterministic(tmp_path, monkeypatch):
