@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,9 +93,36 @@ AGENTS: dict[str, Callable[[int], Agent]] = {
 
 
 def make_agent(name: str, seed: int = 0) -> Agent:
-    """Build a registered agent by name."""
+    """Build a registered agent by name, or load one from a checkpoint folder (:func:`load_agent`)."""
+    factory = AGENTS.get(name)
+    if factory is not None:
+        return factory(seed)
+    if (Path(name) / "agent.json").is_file():
+        return load_agent(name, seed)
+    raise InvalidArgumentError(
+        f"unknown agent {name!r}; expected one of {sorted(AGENTS)} or a checkpoint folder with an agent.json"
+    )
+
+
+def load_agent(path: str | os.PathLike, seed: int = 0) -> Agent:
+    """A trained agent from a checkpoint folder whose ``agent.json`` names its ``kind``.
+
+    ``"llm"``: :meth:`agentgym.baselines.llm_agent.LLMAgent.from_checkpoint`; ``"drrn"``:
+    :meth:`agentgym.baselines.drrn.DRRNAgent.from_checkpoint`. The baselines are imported here, inside the
+    function, so that the core never imports ``baselines`` at module import time (DESIGN.md: dependencies
+    point from baselines to the core).
+    """
+    meta_path = Path(path) / "agent.json"
     try:
-        factory = AGENTS[name]
-    except KeyError:
-        raise InvalidArgumentError(f"unknown agent {name!r}; expected one of {sorted(AGENTS)}") from None
-    return factory(seed)
+        kind = json.loads(meta_path.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InvalidArgumentError(f"{meta_path}: not a readable agent checkpoint ({exc})") from None
+    if kind == "llm":
+        from agentgym.baselines.llm_agent import LLMAgent
+
+        return LLMAgent.from_checkpoint(path, seed=seed)
+    if kind == "drrn":
+        from agentgym.baselines.drrn import DRRNAgent
+
+        return DRRNAgent.from_checkpoint(path)
+    raise InvalidArgumentError(f"{meta_path}: unknown agent kind {kind!r}; expected 'llm' or 'drrn'")

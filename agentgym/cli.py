@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import gymnasium as gym
 
@@ -25,6 +26,16 @@ def _env_kwargs(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise SystemExit(f"--env-kwargs must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _agent_name(text: str) -> str:
+    """A registered agent name or a checkpoint folder (one holding an ``agent.json``)."""
+    if text in AGENTS or (Path(text) / "agent.json").is_file():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown agent {text!r}: expected one of {', '.join(sorted(AGENTS))} "
+        "or a checkpoint folder with an agent.json"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -112,6 +123,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``algo`` in a training config -> the trainer module (it provides ``run_config(mapping) -> int``).
+TRAINERS = {"pg": "agentgym.baselines.train_pg"}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train with the trainer named by the config's ``algo`` key (default ``pg``: PPO-clip with GRPO, RLOO,
+    TRLOO or GiGPO advantages); the other keys are the trainer's arguments."""
+    import importlib
+
+    import yaml
+
+    with open(args.config, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs KEY=VALUE, got {item!r}")
+        config[key.strip()] = yaml.safe_load(value)
+    algo = config.pop("algo", "pg")
+    if algo not in TRAINERS:
+        raise SystemExit(f"unknown algo {algo!r} in {args.config}; expected one of {sorted(TRAINERS)}")
+    return importlib.import_module(TRAINERS[algo]).run_config(config)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Success rate, mean score, mean turns, episodes and a 95% CI per (agent, env, split) and protocol.
 
@@ -174,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="evaluate an agent under the fixed protocol", description=cmd_eval.__doc__)
     p.add_argument("--env", required=True, help="env id, e.g. agentgym/TextWorld-v0")
-    p.add_argument("--agent", required=True, choices=sorted(AGENTS), help="agent to evaluate")
+    p.add_argument("--agent", required=True, type=_agent_name,
+                   help=f"agent to evaluate: {', '.join(sorted(AGENTS))}, or a trained checkpoint folder")
     p.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the episode plan (default: 0)")
@@ -184,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", help="extra constructor arguments as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser("train", help="train an agent from a YAML config", description=cmd_train.__doc__)
+    p.add_argument("config", help="YAML file, e.g. baselines/configs/textworld_grpo.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (VALUE is parsed as YAML), e.g. --set num_steps=5")
+    p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("leaderboard", help="compare stored results", description=cmd_leaderboard.__doc__)
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")

@@ -327,6 +327,7 @@ def _act(pool: EnvPool, agent: Agent, batch: list[tuple[int, Trajectory]]) -> No
                 prompt_token_ids=decision.prompt_token_ids,
                 response_token_ids=decision.response_token_ids,
                 response_logprobs=decision.response_logprobs,
+                agent_info=decision.info,
             )
         )
         pool.send_step(worker, decision.text)

@@ -26,6 +26,9 @@ class Decision:
     prompt_token_ids: list[int] | None = None
     response_token_ids: list[int] | None = None
     response_logprobs: list[float] | None = None
+    #: What the agent reports about this decision (an LLM agent: raw reply, parse rule, near-miss mapping,
+    #: truncation flags); recorded as ``Turn.agent_info``. JSON types only.
+    info: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -42,6 +45,7 @@ class Turn:
     prompt_token_ids: list[int] | None = None
     response_token_ids: list[int] | None = None
     response_logprobs: list[float] | None = None
+    agent_info: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass

@@ -1,0 +1,427 @@
+"""An LLM agent over any Hugging Face causal LM from a local folder (never a hub download).
+
+:class:`LLMAgent` builds a chat prompt per turn (system: role, goal and output format; then a window of
+past observations and replies; then the current observation with the admissible actions or the tool
+list), generates for every pending episode of a rollout in **one batch** with the KV cache (its own
+sampling loop, so each token's log-prob is the one it was sampled from), extracts the action, and returns a
+:class:`~agentgym.trajectory.Decision` carrying the exact prompt and response token ids and log-probs
+as generated. Nothing is ever re-tokenized from text.
+
+Output formats (``output_format``):
+
+* ``"react"``: a short thought, then ``Action: <command>`` on the last line;
+* ``"action"``: the command only;
+* ``"tool"``: one JSON tool call ``{"name": ..., "arguments": {...}}`` (optionally inside
+  ``<tool_call>`` tags); the tool schemas come from ``info["tools"]`` (SWEGym);
+* ``"raw"``: the whole reply, flattened to one line (for hooks that parse it themselves, e.g. RLVMR);
+* ``"auto"`` (default): ``"tool"`` when ``info["tools"]`` is present, else ``"react"``.
+
+With ``near_miss=True`` an extracted action that is not admissible is replaced by the closest admissible
+one (``difflib`` ratio at least ``near_miss_cutoff``); every replacement is counted in
+:attr:`LLMAgent.counters` and reported in ``Decision.info["near_miss"]``. ``token_budget`` caps the
+prompt+response tokens of one episode (the reply is shortened to fit; the rollout's own ``token_budget``
+truncates the episode); ``Decision.info`` flags ``response_truncated`` (no end-of-turn token within
+``max_new_tokens``), ``prompt_truncated`` (history or observation cut to fit ``max_prompt_tokens``) and
+``budget_limited``.
+
+Example:
+    >>> from agentgym.baselines.llm_agent import LLMAgent
+    >>> agent = LLMAgent.from_pretrained("smollm2", max_new_tokens=48)     # doctest: +SKIP
+    >>> decision = agent.act(obs, info, episode_id="e0")                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from agentgym.agents import Agent
+from agentgym.error import InvalidArgumentError
+from agentgym.trajectory import Decision
+from agentgym.wrappers.hooks import check_choice
+from agentgym.wrappers.lm import cache_argument, load_causal_lm, returned_cache
+
+OutputFormat = Literal["auto", "react", "action", "tool", "raw"]
+FORMATS = ("auto", "react", "action", "tool", "raw")
+
+_INSTRUCTIONS = {
+    "react": "Think in one short sentence, then give the next command on its own line as:\nAction: <command>",
+    "action": "Reply with the next command only.",
+    "tool": 'Reply with exactly one tool call as JSON: {"name": "<tool>", "arguments": {...}}',
+    "raw": "Reply with your next move.",
+}
+_ACTION_RE = re.compile(r"action\s*:\s*(.+)", re.IGNORECASE)
+_TAG_RE = re.compile(r"<action>(.*?)(?:</action>|$)", re.IGNORECASE | re.DOTALL)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]+")
+
+
+# --------------------------------------------------------------------------- action extraction
+def _one_line(text: str) -> str:
+    return " ".join(_CONTROL_RE.sub(" ", text).split())
+
+
+def _first_json_object(text: str) -> dict[str, Any] | None:
+    """The first ``{...}`` in ``text`` that parses as a JSON object (brace matching outside strings)."""
+    decoder = json.JSONDecoder()
+    for start in [m.start() for m in re.finditer(r"\{", text)]:
+        try:
+            value, _ = decoder.raw_decode(text[start:])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def extract_action(text: str, output_format: str) -> tuple[str, str]:
+    """``(action, how)`` from a reply: ``how`` says which rule matched (``"fallback"``: none did)."""
+    if output_format == "raw":
+        return _one_line(text), "raw"
+    if output_format == "tool":
+        call = _first_json_object(text)
+        if call is not None and isinstance(call.get("function"), dict):
+            call = call["function"]
+        if call is not None and isinstance(call.get("name"), str):
+            arguments = call.get("arguments", {})
+            return json.dumps({"name": call["name"], "arguments": arguments}, ensure_ascii=False), "tool_json"
+    tagged = _TAG_RE.findall(text)
+    if tagged and tagged[-1].strip():
+        return _one_line(tagged[-1]), "tag"
+    if output_format == "react":
+        matches = _ACTION_RE.findall(text)
+        if matches:
+            return _clean_command(matches[-1]), "react"
+    lines = [line for line in (ln.strip() for ln in text.splitlines()) if line]
+    if output_format == "action" and lines:
+        return _clean_command(lines[0]), "action"
+    return (_clean_command(lines[-1]) if lines else ""), "fallback"
+
+
+def _clean_command(text: str) -> str:
+    text = _one_line(text).strip().strip("`'\"").strip()
+    return text[:-1] if text.endswith(".") and " " in text else text
+
+
+def closest_action(action: str, admissible: Sequence[str], cutoff: float) -> str | None:
+    """The admissible action closest to ``action`` (case and spaces ignored), or None below ``cutoff``."""
+    norm = {" ".join(a.lower().split()): a for a in admissible}
+    match = difflib.get_close_matches(" ".join(action.lower().split()), list(norm), n=1, cutoff=cutoff)
+    return norm[match[0]] if match else None
+
+
+def _tool_lines(tools: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for tool in tools:
+        spec = tool.get("function", tool)
+        params = ", ".join(spec.get("parameters", {}).get("properties", {}))
+        lines.append(f"- {spec.get('name')}({params}): {spec.get('description', '')}")
+    return "Tools:\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- log-probs of given tokens
+def token_logprobs(
+    model: Any, input_ids: Any, attention_mask: Any, start: int = 0, temperature: float = 1.0
+) -> Any:
+    """``out[b, j] = log p(input_ids[b, start + j + 1] | prefix)`` under ``logits / temperature``.
+
+    Rows are right-padded; positions follow the attention mask. Keeps the autograd graph, and computes
+    the vocabulary projection only from position ``start`` on (``logits_to_keep``).
+    """
+    import torch
+
+    length = input_ids.shape[1]
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    keep = torch.arange(start, length - 1, device=input_ids.device)
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=keep
+    ).logits
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logp.gather(-1, input_ids[:, start + 1 :, None]).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- the agent
+@dataclasses.dataclass
+class _Episode:
+    history: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (observation, reply)
+    tokens: int = 0
+
+
+class LLMAgent(Agent):
+    """A chat LLM policy; see the module docstring.
+
+    Args:
+        model, tokenizer: a causal LM and its tokenizer (with a chat template).
+        output_format: ``auto``, ``react``, ``action``, ``tool`` or ``raw``.
+        history: past turns (observation + reply) kept in the prompt.
+        max_new_tokens: reply length limit.
+        temperature: sampling temperature (log-probs are those of ``logits / temperature``).
+        greedy: take the most likely token instead of sampling (log-probs still recorded).
+        near_miss: map a non-admissible action to the closest admissible one.
+        near_miss_cutoff: smallest ``difflib`` similarity ratio for that mapping.
+        max_prompt_tokens: prompts are cut to this length (oldest history first, then the observation).
+        max_admissible: at most this many admissible actions are listed in the prompt.
+        token_budget: per-episode cap on prompt+response tokens (None: none).
+        system_prompt: replaces the default role sentence.
+        seed: seeds the sampling generator.
+        device: ``cuda`` when available, else ``cpu`` (None: choose).
+        bf16: run the model under bfloat16 autocast on CUDA.
+        name: the agent name recorded in trajectories and evaluation rows.
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        output_format: OutputFormat = "auto",
+        history: int = 3,
+        max_new_tokens: int = 64,
+        temperature: float = 1.0,
+        greedy: bool = False,
+        near_miss: bool = False,
+        near_miss_cutoff: float = 0.6,
+        max_prompt_tokens: int = 1024,
+        max_admissible: int = 40,
+        token_budget: int | None = None,
+        system_prompt: str | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        bf16: bool = True,
+        name: str | None = None,
+    ):
+        import torch
+
+        check_choice("output_format", output_format, FORMATS)
+        if temperature <= 0:
+            raise InvalidArgumentError(f"temperature must be > 0 (greedy=True for argmax), got {temperature}")
+        if max_new_tokens < 1 or history < 0:
+            raise InvalidArgumentError(
+                f"need max_new_tokens >= 1 and history >= 0, got {max_new_tokens}, {history}"
+            )
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        self.output_format = output_format
+        self.history = history
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.greedy = greedy
+        self.near_miss = near_miss
+        self.near_miss_cutoff = near_miss_cutoff
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_admissible = max_admissible
+        self.token_budget = token_budget
+        self.system_prompt = system_prompt or "You are an agent acting in a text environment."
+        self.seed = seed
+        self.bf16 = bf16 and self.device.startswith("cuda")
+        if name:
+            self.name = name
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        vocab = tokenizer.get_vocab()
+        ends = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
+        stops = {tokenizer.eos_token_id, *ends}
+        self.stop_ids = sorted(i for i in stops if i is not None)
+        #: Running counts: decisions, near_miss, fallback (no format rule matched), response_truncated,
+        #: prompt_truncated, budget_limited.
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._episodes: dict[str, _Episode] = {}
+
+    # ------------------------------------------------------------------ construction
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this agent (recorded in checkpoints)."""
+        keys = ("output_format", "history", "max_new_tokens", "temperature", "greedy", "near_miss",
+                "near_miss_cutoff", "max_prompt_tokens", "max_admissible", "token_budget", "system_prompt",
+                "seed")
+        return {key: getattr(self, key) for key in keys}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> LLMAgent:
+        """Load a local model folder (or ``"smollm2"``: :mod:`agentgym.wrappers.lm`); nothing downloads."""
+        model, tokenizer = load_causal_lm(name_or_path)
+        return cls(model, tokenizer, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **overrides: Any) -> LLMAgent:
+        """An agent from a trainer checkpoint folder (``agent.json`` with ``"kind": "llm"``).
+
+        The folder holds either a full ``model/`` or a LoRA ``adapter/`` over ``base_model`` (merged on load).
+        Evaluation defaults to greedy decoding (``greedy=False`` in ``overrides`` to sample).
+        """
+        path = Path(path)
+        meta = json.loads((path / "agent.json").read_text())
+        if meta.get("kind") != "llm":
+            raise InvalidArgumentError(
+                f"{path / 'agent.json'} is a {meta.get('kind')!r} checkpoint, not 'llm'"
+            )
+        if meta.get("adapter"):
+            from peft import PeftModel
+
+            base, tokenizer = load_causal_lm(meta["base_model"])
+            model = PeftModel.from_pretrained(base, str(path / meta["adapter"])).merge_and_unload()
+            model.eval()
+        else:
+            model, tokenizer = load_causal_lm(path / meta["model"])
+        kwargs = {**meta.get("agent", {}), "greedy": True, "name": meta.get("name") or f"llm:{path.name}"}
+        kwargs.update(overrides)
+        return cls(model, tokenizer, **kwargs)
+
+    # ------------------------------------------------------------------ prompts
+    def _format(self, info: Mapping[str, Any]) -> str:
+        if self.output_format != "auto":
+            return self.output_format
+        return "tool" if info.get("tools") else "react"
+
+    def _messages(self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str,
+                  window: int, obs_chars: int | None) -> list[dict[str, str]]:
+        system = self.system_prompt
+        if info.get("goal"):
+            system += f"\nGoal: {info['goal']}"
+        if fmt == "tool" and info.get("tools"):
+            system += "\n" + _tool_lines(info["tools"])
+        system += "\n" + _INSTRUCTIONS[fmt]
+        messages = [{"role": "system", "content": system}]
+        for past_obs, reply in episode.history[len(episode.history) - window :] if window else []:
+            messages += [{"role": "user", "content": past_obs}, {"role": "assistant", "content": reply}]
+        # a shortened observation keeps its end: the latest text
+        current = observation if obs_chars is None else "..." + observation[-obs_chars:]
+        actions = list(info.get("admissible_actions") or [])
+        if actions and fmt != "tool":
+            shown = actions[: self.max_admissible]
+            more = f" (and {len(actions) - len(shown)} more)" if len(actions) > len(shown) else ""
+            current += "\n\nAdmissible actions: " + " | ".join(shown) + more
+        messages.append({"role": "user", "content": current})
+        return messages
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt(
+        self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str
+    ) -> tuple[list[int], bool]:
+        """Prompt ids within ``max_prompt_tokens``: drop old turns first, then shorten the observation."""
+        window = min(self.history, len(episode.history))
+        obs_chars: int | None = None
+        while True:
+            ids = self._encode(self._messages(episode, observation, info, fmt, window, obs_chars))
+            truncated = window < min(self.history, len(episode.history)) or obs_chars is not None
+            if len(ids) <= self.max_prompt_tokens:
+                return ids, truncated
+            if window > 0:
+                window -= 1
+            elif (obs_chars or len(observation)) > 32:
+                obs_chars = (obs_chars or len(observation)) // 2
+            else:
+                return ids[-self.max_prompt_tokens :], True
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> Decision:
+        return self.act_batch([observation], [info], [episode_id])[0]
+
+    def act_batch(
+        self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]], episode_ids: Sequence[str]
+    ) -> list[Decision]:
+        episodes = [self._episodes.setdefault(e, _Episode()) for e in episode_ids]
+        formats = [self._format(info) for info in infos]
+        prompts, cut, limits = [], [], []
+        for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True):
+            ids, truncated = self._prompt(episode, obs, info, fmt)
+            prompts.append(ids)
+            cut.append(truncated)
+            left = None if self.token_budget is None else self.token_budget - episode.tokens - len(ids)
+            limits.append(self.max_new_tokens if left is None else max(1, min(self.max_new_tokens, left)))
+        responses, logprobs = self.generate(prompts, limits)
+        decisions = []
+        for k, (episode, obs, info, fmt) in enumerate(zip(episodes, observations, infos, formats)):
+            response = responses[k]
+            text = self.tokenizer.decode(response, skip_special_tokens=True)
+            action, how = extract_action(text, fmt)
+            details: dict[str, Any] = {
+                "reply": text,
+                "format": fmt,
+                "parse": how,
+                "response_truncated": not response or response[-1] not in self.stop_ids,
+                "prompt_truncated": cut[k],
+                "budget_limited": limits[k] < self.max_new_tokens,
+                "near_miss": None,
+            }
+            admissible = list(info.get("admissible_actions") or [])
+            if self.near_miss and admissible and fmt != "tool" and action not in admissible:
+                closest = closest_action(action, admissible, self.near_miss_cutoff)
+                if closest is not None:
+                    details["near_miss"] = {"from": action, "to": closest}
+                    action = closest
+            flags = ("response_truncated", "prompt_truncated", "budget_limited", "near_miss")
+            self.counters.update(["decisions", *(key for key in flags if details[key])])
+            if how == "fallback":
+                self.counters["fallback"] += 1
+            episode.history.append((obs, text))
+            episode.tokens += len(prompts[k]) + len(response)
+            text_out = action or _one_line(text) or "look"
+            decisions.append(Decision(text_out, prompts[k], response, logprobs[k], info=details))
+        return decisions
+
+    def end_episode(self, episode_id: str) -> None:
+        self._episodes.pop(episode_id, None)
+
+    # ------------------------------------------------------------------ batched generation
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Sample a reply for each prompt in one left-padded batch with the KV cache.
+
+        Returns the response ids (ending with the stop token when one was produced) and the log-prob of
+        each under ``logits / temperature``, as computed while sampling.
+        """
+        import torch
+
+        batch, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        limit = torch.tensor(list(max_new), device=self.device)
+        stops = torch.tensor(self.stop_ids, device=self.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        steps: list[tuple[Any, Any, Any]] = []  # (token, log-prob, row still active) per step, on the device
+        was_training = self.model.training
+        self.model.eval()
+        cache_key = cache_argument(getattr(self.model, "get_base_model", lambda: self.model)())
+        cache = None
+        step_input, step_pos = ids, positions
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            for step in range(int(limit.max())):
+                extra = {cache_key: cache} if cache is not None else {}
+                output = self.model(input_ids=step_input, attention_mask=mask, position_ids=step_pos,
+                                    use_cache=True, logits_to_keep=1, **extra)
+                cache = returned_cache(output)
+                logp = torch.log_softmax(output.logits[:, -1].float() / self.temperature, dim=-1)
+                if self.greedy:
+                    token = logp.argmax(-1)
+                else:
+                    token = torch.multinomial(logp.exp(), 1, generator=self.generator).squeeze(-1)
+                steps.append((token, logp.gather(-1, token[:, None]).squeeze(-1), ~done))
+                done = done | torch.isin(token, stops) | (step + 1 >= limit)
+                if bool(done.all()):
+                    break
+                step_input = token[:, None]
+                step_pos = step_pos[:, -1:] + 1
+                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=self.device)], dim=1)
+        self.model.train(was_training)
+        tokens, logps, active = (torch.stack(parts, dim=1).cpu() for parts in zip(*steps))
+        out_ids = [tokens[b][active[b]].tolist() for b in range(batch)]
+        out_lp = [logps[b][active[b]].tolist() for b in range(batch)]
+        return out_ids, out_lp

@@ -1,0 +1,445 @@
+"""Multi-turn PPO-clip policy gradient for LLM agents, with any group estimator (GRPO, RLOO, TRLOO, GiGPO).
+
+One readable file in the CleanRL spirit. Each update step:
+
+1. **rollout**: ``tasks_per_step`` tasks, each played ``group_size`` times with the same reset seed
+   (:func:`agentgym.rollout.group_specs`), by :class:`~agentgym.baselines.llm_agent.LLMAgent` in one batch
+   per turn; every turn records its prompt and response token ids and their log-probs as generated;
+2. **rewards**: per turn, ``env_reward_weight * env reward + sum(weight * hook reward)``; hooks score the
+   finished trajectories offline (:func:`agentgym.wrappers.annotate`) on the agent's raw replies;
+3. **advantages**: per turn, from :mod:`agentgym.baselines.estimators`, broadcast to the turn's response
+   tokens only: one training row per turn (prompt with loss mask 0, response with mask 1,
+   :func:`agentgym.baselines.tokens.turn_rows`);
+4. **update**: PPO-clip on the agent tokens, token mean over the minibatch, optional k3 KL to the reference
+   model (the base model: LoRA adapters disabled, or a frozen copy), gradient accumulation over
+   micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA;
+5. **log and save**: TensorBoard (``charts/``, ``losses/``, ``eval/``, ``perf/``), ``metrics.csv``, a tqdm
+   bar; checkpoints hold the model (or adapter), optimizer, every RNG state and the step, so a resumed run
+   continues exactly.
+
+Run: ``agentgym train baselines/configs/textworld_grpo.yaml`` or
+``python -m agentgym.baselines.train_pg --env-id agentgym/TextWorld-v0 --num-steps 10``.
+A checkpoint folder is also an agent: ``agentgym eval --agent runs/<run>/checkpoint-000010 ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from agentgym.baselines import estimators as est
+from agentgym.baselines.llm_agent import LLMAgent, token_logprobs
+from agentgym.baselines.tokens import turn_rows
+from agentgym.baselines.trainer_common import (
+    Logger,
+    build_hooks,
+    env_factory,
+    evaluate_greedy,
+    latest_checkpoint,
+    rollout_metrics,
+    save_checkpoint,
+    set_rng_state,
+    split_task_ids,
+    turn_rewards,
+)
+from agentgym.error import InvalidArgumentError
+from agentgym.rollout import group_specs, rollout
+from agentgym.trajectory import Trajectory
+
+
+@dataclasses.dataclass
+class Args:
+    exp_name: str = "pg"
+    """name of the experiment (part of the run name)"""
+    seed: int = 0
+    """seed of task sampling, sampling and initialisation"""
+    output_dir: str = "runs"
+    """runs are written to output_dir/run_name"""
+    run_name: str | None = None
+    """default: <env>__<exp_name>__<seed>__<unix time>"""
+    # environment
+    env_id: str = "agentgym/TextWorld-v0"
+    """a registered id, or 'module:Class' for an env class that is not registered"""
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """extra env constructor arguments"""
+    split: str = "train"
+    """training split"""
+    task_ids: list[str] | None = None
+    """train on these tasks only (default: the whole split)"""
+    max_turns: int = 10
+    """turn limit per episode"""
+    hooks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """turn-level reward hooks: [{name: rlvmr | prs_progressive | module:Class, weight: 1.0, kwargs: {}}]"""
+    env_reward_weight: float = 1.0
+    """weight of the env reward in the per-turn reward"""
+    info_reward: str | None = None
+    """a dotted info key added as a shaping reward each turn, e.g. textworld.intermediate_reward"""
+    info_reward_weight: float = 1.0
+    """weight of info_reward"""
+    # rollout
+    tasks_per_step: int = 4
+    """distinct (task, seed) groups per update"""
+    group_size: int = 4
+    """rollouts per group (same task and seed)"""
+    num_workers: int = 2
+    """env worker processes"""
+    in_process: bool = False
+    """run the envs in this process (small envs, tests)"""
+    token_budget: int | None = None
+    """per-episode cap on prompt+response tokens (the episode is truncated and flagged)"""
+    # agent
+    model: str = "smollm2"
+    """local model folder, or 'smollm2' (nothing is downloaded)"""
+    output_format: Literal["auto", "react", "action", "tool", "raw"] = "auto"
+    """reply format (see agentgym.baselines.llm_agent)"""
+    history: int = 2
+    """past turns kept in the prompt"""
+    max_new_tokens: int = 32
+    """reply length limit"""
+    temperature: float = 1.0
+    """sampling temperature (the loss uses the same)"""
+    near_miss: bool = False
+    """map non-admissible actions to the closest admissible one"""
+    near_miss_cutoff: float = 0.6
+    """difflib similarity needed for that mapping"""
+    max_prompt_tokens: int = 1024
+    """prompt length limit"""
+    system_prompt: str | None = None
+    """replaces the agent's default role sentence"""
+    # advantages
+    estimator: Literal["grpo", "rloo", "trloo", "gigpo"] = "grpo"
+    """advantage estimator"""
+    estimator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """extra keyword arguments of the estimator (e.g. std: none, step_weight: 1.0)"""
+    gamma: float = 1.0
+    """discount of turn rewards (trloo, gigpo)"""
+    # optimisation
+    num_steps: int = 50
+    """update steps"""
+    learning_rate: float = 1e-5
+    """AdamW learning rate"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    ppo_epochs: int = 1
+    """passes over each batch of rows"""
+    minibatch_rows: int = 64
+    """turn rows per optimizer step"""
+    micro_batch_rows: int = 8
+    """turn rows per forward/backward (gradient accumulation inside a minibatch)"""
+    clip_eps: float = 0.2
+    """PPO clip range (low side, and high side unless clip_eps_high)"""
+    clip_eps_high: float | None = None
+    """high clip range (DAPO clip-higher); default clip_eps"""
+    kl_coef: float = 0.0
+    """weight of the k3 KL penalty to the reference model (0: no reference model)"""
+    max_grad_norm: float = 1.0
+    """gradient norm clipping"""
+    skip_zero_advantage: bool = True
+    """leave out rows whose advantage is 0 (they carry no policy gradient) when kl_coef is 0"""
+    max_rows: int | None = None
+    """train on at most this many turn rows per step, drawn at random (caps the update cost)"""
+    lora: bool = True
+    """train LoRA adapters (peft) instead of every weight"""
+    lora_r: int = 8
+    """LoRA rank"""
+    lora_alpha: int = 16
+    """LoRA alpha"""
+    lora_dropout: float = 0.0
+    """LoRA dropout"""
+    lora_target_modules: list[str] = dataclasses.field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """modules that get adapters"""
+    bf16: bool = True
+    """bfloat16 autocast on CUDA (ignored on CPU)"""
+    device: str | None = None
+    """cuda when available, else cpu"""
+    torch_threads: int | None = None
+    """torch CPU threads (1 is fastest on a busy machine; None: torch's default)"""
+    # evaluation, logging, checkpoints
+    eval_every: int = 0
+    """greedy evaluation every N steps, before training and at the end (0: never)"""
+    eval_split: str = "valid"
+    """evaluation split"""
+    eval_episodes: int = 10
+    """evaluation episodes (tasks of the split in order, reset seed = index)"""
+    save_every: int = 10
+    """checkpoint every N steps and at the end (0: only at the end)"""
+    resume: str | None = None
+    """a checkpoint folder to continue from, or 'auto' (the run folder's latest)"""
+    eval_only: bool = False
+    """only run the greedy evaluation of the model (or of the ``resume`` checkpoint) and return it"""
+    tensorboard: bool = True
+    """write TensorBoard events (skipped with a warning when tensorboard is missing)"""
+    progress: bool = True
+    """tqdm progress bar"""
+
+
+def load_config(config: dict[str, Any]) -> Args:
+    """:class:`Args` from a YAML mapping; unknown keys raise with a did-you-mean."""
+    names = {field.name for field in dataclasses.fields(Args)}
+    for key in config:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidArgumentError(f"unknown config key {key!r}{hint}")
+    return Args(**config)
+
+
+def advantages(trajectories: list[Trajectory], rewards: list[list[float]], args: Args) -> list[np.ndarray]:
+    inputs = est.from_trajectories(trajectories)
+    groups, kw = inputs["groups"], dict(args.estimator_kwargs)
+    if args.estimator == "grpo":
+        return est.grpo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"], **kw)
+    if args.estimator == "rloo":
+        return est.rloo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"], **kw)
+    if args.estimator == "trloo":
+        return est.trloo_advantages(rewards, groups, gamma=args.gamma, **kw)
+    if args.estimator == "gigpo":
+        return est.gigpo_advantages(rewards, groups, inputs["anchors"], gamma=args.gamma, **kw)
+    raise InvalidArgumentError(f"unknown estimator {args.estimator!r}")
+
+
+# --------------------------------------------------------------------------- model, rows, loss
+def build_agent(args: Args, checkpoint: Path | None) -> LLMAgent:
+    """The policy: base model (+ LoRA adapters, new or from a checkpoint) inside an :class:`LLMAgent`."""
+    import torch
+
+    from agentgym.wrappers.lm import load_causal_lm
+
+    torch.manual_seed(args.seed)
+    meta = json.loads((checkpoint / "agent.json").read_text()) if checkpoint else None
+    source = checkpoint / meta["model"] if meta and meta.get("model") else args.model
+    model, tokenizer = load_causal_lm(source)
+    if args.lora:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if meta and meta.get("adapter"):
+            model = PeftModel.from_pretrained(model, str(checkpoint / meta["adapter"]), is_trainable=True)
+        else:
+            config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                                target_modules=list(args.lora_target_modules), task_type="CAUSAL_LM")
+            model = get_peft_model(model, config)
+    return LLMAgent(model, tokenizer, output_format=args.output_format, history=args.history,
+                    max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                    near_miss=args.near_miss,
+                    near_miss_cutoff=args.near_miss_cutoff, max_prompt_tokens=args.max_prompt_tokens,
+                    system_prompt=args.system_prompt, seed=args.seed, device=args.device, bf16=args.bf16)
+
+
+def make_rows(trajectories: list[Trajectory], turn_adv: list[np.ndarray]) -> list[dict[str, Any]]:
+    """One row per turn: token ids, the response start, its advantage and the recorded log-probs."""
+    rows = []
+    for trajectory, adv in zip(trajectories, turn_adv):
+        for k, (ids, mask) in enumerate(turn_rows(trajectory)):
+            start = mask.index(1) if 1 in mask else len(ids)
+            rows.append({"ids": ids, "start": start, "adv": float(adv[k]),
+                         "old": list(trajectory.turns[k].response_logprobs or [])})
+    return [row for row in rows if row["start"] < len(row["ids"])]
+
+
+def batch_logprobs(
+    model: Any, rows: list[dict[str, Any]], device: str, temperature: float, bf16: bool
+) -> tuple[Any, Any]:
+    """Log-probs of the rows' response tokens, ``(logp [B, T], mask [B, T])`` aligned so column ``j`` of row
+    ``b`` is response token ``j``; ``mask`` is 1 exactly on response (agent) tokens."""
+    import torch
+
+    width = max(len(r["ids"]) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for b, row in enumerate(rows):
+        ids[b, : len(row["ids"])] = torch.tensor(row["ids"])
+        attn[b, : len(row["ids"])] = 1
+    first = min(r["start"] for r in rows) - 1
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.startswith("cuda")):
+        logp = token_logprobs(model, ids.to(device), attn.to(device), start=first, temperature=temperature)
+    longest = max(len(r["ids"]) - r["start"] for r in rows)
+    out = torch.zeros((len(rows), longest), device=device)
+    mask = torch.zeros((len(rows), longest), device=device)
+    for b, row in enumerate(rows):
+        n = len(row["ids"]) - row["start"]
+        out[b, :n] = logp[b, row["start"] - 1 - first : row["start"] - 1 - first + n]
+        mask[b, :n] = 1
+    return out, mask
+
+
+def ppo_loss(
+    logp: Any, old: Any, ref: Any | None, adv: Any, mask: Any, args: Args, n_tokens: int
+) -> tuple[Any, dict[str, float]]:
+    """PPO-clip (+ k3 KL) summed over the agent tokens and divided by the minibatch's token count."""
+    import torch
+
+    ratio = torch.exp(logp - old)
+    high = args.clip_eps if args.clip_eps_high is None else args.clip_eps_high
+    pg = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 1 - args.clip_eps, 1 + high) * adv[:, None])
+    loss_tok = pg
+    kl = torch.zeros_like(pg)
+    if ref is not None:
+        kl = torch.exp(ref - logp) - (ref - logp) - 1
+        loss_tok = pg + args.kl_coef * kl
+    loss = (loss_tok * mask).sum() / n_tokens
+    with torch.no_grad():
+        stats = {"pg_loss": float((pg * mask).sum() / n_tokens), "kl": float((kl * mask).sum() / n_tokens),
+                 "clipfrac": float((((ratio - 1).abs() > args.clip_eps).float() * mask).sum() / n_tokens),
+                 "approx_kl": float((((ratio - 1) - torch.log(ratio)) * mask).sum() / n_tokens)}
+    return loss, stats
+
+
+def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) -> Any:
+    import torch
+
+    out = torch.zeros((len(rows), width), device=device)
+    for b, row in enumerate(rows):
+        out[b, : len(row[key])] = torch.tensor(row[key], dtype=torch.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- the loop
+def train(args: Args) -> list[dict[str, float]]:
+    """Run the training loop; returns the metrics of every step run (also in metrics.csv)."""
+    import torch
+    from tqdm import tqdm
+
+    env_name = args.env_id.replace("/", "_").replace(":", "_")
+    run_name = args.run_name or f"{env_name}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    folder = Path(args.output_dir) / run_name
+    checkpoint = Path(args.resume) if args.resume and args.resume != "auto" else None
+    if args.resume == "auto":
+        checkpoint = latest_checkpoint(folder)
+    if not args.eval_only:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
+
+    # seeding, model, optimizer (and the state of a resumed run)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    task_rng = np.random.default_rng(args.seed)
+    agent = build_agent(args, checkpoint)
+    model, device = agent.model, agent.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
+    reference = None  # LoRA: the model with its adapters disabled
+    if args.kl_coef > 0 and not args.lora:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    start = 0
+    if checkpoint is not None:
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], task_rng, agent)
+        start = state["step"]
+    if args.eval_only:
+        result = evaluate_greedy(agent, args)
+        print(json.dumps({"checkpoint": str(checkpoint) if checkpoint else args.model, "step": start, **result}))
+        return [result]
+    # envs, hooks, logging
+    hooks = build_hooks(args.hooks)
+    factory = env_factory(args, args.split)
+    task_ids = list(args.task_ids or split_task_ids(args, args.split))
+    logger = Logger(folder, args.tensorboard, upto_step=start)
+    history: list[dict[str, float]] = []
+    if args.eval_every and start == 0:
+        logger.log(0, evaluate_greedy(agent, args))
+
+    bar = tqdm(range(start, args.num_steps), initial=start, total=args.num_steps, desc=run_name,
+               disable=not args.progress)
+    for step in bar:
+        # rollout: tasks_per_step groups of group_size episodes (same task and reset seed)
+        tick = time.perf_counter()
+        many = args.tasks_per_step > len(task_ids)
+        chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
+        seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
+        specs = group_specs([task_ids[i] for i in chosen], [int(s) for s in seeds], args.group_size)
+        trajectories = rollout(factory, agent, specs, num_workers=args.num_workers,
+                               in_process=args.in_process, env_id=args.env_id, token_budget=args.token_budget)
+        rollout_time = time.perf_counter() - tick
+        # rewards, advantages, rows
+        rewards = turn_rewards(trajectories, args, hooks)
+        rows = make_rows(trajectories, advantages(trajectories, rewards, args))
+        if args.skip_zero_advantage and args.kl_coef == 0:
+            rows = [row for row in rows if row["adv"] != 0.0] or rows[:1]
+        if args.max_rows is not None and len(rows) > args.max_rows:
+            rows = [rows[i] for i in sorted(task_rng.choice(len(rows), size=args.max_rows, replace=False))]
+        # reference log-probs (no grad): the frozen copy, or the model with its adapters disabled
+        tick = time.perf_counter()
+        model.train()
+        if args.kl_coef > 0:
+            with torch.no_grad():
+                for i in range(0, len(rows), args.micro_batch_rows):
+                    chunk = rows[i : i + args.micro_batch_rows]
+                    if reference is not None:
+                        ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
+                    else:
+                        with model.disable_adapter():
+                            ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                    for row, values in zip(chunk, ref):
+                        row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
+        # update: ppo_epochs passes, minibatches of rows, gradient accumulation over micro-batches
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl", "grad_norm")
+        }
+        order = torch.Generator().manual_seed(args.seed * 100003 + step)
+        for _ in range(args.ppo_epochs):
+            perm = torch.randperm(len(rows), generator=order).tolist()
+            for m in range(0, len(rows), args.minibatch_rows):
+                minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
+                n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
+                optimizer.zero_grad(set_to_none=True)
+                sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
+                for i in range(0, len(minibatch), args.micro_batch_rows):
+                    chunk = minibatch[i : i + args.micro_batch_rows]
+                    logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                    old = _tensor_rows(chunk, "old", logp.shape[1], device)
+                    ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
+                    adv = torch.tensor([r["adv"] for r in chunk], device=device)
+                    loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
+                    loss.backward()
+                    for key, value in {"loss": float(loss.detach()), **parts}.items():
+                        sums[key] += value  # each part is already divided by the minibatch's token count
+                for key, value in sums.items():
+                    stats[key].append(value)
+                stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
+                optimizer.step()
+        update_time = time.perf_counter() - tick
+        # log
+        metrics = rollout_metrics(trajectories, rewards)
+        metrics.update({f"losses/{key}": float(np.mean(values)) for key, values in stats.items()})  # per minibatch
+        metrics.update({
+            "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
+            "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
+            / max(update_time, 1e-9),
+            "perf/rows": float(len(rows)),
+        })
+        done = step + 1
+        if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
+            metrics.update(evaluate_greedy(agent, args))
+        logger.log(done, metrics)
+        history.append(metrics)
+        bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
+                        success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
+        if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
+            save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name)
+    bar.close()
+    logger.close()
+    return history
+
+
+def run_config(config: dict[str, Any]) -> int:
+    """Entry of ``agentgym train CONFIG.yaml`` (the mapping without its ``algo`` key)."""
+    train(load_config(config))
+    return 0
+
+
+if __name__ == "__main__":
+    import tyro
+
+    train(tyro.cli(Args))
