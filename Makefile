@@ -43,6 +43,9 @@ demo: tasks
 	# The ALFWorld expert again on the unmodified (stock) engine path: same results, at stock speed.
 	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent expert --split test --episodes 3 --seed 0 --env-kwargs '{"exact_stock": true}' --db results/demo-alfworld-stock.sqlite
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
+	# DRRN from scratch on the coin-collector games (about a minute of CPU), then its checkpoint on the leaderboard.
+	$(BIN)/python -m agentgym.baselines.train_drrn --kind coin_collector --total-steps 3000 --stop-at-success 0.9 --eval-split None --output-dir results/runs --exp-name demo --no-progress
+	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent $$(ls -d results/runs/TextWorld-v0__demo__* | tail -1)/checkpoint --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)
@@ -63,6 +66,7 @@ bench: venv
 	$(BIN)/python benchmarks/igpo_batching.py
 	$(BIN)/python benchmarks/swegym_speed.py
 	$(BIN)/python benchmarks/kernelgym_latency.py
+	$(BIN)/python benchmarks/drrn_learning.py
 
 # Rewrite requirements.lock from what .venv holds now (after a deliberate upgrade).
 lock: venv

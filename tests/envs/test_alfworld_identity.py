@@ -154,6 +154,7 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     """The translation and grammar parse land on disk keyed by the game's content, a fresh process-state
     reads them back with the same result, a damaged entry is recomputed, and the cache can be turned off."""
     monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / "cache"))
+    fast.clear_memory_caches()  # another test in this worker may have loaded the same game already
     task_id = _small_train_tasks(per_type=1)[1]
     env = ALFWorldEnv(split="train", expert=None)
     first = env.reset(options={"task_id": task_id})
