@@ -46,6 +46,9 @@ demo: tasks
 	# DRRN from scratch on the coin-collector games (about a minute of CPU), then its checkpoint on the leaderboard.
 	$(BIN)/python -m agentgym.baselines.train_drrn --kind coin_collector --total-steps 3000 --stop-at-success 0.9 --eval-split None --output-dir results/runs --exp-name demo --no-progress
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent $$(ls -d results/runs/TextWorld-v0__demo__* | tail -1)/checkpoint --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 10 --seed 0 --db $(DEMO_DB)
+	# One PPO update of SmolLM2-135M-Instruct with LoRA (a few CPU minutes), then its checkpoint on the leaderboard.
+	$(BIN)/agentgym train baselines/configs/textworld_smollm2_cpu.yaml --set num_steps=1 --set output_dir=results/runs --set run_name=demo_llm
+	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent results/runs/demo_llm/checkpoint-000001 --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 2 --max-turns 6 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)

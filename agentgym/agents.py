@@ -27,6 +27,9 @@ class Agent(abc.ABC):
 
     #: Name recorded with every trajectory and evaluation row.
     name: str = "agent"
+    #: The lazily computed info values this agent reads (such as ScienceWorld's ``admissible_actions`` or
+    #: ``expert_action``, which cost more than a step); rollouts skip computing the others. None: all.
+    info_keys: frozenset[str] | None = None
 
     @abc.abstractmethod
     def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> str | Decision:
@@ -60,6 +63,7 @@ class RandomAgent(Agent):
     """
 
     name = "random"
+    info_keys = frozenset({"admissible_actions"})
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -80,6 +84,7 @@ class ExpertAgent(Agent):
     """Follows ``info["expert_action"]`` (``look`` when the family has no expert move)."""
 
     name = "expert"
+    info_keys = frozenset({"expert_action"})
 
     def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> str:
         return info.get("expert_action") or "look"

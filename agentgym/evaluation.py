@@ -103,7 +103,8 @@ def evaluate(
 
         factory = make_env_factory(env_id, split=split, max_turns=protocol.max_turns, **env_kwargs)
         try:
-            rollout(factory, agent, todo, num_workers=num_workers, env_id=env_id, on_episode=record)
+            rollout(factory, agent, todo, num_workers=num_workers, env_id=env_id, on_episode=record,
+                    info_keys=agent.info_keys)
         finally:
             if bar is not None:
                 bar.close()

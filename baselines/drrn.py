@@ -199,6 +199,7 @@ class DRRNAgent(Agent):
     """
 
     name = "drrn"
+    info_keys = frozenset({"admissible_actions"})
 
     def __init__(
         self,

@@ -176,6 +176,7 @@ class LLMAgent(Agent):
     """
 
     name = "llm"
+    info_keys = frozenset({"admissible_actions", "tools"})
 
     def __init__(
         self,

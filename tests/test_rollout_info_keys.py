@@ -1,8 +1,10 @@
 """``info_keys`` on EnvPool and rollout: worker processes compute only the lazy info values asked for."""
 
+import gymnasium as gym
 import pytest
 
-from agentgym.agents import Agent
+from agentgym.agents import Agent, ExpertAgent
+from agentgym.evaluation import evaluate
 from agentgym.core import TextEnv, Transition
 from agentgym.rollout import EnvPool, EpisodeSpec, rollout
 from agentgym.tasks import Task, TaskSplit
@@ -72,3 +74,33 @@ def test_rollout_records_only_the_lazy_values_named():
     for trajectory in full:
         assert [turn.action for turn in trajectory.turns] == ["list 1", "list 3", "list 5"]
         assert trajectory.turns[-1].info["expert_action"] == "expert 8"
+
+
+class ExpertOnlyEnv(CountingEnv):
+    """Won when the agent plays the expert action computed first in the episode: proof that no other
+    lazy value was computed before it."""
+
+    def __init__(self, split="test", max_turns=3):  # the keywords evaluate() passes
+        super().__init__()
+
+    def _start(self, task):
+        self.computed = 0
+        return super()._start(task)
+
+    def _advance(self, action):
+        won = action == "expert 1"
+        return Transition(action, reward=float(won), terminated=won, won=won, score=float(won),
+                          admissible_actions=self._lazy("list"), expert_action=self._lazy("expert"))
+
+
+# Registered under this module's name, so spawned evaluation workers find it by importing the module.
+gym.register("ExpertOnly-v0", entry_point=ExpertOnlyEnv, disable_env_checker=True)
+
+
+def test_evaluate_computes_only_what_the_agent_declares(tmp_path, monkeypatch):
+    env_id = f"{__name__}:ExpertOnly-v0"
+    lean = evaluate(env_id, ExpertAgent(), episodes=2, db=tmp_path / "lean.sqlite", progress=False)
+    assert ExpertAgent.info_keys == {"expert_action"} and lean.success_rate == 1.0
+    monkeypatch.setattr(ExpertAgent, "info_keys", None)  # read everything: the listing comes first
+    full = evaluate(env_id, ExpertAgent(), episodes=2, db=tmp_path / "full.sqlite", progress=False)
+    assert full.success_rate == 0.0
