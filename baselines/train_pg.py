@@ -1,4 +1,4 @@
-"""Multi-turn PPO-clip policy gradient for LLM agents, with any group estimator (GRPO, RLOO, TRLOO, GiGPO).
+"""Multi-turn PPO-clip policy gradient for LLM agents, with any group estimator (GRPO, RLOO, TRLOO, GiGPO, EMPG).
 
 One readable file in the CleanRL spirit. Each update step:
 
@@ -115,8 +115,8 @@ class Args:
     system_prompt: str | None = None
     """replaces the agent's default role sentence"""
     # advantages
-    estimator: Literal["grpo", "rloo", "trloo", "gigpo"] = "grpo"
-    """advantage estimator"""
+    estimator: Literal["grpo", "rloo", "trloo", "gigpo", "empg"] = "grpo"
+    """advantage estimator (empg: GRPO advantages modulated by each turn's entropy)"""
     estimator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """extra keyword arguments of the estimator (e.g. std: none, step_weight: 1.0)"""
     gamma: float = 1.0
@@ -194,6 +194,13 @@ def load_config(config: dict[str, Any]) -> Args:
     return Args(**config)
 
 
+def step_entropies(trajectories: list[Trajectory]) -> list[list[float]]:
+    """Each turn's mean token entropy under the sampling policy, estimated as the mean of ``-log p`` of the
+    tokens it sampled (an unbiased estimate, from the log-probs recorded at generation; no extra pass)."""
+    return [[-float(np.mean(turn.response_logprobs)) if turn.response_logprobs else 0.0 for turn in t.turns]
+            for t in trajectories]
+
+
 def advantages(trajectories: list[Trajectory], rewards: list[list[float]], args: Args) -> list[np.ndarray]:
     inputs = est.from_trajectories(trajectories)
     groups, kw = inputs["groups"], dict(args.estimator_kwargs)
@@ -205,6 +212,9 @@ def advantages(trajectories: list[Trajectory], rewards: list[list[float]], args:
         return est.trloo_advantages(rewards, groups, gamma=args.gamma, **kw)
     if args.estimator == "gigpo":
         return est.gigpo_advantages(rewards, groups, inputs["anchors"], gamma=args.gamma, **kw)
+    if args.estimator == "empg":
+        base = est.grpo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"])
+        return est.empg_advantages(base, step_entropies(trajectories), **kw)
     raise InvalidArgumentError(f"unknown estimator {args.estimator!r}")
 
 
