@@ -70,10 +70,16 @@ def _kill(proc: subprocess.Popen) -> None:
 def _shutdown(gateway: Any, proc: subprocess.Popen, stop: threading.Event) -> None:
     """End the JVM and reap it; safe to call more than once, and at interpreter exit."""
     stop.set()
+    # From now on py4j must not talk to this JVM: its proxies' finalizers (run by the garbage collector
+    # inside any allocation) would try to connect and log a traceback, and on Python 3.11 formatting a
+    # traceback there breaks an ast.parse in progress ("AST constructor recursion depth mismatch").
+    client = getattr(gateway, "_gateway_client", None)
+    if client is not None:
+        client.is_connected = False
     if proc.poll() is None:
         try:
-            gateway.shutdown()
-        except Exception:  # the JVM may already be dead: killing it below is enough
+            gateway.close(keep_callback_server=True)  # our sockets only; closing stdin below ends the JVM
+        except Exception:
             pass
         try:
             if proc.stdin is not None:
@@ -201,6 +207,7 @@ class Simulator:
         from py4j.protocol import Py4JError, Py4JJavaError
 
         if not self.alive:
+            self.close()
             raise SimulatorDied(f"the ScienceWorld JVM (pid {self.pid}) is not running")
         limit = timeout or self.timeout
         self._deadline = time.monotonic() + limit
@@ -214,6 +221,7 @@ class Simulator:
                 code = self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:  # pragma: no cover
                 code = None
+            self.close()
             why = f"timed out after {limit:g} s" if self._timed_out else f"died (exit code {code})"
             raise SimulatorDied(f"the ScienceWorld JVM (pid {self.pid}) {why}") from exc
         finally:
