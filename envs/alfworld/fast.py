@@ -433,8 +433,6 @@ def _static_symbols(symbols: list[Any], dynamic: set[str]) -> bool:
 def static_templates(logic: Any, task: Any) -> dict[str, bool]:
     """For each command template of a game: is its derivation a function of the action's arguments and the
     static facts only?"""
-    from textworld.envs.pddl import textgen
-
     dynamic = _dynamic_predicates(task)
     templates = sorted({action.template for action in logic.actions.values()})
     return dict(zip(templates, _static_flags(tuple(templates), frozenset(dynamic))))

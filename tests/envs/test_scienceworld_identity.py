@@ -125,6 +125,7 @@ def test_fast_path_is_independent_of_the_jvms_call_history():
     try:
         for task_id in ["boil/21", tasks[1]]:  # another history first
             obs, info = used.reset(options={"task_id": task_id})
+            admissible: list[str] = []  # listed at steps 0, 3, 6, 9
             for step in range(10):
                 admissible = used._sim.valid_actions() if step % 3 == 0 else admissible
                 obs, _, terminated, _, info = used.step(admissible[int(rng.integers(len(admissible)))])
