@@ -46,7 +46,7 @@ from agentgym.agents import Agent
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Decision
 from agentgym.wrappers.hooks import check_choice
-from agentgym.wrappers.lm import cache_argument, load_causal_lm, returned_cache
+from agentgym.wrappers.lm import cache_argument, load_causal_lm, next_token_logprobs, returned_cache
 
 OutputFormat = Literal["auto", "react", "action", "tool", "raw"]
 FORMATS = ("auto", "react", "action", "tool", "raw")
@@ -132,18 +132,13 @@ def token_logprobs(
     """``out[b, j] = log p(input_ids[b, start + j + 1] | prefix)`` under ``logits / temperature``.
 
     Rows are right-padded; positions follow the attention mask. Keeps the autograd graph, and computes
-    the vocabulary projection only from position ``start`` on (``logits_to_keep``).
+    the vocabulary projection only from position ``start`` on.
     """
     import torch
 
-    length = input_ids.shape[1]
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(start, length - 1, device=input_ids.device)
-    logits = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=keep
-    ).logits
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, input_ids[:, start + 1 :, None]).squeeze(-1)
+    keep = torch.arange(start, input_ids.shape[1] - 1, device=input_ids.device)
+    return next_token_logprobs(model, input_ids, attention_mask, position_ids, keep=keep, temperature=temperature)
 
 
 # --------------------------------------------------------------------------- the agent

@@ -242,18 +242,20 @@ def next_token_logprobs(
     position_ids: Any = None,
     keep: Any = None,
     past_key_values: Any = None,
+    temperature: float = 1.0,
 ) -> Any:
     """``out[b, i] = log p(input_ids[b, i+1] | input_ids[b, :i+1])`` (last column 0); keeps the graph.
 
     With ``keep`` (a sorted 1D tensor of positions, none the last one) only those positions are computed
     (``logits_to_keep``, so the vocabulary projection skips the rest) and ``out[b, k]`` is the log-prob of
-    ``input_ids[b, keep[k] + 1]``. ``past_key_values``: a KV cache the ids continue.
+    ``input_ids[b, keep[k] + 1]``. ``past_key_values``: a KV cache the ids continue. ``temperature``: the
+    log-probs are those of ``logits / temperature`` (the distribution a sampler drew from).
     """
     import torch
 
     if keep is None:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        logp = torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
         gathered = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         return torch.nn.functional.pad(gathered, (0, 1))
     extra = {cache_argument(model): past_key_values} if past_key_values is not None else {}
@@ -264,6 +266,6 @@ def next_token_logprobs(
         logits_to_keep=keep,
         **extra,
     ).logits
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     targets = input_ids[:, keep + 1]
     return logp.gather(-1, targets[:, :, None]).squeeze(-1)
