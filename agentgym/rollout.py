@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing as mp
 import signal
@@ -140,6 +141,9 @@ class EnvPool:
     as ScienceWorld's ``admissible_actions`` and ``expert_action``) that each answer carries; the others
     arrive as None, so the worker never computes them. None (the default): every value, computed.
     Values that are not lazy always arrive.
+
+    A pool can serve many :func:`rollout` calls (a trainer's every update): its workers keep their
+    processes and engines (a ScienceWorld JVM, ALFWorld's translation caches) between calls.
     """
 
     def __init__(self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False,
@@ -150,6 +154,7 @@ class EnvPool:
         self.in_process = in_process
         self.info_keys = None if info_keys is None else frozenset(info_keys)
         self._results: dict[int, Any] = {}
+        self._in_flight: set[int] = set()  # workers sent a command whose answer was not received yet
         if in_process:
             self._envs = [env_fn() for _ in range(num_envs)]
             return
@@ -185,6 +190,7 @@ class EnvPool:
             self._results[index] = _only_info_keys(result, self.info_keys)
         else:
             self._conns[index].send((command, payload))
+        self._in_flight.add(index)
 
     def ready(self, pending: Sequence[int]) -> list[int]:
         """The pending workers whose answer has arrived (blocks until at least one has)."""
@@ -194,6 +200,7 @@ class EnvPool:
         return sorted(by_conn[id(conn)] for conn in wait([self._conns[i] for i in pending]))
 
     def receive(self, index: int) -> Any:
+        self._in_flight.discard(index)
         if self.in_process:
             return self._results.pop(index)
         try:
@@ -203,6 +210,15 @@ class EnvPool:
         if status == "error":
             raise EngineFault(f"env worker {index} failed: {payload}")
         return payload
+
+    def drain(self) -> None:
+        """Receive and drop every answer still in flight (a rollout interrupted by an exception leaves
+        some), so the next caller's first answer is its own. A worker that died stays dead."""
+        for index in sorted(self._in_flight):
+            try:
+                self.receive(index)
+            except EngineFault:
+                pass
 
     def close(self) -> None:
         if self.in_process:
@@ -231,7 +247,7 @@ def _as_decision(output: str | Decision) -> Decision:
 
 
 def rollout(
-    env_fn: EnvFactory,
+    env_fn: EnvFactory | EnvPool,
     agent: Agent,
     specs: Sequence[EpisodeSpec],
     *,
@@ -243,6 +259,10 @@ def rollout(
     info_keys: Collection[str] | None = None,
 ) -> list[Trajectory]:
     """Play every spec with ``agent`` over ``num_workers`` envs; return trajectories in spec order.
+
+    ``env_fn`` is an env factory (a pool of ``num_workers`` worker processes is started for this call
+    and closed after it) or an open :class:`EnvPool` to reuse, whose workers and engines outlive the
+    call (pass ``info_keys`` to the pool then, not here).
 
     ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
     so an interruption loses only the episodes in flight). ``token_budget`` caps prompt+response
@@ -256,8 +276,16 @@ def rollout(
     queue = list(range(len(specs)))[::-1]  # pop() takes them in order
     running: dict[int, tuple[int, Trajectory, float]] = {}  # worker -> (spec index, trajectory, start)
     phase: dict[int, str] = {}  # worker -> "reset" | "step"
-    with EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys) as pool:
-        idle = list(range(pool.num_envs))
+    if isinstance(env_fn, EnvPool):
+        if info_keys is not None and frozenset(info_keys) != env_fn.info_keys:
+            raise ValueError(f"rollout got info_keys={sorted(info_keys)} but its pool was opened with "
+                             f"info_keys={None if env_fn.info_keys is None else sorted(env_fn.info_keys)}")
+        env_fn.drain()
+        context: contextlib.AbstractContextManager[EnvPool] = contextlib.nullcontext(env_fn)
+    else:
+        context = EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys)
+    with context as pool:
+        idle = list(range(min(pool.num_envs, len(specs))))
 
         def start_next(worker: int) -> None:
             if not queue:

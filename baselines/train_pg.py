@@ -24,6 +24,7 @@ A checkpoint folder is also an agent: ``agentgym eval --agent runs/<run>/checkpo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -41,9 +42,9 @@ from agentgym.baselines.tokens import turn_rows
 from agentgym.baselines.trainer_common import (
     Logger,
     build_hooks,
-    env_factory,
     evaluate_greedy,
     latest_checkpoint,
+    open_pool,
     rollout_metrics,
     save_checkpoint,
     set_rng_state,
@@ -353,92 +354,95 @@ def train(args: Args) -> list[dict[str, float]]:
         return [result]
     # envs, hooks, logging
     hooks = build_hooks(args.hooks)
-    factory = env_factory(args, args.split)
     task_ids = list(args.task_ids or split_task_ids(args, args.split))
     logger = Logger(folder, args.tensorboard, upto_step=start)
     history: list[dict[str, float]] = []
-    if args.eval_every and start == 0:
-        logger.log(0, evaluate_greedy(agent, args))
+    # worker processes (and their engines) live for the whole run
+    with contextlib.ExitStack() as workers:
+        pool = workers.enter_context(open_pool(args, args.split, agent, args.tasks_per_step * args.group_size))
+        eval_pool = workers.enter_context(open_pool(args, args.eval_split, agent, args.eval_episodes)) \
+            if args.eval_every else None
+        if args.eval_every and start == 0:
+            logger.log(0, evaluate_greedy(agent, args, eval_pool))
 
-    bar = tqdm(range(start, args.num_steps), initial=start, total=args.num_steps, desc=run_name,
-               disable=not args.progress)
-    for step in bar:
-        # rollout: tasks_per_step groups of group_size episodes (same task and reset seed)
-        tick = time.perf_counter()
-        many = args.tasks_per_step > len(task_ids)
-        chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
-        seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
-        specs = group_specs([task_ids[i] for i in chosen], [int(s) for s in seeds], args.group_size)
-        trajectories = rollout(factory, agent, specs, num_workers=args.num_workers,
-                               in_process=args.in_process, env_id=args.env_id, token_budget=args.token_budget)
-        rollout_time = time.perf_counter() - tick
-        # rewards, advantages, rows
-        rewards = turn_rewards(trajectories, args, hooks)
-        rows = make_rows(trajectories, advantages(trajectories, rewards, args))
-        if args.skip_zero_advantage and args.kl_coef == 0:
-            rows = [row for row in rows if row["adv"] != 0.0] or rows[:1]
-        if args.max_rows is not None and len(rows) > args.max_rows:
-            rows = [rows[i] for i in sorted(task_rng.choice(len(rows), size=args.max_rows, replace=False))]
-        # reference log-probs (no grad): the frozen copy, or the model with its adapters disabled
-        tick = time.perf_counter()
-        model.train()
-        if args.kl_coef > 0:
-            with torch.no_grad():
-                for i in range(0, len(rows), args.micro_batch_rows):
-                    chunk = rows[i : i + args.micro_batch_rows]
-                    if reference is not None:
-                        ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
-                    else:
-                        with model.disable_adapter():
-                            ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                    for row, values in zip(chunk, ref):
-                        row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
-        # update: ppo_epochs passes, minibatches of rows, gradient accumulation over micro-batches
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl", "grad_norm")
-        }
-        order = torch.Generator().manual_seed(args.seed * 100003 + step)
-        for _ in range(args.ppo_epochs):
-            perm = torch.randperm(len(rows), generator=order).tolist()
-            for m in range(0, len(rows), args.minibatch_rows):
-                minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
-                n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
-                optimizer.zero_grad(set_to_none=True)
-                sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
-                for i in range(0, len(minibatch), args.micro_batch_rows):
-                    chunk = minibatch[i : i + args.micro_batch_rows]
-                    logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                    old = _tensor_rows(chunk, "old", logp.shape[1], device)
-                    ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
-                    adv = torch.tensor([r["adv"] for r in chunk], device=device)
-                    loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
-                    loss.backward()
-                    for key, value in {"loss": float(loss.detach()), **parts}.items():
-                        sums[key] += value  # each part is already divided by the minibatch's token count
-                for key, value in sums.items():
-                    stats[key].append(value)
-                stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
-                optimizer.step()
-        update_time = time.perf_counter() - tick
-        # log
-        metrics = rollout_metrics(trajectories, rewards)
-        metrics.update({f"losses/{key}": float(np.mean(values)) for key, values in stats.items()})  # per minibatch
-        metrics.update({
-            "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
-            "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
-            / max(update_time, 1e-9),
-            "perf/rows": float(len(rows)),
-        })
-        done = step + 1
-        if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
-            metrics.update(evaluate_greedy(agent, args))
-        logger.log(done, metrics)
-        history.append(metrics)
-        bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
-                        success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
-        if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
-            save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name)
-    bar.close()
+        bar = tqdm(range(start, args.num_steps), initial=start, total=args.num_steps, desc=run_name,
+                   disable=not args.progress)
+        for step in bar:
+            # rollout: tasks_per_step groups of group_size episodes (same task and reset seed)
+            tick = time.perf_counter()
+            many = args.tasks_per_step > len(task_ids)
+            chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
+            seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
+            specs = group_specs([task_ids[i] for i in chosen], [int(s) for s in seeds], args.group_size)
+            trajectories = rollout(pool, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+            rollout_time = time.perf_counter() - tick
+            # rewards, advantages, rows
+            rewards = turn_rewards(trajectories, args, hooks)
+            rows = make_rows(trajectories, advantages(trajectories, rewards, args))
+            if args.skip_zero_advantage and args.kl_coef == 0:
+                rows = [row for row in rows if row["adv"] != 0.0] or rows[:1]
+            if args.max_rows is not None and len(rows) > args.max_rows:
+                rows = [rows[i] for i in sorted(task_rng.choice(len(rows), size=args.max_rows, replace=False))]
+            # reference log-probs (no grad): the frozen copy, or the model with its adapters disabled
+            tick = time.perf_counter()
+            model.train()
+            if args.kl_coef > 0:
+                with torch.no_grad():
+                    for i in range(0, len(rows), args.micro_batch_rows):
+                        chunk = rows[i : i + args.micro_batch_rows]
+                        if reference is not None:
+                            ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
+                        else:
+                            with model.disable_adapter():
+                                ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                        for row, values in zip(chunk, ref):
+                            row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
+            # update: ppo_epochs passes, minibatches of rows, gradient accumulation over micro-batches
+            stats: dict[str, list[float]] = {
+                k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl", "grad_norm")
+            }
+            order = torch.Generator().manual_seed(args.seed * 100003 + step)
+            for _ in range(args.ppo_epochs):
+                perm = torch.randperm(len(rows), generator=order).tolist()
+                for m in range(0, len(rows), args.minibatch_rows):
+                    minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
+                    n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
+                    optimizer.zero_grad(set_to_none=True)
+                    sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
+                    for i in range(0, len(minibatch), args.micro_batch_rows):
+                        chunk = minibatch[i : i + args.micro_batch_rows]
+                        logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                        old = _tensor_rows(chunk, "old", logp.shape[1], device)
+                        ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
+                        adv = torch.tensor([r["adv"] for r in chunk], device=device)
+                        loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
+                        loss.backward()
+                        for key, value in {"loss": float(loss.detach()), **parts}.items():
+                            sums[key] += value  # each part is already divided by the minibatch's token count
+                    for key, value in sums.items():
+                        stats[key].append(value)
+                    stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
+                    optimizer.step()
+            update_time = time.perf_counter() - tick
+            # log
+            metrics = rollout_metrics(trajectories, rewards)
+            metrics.update({f"losses/{key}": float(np.mean(values)) for key, values in stats.items()})  # per minibatch
+            metrics.update({
+                "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
+                "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
+                / max(update_time, 1e-9),
+                "perf/rows": float(len(rows)),
+            })
+            done = step + 1
+            if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
+                metrics.update(evaluate_greedy(agent, args, eval_pool))
+            logger.log(done, metrics)
+            history.append(metrics)
+            bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
+                            success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
+            if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
+                save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name)
+        bar.close()
     logger.close()
     return history
 

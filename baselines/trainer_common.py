@@ -8,6 +8,7 @@ A trainer's ``Args`` provides the attributes these functions read (``env_id``, `
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.rollout import group_specs, rollout
+from agentgym.rollout import EnvPool, group_specs, rollout
 from agentgym.trajectory import Trajectory
 
 
@@ -44,6 +45,19 @@ def make_env(env_id: str, **kwargs: Any) -> Any:
 def env_factory(args: Any, split: str) -> Callable[[], Any]:
     """A picklable factory of the training env on ``split`` (for worker processes)."""
     return functools.partial(make_env, args.env_id, split=split, max_turns=args.max_turns, **args.env_kwargs)
+
+
+def open_pool(args: Any, split: str, agent: Any, episodes: int) -> EnvPool:
+    """Worker processes for ``split`` that a trainer keeps for all its updates (engines start once).
+
+    They carry the lazily computed info values the agent reads (``agent.info_keys``) and the field
+    ``info_reward`` names; no other lazy value (an expert plan, a valid-action listing) is computed.
+    """
+    info_keys = set(agent.info_keys)
+    if args.info_reward:
+        info_keys.add(args.info_reward.split(".")[0])
+    return EnvPool(env_factory(args, split), max(1, min(args.num_workers, episodes)), in_process=args.in_process,
+                   info_keys=info_keys)
 
 
 def split_task_ids(args: Any, split: str) -> list[str]:
@@ -230,15 +244,16 @@ class Logger:
             self.writer.close()
 
 
-def evaluate_greedy(agent: Any, args: Any) -> dict[str, float]:
-    """Greedy success and score on the first ``eval_episodes`` tasks of ``eval_split`` (seed = index)."""
+def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None) -> dict[str, float]:
+    """Greedy success and score on the first ``eval_episodes`` tasks of ``eval_split`` (seed = index), on
+    ``pool`` (from :func:`open_pool` on ``eval_split``) or on workers started for this call."""
     task_ids = split_task_ids(args, args.eval_split)
     n = args.eval_episodes
     specs = group_specs([task_ids[i % len(task_ids)] for i in range(n)], range(n), 1)
     greedy, agent.greedy = agent.greedy, True
     try:
-        trajectories = rollout(env_factory(args, args.eval_split), agent, specs, num_workers=args.num_workers,
-                               in_process=args.in_process, env_id=args.env_id, token_budget=args.token_budget)
+        with contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers:
+            trajectories = rollout(workers, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
     finally:
         agent.greedy = greedy
     return {"eval/success": float(np.mean([t.won for t in trajectories])),

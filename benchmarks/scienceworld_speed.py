@@ -162,8 +162,8 @@ def run_pool(num_workers: int, script: Script, seconds: float, info_keys: tuple[
     """Aggregate steps/s of ``num_workers`` worker processes replaying the script for ``seconds``."""
     factory = functools.partial(ScienceWorldEnv, split="test", max_turns=10_000, expert=False)
     with EnvPool(factory, num_workers, info_keys=info_keys) as pool:
-        for index in range(num_workers):  # warm up: JVM start and JIT
-            for task_id, actions in script[:2]:
+        for index in range(num_workers):  # warm up: JVM start and JIT (a whole pass of the script)
+            for task_id, actions in script:
                 pool.send_reset(index, 0, {"task_id": task_id})
                 pool.receive(index)
                 for action in actions:
@@ -199,7 +199,7 @@ def _alone(script: Script, seconds: float, barrier: Any, results: Any) -> None:
     """One independent process: warm up, wait for the others, replay in-process for ``seconds``."""
     env = _Agentgym(read=False)
     try:
-        _replay(env, script[:2])
+        _replay(env, script)  # warm up: JVM start and JIT, as the pool's workers do
         barrier.wait()
         steps, stop = 0, time.perf_counter() + seconds
         started = time.perf_counter()

@@ -1,5 +1,8 @@
 """Rollout throughput with 1 and 2 env worker processes (goal: 2 workers >= 1.8x one, on 2 cores).
 
+Steady state: each pool is started and warmed up before it is timed (a trainer keeps one pool for all
+its updates); the pool's start-up (process spawn, imports, engine start) is not counted.
+
 A seeded random agent plays the same episode plan on the embedded TextWorld train split through
 ``agentgym.rollout.rollout``; steps per second count env steps across all workers.
 
@@ -17,23 +20,35 @@ import gymnasium as gym
 import agentgym  # noqa: F401
 from agentgym.agents import RandomAgent
 from agentgym.evaluation import episode_plan
-from agentgym.rollout import rollout
+from agentgym.rollout import EnvPool, rollout
+
+
+def _steps(trajectories) -> int:
+    return sum(len(t.turns) for t in trajectories)
 
 
 def measure(factory, specs, workers: int) -> float:
-    start = time.perf_counter()
-    trajectories = rollout(factory, RandomAgent(seed=0), specs, num_workers=workers)
-    elapsed = time.perf_counter() - start
-    return sum(len(t.turns) for t in trajectories) / elapsed
+    """Steady-state steps/s of ``workers`` worker processes: the pool is started and warmed up (an
+    episode per worker) before the clock starts, as a trainer keeps one pool for all its updates."""
+    agent = RandomAgent(seed=0)
+    with EnvPool(factory, workers, info_keys=agent.info_keys) as pool:
+        rollout(pool, agent, specs[:workers])
+        start = time.perf_counter()
+        steps = _steps(rollout(pool, agent, specs))
+        return steps / (time.perf_counter() - start)
 
 
-def _build(factory) -> None:
-    factory().close()
-
-
-def _play_alone(job: tuple) -> int:
-    factory, specs = job
-    return sum(len(t.turns) for t in rollout(factory, RandomAgent(seed=0), specs, in_process=True))
+def _play_alone(job: tuple) -> tuple[int, float]:
+    """(steps, seconds) of one process playing ``specs`` in-process, after a warm-up episode."""
+    factory, specs, barrier = job
+    agent = RandomAgent(seed=0)
+    with EnvPool(factory, 1, in_process=True, info_keys=agent.info_keys) as pool:
+        rollout(pool, agent, specs[:1])
+        if barrier is not None:
+            barrier.wait()  # both processes start their clocks together
+        start = time.perf_counter()
+        steps = _steps(rollout(pool, agent, specs))
+        return steps, time.perf_counter() - start
 
 
 def machine_ceiling(factory, specs) -> float:
@@ -41,14 +56,13 @@ def machine_ceiling(factory, specs) -> float:
     what the machine itself allows, against which the pool's speed-up is judged."""
     import multiprocessing as mp
 
-    start = time.perf_counter()
-    steps = _play_alone((factory, specs))
-    one = steps / (time.perf_counter() - start)
-    with mp.get_context("spawn").Pool(2) as pool:
-        pool.map(_build, [factory, factory])  # process start-up and imports stay out of the timing
-        start = time.perf_counter()
-        steps = sum(pool.map(_play_alone, [(factory, specs[0::2]), (factory, specs[1::2])]))
-        two = steps / (time.perf_counter() - start)
+    steps, seconds = _play_alone((factory, specs, None))
+    one = steps / seconds
+    context = mp.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        halves = pool.map(_play_alone, [(factory, specs[0::2], barrier), (factory, specs[1::2], barrier)])
+    two = sum(steps / seconds for steps, seconds in halves)  # the two rates, measured side by side
     return two / one
 
 

@@ -1,13 +1,15 @@
 """Rollouts over worker processes, groups, token budgets and the JSONL trajectory format."""
 
 import functools
+import os
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import agentgym  # noqa: F401
 from agentgym.agents import Agent, RandomAgent
-from agentgym.rollout import EpisodeSpec, group_specs, rollout
+from agentgym.rollout import EnvPool, EpisodeSpec, group_specs, rollout
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable, load_jsonl, save_jsonl
 
 FACTORY = functools.partial(gym.make, "agentgym/TextWorld-v0", split="test", max_turns=8)
@@ -28,6 +30,65 @@ def test_parallel_rollout_equals_serial_rollout():
     # members of a group differ (per-episode agent randomness), the same spec repeats exactly
     actions = [[turn.action for turn in t.turns] for t in parallel[:3]]
     assert len({tuple(a) for a in actions}) > 1
+
+
+class WorkerPid(Agent):
+    """Records which worker process served each episode (``info["pid"]`` of :class:`PidEnv`)."""
+
+    name = "pid"
+
+    def __init__(self, fail_after: int | None = None):
+        self.pids, self.calls, self.fail_after = set(), 0, fail_after
+
+    def act(self, observation, info, *, episode_id=""):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("the agent broke mid-rollout")
+        self.pids.add(info["pid"])
+        return "look"
+
+
+class PidInfo(gym.Wrapper):
+    """Adds ``info["pid"]``: the worker process serving the env."""
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        return observation, {**info, "pid": os.getpid()}
+
+    def step(self, action):
+        *result, info = self.env.step(action)
+        return (*result, {**info, "pid": os.getpid()})
+
+
+def pid_env():
+    return PidInfo(FACTORY())
+
+
+def _played(trajectories):
+    """The trajectories as dicts, minus which worker served each turn (that may differ between calls)."""
+    played = [t.to_dict() for t in trajectories]
+    for trajectory in played:
+        for info in [trajectory["initial_info"], *(turn["info"] for turn in trajectory["turns"])]:
+            info.pop("pid")
+    return played
+
+
+def test_rollout_reuses_an_open_pool_across_calls():
+    specs = group_specs(["coin_collector/3000", "custom_easy/3001"], seeds=[0, 1], group_size=2)
+    with EnvPool(pid_env, 2) as pool:
+        agent = WorkerPid()
+        first = rollout(pool, agent, specs)
+        workers = set(agent.pids)
+        second = rollout(pool, agent, specs)
+        assert agent.pids == workers and len(workers) == 2  # the same two processes served both calls
+        assert _played(first) == _played(second)
+        # an interrupted rollout leaves answers in flight; the next call on the pool drops them
+        with pytest.raises(RuntimeError, match="broke mid-rollout"):
+            rollout(pool, WorkerPid(fail_after=3), specs)
+        third = rollout(pool, agent, specs)
+        assert _played(third) == _played(first)
+        with pytest.raises(ValueError, match="info_keys"):
+            rollout(pool, agent, specs, info_keys=["admissible_actions"])
 
 
 class TokenAgent(Agent):
