@@ -104,3 +104,21 @@ def test_evaluate_computes_only_what_the_agent_declares(tmp_path, monkeypatch):
     monkeypatch.setattr(ExpertAgent, "info_keys", None)  # read everything: the listing comes first
     full = evaluate(env_id, ExpertAgent(), episodes=2, db=tmp_path / "full.sqlite", progress=False)
     assert full.success_rate == 0.0
+
+
+def test_trainer_pools_compute_what_the_agent_and_the_info_reward_read():
+    from types import SimpleNamespace
+
+    from agentgym.baselines.trainer_common import open_pool
+    from agentgym.rollout import group_specs
+
+    args = SimpleNamespace(env_id=f"{__name__}:ExpertOnlyEnv", env_kwargs={}, max_turns=3, num_workers=4,
+                           in_process=True, info_reward=None)
+    with open_pool(args, "test", ExpertAgent(), episodes=2) as pool:
+        assert pool.num_envs == 2 and pool.info_keys == {"expert_action"}
+        for _ in range(2):  # the pool serves every update; the expert wins because nothing else was listed
+            trajectories = rollout(pool, ExpertAgent(), group_specs(["t/0"], [0], group_size=2))
+            assert [t.won for t in trajectories] == [True, True]
+    args.info_reward = "admissible_actions.0"  # a reward read from a lazy field: the workers compute it
+    with open_pool(args, "test", ExpertAgent(), episodes=8) as pool:
+        assert pool.num_envs == 4 and pool.info_keys == {"expert_action", "admissible_actions"}
