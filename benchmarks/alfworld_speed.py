@@ -359,24 +359,19 @@ def main() -> None:
             }
             for raw in repeats
         ]
-        names = set(views[0]["agentgym exact_stock=True"])
-        identical = all(
-            set(r) == names and all(r[n]["digest"] == views[0]["agentgym exact_stock=True"][n]["digest"]
-                                    and r[n]["intro"] == views[0]["agentgym exact_stock=True"][n]["intro"]
-                                    for n in names)
-            for runs in views for r in runs.values()
-        )
+        seen = [{n: (g["digest"], g["intro"]) for n, g in r.items()} for runs in views for r in runs.values()]
+        names = set(seen[0])
+        identical = all(games == seen[0] for games in seen)
         print(
             f"same {len(names)} games, same actions ({args.steps} steps each): observations and admissible "
             f"commands identical across all {len(views[0])} runs x {args.repeat} repeats: {identical}"
         )
         print(f"per-episode means over the {len(names) - 1} games after each process's first (warm-up) game, "
               f"median of {args.repeat} repeats:")
-        summary = {
-            name: {key: statistics.median(_summary(runs[name])[key] for runs in views)
-                   for key in _summary(views[0][name])}
-            for name in views[0]
-        }
+        summary = {}
+        for name in views[0]:
+            per_repeat = [_summary(runs[name]) for runs in views]
+            summary[name] = {key: statistics.median(s[key] for s in per_repeat) for key in per_repeat[0]}
         for name, s in summary.items():
             print(
                 f"  {name:36s} load+reset {s['reset_ms']:7.1f} ms (first in the process {s['first_reset_ms']:6.0f})"

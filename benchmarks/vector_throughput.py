@@ -23,32 +23,31 @@ from agentgym.evaluation import episode_plan
 from agentgym.rollout import EnvPool, rollout
 
 
-def _steps(trajectories) -> int:
-    return sum(len(t.turns) for t in trajectories)
+def _steady_rate(pool: EnvPool, specs, warm_up: int, barrier=None) -> tuple[int, float]:
+    """(steps, seconds) of playing ``specs`` on ``pool`` after ``warm_up`` untimed episodes (and, with a
+    ``barrier``, once every process sharing it has warmed up too, so their clocks start together)."""
+    agent = RandomAgent(seed=0)
+    rollout(pool, agent, specs[:warm_up])
+    if barrier is not None:
+        barrier.wait()
+    start = time.perf_counter()
+    steps = sum(len(t.turns) for t in rollout(pool, agent, specs))
+    return steps, time.perf_counter() - start
 
 
 def measure(factory, specs, workers: int) -> float:
     """Steady-state steps/s of ``workers`` worker processes: the pool is started and warmed up (an
     episode per worker) before the clock starts, as a trainer keeps one pool for all its updates."""
-    agent = RandomAgent(seed=0)
-    with EnvPool(factory, workers, info_keys=agent.info_keys) as pool:
-        rollout(pool, agent, specs[:workers])
-        start = time.perf_counter()
-        steps = _steps(rollout(pool, agent, specs))
-        return steps / (time.perf_counter() - start)
+    with EnvPool(factory, workers, info_keys=RandomAgent.info_keys) as pool:
+        steps, seconds = _steady_rate(pool, specs, warm_up=workers)
+    return steps / seconds
 
 
 def _play_alone(job: tuple) -> tuple[int, float]:
     """(steps, seconds) of one process playing ``specs`` in-process, after a warm-up episode."""
     factory, specs, barrier = job
-    agent = RandomAgent(seed=0)
-    with EnvPool(factory, 1, in_process=True, info_keys=agent.info_keys) as pool:
-        rollout(pool, agent, specs[:1])
-        if barrier is not None:
-            barrier.wait()  # both processes start their clocks together
-        start = time.perf_counter()
-        steps = _steps(rollout(pool, agent, specs))
-        return steps, time.perf_counter() - start
+    with EnvPool(factory, 1, in_process=True, info_keys=RandomAgent.info_keys) as pool:
+        return _steady_rate(pool, specs, warm_up=1, barrier=barrier)
 
 
 def machine_ceiling(factory, specs) -> float:
