@@ -14,6 +14,17 @@ Output formats (``output_format``):
 * ``"tool"``: one JSON tool call ``{"name": ..., "arguments": {...}}`` (optionally inside
   ``<tool_call>`` tags); the tool schemas come from ``info["tools"]`` (SWEGym);
 * ``"raw"``: the whole reply, flattened to one line (for hooks that parse it themselves, e.g. RLVMR);
+* ``"choice"``: the reply **is** one of the listed admissible actions, by prefix-constrained decoding over a
+  token trie of them (:class:`~agentgym.wrappers.lm.ActionTrie`): at every position sampling (or argmax) is
+  restricted to the tokens that continue some listed action, and the end-of-turn token is allowed only
+  where an action is complete. ``response_logprobs`` are the exact log-probs of that *masked* distribution
+  (``logits / temperature`` renormalised over the allowed tokens) and ``Decision.info["allowed_token_ids"]``
+  holds the allowed ids of every response position, so the trainer recomputes the same distribution
+  (:func:`agentgym.baselines.train_pg.batch_logprobs`). Each action is tokenized as the chat template
+  tokenizes an assistant reply of exactly that text (checked once per agent), so the response ids are
+  what a fresh forward pass scores. The reply length is the longest listed action's (``max_new_tokens``
+  does not cut an action). A turn without admissible actions falls back to ``"action"`` (counted as
+  ``no_admissible``). Small models need this: free text rarely matches a command;
 * ``"auto"`` (default): ``"tool"`` when ``info["tools"]`` is present, else ``"react"``.
 
 With ``near_miss=True`` an extracted action that is not admissible is replaced by the closest admissible
@@ -46,16 +57,25 @@ from agentgym.agents import Agent
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Decision
 from agentgym.wrappers.hooks import check_choice
-from agentgym.wrappers.lm import cache_argument, load_causal_lm, next_token_logprobs, returned_cache
+from agentgym.wrappers.lm import (
+    ActionTrie,
+    allowed_mask,
+    cache_argument,
+    load_causal_lm,
+    masked_log_softmax,
+    next_token_logprobs,
+    returned_cache,
+)
 
-OutputFormat = Literal["auto", "react", "action", "tool", "raw"]
-FORMATS = ("auto", "react", "action", "tool", "raw")
+OutputFormat = Literal["auto", "react", "action", "tool", "raw", "choice"]
+FORMATS = ("auto", "react", "action", "tool", "raw", "choice")
 
 _INSTRUCTIONS = {
     "react": "Think in one short sentence, then give the next command on its own line as:\nAction: <command>",
     "action": "Reply with the next command only.",
     "tool": 'Reply with exactly one tool call as JSON: {"name": "<tool>", "arguments": {...}}',
     "raw": "Reply with your next move.",
+    "choice": "Reply with one of the admissible actions, exactly as written.",
 }
 _ACTION_RE = re.compile(r"action\s*:\s*(.+)", re.IGNORECASE)
 _TAG_RE = re.compile(r"<action>(.*?)(?:</action>|$)", re.IGNORECASE | re.DOTALL)
@@ -153,7 +173,7 @@ class LLMAgent(Agent):
 
     Args:
         model, tokenizer: a causal LM and its tokenizer (with a chat template).
-        output_format: ``auto``, ``react``, ``action``, ``tool`` or ``raw``.
+        output_format: ``auto``, ``react``, ``action``, ``tool``, ``raw`` or ``choice``.
         history: past turns (observation + reply) kept in the prompt.
         max_new_tokens: reply length limit.
         temperature: sampling temperature (log-probs are those of ``logits / temperature``).
@@ -227,8 +247,12 @@ class LLMAgent(Agent):
         ends = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
         stops = {tokenizer.eos_token_id, *ends}
         self.stop_ids = sorted(i for i in stops if i is not None)
+        #: The token that closes an assistant turn in the chat template: ends every choice-format reply.
+        self.end_id = vocab.get("<|im_end|>", tokenizer.eos_token_id)
+        self._action_ids: dict[str, list[int]] = {}
+        self._reply_boundary_checked = False
         #: Running counts: decisions, near_miss, fallback (no format rule matched), response_truncated,
-        #: prompt_truncated, budget_limited.
+        #: prompt_truncated, budget_limited, no_admissible (a choice-format turn without admissible actions).
         self.counters: collections.Counter[str] = collections.Counter()
         self._episodes: dict[str, _Episode] = {}
 
@@ -273,9 +297,17 @@ class LLMAgent(Agent):
 
     # ------------------------------------------------------------------ prompts
     def _format(self, info: Mapping[str, Any]) -> str:
+        if self.output_format == "choice" and not info.get("admissible_actions"):
+            self.counters["no_admissible"] += 1
+            return "action"
         if self.output_format != "auto":
             return self.output_format
         return "tool" if info.get("tools") else "react"
+
+    def _shown_actions(self, info: Mapping[str, Any]) -> list[str]:
+        """The admissible actions listed in the prompt (the first ``max_admissible``, duplicates dropped);
+        a choice-format reply is one of exactly these."""
+        return list(dict.fromkeys(info.get("admissible_actions") or []))[: self.max_admissible]
 
     def _messages(self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str,
                   window: int, obs_chars: int | None) -> list[dict[str, str]]:
@@ -290,10 +322,10 @@ class LLMAgent(Agent):
             messages += [{"role": "user", "content": past_obs}, {"role": "assistant", "content": reply}]
         # a shortened observation keeps its end: the latest text
         current = observation if obs_chars is None else "..." + observation[-obs_chars:]
-        actions = list(info.get("admissible_actions") or [])
+        actions = list(dict.fromkeys(info.get("admissible_actions") or []))
         if actions and fmt != "tool":
-            shown = actions[: self.max_admissible]
-            more = f" (and {len(actions) - len(shown)} more)" if len(actions) > len(shown) else ""
+            shown = self._shown_actions(info)
+            more = f" (and {len(actions) - len(shown)} more)" if len(actions) > len(shown) and fmt != "choice" else ""
             current += "\n\nAdmissible actions: " + " | ".join(shown) + more
         messages.append({"role": "user", "content": current})
         return messages
@@ -301,6 +333,30 @@ class LLMAgent(Agent):
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def reply_token_ids(self, action: str) -> list[int]:
+        """The token ids of an assistant reply that is exactly ``action`` (without the end-of-turn token)."""
+        if action not in self._action_ids:
+            if len(self._action_ids) > 100_000:
+                self._action_ids.clear()
+            self._action_ids[action] = list(self.tokenizer(action, add_special_tokens=False)["input_ids"])
+        return self._action_ids[action]
+
+    def check_reply_boundary(self, messages: list[dict[str, str]], action: str) -> None:
+        """Raise unless the chat template tokenizes ``messages`` + an assistant reply ``action`` as the
+        generation prompt's ids, then :meth:`reply_token_ids`, then the end-of-turn token: the condition for
+        the choice format's recorded ids to be what a fresh forward pass over the conversation scores."""
+        prompt = self._encode(messages)
+        text = self.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": action}],
+                                                  tokenize=False)
+        full = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        expected = [*prompt, *self.reply_token_ids(action), self.end_id]
+        if full[: len(expected)] != expected:
+            raise InvalidArgumentError(
+                "output_format='choice': this tokenizer's chat template merges the assistant reply "
+                f"{action!r} with the tokens around it ({full[len(prompt) - 2 : len(expected) + 1]} vs "
+                f"{expected[len(prompt) - 2 :]}), so constrained replies would not be re-scored exactly"
+            )
 
     def _prompt(
         self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str
@@ -329,28 +385,47 @@ class LLMAgent(Agent):
     ) -> list[Decision]:
         episodes = [self._episodes.setdefault(e, _Episode()) for e in episode_ids]
         formats = [self._format(info) for info in infos]
-        prompts, cut, limits = [], [], []
+        prompts, cut, limits, limited, tries, choices = [], [], [], [], [], []
         for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True):
             ids, truncated = self._prompt(episode, obs, info, fmt)
             prompts.append(ids)
             cut.append(truncated)
             left = None if self.token_budget is None else self.token_budget - episode.tokens - len(ids)
-            limits.append(self.max_new_tokens if left is None else max(1, min(self.max_new_tokens, left)))
-        responses, logprobs = self.generate(prompts, limits)
+            trie, by_ids = None, {}
+            if fmt == "choice":
+                shown = self._shown_actions(info)
+                if not self._reply_boundary_checked:
+                    self.check_reply_boundary(self._messages(episode, obs, info, fmt, 0, None), shown[0])
+                    self._reply_boundary_checked = True
+                by_ids = {tuple(self.reply_token_ids(a)): a for a in shown}
+                trie = ActionTrie([list(key) for key in by_ids], self.end_id)
+            tries.append(trie)
+            choices.append(by_ids)
+            # a choice reply is never cut short (it would not be an action): the rollout's budget check ends
+            # the episode instead
+            wanted = trie.depth if trie is not None else self.max_new_tokens
+            limits.append(wanted if left is None or trie is not None else max(1, min(wanted, left)))
+            limited.append(left is not None and left < wanted)
+        responses, logprobs, allowed = self.sample(prompts, limits, tries)
         decisions = []
         for k, (episode, obs, info, fmt) in enumerate(zip(episodes, observations, infos, formats)):
             response = responses[k]
             text = self.tokenizer.decode(response, skip_special_tokens=True)
-            action, how = extract_action(text, fmt)
+            if tries[k] is not None:
+                action, how = choices[k][tuple(response[:-1])], "choice"
+            else:
+                action, how = extract_action(text, fmt)
             details: dict[str, Any] = {
                 "reply": text,
                 "format": fmt,
                 "parse": how,
                 "response_truncated": not response or response[-1] not in self.stop_ids,
                 "prompt_truncated": cut[k],
-                "budget_limited": limits[k] < self.max_new_tokens,
+                "budget_limited": limited[k],
                 "near_miss": None,
             }
+            if tries[k] is not None:
+                details["allowed_token_ids"] = allowed[k]
             admissible = list(info.get("admissible_actions") or [])
             if self.near_miss and admissible and fmt != "tool" and action not in admissible:
                 closest = closest_action(action, admissible, self.near_miss_cutoff)
@@ -379,6 +454,16 @@ class LLMAgent(Agent):
         Returns the response ids (ending with the stop token when one was produced) and the log-prob of
         each under ``logits / temperature``, as computed while sampling.
         """
+        responses, logprobs, _ = self.sample(prompts, max_new)
+        return responses, logprobs
+
+    def sample(
+        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int],
+        tries: Sequence[ActionTrie | None] | None = None,
+    ) -> tuple[list[list[int]], list[list[float]], list[list[list[int]] | None]]:
+        """:meth:`generate`, where a row with a trie in ``tries`` samples only tokens that continue one of its
+        actions, from the distribution renormalised over them; also returns, per row, the allowed token ids
+        of every response position (None for a row without a trie)."""
         import torch
 
         batch, width = len(prompts), max(len(p) for p in prompts)
@@ -393,6 +478,9 @@ class LLMAgent(Agent):
         stops = torch.tensor(self.stop_ids, device=self.device)
         done = torch.zeros(batch, dtype=torch.bool, device=self.device)
         steps: list[tuple[Any, Any, Any]] = []  # (token, log-prob, row still active) per step, on the device
+        tries = list(tries) if tries is not None else [None] * batch
+        prefixes: list[list[int]] = [[] for _ in range(batch)]
+        allowed: list[list[list[int]] | None] = [[] if trie is not None else None for trie in tries]
         was_training = self.model.training
         self.model.eval()
         cache_key = cache_argument(getattr(self.model, "get_base_model", lambda: self.model)())
@@ -404,12 +492,25 @@ class LLMAgent(Agent):
                 output = self.model(input_ids=step_input, attention_mask=mask, position_ids=step_pos,
                                     use_cache=True, logits_to_keep=1, **extra)
                 cache = returned_cache(output)
-                logp = torch.log_softmax(output.logits[:, -1].float() / self.temperature, dim=-1)
+                scores = output.logits[:, -1].float() / self.temperature
+                constraint = None
+                if any(trie is not None and not done[b] for b, trie in enumerate(tries)):
+                    choices = [trie.allowed(prefixes[b]) if trie is not None and not done[b] else None
+                               for b, trie in enumerate(tries)]
+                    for b, ids_b in enumerate(choices):
+                        if ids_b is not None:
+                            allowed[b].append(ids_b)
+                    constraint = allowed_mask(choices, scores.shape[-1], device=self.device)
+                logp = masked_log_softmax(scores, constraint)
                 if self.greedy:
                     token = logp.argmax(-1)
                 else:
                     token = torch.multinomial(logp.exp(), 1, generator=self.generator).squeeze(-1)
                 steps.append((token, logp.gather(-1, token[:, None]).squeeze(-1), ~done))
+                if constraint is not None:
+                    for b in range(batch):
+                        if tries[b] is not None and not done[b]:
+                            prefixes[b].append(int(token[b]))
                 done = done | torch.isin(token, stops) | (step + 1 >= limit)
                 if bool(done.all()):
                     break
@@ -420,4 +521,4 @@ class LLMAgent(Agent):
         tokens, logps, active = (torch.stack(parts, dim=1).cpu() for parts in zip(*steps))
         out_ids = [tokens[b][active[b]].tolist() for b in range(batch)]
         out_lp = [logps[b][active[b]].tolist() for b in range(batch)]
-        return out_ids, out_lp
+        return out_ids, out_lp, allowed

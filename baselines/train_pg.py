@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agentgym.baselines import estimators as est
-from agentgym.baselines.llm_agent import LLMAgent, token_logprobs
+from agentgym.baselines.llm_agent import LLMAgent
 from agentgym.baselines.tokens import turn_rows
 from agentgym.baselines.trainer_common import (
     Logger,
@@ -54,6 +54,7 @@ from agentgym.baselines.trainer_common import (
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
 from agentgym.trajectory import Trajectory
+from agentgym.wrappers.lm import allowed_mask, next_token_logprobs
 
 
 @dataclasses.dataclass
@@ -99,8 +100,8 @@ class Args:
     # agent
     model: str = "smollm2"
     """local model folder, or 'smollm2' (nothing is downloaded)"""
-    output_format: Literal["auto", "react", "action", "tool", "raw"] = "auto"
-    """reply format (see agentgym.baselines.llm_agent)"""
+    output_format: Literal["auto", "react", "action", "tool", "raw", "choice"] = "auto"
+    """reply format (see agentgym.baselines.llm_agent; choice: constrained to the admissible actions)"""
     history: int = 2
     """past turns kept in the prompt"""
     max_new_tokens: int = 32
@@ -247,13 +248,16 @@ def build_agent(args: Args, checkpoint: Path | None) -> LLMAgent:
 
 
 def make_rows(trajectories: list[Trajectory], turn_adv: list[np.ndarray]) -> list[dict[str, Any]]:
-    """One row per turn: token ids, the response start, its advantage and the recorded log-probs."""
+    """One row per turn: token ids, the response start, its advantage, the recorded log-probs and, for a
+    constrained (choice-format) reply, the allowed token ids of each response position (else None)."""
     rows = []
     for trajectory, adv in zip(trajectories, turn_adv):
         for k, (ids, mask) in enumerate(turn_rows(trajectory)):
             start = mask.index(1) if 1 in mask else len(ids)
+            turn = trajectory.turns[k]
             rows.append({"ids": ids, "start": start, "adv": float(adv[k]),
-                         "old": list(trajectory.turns[k].response_logprobs or [])})
+                         "old": list(turn.response_logprobs or []),
+                         "allowed": (turn.agent_info or {}).get("allowed_token_ids")})
     return [row for row in rows if row["start"] < len(row["ids"])]
 
 
@@ -261,26 +265,39 @@ def batch_logprobs(
     model: Any, rows: list[dict[str, Any]], device: str, temperature: float, bf16: bool
 ) -> tuple[Any, Any]:
     """Log-probs of the rows' response tokens, ``(logp [B, T], mask [B, T])`` aligned so column ``j`` of row
-    ``b`` is response token ``j``; ``mask`` is 1 exactly on response (agent) tokens."""
+    ``b`` is response token ``j``; ``mask`` is 1 exactly on response (agent) tokens.
+
+    Rows are left-padded so that every response starts at the same column: the vocabulary projection then
+    runs on the response positions only (``logits_to_keep``), never over the prompts. A row with
+    ``allowed`` sets (a choice-format reply) gets each position's distribution renormalised over its
+    allowed tokens, the distribution it was sampled from, so the first PPO epoch's ratio is 1.
+    """
     import torch
 
-    width = max(len(r["ids"]) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    start = max(r["start"] for r in rows)  # the common response start after left padding
+    longest = max(len(r["ids"]) - r["start"] for r in rows)
+    ids = torch.zeros((len(rows), start + longest), dtype=torch.long)
     attn = torch.zeros_like(ids)
     for b, row in enumerate(rows):
-        ids[b, : len(row["ids"])] = torch.tensor(row["ids"])
-        attn[b, : len(row["ids"])] = 1
-    first = min(r["start"] for r in rows) - 1
+        pad = start - row["start"]
+        ids[b, pad : pad + len(row["ids"])] = torch.tensor(row["ids"])
+        attn[b, pad : pad + len(row["ids"])] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    keep = torch.arange(start - 1, start - 1 + longest, device=device)
+    allowed = None
+    if any(row.get("allowed") for row in rows):
+        vocab = model.get_output_embeddings().weight.shape[0]
+        per_position = [(row.get("allowed") or [])[j] if j < len(row.get("allowed") or []) else None
+                        for row in rows for j in range(longest)]
+        allowed = allowed_mask(per_position, vocab, device=device).view(len(rows), longest, vocab)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.startswith("cuda")):
-        logp = token_logprobs(model, ids.to(device), attn.to(device), start=first, temperature=temperature)
-    longest = max(len(r["ids"]) - r["start"] for r in rows)
-    out = torch.zeros((len(rows), longest), device=device)
+        logp = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature,
+                                   allowed=allowed)
     mask = torch.zeros((len(rows), longest), device=device)
     for b, row in enumerate(rows):
-        n = len(row["ids"]) - row["start"]
-        out[b, :n] = logp[b, row["start"] - 1 - first : row["start"] - 1 - first + n]
-        mask[b, :n] = 1
-    return out, mask
+        mask[b, : len(row["ids"]) - row["start"]] = 1
+    return logp * mask, mask
 
 
 def ppo_loss(

@@ -1,4 +1,4 @@
-"""Loading a causal LM from a local path, offline, for the model-based reward hooks (IGPO, OPRL).
+"""Loading a causal LM from a local path, offline (the LLM agent, IGPO, OPRL), and its token-level helpers.
 
 torch and transformers are imported inside the functions, so ``import agentgym.wrappers`` stays light.
 
@@ -235,6 +235,66 @@ def returned_cache(output: Any) -> Any:
     raise RuntimeError("the model returned no KV cache")
 
 
+# --------------------------------------------------------------------------- constrained choice among actions
+class ActionTrie:
+    """A token trie of admissible actions, each ending with the end-of-turn token, for constrained decoding.
+
+    ``sequences[i]`` are the token ids of action ``i`` as the chat template tokenizes an assistant reply
+    that is exactly that text, followed by ``end_id``. Walking the trie from the root, :meth:`allowed`
+    lists the tokens that continue some action, so a sampler restricted to them can only write an
+    admissible action, and can only stop (``end_id``) where an action is complete.
+
+    Example:
+        >>> trie = ActionTrie([[5, 6], [5], [7]], end_id=0)
+        >>> trie.allowed(()), trie.allowed((5,)), trie.allowed((5, 6))
+        ([5, 7], [0, 6], [0])
+    """
+
+    def __init__(self, sequences: list[list[int]], end_id: int):
+        self.end_id = end_id
+        self.root: dict[int, dict] = {}
+        self.depth = 0  # the longest path, end token included
+        for tokens in sequences:
+            node = self.root
+            for token in [*tokens, end_id]:
+                node = node.setdefault(token, {})
+            self.depth = max(self.depth, len(tokens) + 1)
+
+    def node(self, prefix: tuple[int, ...] | list[int]) -> dict[int, dict]:
+        node = self.root
+        for token in prefix:
+            node = node[token]
+        return node
+
+    def allowed(self, prefix: tuple[int, ...] | list[int]) -> list[int]:
+        """The sorted token ids that may follow ``prefix`` (a path from the root)."""
+        return sorted(self.node(prefix))
+
+
+def masked_log_softmax(scores: Any, allowed: Any = None) -> Any:
+    """``log_softmax`` over the last axis renormalised over the ``allowed`` entries (a bool tensor of the same
+    shape; None: all). Sampling (:class:`agentgym.baselines.llm_agent.LLMAgent`) and training
+    (:func:`next_token_logprobs`) call this one function, so both see the same distribution."""
+    import torch
+
+    if allowed is None:
+        return torch.log_softmax(scores, dim=-1)
+    return torch.log_softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+
+
+def allowed_mask(allowed_ids: list[list[int] | None], vocab: int, device: Any = None) -> Any:
+    """A ``[len(allowed_ids), vocab]`` bool mask: row ``i`` is True on ``allowed_ids[i]`` (all True for None)."""
+    import torch
+
+    mask = torch.zeros((len(allowed_ids), vocab), dtype=torch.bool, device=device)
+    for row, ids in enumerate(allowed_ids):
+        if ids is None:
+            mask[row] = True
+        else:
+            mask[row, torch.tensor(ids, dtype=torch.long, device=device)] = True
+    return mask
+
+
 def next_token_logprobs(
     model: Any,
     input_ids: Any,
@@ -243,13 +303,16 @@ def next_token_logprobs(
     keep: Any = None,
     past_key_values: Any = None,
     temperature: float = 1.0,
+    allowed: Any = None,
 ) -> Any:
     """``out[b, i] = log p(input_ids[b, i+1] | input_ids[b, :i+1])`` (last column 0); keeps the graph.
 
     With ``keep`` (a sorted 1D tensor of positions, none the last one) only those positions are computed
     (``logits_to_keep``, so the vocabulary projection skips the rest) and ``out[b, k]`` is the log-prob of
     ``input_ids[b, keep[k] + 1]``. ``past_key_values``: a KV cache the ids continue. ``temperature``: the
-    log-probs are those of ``logits / temperature`` (the distribution a sampler drew from).
+    log-probs are those of ``logits / temperature`` (the distribution a sampler drew from). ``allowed`` (with
+    ``keep`` only): a ``[batch, len(keep), vocab]`` bool tensor; each position's distribution is renormalised
+    over its allowed tokens (:func:`masked_log_softmax`), as a constrained sampler drew from it.
     """
     import torch
 
@@ -266,6 +329,6 @@ def next_token_logprobs(
         logits_to_keep=keep,
         **extra,
     ).logits
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logp = masked_log_softmax(logits.float() / temperature, allowed)
     targets = input_ids[:, keep + 1]
     return logp.gather(-1, targets[:, :, None]).squeeze(-1)
