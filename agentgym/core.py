@@ -5,9 +5,14 @@ actions are Python ``str``. The base class owns everything that must behave the 
 
 * task selection: ``reset(options={"task_id": ...})`` picks a task, otherwise the seed picks one
   from the split, drawing only from ``self.np_random`` (never from global random state);
-* action checking: ``None``, non-strings, empty, oversized, control characters and unpaired
-  surrogates are answered with an observation that says what was wrong and ``action_valid=False``;
-  they never reach the engine and never raise;
+* action checking, the one guard in front of every engine: ``None``, non-strings, empty, oversized,
+  control characters (NUL included), unpaired surrogates, and whatever the family's engine cannot
+  take (its input buffer in UTF-8 bytes, :attr:`TextEnv.max_action_bytes`; its character set,
+  :attr:`TextEnv.action_charset`; its own argument checks, :meth:`TextEnv._clean_action`) are answered
+  with an observation that says what was wrong and ``action_valid=False``; they never reach the
+  engine and never raise. An engine is never handed an action it would truncate or mis-decode;
+* engine faults: a family raises :class:`~agentgym.error.EngineFault` when its engine crashes or
+  hangs; it propagates unchanged, the episode is over, and the next ``reset()`` starts afresh;
 * the turn counter and the turn limit (``truncated=True`` when ``max_turns`` is reached);
 * the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family.
 
@@ -22,7 +27,9 @@ Example:
     >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])  # doctest: +SKIP
 
 Change logs:
-    v0: initial contract.
+    v0: initial contract; per-engine byte limits and character sets, ``Transition.truncated`` and
+    ``EngineFault`` ending the episode added later in v0 (actions that reached an engine before and were
+    truncated or mis-decoded by it are now refused).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any, ClassVar, TypedDict
 import gymnasium as gym
 from gymnasium.spaces import Text
 
-from agentgym.error import InvalidArgumentError, ResetNeeded
+from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded
 from agentgym.tasks import Manifest, Task, TaskSplit
 
 #: The standard info keys, present in every family's ``info`` (``None`` where a family cannot supply one).
@@ -54,6 +61,9 @@ INFO_KEYS: tuple[str, ...] = (
 
 #: Longest action the base class passes to an engine; longer ones are answered as invalid.
 DEFAULT_MAX_ACTION_LENGTH = 4096
+#: The character sets an engine may declare (:attr:`TextEnv.action_charset`): every character but control
+#: characters and surrogates; the same without astral characters (above U+FFFF, emoji among them); ASCII.
+ACTION_CHARSETS: tuple[str, ...] = ("unicode", "bmp", "ascii")
 #: Longest observation the observation space admits.
 MAX_OBSERVATION_LENGTH = 1_000_000
 
@@ -211,7 +221,10 @@ def _deferrable(value: Any) -> Any:
 class Transition:
     """What a family hook reports after starting an episode or applying an action.
 
-    ``anchor_obs`` (the raw state text GiGPO-style grouping compares) defaults to ``observation``.
+    ``anchor_obs`` (the raw state text GiGPO-style grouping compares) defaults to ``observation``; a
+    family whose observation is an event rather than a state (TextWorld: "You open the box.") passes a
+    key of the state instead. ``truncated`` ends the episode without a terminal state (a scripted partner
+    that cannot go on, say); the turn limit truncates on its own.
     ``admissible_actions`` and ``expert_action`` may be zero-argument callables (wrapped in a
     :class:`Deferred`): ``info`` then computes them only when read, at most once per transition.
     """
@@ -226,6 +239,7 @@ class Transition:
     expert_action: str | Callable[[], str | None] | None = None
     ground_truth: str | None = None
     anchor_obs: str | None = None
+    truncated: bool = False
     family_info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -239,14 +253,30 @@ class Transition:
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 #: The same, with newline, carriage return and tab allowed (multi-line actions such as source code).
 _FORBIDDEN_CHARS_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The characters outside each of :data:`ACTION_CHARSETS` (``(?!)`` matches nothing).
+_OUTSIDE_CHARSET: dict[str, re.Pattern[str]] = {
+    "unicode": re.compile("(?!)"),
+    "bmp": re.compile("[\U00010000-\U0010ffff]"),
+    "ascii": re.compile("[^\x00-\x7f]"),
+}
 
 
-def check_action(action: Any, max_length: int, multiline: bool = False) -> tuple[str | None, str | None]:
+def check_action(
+    action: Any,
+    max_length: int,
+    multiline: bool = False,
+    *,
+    max_bytes: int | None = None,
+    charset: str = "unicode",
+) -> tuple[str | None, str | None]:
     """Return ``(clean action, None)`` for a usable action or ``(None, problem)`` for a bad one.
 
     Surrounding whitespace is stripped (models often end with a newline). ``problem`` is a sentence an
     agent can act on. ``multiline`` allows newlines and tabs inside the action (families whose actions
-    are code set :attr:`TextEnv.multiline_actions`).
+    are code set :attr:`TextEnv.multiline_actions`). ``max_bytes`` is the engine's input buffer in UTF-8
+    bytes and ``charset`` one of :data:`ACTION_CHARSETS`: an engine given more bytes than its buffer
+    holds truncates, possibly mid-character, and one given characters it cannot represent mis-decodes
+    them, so both are refused here instead.
     """
     if isinstance(action, (bytes, bytearray)):
         return None, f"expected a text string, got {type(action).__name__}; decode it first"
@@ -266,6 +296,17 @@ def check_action(action: Any, max_length: int, multiline: bool = False) -> tuple
             f"the action contains the control character U+{ord(char):04X} at position {index}; "
             "send one command per step as plain text"
         )
+    outside = _OUTSIDE_CHARSET[charset].search(action)
+    if outside is not None:
+        what = "plain ASCII text" if charset == "ascii" else "characters up to U+FFFF (no emoji)"
+        return None, (
+            f"the action contains {outside.group()!r} (U+{ord(outside.group()):04X}) at position {outside.start()}; "
+            f"this engine reads {what}"
+        )
+    if max_bytes is not None:
+        size = len(action.encode("utf-8"))
+        if size > max_bytes:
+            return None, f"the action is {size} bytes long in UTF-8; this engine's input buffer holds {max_bytes}"
     return action, None
 
 
@@ -288,6 +329,10 @@ class TextEnv(gym.Env[str, str]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
     #: Whether actions may span lines (newlines and tabs pass :func:`check_action`), e.g. source code.
     multiline_actions: ClassVar[bool] = False
+    #: The engine's input buffer in UTF-8 bytes (``None``: no limit beyond ``max_action_length``).
+    max_action_bytes: ClassVar[int | None] = None
+    #: The characters the engine's input takes, one of :data:`ACTION_CHARSETS`.
+    action_charset: ClassVar[str] = "unicode"
 
     def __init__(
         self,
@@ -301,6 +346,9 @@ class TextEnv(gym.Env[str, str]):
             raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
         if render_mode not in (None, "ansi"):
             raise InvalidArgumentError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if self.action_charset not in ACTION_CHARSETS:
+            raise InvalidArgumentError(f"{type(self).__name__}.action_charset must be one of {ACTION_CHARSETS}, "
+                                       f"got {self.action_charset!r}")
         self.tasks = tasks
         self.max_turns = max_turns
         self.max_action_length = max_action_length
@@ -326,7 +374,11 @@ class TextEnv(gym.Env[str, str]):
         """Free the engine's processes, files and ports. Called by ``close()``; must be idempotent."""
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
-        """Engine-specific action checks after the common ones; same return shape as :func:`check_action`."""
+        """Engine-specific action checks after the common ones; same return shape as :func:`check_action`.
+
+        This is where a family validates what the common checks cannot know: escapes its engine reads
+        specially, or the arguments of a tool call (a path the OS would refuse, say). It must not raise.
+        """
         return action, None
 
     # ----------------------------------------------------------------- public API
@@ -360,17 +412,25 @@ class TextEnv(gym.Env[str, str]):
         return self._last.observation, self._info(self._last)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, StepInfo]:
-        """Apply one action. Bad actions are answered with ``action_valid=False``, never raised."""
+        """Apply one action. Bad actions are answered with ``action_valid=False``, never raised.
+
+        An :class:`~agentgym.error.EngineFault` from the engine propagates and ends the episode.
+        """
         if self._task is None or self._done:
             raise ResetNeeded("step() needs an episode in progress: call reset() first")
         self._turn += 1
-        clean, problem = check_action(action, self.max_action_length, self.multiline_actions)
+        clean, problem = check_action(action, self.max_action_length, self.multiline_actions,
+                                      max_bytes=self.max_action_bytes, charset=self.action_charset)
         if problem is None:
             clean, problem = self._clean_action(clean)
-        transition = self._rejection(problem) if problem is not None else self._advance(clean)
+        try:
+            transition = self._rejection(problem) if problem is not None else self._advance(clean)
+        except EngineFault:
+            self._done = True
+            raise
         self._last = transition
         terminated = bool(transition.terminated)
-        truncated = not terminated and self._turn >= self.max_turns
+        truncated = not terminated and (bool(transition.truncated) or self._turn >= self.max_turns)
         self._done = terminated or truncated
         return self._last.observation, float(transition.reward), terminated, truncated, self._info(self._last)
 
@@ -392,7 +452,8 @@ class TextEnv(gym.Env[str, str]):
         expert action, score) is unchanged, so it carries over from the last transition."""
         assert self._last is not None
         return dataclasses.replace(
-            self._last, observation=f"Invalid action: {problem}.", reward=0.0, terminated=False, action_valid=False
+            self._last, observation=f"Invalid action: {problem}.", reward=0.0, terminated=False, truncated=False,
+            action_valid=False,
         )
 
     def _info(self, transition: Transition) -> StepInfo:

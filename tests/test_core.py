@@ -128,3 +128,70 @@ def test_unknown_env_kwarg_raises():
 
     with pytest.raises(TypeError, match="splt"):
         gym.make("agentgym/TextWorld-v0", splt="test")
+
+
+@pytest.mark.parametrize(
+    ("action", "kwargs", "problem"),
+    [
+        ("😀" * 100, {"max_bytes": 198}, "400 bytes long in UTF-8; this engine's input buffer holds 198"),
+        ("x" * 197 + "é", {"max_bytes": 198}, "199 bytes long"),  # would be cut mid-character
+        ("take é", {"charset": "ascii"}, "'é' (U+00E9) at position 5; this engine reads plain ASCII text"),
+        ("go 😀", {"charset": "bmp"}, "U+1F600"),
+        ("look\x00", {"max_bytes": 198}, "control character U+0000"),
+    ],
+)
+def test_check_action_enforces_engine_limits(action, kwargs, problem):
+    clean, message = check_action(action, 4096, **kwargs)
+    assert clean is None and problem in message
+
+
+def test_check_action_engine_limits_admit_what_fits():
+    assert check_action("é" * 99, 4096, max_bytes=198) == ("é" * 99, None)
+    assert check_action("go é", 4096, charset="bmp") == ("go é", None)
+    assert check_action("go east", 4096, max_bytes=7, charset="ascii") == ("go east", None)
+
+
+def test_family_limits_reach_the_engine_never():
+    class Tiny(CounterEnv):
+        max_action_bytes = 4
+        action_charset = "ascii"
+
+        def _advance(self, action):
+            self.seen.append(action)
+            return super()._advance(action)
+
+    env = Tiny()
+    env.seen = []
+    env.reset(seed=0)
+    for action in ("upupup", "üp", "😀"):
+        obs, _, _, _, info = env.step(action)
+        assert obs.startswith("Invalid action") and info["action_valid"] is False
+    env.step("up")
+    assert env.seen == ["up"]
+
+
+def test_engine_fault_propagates_and_ends_the_episode():
+    from agentgym.error import EngineFault
+
+    class Faulty(CounterEnv):
+        def _advance(self, action):
+            raise EngineFault("the counter died")
+
+    env = Faulty()
+    env.reset(seed=0)
+    with pytest.raises(EngineFault, match="the counter died"):
+        env.step("up")
+    with pytest.raises(ResetNeeded):
+        env.step("up")
+    assert env.reset(seed=0)[0] == "count: 0"
+
+
+def test_a_family_may_truncate():
+    class Stops(CounterEnv):
+        def _advance(self, action):
+            return Transition("the partner gave up", truncated=True)
+
+    env = Stops(max_turns=5)
+    env.reset(seed=0)
+    _, _, terminated, truncated, _ = env.step("up")
+    assert (terminated, truncated) == (False, True)

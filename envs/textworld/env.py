@@ -20,9 +20,14 @@ Env card
   ``action_valid`` whether the command was among the admissible ones, ``ground_truth`` None. Under
   ``info["textworld"]``: raw ``score``, ``max_score``, ``intermediate_reward``, ``moves``, ``lost``.
 * **Bad actions**: besides the common checks, backslashes are refused (the Z-machine reads them as
-  escape sequences).
+  escape sequences), and so are commands longer than the Z-machine's input buffer (198 bytes: jericho's
+  ``INPUT_BUFFER_SIZE``, which it would otherwise truncate, possibly mid-character) and non-ASCII
+  characters (jericho hands the game UTF-8 bytes, which the Z-machine reads as unrelated ZSCII codes, so
+  no non-ASCII word can ever be understood).
 
-Version history: v0, initial release; ``kinds=`` added later in v0 (the default task set is unchanged).
+Version history: v0, initial release; ``kinds=`` added later in v0 (the default task set is unchanged);
+later in v0, commands over 198 bytes or with non-ASCII characters are refused before the engine (they were
+truncated or garbled by it, or raised).
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ class TextWorldEnv(TextEnv):
     """
 
     family = "TextWorld"
+    #: jericho's INPUT_BUFFER_SIZE (200 - 2): the Z-machine's text buffer less the newline and terminator.
+    max_action_bytes = 198
+    action_charset = "ascii"
 
     def __init__(
         self,

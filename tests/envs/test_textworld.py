@@ -149,3 +149,14 @@ def test_expert_wins_every_task(split):
     lost = [t.task_id for t in trajectories if not t.won]
     assert not lost, f"the expert did not win {lost}"
     assert all(t.score == 1.0 and t.terminated for t in trajectories)
+
+
+@pytest.mark.parametrize("action", ["😀" * 100, "x" * 197 + "é", "take é", "a" * 199])
+def test_commands_the_z_machine_would_truncate_or_garble_are_refused(action):
+    env = gym.make(ENV_ID, split="test")
+    env.reset(options={"task_id": "coin_collector/3000"})
+    obs, _, terminated, _, info = env.step(action)
+    assert obs.startswith("Invalid action") and info["action_valid"] is False and not terminated
+    obs, _, _, _, info = env.step(info["expert_action"])
+    assert info["action_valid"] is True
+    env.close()
