@@ -45,7 +45,7 @@ from pettingzoo import AECEnv, ParallelEnv
 
 from agentgym.agents import Agent
 from agentgym.core import DEFAULT_MAX_ACTION_LENGTH, MAX_OBSERVATION_LENGTH, TextEnv, TextSpace, Transition, check_action
-from agentgym.error import InvalidArgumentError, ResetNeeded
+from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded
 from agentgym.tasks import Task, TaskSplit
 from agentgym.trajectory import Decision
 
@@ -106,6 +106,8 @@ class TurnGame(abc.ABC):
         self._to_move: str | None = None
         self._turn = 0
         self.terminated = self.truncated = False
+        #: Why the latest move was refused (``None``: it was played).
+        self.last_refusal: str | None = None
 
     # ----------------------------------------------------------------- family hooks
     @abc.abstractmethod
@@ -157,6 +159,7 @@ class TurnGame(abc.ABC):
         clean, problem = self._check(agent, action)
         if problem is None:
             clean, problem = self._clean_action(agent, clean)
+        self.last_refusal = problem
         if problem is None:
             outcome = self._advance(agent, clean)
         else:
@@ -370,7 +373,7 @@ class SingleAgentView(TextEnv):
     the game and call ``super().__init__(game, seat, partners, ...)``.
     """
 
-    #: A partner that keeps sending actions the game refuses is stopped after this many tries.
+    #: A partner whose moves the game refuses this many times in a row ends the episode (truncated).
     MAX_PARTNER_TRIES = 50
 
     def __init__(
@@ -404,28 +407,40 @@ class SingleAgentView(TextEnv):
         # drawn from the env's seeded generator, so a seeded reset replays the partners' choices too
         self._episode = f"{task.task_id}#{int(self.np_random.integers(2**31))}"
         self.game.begin(task)
-        reward = self._partners_play()
+        reward, stuck = self._partners_play()
+        if stuck is not None:
+            raise EngineFault(f"{type(self).__name__} could not start: {stuck}", task.task_id)
         first = dataclasses.replace(self._learner_transition(), reward=reward)
         return first, self.game.info(self.seat)["goal"]
 
     def _advance(self, action: str) -> Transition:
         reward = self.game.move(action)[self.seat]
-        reward += self._partners_play()
-        return dataclasses.replace(self._learner_transition(), reward=reward)
+        earned, stuck = self._partners_play()
+        transition = dataclasses.replace(self._learner_transition(), reward=reward + earned)
+        if stuck is None:
+            return transition
+        return dataclasses.replace(transition, observation=f"{transition.observation}\n\n{stuck}", truncated=True)
 
-    def _partners_play(self) -> float:
-        """Let the scripted partners move until the learner is to move; the learner's reward meanwhile."""
-        earned, tries = 0.0, 0
+    def _partners_play(self) -> tuple[float, str | None]:
+        """Let the scripted partners move until the learner is to move.
+
+        Returns the learner's reward meanwhile and, when a partner's moves were refused
+        :attr:`MAX_PARTNER_TRIES` times in a row (the learner's last move gave it nothing it can act on, an
+        instructor message of only a note, say), a sentence saying so: the episode then ends truncated
+        rather than looping or raising.
+        """
+        earned, refused = 0.0, 0
         while self.game.to_move not in (None, self.seat):
             partner = self.game.to_move
-            tries += 1
-            if tries > self.MAX_PARTNER_TRIES:
-                raise RuntimeError(f"the scripted {partner} made {tries - 1} invalid moves in a row")
             output = self.partners[partner].act(
                 self.game.observation(partner), self.game.info(partner), episode_id=f"{self._episode}/{partner}"
             )
             earned += self.game.move(output.text if isinstance(output, Decision) else output)[self.seat]
-        return earned
+            refused = refused + 1 if self.game.last_refusal is not None else 0
+            if refused >= self.MAX_PARTNER_TRIES:
+                return earned, (f"The scripted {partner} could not make a valid move ({refused} refused in a row, "
+                                f"the last because {self.game.last_refusal}); the episode ends here (truncated).")
+        return earned, None
 
     def _learner_transition(self) -> Transition:
         transition = self.game.transition(self.seat)

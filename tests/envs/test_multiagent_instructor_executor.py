@@ -126,3 +126,24 @@ def test_turn_limit_truncates_both_agents():
     assert truncations == {"instructor": True, "executor": True} and not any(terminations.values())
     assert env.agents == [] and infos["executor"]["to_move"] is None
     env.close()
+
+
+def test_a_message_the_scripted_executor_cannot_act_on_truncates_instead_of_raising():
+    env = gym.make("agentgym/InstructorExecutor-v0", split="test", seat="instructor")
+    env.reset(options={"task_id": "coin_collector/3000"})
+    obs, reward, terminated, truncated, info = env.step("| only a note, no command")
+    assert (terminated, truncated) == (False, True) and reward == 0.0
+    assert "The scripted executor could not make a valid move (50 refused in a row" in obs
+    assert env.reset(seed=0)[1]["turn"] == 0  # alive after reset
+    env.close()
+
+
+@pytest.mark.parametrize("message", ["😀" * 100, "x" * 197 + "é", "go \x00 east"])
+def test_messages_the_engine_cannot_take_are_answered_not_raised(message):
+    env = gym.make("agentgym/InstructorExecutor-v0", split="test", seat="instructor")
+    _, info = env.reset(options={"task_id": "coin_collector/3000"})
+    obs, _, terminated, truncated, info = env.step(message)
+    assert isinstance(obs, str) and not terminated and not truncated
+    _, _, _, _, info = env.step(info["expert_action"])
+    assert info["action_valid"] is True
+    env.close()
