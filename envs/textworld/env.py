@@ -17,7 +17,10 @@ Env card
 * **info**: the standard keys; ``admissible_actions`` are TextWorld's admissible commands,
   ``expert_action`` the first command of the game's shortest winning plan from the current state
   (the walkthrough's next step while the agent follows it, and a recovery plan when it strays),
-  ``action_valid`` whether the command was among the admissible ones, ``ground_truth`` None. Under
+  ``action_valid`` whether the command was among the admissible ones, ``ground_truth`` None,
+  ``anchor_obs`` a key of the game state: the room's description and the inventory as TextWorld tracks them
+  (what ``look`` and ``inventory`` would print, without the status line's score/moves counter), so a state
+  revisited at another turn has the same anchor. Under
   ``info["textworld"]``: raw ``score``, ``max_score``, ``intermediate_reward``, ``moves``, ``lost``.
 * **Bad actions**: besides the common checks, backslashes are refused (the Z-machine reads them as
   escape sequences), and so are commands longer than the Z-machine's input buffer (198 bytes: jericho's
@@ -122,6 +125,8 @@ class TextWorldEnv(TextEnv):
                 won=True,
                 lost=True,
                 moves=True,
+                description=True,
+                inventory=True,
                 extras=["walkthrough"],
             )
             with warnings.catch_warnings():
@@ -165,6 +170,7 @@ class TextWorldEnv(TextEnv):
             score=float(state["score"] or 0) / max_score,
             admissible_actions=list(state["admissible_commands"] or []),
             expert_action=plan[0] if plan and not (won or lost) else None,
+            anchor_obs=f"{state['description'] or ''}\n\n{state['inventory'] or ''}",
             family_info={
                 "score": state["score"],
                 "max_score": state["max_score"],

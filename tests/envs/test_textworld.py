@@ -160,3 +160,24 @@ def test_commands_the_z_machine_would_truncate_or_garble_are_refused(action):
     obs, _, _, _, info = env.step(info["expert_action"])
     assert info["action_valid"] is True
     env.close()
+
+
+def test_anchor_is_a_key_of_the_state_not_of_the_turn():
+    env = gym.make(ENV_ID, split="test")
+    _, info = env.reset(options={"task_id": "custom_easy/3000"})
+    start = info["anchor_obs"]
+    assert "-= " in start and "carrying" in start and "0/" not in start.splitlines()[-1]
+    exits = [a for a in info["admissible_actions"] if a.startswith("go ")]
+    back = {"go north": "go south", "go south": "go north", "go east": "go west", "go west": "go east"}
+    _, _, _, _, info = env.step(exits[0])
+    assert info["anchor_obs"] != start
+    _, _, _, _, info = env.step(back[exits[0]])
+    assert info["anchor_obs"] == start and info["textworld"]["moves"] == 2
+    takes = [a for a in info["admissible_actions"] if a.startswith("take ")]
+    if not takes:
+        opens = [a for a in info["admissible_actions"] if a.startswith("open ")]
+        _, _, _, _, info = env.step(opens[0])
+        takes = [a for a in info["admissible_actions"] if a.startswith("take ")]
+    _, _, _, _, info = env.step(takes[0])
+    assert info["anchor_obs"] != start and "carrying nothing" not in info["anchor_obs"]
+    env.close()
