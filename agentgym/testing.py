@@ -11,12 +11,18 @@ the likely cause:
 5. the task list and manifest (hash, engine version);
 6. ``close()`` twice is fine and leaves no child process behind.
 
+:func:`fuzz_env` is the fuzzing pass (hypothesis strategies of hostile actions, :func:`fuzz_actions`):
+no exception but :class:`~agentgym.error.EngineFault`, str observations, the standard info keys, and the
+env alive afterwards; it returns its counts (:class:`FuzzCounts`).
+
 A family that cannot meet a check declares it in ``metadata["conformance_exempt"]`` (a tuple of check
 names with a reason in the env card); the checker never keeps per-env lists.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -159,3 +165,87 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
         env.close()  # twice must be fine
     leaked = _children() - before
     assert not leaked, f"close() left child processes behind: pids {sorted(leaked)}"
+
+
+# ----------------------------------------------------------------- fuzzing pass
+@dataclasses.dataclass
+class FuzzCounts:
+    """What :func:`fuzz_env` tried on one env: actions sent, refused as invalid, engine faults, raised."""
+
+    env_id: str
+    tried: int = 0
+    invalid: int = 0
+    engine_faults: int = 0
+    raised: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.env_id}: {self.tried} fuzzed actions, {self.invalid} answered as invalid, "
+                f"{self.engine_faults} engine faults, {self.raised} raised")
+
+
+def fuzz_actions() -> Any:
+    """The hypothesis strategy of hostile actions: any Unicode (astral planes, unpaired surrogates, NUL,
+    control characters), very long and huge-in-bytes strings, malformed JSON tool calls, non-strings."""
+    from hypothesis import strategies as st
+
+    every_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
+    text = st.text(every_char, max_size=64)
+    repeated = st.builds(lambda chunk, times: chunk * times, st.text(every_char, min_size=1, max_size=4),
+                         st.integers(1, 3000))
+    tool_names = st.sampled_from(["view", "bash", "create_file", "str_replace", "run_tests", "submit", "search",
+                                  "click", "evaluate"]) | text
+    arguments = st.dictionaries(st.sampled_from(["path", "command", "content", "old", "new", "query", "code"]) | text,
+                                text | st.integers() | st.none(), max_size=3)
+    tool_call = st.builds(lambda name, args: json.dumps({"name": name, "arguments": args}, ensure_ascii=False),
+                          tool_names, arguments)
+    broken_json = st.builds(lambda call, cut: call[:cut], tool_call, st.integers(0, 40))
+    fixed = st.sampled_from(["\x00", "look\x00", "😀" * 100, "x" * 197 + "é", "\ud800", "\udfff\ud800", "{", "[]",
+                             "null", '{"name": null}', "\\", "\u202e", "\ufeff", "\U0010ffff"])
+    return st.one_of(fixed, text, repeated, tool_call, broken_json, st.none(), st.binary(max_size=32),
+                     st.integers(), st.floats(allow_nan=True), st.lists(text, max_size=3))
+
+
+def fuzz_env(env_id: str | Callable[[], gym.Env], examples: int = 50, seed: int = 0, **kwargs: Any) -> FuzzCounts:
+    """Send ``examples`` hostile actions (:func:`fuzz_actions`) to one env; return the counts.
+
+    Deterministic (hypothesis derandomized, no example database, no shrinking). Every step must return
+    a str observation and the standard info keys; the only exception allowed is
+    :class:`~agentgym.error.EngineFault` (the env is reset after one). Afterwards the env must be alive: a
+    reset and a step of its expert (or first admissible) action succeed. An assertion or another
+    exception fails the pass with the action that caused it.
+    """
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    from agentgym.error import EngineFault
+
+    make = env_id if callable(env_id) else (lambda: gym.make(env_id, **kwargs))
+    counts = FuzzCounts(env_id if isinstance(env_id, str) else getattr(env_id, "__name__", "env"))
+    env = make()
+    try:
+        env.reset(seed=seed)
+
+        @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(fuzz_actions())
+        def one_action(action: Any) -> None:
+            counts.tried += 1
+            try:
+                result = env.step(action)
+            except EngineFault:
+                counts.engine_faults += 1
+                env.reset(seed=seed)
+                return
+            except BaseException:
+                counts.raised += 1
+                raise
+            obs, info = _check_step(env, result, f"fuzzed action {action!r:.200}")
+            counts.invalid += not info["action_valid"]
+            if result[2] or result[3]:
+                env.reset(seed=seed)
+
+        one_action()
+        _, info = env.reset(seed=seed)
+        _check_step(env, env.step(_first_action(info)), "a step after the fuzzing pass")
+    finally:
+        env.close()
+    return counts
