@@ -13,7 +13,17 @@ Every command runs under ``bwrap`` (Debian package ``bubblewrap``) with:
   ``RLIMIT_NPROC`` is enforced (it is not for root); as a normal user, bwrap's user namespace keeps the
   caller's uid;
 * **limits** (:class:`Limits`): CPU seconds, address space, processes, file size, tmpfs size and a
-  wall-clock timeout; the captured output is capped too (head and tail kept);
+  wall-clock timeout, per process (rlimits); the captured output is capped too (head and tail kept);
+* **aggregate limits** (optional, :attr:`Limits.total_memory_bytes`, :attr:`Limits.disk_bytes`): the
+  memory of all the command's processes together and the size of the work dir, enforced by a watchdog
+  in :meth:`Sandbox.run` that polls every :data:`POLL_SECONDS` (more when a poll is slow) and kills the
+  whole command when either is exceeded (``SandboxResult.exceeded`` says which). cgroups are not used:
+  on the machines this was built on the cgroup v1 controllers belong to the host's machinery and the
+  unified (v2) hierarchy delegates no memory or pids controller, so a kernel-enforced cap is not
+  available to an unprivileged library. The watchdog's bound is therefore *cap + what the command can
+  allocate or write in one poll interval* (each process is still capped by ``RLIMIT_AS`` and each file
+  by ``RLIMIT_FSIZE``); memory is the sum of the processes' PSS (shared pages counted once), and the
+  private ``/tmp`` (``tmpfs_bytes``) comes on top of it;
 * **no leaks**: a new session and process group, a pid namespace (everything left in it dies with the
   command) and ``--die-with-parent``; on timeout the whole group is killed with SIGKILL.
 
@@ -31,6 +41,8 @@ Example:
 
 Change logs:
     v0: initial sandbox.
+    v1: aggregate memory and work-dir size limits (watchdog), ``pass_fds``, timeouts described by
+        their limit (not the measured duration, so observations repeat).
 """
 
 from __future__ import annotations
@@ -54,6 +66,10 @@ from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentE
 HIDDEN = ("/root", "/home")
 #: Where the work dir appears inside the sandbox.
 MOUNT_POINT = "/tmp/repo"
+#: How often the watchdog of the aggregate limits polls (seconds); a slow poll stretches the interval.
+POLL_SECONDS = 0.1
+#: Smallest size an entry of the work dir counts for (a block), so a million empty files are not free.
+ENTRY_BYTES = 4096
 #: Signals a limit sends, and what to tell the agent.
 _SIGNAL_REASONS = {
     signal.SIGXCPU: "CPU time limit exceeded",
@@ -84,6 +100,11 @@ class Limits:
         file_bytes: largest file a command may write (``RLIMIT_FSIZE``).
         tmpfs_bytes: size of the private ``/tmp``.
         output_bytes: captured output kept (half from the start, half from the end).
+        total_memory_bytes: memory of all the command's processes together (sum of PSS), or ``None``
+            for no aggregate cap; exceeding it kills the command (``exceeded="memory"``).
+        disk_bytes: size of the work dir (apparent size, every entry at least :data:`ENTRY_BYTES`), or
+            ``None`` for no quota; exceeding it kills the command (``exceeded="disk"``). It is also
+            checked once after the command ends, so a write faster than one poll is still reported.
     """
 
     wall_seconds: float = 60.0
@@ -93,11 +114,15 @@ class Limits:
     file_bytes: int = 64 << 20
     tmpfs_bytes: int = 256 << 20
     output_bytes: int = 1 << 20
+    total_memory_bytes: int | None = None
+    disk_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if not isinstance(value, (int, float)) or value <= 0:
+            if value is None and field.name in ("total_memory_bytes", "disk_bytes"):
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise InvalidArgumentError(f"Limits.{field.name} must be a positive number, got {value!r}")
 
 
@@ -105,9 +130,10 @@ class Limits:
 class SandboxResult:
     """What a sandboxed command did.
 
-    ``killed`` is ``None`` for a normal exit, otherwise the reason (timeout, CPU limit, signal).
-    ``output`` is stdout and stderr interleaved, decoded as UTF-8 (bad bytes replaced), with the middle
-    cut out when it exceeded :attr:`Limits.output_bytes` (``output_truncated``).
+    ``killed`` is ``None`` for a normal exit, otherwise the reason (timeout, CPU limit, signal, an
+    aggregate limit). ``exceeded`` names the aggregate limit that stopped the command (``"memory"`` or
+    ``"disk"``), else ``None``. ``output`` is stdout and stderr interleaved, decoded as UTF-8 (bad bytes
+    replaced), with the middle cut out when it exceeded :attr:`Limits.output_bytes` (``output_truncated``).
     """
 
     returncode: int
@@ -117,6 +143,7 @@ class SandboxResult:
     killed: str | None = None
     output_truncated: bool = False
     output_bytes: int = 0
+    exceeded: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,8 +151,8 @@ class SandboxResult:
 
     def describe(self) -> str:
         """One sentence for an agent: exit code, or what killed the command."""
-        if self.timed_out:
-            return f"[command timed out after {self.duration:.0f} s and was killed with all its processes]"
+        if self.timed_out:  # the limit, not the measured time: the same command is described the same way
+            return f"[command {self.killed or 'timed out'} and was killed with all its processes]"
         if self.killed:
             return f"[command {self.killed}; exit code {self.returncode}]"
         return f"[exit code {self.returncode}]"
@@ -181,6 +208,100 @@ def _user_process_count(uid: int) -> int:
             except OSError:
                 pass
     return count
+
+
+def tree_usage(path: str | os.PathLike, stop_above: int | None = None) -> int:
+    """Apparent size of a folder tree in bytes, every entry counted as at least :data:`ENTRY_BYTES`.
+
+    Symlinks are not followed; entries that vanish while walking are skipped. With ``stop_above`` the
+    walk stops as soon as the total exceeds it (the quota check does not need the exact excess).
+    """
+    total, stack = 0, [os.fspath(path)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += max(st.st_size, ENTRY_BYTES)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                if stop_above is not None and total > stop_above:
+                    return total
+    return total
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (host pids), from ``/proc``; orphans inside a bwrap pid
+    namespace are re-parented to its init, itself a descendant, so they are found too."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, ()))
+    return out
+
+
+def process_memory(pid: int) -> int:
+    """A process's proportional set size in bytes (shared pages split among their users); its RSS where
+    ``smaps_rollup`` is unreadable; 0 when it has exited."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class _Watchdog:
+    """Polls the aggregate limits of one running command (see the module docstring)."""
+
+    def __init__(self, pid: int, limits: Limits, workdir: Path):
+        self.pid, self.limits, self.workdir = pid, limits, workdir
+        self.active = limits.total_memory_bytes is not None or limits.disk_bytes is not None
+        self.interval = POLL_SECONDS
+        self.due = time.monotonic()
+
+    def poll(self, final: bool = False) -> tuple[str, str] | None:
+        """``(limit, reason)`` when a limit is exceeded, else ``None``; polls only when due (or final)."""
+        now = time.monotonic()
+        if not self.active or (not final and now < self.due):
+            return None
+        found = None
+        if self.limits.total_memory_bytes is not None and not final:
+            used = sum(process_memory(pid) for pid in process_tree(self.pid))
+            if used > self.limits.total_memory_bytes:
+                found = ("memory", f"memory limit exceeded: its processes used {used >> 20} MiB together "
+                                   f"(limit {self.limits.total_memory_bytes >> 20} MiB)")
+        if found is None and self.limits.disk_bytes is not None:
+            used = tree_usage(self.workdir, stop_above=self.limits.disk_bytes)
+            if used > self.limits.disk_bytes:
+                found = ("disk", f"disk quota exceeded: the working tree grew past "
+                                 f"{self.limits.disk_bytes >> 20} MiB")
+        spent = time.monotonic() - now
+        self.interval = max(POLL_SECONDS, 10 * spent)  # a slow poll must not eat the command's CPU
+        self.due = time.monotonic() + self.interval
+        return found
 
 
 def interpreter_paths(python: str | os.PathLike | None = None) -> list[str]:
@@ -306,11 +427,14 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         writable: Mapping[str, str | os.PathLike] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> SandboxResult:
         """Run ``command`` (a shell string for ``/bin/bash -c``, or an argv list) in the work dir.
 
         ``timeout`` overrides ``limits.wall_seconds``. ``writable`` maps extra mount points under
-        ``/tmp/`` to host folders (e.g. where a test report is written, outside the work dir).
+        ``/tmp/`` to host folders. ``pass_fds`` are host file descriptors the command inherits (under
+        the same numbers): a channel to the host that has no path inside the sandbox, e.g. a report
+        file the host opened in a folder the sandbox cannot see.
         """
         limits = limits or self.limits
         if timeout is not None:
@@ -331,12 +455,14 @@ class Sandbox:
             proc = subprocess.Popen(
                 full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 env=environment, start_new_session=True, preexec_fn=lambda: self._limit(limits),
+                pass_fds=tuple(pass_fds),
             )
         except OSError as exc:
             raise SandboxError(f"cannot start bwrap: {exc}") from exc
         head, tail, total, timed_out = bytearray(), bytearray(), 0, False
         half = int(limits.output_bytes) // 2
         deadline = start + limits.wall_seconds
+        watchdog, exceeded = _Watchdog(proc.pid, limits, self.workdir), None
         try:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
@@ -345,7 +471,10 @@ class Sandbox:
                 if left <= 0:
                     timed_out = True
                     break
-                ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+                exceeded = watchdog.poll()
+                if exceeded is not None:
+                    break
+                ready, _, _ = select.select([fd], [], [], min(left, watchdog.interval if watchdog.active else 1.0))
                 if not ready:
                     continue
                 chunk = os.read(fd, 65536)
@@ -367,6 +496,8 @@ class Sandbox:
         finally:
             _kill_group(proc)
             proc.stdout.close()  # type: ignore[union-attr]
+        if exceeded is None and not timed_out:
+            exceeded = watchdog.poll(final=True)
         duration = time.monotonic() - start
         tail = tail[-half:] if half else bytearray()
         truncated = total > len(head) + len(tail)
@@ -378,6 +509,8 @@ class Sandbox:
         if timed_out:
             return SandboxResult(code, output, duration, True, f"timed out after {limits.wall_seconds:g} s",
                                  truncated, total)
+        if exceeded is not None:
+            return SandboxResult(code, output, duration, False, exceeded[1], truncated, total, exceeded[0])
         if code == 1 and output.startswith("bwrap:"):
             raise SandboxError(f"bwrap failed: {output.strip()[:500]}")
         killed = None

@@ -123,3 +123,62 @@ def test_missing_work_dir_is_an_engine_fault(tmp_path):
     work.rmdir()
     with pytest.raises(SandboxError, match="disappeared"):
         box.run("true")
+
+
+# ----------------------------------------------------------------------------- aggregate limits
+_CHILDREN = ("import os, time\\n"
+             "for _ in range(4):\\n"
+             "    if os.fork() == 0:\\n"
+             "        block = bytearray(300 << 20)\\n"
+             "        for i in range(0, len(block), 4096): block[i] = 1\\n"  # touch every page: real memory
+             "        print('child holds 300 MiB', flush=True); time.sleep(30); os._exit(0)\\n"
+             "time.sleep(30)\\n")
+
+
+def test_forked_children_over_the_aggregate_memory_cap_are_killed(tmp_path):
+    """4 children x 300 MiB pass a per-process 1 GiB address-space limit but not a 700 MiB total."""
+    before = _children()
+    box = Sandbox(tmp_path, limits=Limits(wall_seconds=25, memory_bytes=1 << 30, total_memory_bytes=700 << 20))
+    start = time.monotonic()
+    result = box.run([PY, "-c", _CHILDREN.encode().decode("unicode_escape")])
+    assert result.exceeded == "memory" and "memory limit exceeded" in result.killed, result
+    assert not result.timed_out and time.monotonic() - start < 20
+    assert "memory limit exceeded" in result.describe()
+    assert box.run("echo alive").output.strip() == "alive"
+    assert _children() - before == set()
+    # without the aggregate cap the same command is only stopped by the wall clock
+    free = box.run([PY, "-c", "import os\nfor _ in range(2):\n    if os.fork() == 0:\n"
+                    "        b = bytearray(200 << 20)\n        os._exit(0)\nos.wait(); os.wait(); print('ok')"])
+    assert free.ok and free.exceeded is None
+
+
+def test_a_big_write_is_stopped_by_the_disk_quota(tmp_path):
+    box = Sandbox(tmp_path, limits=Limits(wall_seconds=30, file_bytes=64 << 20, disk_bytes=100 << 20))
+    start = time.monotonic()
+    result = box.run("for i in $(seq 1 40); do head -c 60M /dev/zero > f$i; done; echo finished")
+    assert result.exceeded == "disk" and "disk quota exceeded" in result.killed
+    assert "finished" not in result.output and time.monotonic() - start < 20
+    from agentgym.sandbox import tree_usage
+    assert tree_usage(tmp_path) < 400 << 20  # stopped within a poll or two of the quota
+    # many empty files count too (each entry is at least one block)
+    (tmp_path / "keep").mkdir()
+    for f in tmp_path.glob("f*"):
+        f.unlink()
+    small = box.run("mkdir many && cd many && seq 1 30000 | xargs touch; echo done", timeout=30)
+    assert small.exceeded == "disk", small
+    # a write that finishes between two polls is still reported (checked once after the command)
+    quick = Sandbox(tmp_path / "keep", limits=Limits(disk_bytes=1 << 20))
+    assert quick.run("head -c 2M /dev/zero > x").exceeded == "disk"
+
+
+def test_pass_fds_gives_a_channel_without_a_path(tmp_path):
+    import tempfile
+
+    box = Sandbox(tmp_path / "w" if (tmp_path / "w").mkdir() is None else None)
+    with tempfile.TemporaryFile() as channel:  # unlinked: no path anywhere, let alone inside
+        fd = channel.fileno()
+        result = box.run([PY, "-c", f"import os; os.write({fd}, b'report'); print(os.getuid())"], pass_fds=[fd])
+        assert result.ok, result.output
+        channel.seek(0)
+        assert channel.read() == b"report"
+    assert box.run([PY, "-c", f"import os; os.write({fd}, b'x')"]).returncode != 0  # not passed: not open
