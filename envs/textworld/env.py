@@ -7,8 +7,11 @@ Env card
 * **Tasks**: embedded suites generated with TextWorld's own generator (see :mod:`.games`): the
   coin-collector and treasure-hunter challenges and custom quests at three difficulties (easy, medium,
   hard); splits ``train`` (50 tasks), ``valid`` (10), ``test`` (10) on disjoint world seeds.
-  Users' own games: ``game_files=[...]`` with ``.z8``/``.ulx`` files made by ``tw-make`` (the ``.json``
-  next to each); they then form the selected split. ``kinds=["coin_collector", ...]`` keeps only those
+  Users' own games: ``game_files=[...]`` with ``.z8`` files made by ``tw-make`` (the ``.json``
+  next to each); they then form the selected split. Each is checked before the engine sees it (the
+  Z-machine header's version, length and checksum, the ``.json``'s fields, then one load in a child process
+  under a timeout): a bad file raises ``TaskFileError`` naming the file and field instead of killing or
+  hanging the process (see :mod:`.gamefile`). ``kinds=["coin_collector", ...]`` keeps only those
   kinds of the embedded suites (the manifest hash then names the smaller task set).
 * **Observation**: the engine's text (the intro banner at reset). **Action**: one command, plain text.
 * **Reward**: the change in the game's score at this step (TextWorld's own reward). ``info["score"]``
@@ -44,7 +47,7 @@ from agentgym.core import TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.textworld import games
+from agentgym.envs.textworld import gamefile, games
 
 
 def _normalize(command: str) -> str:
@@ -115,6 +118,8 @@ class TextWorldEnv(TextEnv):
         path = self.game_file(task)
         if self._engine is None or self._engine_path != path:
             self._close_engine()
+            if task.task_id in self._paths:  # a user's game: loaded once under a watchdog first
+                gamefile.check_loads(path, task.definition["sha256"])
             infos = textworld.EnvInfos(
                 admissible_commands=True,
                 policy_commands=True,

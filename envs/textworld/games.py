@@ -19,6 +19,8 @@ from agentgym.cache import cache_root, cached_folder
 from agentgym.error import TaskFileError
 from agentgym.tasks import Task
 
+from agentgym.envs.textworld import gamefile
+
 #: Bump when the suite's kinds, settings or seeds change (it is part of every task definition).
 SUITE_VERSION = 1
 
@@ -107,8 +109,9 @@ def user_tasks(game_files: list[str | os.PathLike]) -> list[tuple[Task, Path]]:
     tasks, seen = [], set()
     for entry in game_files:
         path = Path(entry).expanduser().resolve()
-        if path.suffix not in (".z8", ".ulx"):
-            raise TaskFileError(f"{path}: expected a TextWorld game file ending in .z8 or .ulx (made by tw-make)")
+        if path.suffix != ".z8":
+            raise TaskFileError(f"{path}: expected a TextWorld game file ending in .z8 (made by tw-make; TextWorld "
+                                "1.7 no longer plays .ulx)")
         if not path.is_file():
             raise TaskFileError(f"{path}: no such game file")
         if not path.with_suffix(".json").is_file():
@@ -118,8 +121,10 @@ def user_tasks(game_files: list[str | os.PathLike]) -> list[tuple[Task, Path]]:
             )
         task_id = path.name if path.name not in seen else str(path)
         seen.add(path.name)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
+        gamefile.check_game(path, data)
+        digest = hashlib.sha256(data).hexdigest()
         tasks.append((Task(task_id, {"sha256": digest}), path))
     if not tasks:
-        raise TaskFileError("game_files is empty: pass at least one .z8/.ulx file made by tw-make")
+        raise TaskFileError("game_files is empty: pass at least one .z8 file made by tw-make")
     return tasks

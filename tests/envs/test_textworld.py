@@ -132,7 +132,7 @@ def test_bad_game_files_are_named(tmp_path):
     with pytest.raises(TaskFileError, match="no such game file"):
         gym.make(ENV_ID, game_files=[tmp_path / "missing.z8"])
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(TaskFileError, match=r"notes.txt: expected a TextWorld game file ending in .z8 or .ulx"):
+    with pytest.raises(TaskFileError, match=r"notes.txt: expected a TextWorld game file ending in .z8"):
         gym.make(ENV_ID, game_files=[tmp_path / "notes.txt"])
     (tmp_path / "lonely.z8").write_bytes(b"\0")
     with pytest.raises(TaskFileError, match=r"lonely.json is missing"):
@@ -180,4 +180,57 @@ def test_anchor_is_a_key_of_the_state_not_of_the_turn():
         takes = [a for a in info["admissible_actions"] if a.startswith("take ")]
     _, _, _, _, info = env.step(takes[0])
     assert info["anchor_obs"] != start and "carrying nothing" not in info["anchor_obs"]
+    env.close()
+
+
+def _broken_copy(user_game, folder, game_bytes=None, json_text=None):
+    folder.mkdir()
+    path = folder / "broken.z8"
+    path.write_bytes(user_game.read_bytes() if game_bytes is None else game_bytes)
+    path.with_suffix(".json").write_text(user_game.with_suffix(".json").read_text() if json_text is None else json_text)
+    return path
+
+
+def _flip(data, offset, bit=0x10):
+    return data[:offset] + bytes([data[offset] ^ bit]) + data[offset + 1:]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("empty", r"0 bytes; a Z-machine game has at least a 64-byte header"),
+        ("truncated", r"file length \(offset 0x1A\) says \d+ bytes; the file has 5000"),
+        ("wrong version", r"version byte \(offset 0x00\) is 3; expected 8"),
+        ("bad checksum", r"checksum \(offset 0x1C\) is"),
+        ("bit flipped", r"checksum \(offset 0x1C\) is .* the bytes sum to"),
+        ("corrupt json", r"broken.json: not valid JSON"),
+        ("json of the wrong shape", r"broken.json: the fields \['version', 'world'"),
+    ],
+)
+def test_bad_game_files_raise_task_file_error_naming_file_and_field(user_game, tmp_path, damage, message):
+    data = user_game.read_bytes()
+    game, json_text = {
+        "empty": (b"", None),
+        "truncated": (data[:5000], None),
+        "wrong version": (bytes([3]) + data[1:], None),
+        "bad checksum": (_flip(data, 0x1D), None),
+        "bit flipped": (_flip(data, len(data) // 2), None),
+        "corrupt json": (None, '{"version": 1, "world": ['),
+        "json of the wrong shape": (None, '{"objective": "win"}'),
+    }[damage]
+    path = _broken_copy(user_game, tmp_path / "g", game, json_text)
+    with pytest.raises(TaskFileError, match=message) as caught:
+        env = gym.make(ENV_ID, game_files=[path])
+        env.reset(seed=0)
+    assert "broken" in str(caught.value)
+
+
+def test_a_game_the_engine_cannot_load_is_refused_in_a_child_process(user_game, tmp_path):
+    """A header flip the checksum does not cover (the initial program counter) reaches the watchdog."""
+    data = bytearray(user_game.read_bytes())
+    data[0x06:0x08] = b"\xff\xff"  # initial PC past the end of the story
+    path = _broken_copy(user_game, tmp_path / "g", bytes(data))
+    env = gym.make(ENV_ID, game_files=[path])
+    with pytest.raises(TaskFileError, match=r"broken.z8: the engine (cannot load|did not finish loading)"):
+        env.reset(seed=0)
     env.close()
