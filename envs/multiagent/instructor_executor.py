@@ -21,7 +21,9 @@ Env card
 * **info**: the standard keys per agent. Instructor: ``goal`` is the task, ``expert_action`` the engine's expert
   command (what a perfect instructor relays), ``admissible_actions`` None (free text). Executor: ``goal`` None,
   ``admissible_actions`` the engine's commands on its move (``[]`` while waiting), ``expert_action`` None (it
-  would reveal the goal). Under ``info["instructorexecutor"]``: ``message`` (the instructor's latest message),
+  would reveal the goal). ``anchor_obs`` is the engine's state key (TextWorld: room and inventory); the
+  executor's, with the goal redacted, also holds the instructor's message it acts on. Under
+  ``info["instructorexecutor"]``: ``message`` (the instructor's latest message),
   ``command`` and ``note`` (the executor's latest), and ``engine`` (the engine's own family info).
 * **Bad actions**: the common checks for both agents (the instructor's messages may span several lines); the
   executor's commands then get the engine's own checks.
@@ -161,7 +163,8 @@ class InstructorExecutorGame(TurnGame):
         executor = Transition(
             observation=text["executor"], action_valid=command_valid,
             admissible_actions=list(info.get("admissible_actions") or []) if to_move == "executor" else [],
-            expert_action=None, anchor_obs=self._redact(info.get("anchor_obs") or ""), **common,
+            expert_action=None, anchor_obs=self._redact(info.get("anchor_obs") or "")
+            + (f"\n\nInstructor: {self._message}" if to_move == "executor" else ""), **common,
         )
         return Outcome({"instructor": instructor, "executor": executor}, to_move)
 

@@ -26,7 +26,9 @@ Env card
   ``expert_action`` is the move of the scripted negotiator (:func:`scripted_move`) for the agent to move;
   ``ground_truth`` None. Under ``info["negotiation"]``: ``items``, ``counts``, ``my_values``, ``offer`` (the
   offer on the table: ``{"by": agent, "keeps": [...], "gives": [...]}`` or None), ``offers_left``, ``deal``
-  (the agreed ``{agent: counts}`` or None), ``message`` (the other agent's last message).
+  (the agreed ``{agent: counts}`` or None), ``message`` (the other agent's last message). ``anchor_obs`` is a
+  key of the game state from the agent's side (pool, own values, offer on the table, offers made, outcome, who
+  moves), without the free-text messages, so the same position reached by other words has the same anchor.
 * **Bad actions**: the common checks, then the move grammar: an unknown move, an unknown item, a count that is
   not a whole number or exceeds the pool, an item named twice, ``accept`` with nothing on the table, or a
   counter-offer after the last offer are answered with what was wrong and what is allowed; the agent keeps
@@ -345,10 +347,18 @@ class NegotiationGame(TurnGame):
                 score=mine / TOTAL_VALUE,
                 admissible_actions=self._legal_moves(agent) if moving else [],
                 expert_action=self._scripted(agent) if moving else None,
-                anchor_obs=text[agent],
+                anchor_obs=self._anchor(agent, to_move),
                 family_info=self._family_info(agent),
             )
         return Outcome(transitions, to_move)
+
+    def _anchor(self, agent: str, to_move: str | None) -> str:
+        """A key of the game state from ``agent``'s side: pool, own values, the offer on the table, offers
+        made, the outcome and who moves; not the free-text messages, which change no state."""
+        s = self._state
+        offer = f"{s['offer'][0]} keeps {list(s['offer'][1])}" if s["offer"] is not None else "none"
+        return (f"pool {dict(zip(s['items'], s['counts']))}; my values {list(s['values'][agent])}; offer {offer}; "
+                f"offers made {s['offers_made']}; deal {s['deal']}; walked {s.get('walked')}; to move {to_move}")
 
     def _legal_moves(self, agent: str) -> list[str]:
         s = self._state

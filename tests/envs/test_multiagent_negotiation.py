@@ -211,3 +211,17 @@ def test_render_ansi_shows_every_agents_view_and_close_twice_is_fine():
         negotiation.parallel_env(render_mode="human")
     with pytest.raises(TypeError):
         negotiation.parallel_env(splitt="test")  # misspelled arguments raise
+
+
+def test_anchor_is_the_position_not_the_words():
+    import gymnasium as gym
+
+    anchors = []
+    for words in ("", " | please, a fair split"):
+        env = gym.make("agentgym/Negotiation-v0", split="test")
+        _, info = env.reset(seed=0)
+        move = info["admissible_actions"][0]
+        _, _, _, _, info = env.step(move + words)
+        anchors.append(info["anchor_obs"])
+        env.close()
+    assert anchors[0] == anchors[1] and "offers made" in anchors[0]
