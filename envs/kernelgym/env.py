@@ -45,7 +45,9 @@ Env card
   ``speedup_bound``), ``warnings``, ``backend``, ``error``, ``crashed``, ``trials`` (per-trial mismatch
   statistics), ``runtime_ms``, ``ref_runtime_ms``, ``compile_ref_runtime_ms``, ``speedup``,
   ``speedup_vs_compile``, ``time_coverage``, ``num_coverage``, ``coverage_reward``, ``reward_speedup``,
-  ``reward_table``, ``best_speedup``, ``eval_seconds``. The per-turn lists that TRLOO
+  ``reward_table``, ``best_speedup``, ``eval_seconds``. ``anchor_obs`` is a key of the env state, not
+  the feedback text: ``kernelgym task=<id> outcome=<start|valid|incorrect|not_compiled|crashed|hacked>
+  submission=<sha256[:16] of the submitted code>`` (no timings; an invalid action keeps the last one). The per-turn lists that TRLOO
   (``trloo_advantages``) and profiling-based rejection sampling
   (``profiling_rejection_filter(coverage, correct, speedup=...)``) take are built by :func:`prs_inputs`.
 * **Conformance exemption**: ``determinism`` (timings differ from run to run, so observations and
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -224,7 +227,15 @@ class KernelGymEnv(TextEnv):
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         self._task_def = self._tasks[task.task_id]
         self._best = None
-        return self._transition(self._prompt(self._task_def), {}), self._task_def.description
+        return self._transition(self._prompt(self._task_def), {}, anchor=self._anchor("start", None)), \
+            self._task_def.description
+
+    def _anchor(self, outcome: str, code: str | None) -> str:
+        """The state key GiGPO groups by: the task, the last evaluation's outcome class and the hash of
+        the last submission (no timings, so the same submission on the same task gives the same key)."""
+        assert self._task_def is not None
+        digest = hashlib.sha256(code.encode("utf-8", "surrogateescape")).hexdigest()[:16] if code else "-"
+        return f"kernelgym task={self._task_def.task_id} outcome={outcome} submission={digest}"
 
     def _prompt(self, task: KernelTask) -> str:
         shapes = task.shapes(self.device)
@@ -249,11 +260,11 @@ class KernelGymEnv(TextEnv):
         )
 
     def _transition(self, text: str, family: dict[str, Any], *, valid: bool = True, reward: float = 0.0,
-                    won: bool = False, score: float = 0.0) -> Transition:
+                    won: bool = False, score: float = 0.0, anchor: str | None = None) -> Transition:
         assert self._task_def is not None
         info = {"task_id": self._task_def.task_id, "level": self._task_def.level, "device": self.device, **family}
         return Transition(text, reward=reward, terminated=False, action_valid=valid, won=won, score=score,
-                          expert_action=self._task_def.expert, family_info=info)
+                          expert_action=self._task_def.expert, family_info=info, anchor_obs=anchor)
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
         if "ModelNew" not in action:
@@ -274,9 +285,9 @@ class KernelGymEnv(TextEnv):
         else:
             seed = int(self.np_random.integers(0, 2**31 - 1))
             result = self.evaluator.evaluate(task, code, seed=seed)
-        return self._judge(result)
+        return self._judge(result, code)
 
-    def _judge(self, result: EvalResult) -> Transition:
+    def _judge(self, result: EvalResult, code: str | None = None) -> Transition:
         r_speed = reward_speedup(result, self.coverage_weight)
         r_table = reward_table(result)
         if result.valid and result.speedup is not None:
@@ -297,8 +308,10 @@ class KernelGymEnv(TextEnv):
             "eval_seconds": result.duration, "details": result.details,
         }
         reward = r_speed if self.reward_mode == "speedup" else r_table
+        outcome = ("hacked" if result.hacks else "crashed" if result.crashed else "not_compiled" if not result.compiled
+                   else "incorrect" if not result.correct else "valid")
         return self._transition(feedback(result, reward, self.device), family, reward=reward, won=result.valid,
-                                score=float(score))
+                                score=float(score), anchor=self._anchor(outcome, code))
 
 
 def feedback(result: EvalResult, reward: float, device: str) -> str:

@@ -39,19 +39,34 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root
-from agentgym.error import InvalidArgumentError
+from agentgym.error import InvalidArgumentError, TaskFileError
 from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
 
+from agentgym.envs.kernelgym import buildcache
+
 WORKER = Path(__file__).with_name("worker.py")
+#: The files of the judge and its runners, copied into every job folder (standard library and torch only).
+JUDGE_FILES = ("worker.py", "judge.py", "runner.py", "buildcache.py")
 #: Bump when the evaluation protocol changes (keys the torch.compile baseline cache too).
-PROTOCOL_VERSION = 1
-#: Where the compile cache is mounted inside the sandbox.
-CACHE_MOUNT = "/tmp/kcache"
+PROTOCOL_VERSION = 2
+#: The runners' private build and Triton folders inside the sandbox (its own tmpfs).
+PRIVATE_DIR = "/tmp/kernelgym-private"
+#: The judge's result line (only the judge holds the sandbox's stdout).
+RESULT_MARKER = "KERNELGYM-RESULT "
+#: Trusted builds per evaluation (one per distinct ``load_inline`` call).
+MAX_BUILDS = 4
+#: What each part of a task file must do, for the error when it does not.
+TASK_EXPECTATIONS = {
+    "the module": "the task file to import without error",
+    "get_init_inputs()": "a list of JSON values (numbers, strings, lists) for Model(*get_init_inputs())",
+    "Model(*get_init_inputs())": "Model to be constructible from get_init_inputs()",
+    "get_inputs()": "a list of tensors (and plain values) built without error",
+    "Model.forward": "Model.forward(*get_inputs()) to run without error",
+}
 TIMING_NAMES = {"perf_counter", "perf_counter_ns", "time", "monotonic", "Event", "elapsed_time", "synchronize",
                 "allclose", "isclose", "equal", "__eq__"}
 THREAD_MODULES = {"threading", "multiprocessing", "concurrent", "asyncio", "_thread", "subprocess"}
@@ -206,9 +221,13 @@ class Evaluator:
         job = {"device": self.device, "shapes": task.shapes(self.device), "correct_trials": self.correct_trials,
                "perf_trials": self.perf_trials, "warmup": self.warmup, "seed": seed, "atol": task.atol,
                "rtol": task.rtol, "forbidden": list(task.forbidden), "allowed_backends": list(task.backends),
-               "compile_baseline": self.compile_baseline, "compile_ref_ms": compile_ms, "profile": self.profile,
-               "nonce": uuid.uuid4().hex}
-        raw, crashed, proc = self._run(task.source, submission, job)
+               "compile_baseline": self.compile_baseline, "compile_ref_ms": compile_ms, "profile": self.profile}
+        raw, crashed, proc = self._run(task, submission, job)
+        if raw is not None and raw.get("task_error"):
+            problem = raw["task_error"]
+            raise TaskFileError(f"{task.path}: {problem.get('field')} of the task failed in the evaluation (expected "
+                                f"{TASK_EXPECTATIONS.get(problem.get('field'), 'to run without error')}): "
+                                f"{problem.get('message')}")
         result = self._result(raw, crashed, proc, warnings)
         if raw is not None and raw.get("compile_ref_ms") is not None and compile_ms is None:
             compile_ms = float(raw["compile_ref_ms"])
@@ -227,39 +246,70 @@ class Evaluator:
                 f"correct_trials={self.correct_trials} perf_trials={self.perf_trials} timing={timing} median")
 
     # ----------------------------------------------------------------- worker
-    def _run(self, reference: str, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
+    def _run(self, task: Any, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
+        """The judge in the sandbox; when it asks for a build of sources the cache lacks, the trusted
+        build step runs and the judge runs again (at most :data:`MAX_BUILDS` builds)."""
+        built: set[str] = set()
+        while True:
+            raw, crashed, proc = self._run_once(task.source, submission, job)
+            request = (raw or {}).get("need_build")
+            if not request:
+                return raw, crashed, proc
+            spec = request.get("spec") if isinstance(request, dict) else None
+            try:
+                spec = buildcache.make_spec(spec) if isinstance(spec, dict) and isinstance(spec.get("name"), str) \
+                    else None
+            except buildcache.CacheError as exc:
+                return {"compiled": False, "error": str(exc), "stage": "compile"}, None, proc
+            if spec is None:
+                return {"compiled": False, "error": "load_inline needs a name and sources", "stage": "compile"}, \
+                    None, proc
+            key = buildcache.extension_key(spec, _torch_version(), self.device)
+            if key in built or len(built) >= MAX_BUILDS:
+                why = ("the load_inline sources change from run to run" if key in built
+                       else f"more than {MAX_BUILDS} load_inline builds")
+                return {"compiled": False, "error": f"cannot cache the extension: {why}", "stage": "compile"}, \
+                    None, proc
+            built.add(key)
+            self._build(spec, key)
+
+    def _job_folder(self, tmp: str) -> Path:
+        folder = Path(tmp)
+        for name in JUDGE_FILES:
+            shutil.copy(WORKER.with_name(name), folder / name)
+        return folder
+
+    def _env(self, private: str) -> dict:
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MAX_JOBS": "2", "PYTHONDONTWRITEBYTECODE": "1",
+               "TORCH_EXTENSIONS_DIR": private + "/torch_extensions", "TRITON_CACHE_DIR": private + "/triton",
+               "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin"}
+        env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
+        return env
+
+    def _launch(self, folder: Path, argv_tail: list[str], env: dict, cache: Path) -> Any:
+        """``python worker.py JOB_DIR ...`` in the sandbox (the build cache mounted read-only)."""
+        if self.isolation == "bwrap":
+            box = _DeviceSandbox(folder, limits=self.limits, env=env, readonly=[cache],
+                                 devices=_gpu_devices() if self.device == "cuda" else ())
+            return box.run([sys.executable, "worker.py", box.mount_point, *argv_tail])
+        return _run_process([sys.executable, str(folder / "worker.py"), str(folder), *argv_tail], folder, env,
+                            self.limits)
+
+    def _run_once(self, reference: str, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
         cache = compile_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
-        os.chmod(cache, 0o777)
         with tempfile.TemporaryDirectory(prefix="kernelgym-job-") as tmp:
-            folder = Path(tmp)
+            folder = self._job_folder(tmp)
             (folder / "reference.py").write_text(reference, encoding="utf-8")
             (folder / "submission.py").write_text(submission, encoding="utf-8", errors="surrogateescape")
-            shutil.copy(WORKER, folder / "worker.py")
-            env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MAX_JOBS": "2",
-                   "TORCH_EXTENSIONS_DIR": CACHE_MOUNT + "/torch_extensions",
-                   "TRITON_CACHE_DIR": CACHE_MOUNT + "/triton",
-                   "PYTHONDONTWRITEBYTECODE": "1",
-                   "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin"}
-            env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
-            if self.isolation == "bwrap":
-                job["cache_dir"] = CACHE_MOUNT
-                (folder / "job.json").write_text(json.dumps(job))
-                box = _DeviceSandbox(folder, limits=self.limits, env=env,
-                                     devices=_gpu_devices() if self.device == "cuda" else ())
-                proc = box.run([sys.executable, "worker.py", box.mount_point], writable={CACHE_MOUNT: str(cache)})
-            else:
-                job["cache_dir"] = str(cache)
-                env.update(TORCH_EXTENSIONS_DIR=str(cache / "torch_extensions"),
-                           TRITON_CACHE_DIR=str(cache / "triton"))
-                (folder / "job.json").write_text(json.dumps(job))
-                argv = [sys.executable, str(folder / "worker.py"), str(folder)]
-                proc = _run_process(argv, folder, env, self.limits)
-        marker = f"KERNELGYM-RESULT {job['nonce']} "
-        lines = [line for line in proc.output.splitlines() if line.startswith(marker)]
+            private = PRIVATE_DIR if self.isolation == "bwrap" else str(folder / "private")
+            (folder / "job.json").write_text(json.dumps({**job, "cache_dir": str(cache), "private_dir": private,
+                                                         "isolation": self.isolation, "timeout": self.timeout}))
+            proc = self._launch(folder, [], self._env(private), cache)
+        lines = [line for line in proc.output.splitlines() if line.startswith(RESULT_MARKER)]
         if lines:
             try:
-                return json.loads(lines[-1][len(marker):]), None, proc
+                return json.loads(lines[-1][len(RESULT_MARKER):]), None, proc
             except json.JSONDecodeError:
                 pass
         stages = [line.split(" ", 1)[1] for line in proc.output.splitlines() if line.startswith("KERNELGYM-STAGE ")]
@@ -269,12 +319,27 @@ class Evaluator:
         elif proc.killed:
             why = f"{proc.killed} during {where}"
         else:
-            why = f"the worker exited with code {proc.returncode} during {where} without a result"
+            why = f"the judge exited with code {proc.returncode} during {where} without a result"
         tail = "\n".join(line for line in proc.output.splitlines()[-30:] if not line.startswith("KERNELGYM-"))
         return {"stage": where, "output_tail": tail[-2000:]}, why, proc
 
+    def _build(self, spec: dict, key: str) -> None:
+        """The trusted build step: our code only (no submission) compiles ``spec`` in its own sandbox;
+        the host hashes the library and stores it in the cache (:func:`buildcache.store`)."""
+        cache = compile_cache_dir()
+        with tempfile.TemporaryDirectory(prefix="kernelgym-build-") as tmp:
+            folder = self._job_folder(tmp)
+            (folder / "build.json").write_text(json.dumps(spec))
+            private = PRIVATE_DIR if self.isolation == "bwrap" else str(folder / "private")
+            proc = self._launch(folder, ["build"], self._env(private), cache)
+            log = proc.output if not proc.killed else f"the build was stopped: {proc.killed}\n{proc.output}"
+            buildcache.store(str(cache), key, spec, str(folder / "build"), log)
+
     def _result(self, raw: dict | None, crashed: str | None, proc: Any, warnings: list[str]) -> EvalResult:
         raw = raw or {}
+        if crashed is None and raw.get("crashed"):
+            crashed = str(raw["crashed"])
+            raw = {**raw, "output_tail": raw.get("error") or ""}
         if crashed is not None:
             tail = raw.get("output_tail") or ""
             return EvalResult(compiled=raw.get("stage") not in ("startup", "setup", "reference", "compile"),
@@ -325,6 +390,12 @@ class Evaluator:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
+
+
+def _torch_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("torch")
 
 
 def _gpu_devices() -> list[str]:

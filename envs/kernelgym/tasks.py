@@ -34,6 +34,13 @@ BUILTIN_DIR = Path(__file__).with_name("tasks")
 BACKENDS = ("torch", "cpp", "cuda", "triton")
 DEVICES = ("cpu", "cuda")
 TOLERANCE = {"float32": 1e-4, "float64": 1e-6, "float16": 1e-2, "bfloat16": 1e-2}
+#: The META keys a task file may set, their types and what the error says is expected.
+META_KEYS = {"level": int, "split": str, "forbidden": (list, tuple), "backends": (list, tuple), "dtype": str,
+             "atol": (int, float), "rtol": (int, float), "description": str}
+META_EXPECTED = {"level": "an int", "split": "'train', 'valid' or 'test'",
+                 "forbidden": "a list of op names (strings), e.g. ['relu']",
+                 "backends": f"a non-empty list among {list(BACKENDS)}", "dtype": f"one of {list(TOLERANCE)}",
+                 "atol": "a positive number", "rtol": "a positive number", "description": "a string"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +107,18 @@ def load_task(path: str | Path, task_id: str) -> KernelTask:
     bad = [d for d in shapes if d not in DEVICES or not isinstance(shapes[d], dict)]
     if bad:
         raise TaskFileError(f"{path}: SHAPES keys must be among {list(DEVICES)} with dict values, got {bad}")
+    unknown = sorted(set(meta) - set(META_KEYS))
+    if unknown:
+        raise TaskFileError(f"{path}: META has unknown keys {unknown}; allowed: {list(META_KEYS)}")
+    for key, kind in META_KEYS.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise TaskFileError(f"{path}: META[{key!r}] must be {META_EXPECTED[key]}, got {meta[key]!r}")
+    for key in ("forbidden", "backends"):
+        if key in meta and not all(isinstance(v, str) and v for v in meta[key]):
+            raise TaskFileError(f"{path}: META[{key!r}] must be {META_EXPECTED[key]}, got {meta[key]!r}")
+    for key in ("atol", "rtol"):
+        if key in meta and (isinstance(meta[key], bool) or meta[key] <= 0):
+            raise TaskFileError(f"{path}: META[{key!r}] must be {META_EXPECTED[key]}, got {meta[key]!r}")
     backends = tuple(meta.get("backends", BACKENDS))
     if not backends or any(b not in BACKENDS for b in backends):
         raise TaskFileError(f"{path}: META['backends'] must be a non-empty subset of {list(BACKENDS)}, "

@@ -162,10 +162,10 @@ def test_static_hacks_are_caught_before_running(hack):
     code = HEADER + textwrap.dedent(STATIC_HACKS[hack])
     assert hack in static_checks(code)[0]
     env = make_env(reward="table")
-    _, reward, _, _, info = submit(env, code)
+    obs, reward, _, _, info = submit(env, code)
     family = info["kernelgym"]
     assert hack in family["hacks"] and not family["valid"] and reward == -1.0 and not info["won"]
-    assert "REJECTED" in info["anchor_obs"]
+    assert "REJECTED" in obs and "outcome=hacked" in info["anchor_obs"]
     env.close()
 
 
@@ -271,11 +271,11 @@ def test_decoy_kernel_is_caught():
 @pytest.mark.slow
 def test_wrong_result_gets_mismatch_statistics_and_excessive_speedup_is_flagged(tmp_path):
     env = make_env(perf_trials=0)
-    _, reward, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
-                                           "        return x.clamp_min(0.001)\n")
+    obs, reward, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
+                                             "        return x.clamp_min(0.001)\n")
     family = info["kernelgym"]
     assert family["compiled"] and not family["correct"] and reward == 0.0
-    assert "elements mismatched" in info["anchor_obs"] and family["trials"][0]["mismatched"] > 0
+    assert "elements mismatched" in obs and family["trials"][0]["mismatched"] > 0
     env.close()
     slow = load_tasks()[0].source  # any source; replace the forward with a sleeping one
     (tmp_path / "slow_relu.py").write_text(textwrap.dedent('''
@@ -296,11 +296,11 @@ def test_wrong_result_gets_mismatch_statistics_and_excessive_speedup_is_flagged(
         '''))
     assert slow
     env = make_env(tasks_dir=tmp_path, perf_trials=5)
-    _, _, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
-                                            "        return x.clamp_min(0.0)\n", task_id="slow_relu")
+    obs, _, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
+                                              "        return x.clamp_min(0.0)\n", task_id="slow_relu")
     family = info["kernelgym"]
     assert family["valid"] and family["speedup"] > 10 and family["review"]
-    assert "sanity bound" in info["anchor_obs"]
+    assert "sanity bound" in obs
     env.close()
 
 
