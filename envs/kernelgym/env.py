@@ -3,16 +3,20 @@
 Env card
 --------
 * **Id**: ``agentgym/KernelGym-v0``
-* **Engine**: real PyTorch. Every submission is evaluated in a fresh worker process inside
-  :mod:`agentgym.sandbox` (bubblewrap: no network, read-only system, an unprivileged uid, CPU/memory
-  limits and a wall-clock timeout; ``isolation="process"`` where bubblewrap is missing), following
-  KernelBench's protocol: load (compile), correctness on ``correct_trials`` fresh random inputs (all
-  must pass ``allclose`` with dtype-aware tolerances: 1e-4 for fp32, 1e-2 for fp16/bf16), then the
-  median runtime of ``perf_trials`` runs against eager PyTorch (and ``torch.compile`` with
-  ``compile_baseline=True``, cached per task) measured interleaved in the same process: on CPU with one
-  thread and ``perf_counter``, on GPU with CUDA events, the device synchronized and the L2 cache flushed
-  before each run. Then ``torch.profiler`` measures the share of time in the submission's own kernels.
-  A crash, hang or out-of-memory kills only the worker: the turn gets the penalty and the text says so.
+* **Engine**: real PyTorch. Every submission is evaluated in a fresh sandbox (:mod:`agentgym.sandbox`:
+  bubblewrap, no network, read-only system, an unprivileged uid, CPU/memory limits, a wall-clock
+  timeout; ``isolation="process"`` where bubblewrap is missing, which keeps the protocol but not the
+  uid and filesystem separation). Inside it a trusted **judge** (:mod:`.worker`, :mod:`.judge`) forks a
+  reference runner and a submission runner (:mod:`.runner`); the submission never shares a process
+  with the reference or the checker. Every call (warm-up, correctness, timed, profiled) gets fresh
+  inputs and the same messages in a random order; the judge times each ``forward`` from outside,
+  reads the submission's outputs out of its memory while it waits, and compares them with the
+  reference's (``allclose``, 1e-4 for fp32, 1e-2 for fp16/bf16): all must pass. Only the judge holds
+  the sandbox's stdout, so the result line cannot be forged. Runtimes are medians of ``perf_trials``
+  calls against eager PyTorch (and ``torch.compile`` with ``compile_baseline=True``, cached per task),
+  minus the measured pipe round trip; on GPU the runner synchronizes the device and flushes the L2
+  cache before each call. The profiler measures the share of time in the submission's own kernels.
+  A crash, hang or out-of-memory kills only the sandbox: the turn gets the penalty and the text says so.
 * **Tasks** (:mod:`.tasks`): 45 built-in KernelBench-format files in ``tasks/level1`` (single
   operators), ``level2`` (fused operator chains), ``level3`` (small blocks: attention, MLP,
   normalisation, convolution), each with a CPU-sized and a GPU-sized shape set (``SHAPES``), the torch
@@ -20,7 +24,9 @@ Env card
   / ``valid`` / ``test`` by task (27 / 9 / 9). Users' own folder: ``tasks_dir=DIR`` (the same format;
   a malformed file raises :class:`agentgym.error.TaskFileError` naming it).
 * **Backends**: ``torch`` (a plain PyTorch rewrite), ``cpp`` (``torch.utils.cpp_extension.load_inline``
-  C++, built once per source hash in a cache under ``agentgym.cache.cache_root()/kernelgym``),
+  C++, built once per content hash by a trusted build step that runs no submission code, into a cache
+  under ``agentgym.cache.cache_root()/kernelgym`` that submissions see read-only; each library's
+  SHA-256 is checked before it is loaded, see :mod:`.buildcache`),
   ``cuda`` (``load_inline`` with ``cuda_sources``) and ``triton`` (``@triton.jit``); detected per
   submission and checked against the task's list and ``backends=``. ``device`` (``"auto"``: CUDA when a
   GPU is usable) picks the shape set and the timing method; both are in ``engine_version``.
@@ -53,7 +59,7 @@ Env card
 * **Conformance exemption**: ``determinism`` (timings differ from run to run, so observations and
   rewards of repeated episodes do). With ``perf_trials=0, profile=False`` episodes are deterministic.
 
-Version history: v0, initial release.
+Version history: v0, initial release; protocol v2 (judge/runner split, read-only build cache).
 """
 
 from __future__ import annotations

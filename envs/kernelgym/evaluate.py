@@ -1,8 +1,11 @@
-"""Evaluating one KernelGym submission: static checks here, everything else in a sandboxed worker.
+"""Evaluating one KernelGym submission: static checks here, everything else in a sandboxed judge.
 
 :class:`Evaluator` writes the reference, the submission and a job description into a fresh folder,
-runs :mod:`.worker` there in :class:`agentgym.sandbox.Sandbox` (bubblewrap: no network, read-only
-system, CPU/memory/process limits and a wall-clock timeout) and reads back one JSON line. A submission
+runs the judge (:mod:`.worker`, which forks the reference and submission runners, :mod:`.runner`) there
+in :class:`agentgym.sandbox.Sandbox` (bubblewrap: no network, read-only system, CPU/memory/process
+limits and a wall-clock timeout) and reads back the judge's JSON line. The build cache is mounted
+read-only; sources it lacks are built by a trusted build step (:meth:`Evaluator._build`) and the
+judge runs again. A task whose own code fails raises :class:`~agentgym.error.TaskFileError`. A submission
 that crashes, hangs or runs out of memory kills only its worker: the result says what happened.
 Where bubblewrap cannot run (a GPU machine without it), ``isolation="process"`` runs the worker as a
 plain subprocess with the same rlimits and timeout.
@@ -20,7 +23,9 @@ Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them v
   ``output_aliases_input``, ``reuses_output_buffer`` / ``overwrites_previous_output`` (caching or
   aliasing outputs across calls), ``thread_injection`` (threads left running), ``side_stream`` (the
   current CUDA stream changed), ``timing_patched`` (timer or comparison functions replaced),
-  ``backend_not_allowed``.
+  ``backend_not_allowed``; found by the judge from outside the submission's process:
+  ``thread_injection`` (threads appeared during a call), ``spawned_process`` (a helper process),
+  ``output_unreadable`` (outputs not in the submission's readable memory), ``protocol_violation``.
 * ``review``: a speedup above ``speedup_bound`` (default 10x, KernelBench's) is flagged for review in
   the result, not penalised.
 """
@@ -241,7 +246,7 @@ class Evaluator:
     @property
     def protocol(self) -> str:
         """The protocol key (device, isolation, trials, timing) recorded in the env's engine_version."""
-        timing = "cuda-events+l2flush" if self.device == "cuda" else "perf_counter 1 thread"
+        timing = ("judge-clock device-sync+l2flush" if self.device == "cuda" else "judge-clock 1 thread")
         return (f"kernelgym-protocol-v{PROTOCOL_VERSION} device={self.device} isolation={self.isolation} "
                 f"correct_trials={self.correct_trials} perf_trials={self.perf_trials} timing={timing} median")
 
