@@ -64,18 +64,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import re
+import shutil
+
 from agentgym.core import TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, InvalidArgumentError
-from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths
+from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths, tree_usage
 from agentgym.tasks import Task, TaskSplit
 
-from agentgym.envs.swegym import harness, tools
-from agentgym.envs.swegym.workspace import Workspace
+from agentgym.envs.swegym import grading, harness, tools
+from agentgym.envs.swegym.workspace import Workspace, file_kind, read_regular, write_regular
 
 #: Default observation limit (characters).
 MAX_OBSERVATION_CHARS = 10_000
-#: Limits of one agent command.
+#: Limits of one agent command (per process; ``total_memory_bytes`` and ``disk_bytes`` are set per env).
 COMMAND_LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=2 << 30, processes=64)
+#: Largest file the host-side tools read (bytes).
+MAX_FILE_BYTES = 8 << 20
+#: pytest's "in 0.12s" in its summary lines, and object addresses: they differ between equal runs.
+_PYTEST_TIME = re.compile(r"^(=+ .*?) in (\d+(?:\.\d+)?)s(?: \(\d+:\d\d:\d\d\))? (=+)$", re.MULTILINE)
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
+def stable_test_output(text: str) -> tuple[str, float | None]:
+    """pytest output without what changes between identical runs (its wall time, object addresses);
+    also returns the wall time pytest reported (``None`` if none)."""
+    seconds = [float(m.group(2)) for m in _PYTEST_TIME.finditer(text)]
+    text = _ADDRESS.sub("0x?", _PYTEST_TIME.sub(r"\1 \3", text))
+    return text, seconds[-1] if seconds else None
 
 
 def truncate(text: str, limit: int) -> tuple[str, bool]:
@@ -110,6 +126,9 @@ class SWEGymEnv(TextEnv):
         test_timeout: wall-clock seconds of one test run.
         max_observation_chars: observation limit (longer ones are cut with a marker).
         max_action_length: longer actions are answered as invalid.
+        memory_limit: bytes of memory all processes of one command (or test run) may use together.
+        disk_quota: bytes the working tree (and the grading tree) may grow beyond the checkout's size;
+            exceeding it voids the episode.
         render_mode: ``None`` or ``"ansi"``.
     """
 
@@ -127,6 +146,8 @@ class SWEGymEnv(TextEnv):
         test_timeout: float = 180.0,
         max_observation_chars: int = MAX_OBSERVATION_CHARS,
         max_action_length: int = 100_000,
+        memory_limit: int = 2 << 30,
+        disk_quota: int = 256 << 20,
         render_mode: str | None = None,
     ):
         from agentgym.envs.swegym import build  # not at import: `python -m ...build` would import it twice
@@ -138,6 +159,9 @@ class SWEGymEnv(TextEnv):
         for name, value in (("command_timeout", command_timeout), ("test_timeout", test_timeout)):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name, value in (("memory_limit", memory_limit), ("disk_quota", disk_quota)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1 << 20:
+                raise InvalidArgumentError(f"{name} must be a number of bytes >= 1 MiB, got {value!r}")
         if not isinstance(max_observation_chars, int) or max_observation_chars < 100:
             raise InvalidArgumentError(f"max_observation_chars must be an int >= 100, got {max_observation_chars!r}")
         self.python = str(python or sys.executable)
@@ -166,12 +190,15 @@ class SWEGymEnv(TextEnv):
             if not clone.is_dir():
                 raise InvalidArgumentError(
                     f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}")
-        self.engine_version = f"swegym-v0 (generator {build.GENERATOR_VERSION}, bubblewrap sandbox)"
+        self.engine_version = f"swegym-v0 (generator {build.GENERATOR_VERSION}, grader 2, bubblewrap sandbox)"
         self._instances = {record["instance_id"]: record for record in records}
         tasks = TaskSplit(split, [Task(r["instance_id"], r) for r in records], self.engine_version)
         super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode)
-        self.command_limits = dataclasses.replace(COMMAND_LIMITS, wall_seconds=float(command_timeout))
-        self.test_limits = dataclasses.replace(harness.TEST_LIMITS, wall_seconds=float(test_timeout))
+        self.command_limits = dataclasses.replace(COMMAND_LIMITS, wall_seconds=float(command_timeout),
+                                                  total_memory_bytes=memory_limit)
+        self.test_limits = dataclasses.replace(harness.TEST_LIMITS, wall_seconds=float(test_timeout),
+                                               total_memory_bytes=memory_limit)
+        self.disk_quota = disk_quota
         self.max_observation_chars = max_observation_chars
         self._readonly = interpreter_paths(self.python)
         self._workspace: Workspace | None = None
@@ -180,6 +207,8 @@ class SWEGymEnv(TextEnv):
         self._history: dict[str, list[str | None]] = {}
         self._target: dict[str, str | None] | None = None
         self._score = 0.0
+        self._quota = 0  # bytes the working tree may hold in this episode
+        self._call: tuple[str, str, dict[str, Any]] | None = None  # the last action _clean_action parsed
 
     # ----------------------------------------------------------------- episode
     def _start(self, task: Task) -> tuple[Transition, str | None]:
@@ -187,15 +216,18 @@ class SWEGymEnv(TextEnv):
         self._instance = self._instances[task.task_id]
         clone = self.repos_dir / harness.repo_folder(self._instance["repo"])
         self._workspace = Workspace(clone, self._instance["base_commit"])
+        self._quota = tree_usage(self._workspace.repo) + self.disk_quota
         self._sandbox = self._make_sandbox(self._workspace.repo, self.command_limits)
         self._history, self._target, self._score = {}, None, 0.0
         observation = _prompt(self._instance, self._sandbox.mount_point)
         return self._transition(observation, {"tool": None}), self._instance["problem_statement"]
 
     def _make_sandbox(self, tree: Path, limits: Limits) -> Sandbox:
-        """A sandbox on ``tree`` with the instance's test environment and the interpreter on PATH."""
+        """A sandbox on ``tree`` with the instance's test environment, the interpreter on PATH and the
+        episode's disk quota."""
         env = {str(k): str(v) for k, v in (self._instance.get("test_env") or {}).items()}
         env["PATH"] = f"{os.path.dirname(self.python)}:/usr/local/bin:/usr/bin:/bin"
+        limits = dataclasses.replace(limits, disk_bytes=self._quota)
         return Sandbox(tree, limits=limits, readonly=self._readonly, env=env)
 
     def _close_engine(self) -> None:
@@ -205,30 +237,70 @@ class SWEGymEnv(TextEnv):
 
     def _transition(self, text: str, family: dict[str, Any], *, valid: bool = True, reward: float = 0.0,
                     terminated: bool = False, won: bool = False) -> Transition:
+        assert self._workspace is not None
+        if family.get("voided") is None and (family.get("exceeded") == "disk" or tree_usage(
+                self._workspace.repo, stop_above=self._quota) > self._quota):  # before git hashes the tree
+            return self._void(f"the working tree grew past its disk quota ({self._quota >> 20} MiB)", family)
         observation, cut = truncate(text, self.max_observation_chars)
         info = {"instance_id": self._instance["instance_id"], "repo": self._instance["repo"], "tool": None,
-                "exit_code": None, "timed_out": False, "truncated": cut, **family}
+                "exit_code": None, "timed_out": False, "exceeded": None, "truncated": cut, "voided": None, **family}
         return Transition(observation, reward=reward, terminated=terminated, action_valid=valid, won=won,
                           score=self._score, expert_action=None if terminated else self._expert,
-                          family_info=info)
+                          anchor_obs=self._anchor(info["voided"]), family_info=info)
+
+    def _anchor(self, voided: str | None) -> str:
+        """GiGPO's state key: the instance and the git tree hash of the working tree (see the env card)."""
+        assert self._workspace is not None
+        state = "void" if voided else f"tree {self._workspace.tree_id()}"
+        return f"SWEGym {self._instance['instance_id']} {state}"
+
+    def _void(self, reason: str, family: dict[str, Any]) -> Transition:
+        """End the episode with reward 0: the tree broke a limit (its files are removed at once)."""
+        assert self._workspace is not None
+        shutil.rmtree(self._workspace.repo, ignore_errors=True)
+        self._workspace.repo.mkdir()
+        self._score = 0.0
+        return self._transition(f"The episode is void: {reason}. Reward 0.", {**family, "voided": reason},
+                                reward=0.0, terminated=True)
 
     def _info(self, transition: Transition) -> Any:
         info = super()._info(transition)
         info["tools"] = copy.deepcopy(tools.TOOLS)
         return info
 
-    def _advance(self, action: str) -> Transition:
+    def _clean_action(self, action: str) -> tuple[str | None, str | None]:
+        """A tool call's syntax and argument values (NUL bytes, surrogates, lengths, types), checked
+        before any tool runs; the parsed call is kept for :meth:`_advance`."""
         try:
             name, args = tools.parse(action)
         except tools.ToolSyntaxError as exc:
-            return self._transition(f"Invalid action: {exc}.\n\n{tools.SYNTAX}", {}, valid=False)
+            return None, f"{exc}.\n\n{tools.SYNTAX}\n"
+        problem = tools.check_arguments(name, args)
+        if problem is not None:
+            return None, problem
+        self._call = (action, name, args)
+        return action, None
+
+    def _advance(self, action: str) -> Transition:
+        if self._call is None or self._call[0] != action:
+            clean, problem = self._clean_action(action)
+            if problem is not None:
+                return self._transition(f"Invalid action: {problem}", {}, valid=False)
+        assert self._call is not None and self._workspace is not None
+        _, name, args = self._call
         try:
-            return getattr(self, f"_tool_{name}")(**args)
+            transition = getattr(self, f"_tool_{name}")(**args)
         except _Refused as exc:
             return self._transition(f"Invalid action: {exc}", {"tool": name}, valid=False)
+        except (OSError, UnicodeError) as exc:  # the tree is the agent's: any host-side file call may fail
+            what = getattr(exc, "strerror", None) or str(exc)
+            return self._transition(f"Invalid action: {name} failed: {what}", {"tool": name}, valid=False)
+        return transition
 
     # ----------------------------------------------------------------- tools
     def _path(self, path: str) -> tuple[Path, str]:
+        """The real path of ``path`` inside the tree (symlinks resolved, never leaving it), refused when
+        it is a FIFO, socket or device: the host never opens those."""
         assert self._workspace is not None and self._sandbox is not None
         mount = self._sandbox.mount_point
         if path == mount or path.startswith(mount + "/"):
@@ -239,50 +311,64 @@ class SWEGymEnv(TextEnv):
         full = os.path.realpath(os.path.join(root, path))
         if full != root and not full.startswith(root + os.sep):
             raise _Refused(f"{path!r} leads outside the repository")
-        return Path(full), os.path.relpath(full, root)
+        rel = os.path.relpath(full, root)
+        kind = file_kind(full)
+        if kind is not None:
+            raise _Refused(f"{rel!r} is {kind}; the file tools only read and write regular files")
+        return Path(full), rel
+
+    def _read(self, full: Path) -> str:
+        return read_regular(full, MAX_FILE_BYTES).decode("utf-8", "surrogateescape")
+
+    def _sandboxed(self, argv: str | list[str], tool: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        """Run a command in the episode's sandbox: its output and the family info it reports."""
+        assert self._sandbox is not None
+        result = self._sandbox.run(argv, **kwargs)
+        return result.output, {"tool": tool, "exit_code": result.returncode, "timed_out": result.timed_out,
+                               "exceeded": result.exceeded, "describe": result.describe()}
 
     def _tool_bash(self, command: str) -> Transition:
-        assert self._sandbox is not None
-        result = self._sandbox.run(command)
-        text = (result.output if result.output.strip() else "(no output)\n").rstrip("\n") + "\n" + result.describe()
-        return self._transition(text, {"tool": "bash", "exit_code": result.returncode, "timed_out": result.timed_out})
+        output, family = self._sandboxed(command, "bash")
+        text = (output if output.strip() else "(no output)\n").rstrip("\n") + "\n" + family.pop("describe")
+        return self._transition(text, family)
 
     def _tool_view(self, path: str, start_line: int | None = None, end_line: int | None = None) -> Transition:
         full, rel = self._path(path)
         if full.is_dir():
             assert self._sandbox is not None
-            result = self._sandbox.run(["find", ".", "-maxdepth", "2", "-not", "-path", "*/__pycache__*",
-                                        "-not", "-path", "*/.*"], cwd=f"{self._sandbox.mount_point}/{rel}")
-            return self._transition(f"Files in {rel} (2 levels):\n" + "\n".join(sorted(result.output.split())),
-                                    {"tool": "view"})
+            output, family = self._sandboxed(["find", ".", "-maxdepth", "2", "-not", "-path", "*/__pycache__*",
+                                              "-not", "-path", "*/.*"], "view", cwd=f"{self._sandbox.mount_point}/{rel}")
+            del family["describe"]
+            return self._transition(f"Files in {rel} (2 levels):\n" + "\n".join(sorted(output.splitlines())), family)
         if not full.is_file():
             raise _Refused(f"no file {rel!r}")
-        lines = full.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = self._read(full).splitlines()
         first = max(1, start_line or 1)
         last = min(len(lines), end_line if end_line is not None and end_line >= 1 else len(lines))
         if first > max(len(lines), 1):
             raise _Refused(f"{rel} has {len(lines)} lines; start_line {first} is past the end")
         body = "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(first, last + 1))
-        return self._transition(f"{rel} (lines {first}-{last} of {len(lines)}):\n{body}", {"tool": "view"})
+        text = f"{rel} (lines {first}-{last} of {len(lines)}):\n{body}".encode("utf-8", "replace").decode("utf-8")
+        return self._transition(text, {"tool": "view"})
 
     def _tool_search(self, pattern: str, path: str = ".") -> Transition:
-        assert self._sandbox is not None
         _, rel = self._path(path)
-        result = self._sandbox.run(["grep", "-rnIE", "--exclude-dir=__pycache__", "--", pattern, rel])
-        if result.returncode == 1:
+        output, family = self._sandboxed(["grep", "-rnIE", "--exclude-dir=__pycache__", "--", pattern, rel], "search")
+        del family["describe"]
+        if family["exit_code"] == 1:
             text = f"No matches for {pattern!r} in {rel}."
         else:
-            text = result.output if result.returncode == 0 else f"grep failed: {result.output}"
-        return self._transition(text, {"tool": "search", "exit_code": result.returncode})
+            text = output if family["exit_code"] == 0 else f"grep failed: {output}"
+        return self._transition(text, family)
 
     def _write(self, full: Path, rel: str, content: str | None) -> None:
-        previous = full.read_text(encoding="utf-8", errors="surrogateescape") if full.is_file() else None
+        previous = self._read(full) if full.is_file() else None
         self._history.setdefault(rel, []).append(previous)
         if content is None:
             full.unlink(missing_ok=True)
         else:
             full.parent.mkdir(parents=True, exist_ok=True)
-            full.write_text(content, encoding="utf-8", errors="surrogateescape")
+            write_regular(full, content.encode("utf-8", "surrogateescape"))
 
     def _tool_create_file(self, path: str, content: str) -> Transition:
         full, rel = self._path(path)
@@ -297,7 +383,7 @@ class SWEGymEnv(TextEnv):
         full, rel = self._path(path)
         if not full.is_file():
             raise _Refused(f"no file {rel!r}")
-        text = full.read_text(encoding="utf-8", errors="surrogateescape")
+        text = self._read(full)
         count = text.count(old_str) if old_str else 0
         if count != 1:
             why = "old_str is empty" if not old_str else (
@@ -309,6 +395,7 @@ class SWEGymEnv(TextEnv):
         new_lines = (text[:at] + new_str).splitlines()
         lo, hi = max(0, line - 4), min(len(new_lines), line + new_str.count("\n") + 3)
         snippet = "\n".join(f"{n + 1:6}\t{new_lines[n]}" for n in range(lo, hi))
+        snippet = snippet.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates in observations
         return self._transition(f"Edited {rel}; lines {lo + 1}-{hi} now read:\n{snippet}", {"tool": "str_replace"})
 
     def _tool_undo_edit(self, path: str) -> Transition:
@@ -319,44 +406,55 @@ class SWEGymEnv(TextEnv):
         if previous is None:
             full.unlink(missing_ok=True)
         else:
-            full.write_text(previous, encoding="utf-8", errors="surrogateescape")
+            write_regular(full, previous.encode("utf-8", "surrogateescape"))
         return self._transition(f"Undid the last edit of {rel}.", {"tool": "undo_edit"})
 
     def _tests_info(self, run: harness.TestRun, grade: harness.Grade) -> dict[str, Any]:
         statuses = {t: harness.status_of(t, run.statuses) or "MISSING"
                     for t in [*self._instance["FAIL_TO_PASS"], *self._instance["PASS_TO_PASS"]]}
         self._score = float(grade.fraction)
+        output, seconds = stable_test_output(run.output)
         return {"tests": statuses, "fraction": grade.fraction, "f2p_fraction": grade.f2p_fraction,
-                "resolved": grade.resolved, "exit_code": run.exit_code, "timed_out": run.result.timed_out}
+                "resolved": grade.resolved, "exit_code": run.exit_code, "timed_out": run.result.timed_out,
+                "exceeded": run.result.exceeded, "duration": run.result.duration, "pytest_seconds": seconds,
+                "problem": run.problem, "output": output}
 
     def _tool_run_tests(self, paths: list[str] | None = None) -> Transition:
-        assert self._sandbox is not None
+        assert self._sandbox is not None and self._workspace is not None
         files = harness.test_files(self._instance)
         targets = [self._path(p.split("::")[0])[1] + (p[len(p.split("::")[0]):]) for p in paths] if paths else files
+        changes, _ = self._workspace.changes()
         run = harness.run_tests(self._sandbox, targets, python=self.python,
                                 test_cmd=self._instance.get("test_cmd") or harness.DEFAULT_TEST_CMD,
-                                limits=self.test_limits)
+                                limits=self.test_limits, changed=[p for p, (st, _) in changes.items() if st != "D"])
         grade = harness.grade(self._instance, run)
+        family = {"tool": "run_tests", **self._tests_info(run, grade)}
         summary = run.problem or f"{sum(s == 'PASSED' for s in run.statuses.values())} passed, " \
                                  f"{sum(s in ('FAILED', 'ERROR') for s in run.statuses.values())} failed"
-        text = f"{run.output.rstrip()}\n[tests: {summary}]"
-        return self._transition(text, {"tool": "run_tests", **self._tests_info(run, grade)})
+        return self._transition(f"{family.pop('output').rstrip()}\n[tests: {summary}]", family)
 
     def _tool_submit(self) -> Transition:
         assert self._workspace is not None
-        patch = self._workspace.diff()
-        grade_dir = self._workspace.grading_copy(harness.test_files(self._instance), self._instance["test_patch"])
-        box = self._make_sandbox(grade_dir, self.test_limits)
-        run = harness.run_tests(box, harness.test_files(self._instance), python=self.python,
-                                test_cmd=self._instance.get("test_cmd") or harness.DEFAULT_TEST_CMD)
-        grade = harness.grade(self._instance, run)
-        family = {"tool": "submit", **self._tests_info(run, grade), "grade": grade.as_dict(), "patch": patch}
-        verdict = "RESOLVED" if grade.resolved else "NOT RESOLVED"
-        detail = f" ({grade.problem})" if grade.problem else ""
-        text = (f"Submitted. Grading: {verdict}{detail}: {sum(grade.fail_to_pass.values())}/{len(grade.fail_to_pass)} "
-                f"failing tests fixed, {sum(grade.pass_to_pass.values())}/{len(grade.pass_to_pass)} other tests pass.")
-        return self._transition(text, family, reward=1.0 if grade.resolved else 0.0, terminated=True,
-                                won=grade.resolved)
+        submission = grading.grade_submission(self._workspace, self._instance, python=self.python,
+                                              sandbox=lambda tree: self._make_sandbox(tree, self.test_limits))
+        grade, run = submission.grade, submission.run
+        family = {"tool": "submit", "patch": submission.patch, **submission.review.as_dict(),
+                  "voided": submission.voided}
+        if run is not None and grade is not None:
+            family.update(self._tests_info(run, grade), grade=grade.as_dict())
+            family.pop("output")
+        resolved = grade is not None and grade.resolved and submission.voided is None
+        if submission.voided is not None:
+            self._score = 0.0
+            text = f"Submitted. The submission is void: {submission.voided}. Reward 0."
+        else:
+            assert grade is not None
+            detail = f" ({grade.problem})" if grade.problem else ""
+            text = (f"Submitted. Grading: {'RESOLVED' if resolved else 'NOT RESOLVED'}{detail}: "
+                    f"{sum(grade.fail_to_pass.values())}/{len(grade.fail_to_pass)} failing tests fixed, "
+                    f"{sum(grade.pass_to_pass.values())}/{len(grade.pass_to_pass)} other tests pass.")
+        family["resolved"] = resolved
+        return self._transition(text, family, reward=1.0 if resolved else 0.0, terminated=True, won=resolved)
 
     # ----------------------------------------------------------------- expert
     def _expert(self) -> str:
@@ -367,7 +465,12 @@ class SWEGymEnv(TextEnv):
             self._target = self._workspace.apply_to_copy(self._instance["patch"], files)
         for rel, want in self._target.items():
             full = self._workspace.repo / rel
-            have = full.read_text(encoding="utf-8", errors="surrogateescape") if full.is_file() else None
+            if full.is_symlink() or file_kind(full) is not None:
+                return tools.call_json("bash", command=f"rm -rf -- '{rel}'")
+            try:
+                have = self._read(full) if full.is_file() else None
+            except OSError:  # too big to read: start the file over
+                return tools.call_json("create_file", path=rel, content=want or "")
             if have == want:
                 continue
             if want is None:

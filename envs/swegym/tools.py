@@ -18,13 +18,29 @@ An action is one of:
 
 Actions are single lines (agentgym refuses control characters), so multi-line text travels as JSON
 string escapes (``\\n``, ``\\"``, ``\\\\``).
+
+JSON escapes can carry what a plain action cannot (``"\\u0000"``, a lone ``"\\ud800"``), so
+:func:`check_arguments` checks the decoded arguments before any tool runs: no NUL bytes or unpaired
+surrogates in any string, paths of at most :data:`MAX_PATH_BYTES` UTF-8 bytes (components at most
+:data:`MAX_NAME_BYTES`), commands and patterns of at most :data:`MAX_ARGUMENT_BYTES` (the kernel refuses
+longer single arguments), line numbers within +-:data:`MAX_LINE`, at most :data:`MAX_PATHS` test paths.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
+
+#: Longest path a tool accepts (UTF-8 bytes; Linux's PATH_MAX) and longest path component (NAME_MAX).
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255
+#: Longest command or search pattern (UTF-8 bytes; below the kernel's 128 KiB limit on one argument).
+MAX_ARGUMENT_BYTES = 100_000
+#: Largest line number, and most test paths, a call may give.
+MAX_LINE, MAX_PATHS = 10**9, 200
+_PATH_ARGUMENTS = ("path",)
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 _STR = {"type": "string"}
 
@@ -147,8 +163,8 @@ def parse(action: str) -> tuple[str, dict[str, Any]]:
 def _parse_json(action: str) -> tuple[str, dict[str, Any]]:
     try:
         call = json.loads(action)
-    except json.JSONDecodeError as exc:
-        raise ToolSyntaxError(f"the action starts with '{{' but is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also numbers over Python's digit limit, deep nesting
+        raise ToolSyntaxError(f"the action starts with '{{' but is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(call, dict):
         raise ToolSyntaxError("a JSON tool call must be an object")
     if isinstance(call.get("function"), dict):
@@ -157,8 +173,8 @@ def _parse_json(action: str) -> tuple[str, dict[str, Any]]:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ToolSyntaxError(f"'arguments' is a string but not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise ToolSyntaxError(f"'arguments' is a string but not valid JSON: {str(exc)[:200]}") from None
     if name not in TOOL_NAMES:
         raise ToolSyntaxError(f"unknown tool {str(name)[:40]!r}; the tools are {', '.join(TOOL_NAMES)}")
     if not isinstance(arguments, dict):
@@ -176,6 +192,31 @@ def _parse_json(action: str) -> tuple[str, dict[str, Any]]:
         if not ok:
             raise ToolSyntaxError(f"{name}: argument {key!r} must be of type {kind}")
     return name, dict(arguments)
+
+
+def check_arguments(name: str, arguments: dict[str, Any]) -> str | None:
+    """What is wrong with a parsed call's argument values (``None`` when nothing is); see the module."""
+    for key, value in arguments.items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            bad = _BAD_TEXT.search(text)
+            if bad is not None:
+                what = "a NUL byte" if bad.group() == "\x00" else "an unpaired surrogate (invalid Unicode)"
+                return f"{name}: argument {key!r} contains {what} at position {bad.start()}"
+            size = len(text.encode("utf-8"))
+            if key in _PATH_ARGUMENTS or key == "paths":
+                if size > MAX_PATH_BYTES:
+                    return f"{name}: the path in {key!r} is {size} bytes long; the limit is {MAX_PATH_BYTES}"
+                if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in text.split("/")):
+                    return f"{name}: a component of the path in {key!r} is over {MAX_NAME_BYTES} bytes"
+            elif key in ("command", "pattern") and size > MAX_ARGUMENT_BYTES:
+                return f"{name}: {key!r} is {size} bytes long; the limit is {MAX_ARGUMENT_BYTES}"
+        if isinstance(value, int) and not -MAX_LINE <= value <= MAX_LINE:
+            return f"{name}: {key!r} must be a line number between {-MAX_LINE} and {MAX_LINE}"
+        if isinstance(value, list) and len(value) > MAX_PATHS:
+            return f"{name}: at most {MAX_PATHS} test paths per call, got {len(value)}"
+    return None
 
 
 def call_json(name: str, **arguments: Any) -> str:
