@@ -32,14 +32,27 @@ Env card
 * **run_tests** runs the instance's test files (or the given ones) on the working tree as it is (the
   hidden ``test_patch`` of a SWE-bench instance is *not* applied, so its new tests are not shown);
   ``info["swegym"]["tests"]`` then holds the statuses of the FAIL_TO_PASS / PASS_TO_PASS ids found.
-* **Reward**: 1.0 at ``submit`` when the instance is resolved (SWE-bench grading: test files and every
-  ``conftest.py`` restored, the test patch applied, FAIL_TO_PASS and PASS_TO_PASS run in the sandbox and
-  read from the JUnit report; resolved when all pass and the run is valid), else 0.0.
-  ``info["score"]`` is the fraction of graded tests passing at the last graded run (0 before any).
+* **Reward**: 1.0 at ``submit`` when the instance is resolved, else 0.0. Grading (:mod:`.grading`)
+  applies the agent's diff of the allowed files to a *pristine* checkout of ``base_commit`` (test files,
+  ``setup.cfg``/``pyproject.toml``/``tox.ini`` restored), applies the test patch, and runs FAIL_TO_PASS /
+  PASS_TO_PASS under :mod:`.runner` (``python -I``, pytest imported before the repo is on ``sys.path``,
+  the report through a private nonce-checked channel, a tamper check). The submission is *void*
+  (reward 0, ``info["swegym"]["voided"]`` says why) for a changed ``conftest.py``/``pytest.ini``,
+  ``sitecustomize.py``/``usercustomize.py``/``.pth``, a new top-level module shadowing the stdlib or an
+  installed package, a symlink leaving the tree, or a run that tampered with pytest.
+  ``info["score"]`` is the fraction of graded tests passing at the last run (0 before any).
+* **Limits** (per episode): each command's processes together are capped at ``memory_limit`` (PSS
+  watchdog of :mod:`agentgym.sandbox`; cgroups are not used, see there) plus the per-process rlimits;
+  the working tree may grow ``disk_quota`` beyond the checkout, and a step that exceeds it voids the
+  episode and removes the tree. FIFOs, sockets and devices are never opened by the host.
+* **Determinism**: ``run_tests`` observations omit pytest's wall time and object addresses (kept in
+  ``info["swegym"]["pytest_seconds"]``/``duration``), so equal episodes give equal observations.
 * **Termination**: ``submit``. **Truncation**: ``max_turns`` (default 30) reached.
 * **info**: the standard keys; ``goal`` is the problem statement, ``admissible_actions`` None (open
   action space), ``expert_action`` the next step of the expert (the gold patch as ``str_replace`` /
-  ``create_file`` calls, then ``submit``), ``ground_truth`` None, ``anchor_obs`` the observation.
+  ``create_file`` calls, then ``submit``), ``ground_truth`` None, ``anchor_obs`` a key of the state:
+  ``"SWEGym <instance id> tree <git tree hash of the working tree>"`` (bytecode excluded; ``... void``
+  after a void), so the same tree gives the same anchor whatever the tool or turn that led there.
   ``info["tools"]``: the tool schemas. Under ``info["swegym"]``: ``instance_id``, ``repo``, ``tool``
   (the tool run), ``exit_code``, ``timed_out`` (the command hit its time limit and was killed with its
   process tree), ``truncated`` (the observation was cut), and after ``run_tests``/``submit``:
