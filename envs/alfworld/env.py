@@ -21,7 +21,10 @@ Env card
     ALFWorld's own filters (solvable games only; no ``movable``/``Sliced`` trials). Task ids are the trial
     folders relative to ``json_2.1.1``; definitions are the sha256 of ``game.tw-pddl`` and
     ``traj_data.json``. Splits ``train``, ``valid_seen``, ``valid_unseen`` (``valid``/``test`` as above).
-    ``data_dir="generated"`` forces generated games even when ``$ALFWORLD_DATA`` is set.
+    ``data_dir="generated"`` forces generated games even when ``$ALFWORLD_DATA`` is set. Every
+    ``traj_data.json`` and ``game.tw-pddl`` played is checked at construction and again at reset, before any
+    engine starts (:mod:`.official`): corrupt JSON, ``[]``, a missing or mistyped ``task_type``,
+    ``pddl_params`` field or game field raises ``TaskFileError`` naming the file and the field.
 * **Observation**: the engine's text as ALFWorld prints it (at reset the ``-= Welcome to TextWorld, ALFRED!
   =-`` intro ending with ``Your task is to: ...``; ``Nothing happens.`` for a command the engine cannot
   apply). **Action**: one command, e.g. ``go to countertop 1``, ``take mug 1 from countertop 1``,
@@ -34,9 +37,12 @@ Env card
   handcoded expert (``expert="handcoded"``, default; seeded per episode, ``"look"`` at reset as in
   ``AlfredExpert``), or the first step of fast-downward's plan from the current state computed in a child
   process under ``planner_timeout`` seconds (``expert="planner"``), or ``None`` (``expert=None``, or the
-  expert gave up or timed out). Under ``info["alfworld"]``: ``task_type``, ``task_source``, ``gamefile``,
-  ``alfworld_version``, ``textworld_version``, ``action_vocabulary``, at reset ``walkthrough``, and
-  ``engine`` (``"fast"`` or ``"stock"``).
+  expert gave up or timed out). ``anchor_obs``: a key of the engine state, not the last message (so never
+  ``Nothing happens.``): the agent's location and whether it is open, what is seen there, what it holds,
+  and every other fact changed since the start (:mod:`.anchor`); revisiting a state gives the same anchor,
+  the fast and the stock engine give the same anchors. Under ``info["alfworld"]``: ``task_type``,
+  ``task_source``, ``gamefile``, ``alfworld_version``, ``textworld_version``, ``action_vocabulary``, at
+  reset ``walkthrough``, and ``engine`` (``"fast"`` or ``"stock"``).
 * **Bad actions**: only the common checks; any other text reaches the engine (``Nothing happens.``).
 * **Speed** (:mod:`.fast`, engine-perf.md section 1): by default the env runs textworld's engine through
   exact, output-identical speedups at documented seams, pinned to alfworld 0.4.2, textworld 1.7.0 and
@@ -61,15 +67,15 @@ Env card
   in benchmarks/alfworld_speed.py. Reading ``admissible_actions`` every step costs little (commands are
   cached); the handcoded expert reads them, so ``expert=None`` is the fastest setting.
 
-Version history: v0, initial release.
+Version history: v0, initial release; ``anchor_obs`` became a key of the engine state (was the
+observation) and bad official files raise ``TaskFileError`` (issues 16, 17; rewards, observations and
+tasks unchanged).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import multiprocessing
 import os
 import random
@@ -83,15 +89,9 @@ from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentE
 from agentgym.tasks import Task, TaskSplit, choose_split
 
 from agentgym.envs.alfworld import fast, games
+from agentgym.envs.alfworld.anchor import StateAnchor
+from agentgym.envs.alfworld.official import OFFICIAL_SPLITS, official_tasks, read_traj
 
-#: Official folder names under ``json_2.1.1`` for each split name.
-_OFFICIAL_SPLITS = {
-    "train": "train",
-    "valid_seen": "valid_seen",
-    "valid_unseen": "valid_unseen",
-    "valid": "valid_seen",
-    "test": "valid_unseen",
-}
 _EXPERTS = ("handcoded", "planner", None)
 
 
@@ -130,41 +130,6 @@ def _plan_in_child(pddl_state: Any, entity_infos: Any, connection: Any) -> None:
         connection.send(exc)
     finally:
         connection.close()
-
-
-def _read_json(path: Path, data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TaskFileError(f"{path}: not valid JSON ({exc})") from None
-
-
-def official_tasks(data_dir: Path, split: str) -> list[tuple[Task, Path]]:
-    """The official games of a split in an ``alfworld-download`` folder, filtered as ``AlfredTWEnv`` does."""
-    root = data_dir / "json_2.1.1" / _OFFICIAL_SPLITS[split]
-    if not root.is_dir():
-        raise TaskFileError(
-            f"{root}: no such folder. data_dir must point at an alfworld-download layout "
-            "(<data_dir>/json_2.1.1/{train,valid_seen,valid_unseen}/.../trial_*/game.tw-pddl)"
-        )
-    found = []
-    for traj_path in sorted(root.rglob("traj_data.json")):
-        folder = traj_path.parent
-        game_path = folder / "game.tw-pddl"
-        relative = folder.relative_to(data_dir / "json_2.1.1").as_posix()
-        if "movable" in relative or "Sliced" in relative or not game_path.is_file():
-            continue
-        game_bytes, traj_bytes = game_path.read_bytes(), traj_path.read_bytes()
-        game, traj = _read_json(game_path, game_bytes), _read_json(traj_path, traj_bytes)
-        if not game.get("solvable") or traj.get("task_type") not in games.TASK_TYPES:
-            continue
-        digest = hashlib.sha256(game_bytes + b"\0" + traj_bytes).hexdigest()
-        found.append((Task(relative, {"source": "alfworld-download", "sha256": digest}), game_path))
-    if not found:
-        raise TaskFileError(
-            f"{root}: no solvable ALFWorld games (folders with traj_data.json and game.tw-pddl)"
-        )
-    return found
 
 
 class ALFWorldEnv(TextEnv):
@@ -231,7 +196,7 @@ class ALFWorldEnv(TextEnv):
             choose_split(dict.fromkeys(games.SPLITS), split)  # an unknown split raises, with did-you-mean
             tasks = TaskSplit(split, games.split_tasks(split), self.engine_version)
         else:
-            choose_split(_OFFICIAL_SPLITS, split)
+            choose_split(OFFICIAL_SPLITS, split)
             pairs = official_tasks(self.data_dir, split)
             self._paths = {task.task_id: path for task, path in pairs}
             tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
@@ -245,6 +210,7 @@ class ALFWorldEnv(TextEnv):
         self._walkthrough: list[str] | None = None
         self._task_type: str | None = None
         self._failed_expert = False
+        self._anchor: StateAnchor | None = None
 
     @staticmethod
     def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -270,8 +236,7 @@ class ALFWorldEnv(TextEnv):
     # ----------------------------------------------------------------- hooks
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         path = self.game_file(task)
-        traj = json.loads((path.parent / "traj_data.json").read_text())
-        self._task_type = traj.get("task_type")
+        self._task_type = read_traj(path.parent / "traj_data.json")["task_type"]  # checked before the engine
         argv = sys.argv
         try:
             if self._engine is None or self._engine_path != path:
@@ -282,7 +247,14 @@ class ALFWorldEnv(TextEnv):
             raise EngineFault(f"the ALFWorld engine failed to start {path}: {exc!r}", task.task_id) from exc
         finally:
             sys.argv = argv  # fast-downward's translator overwrites the process's sys.argv
-        self._walkthrough = self._pddl_env(self._engine).walkthrough  # the game file's, as PddlEnv read it
+        inner = self._pddl_env(self._engine)
+        self._walkthrough = inner.walkthrough  # the game file's, as PddlEnv read it
+        try:
+            self._anchor = StateAnchor(inner._pddl_state, inner._entity_infos)
+        except KeyError as missing:  # a game whose own pddl_domain is not ALFWorld's
+            raise TaskFileError(
+                f"{path}: field 'pddl_domain' lacks ALFWorld's predicate {missing}; expected alfred.pddl's"
+            ) from None
         self._failed_expert = False
         expert_action = None
         if self.expert == "handcoded":
@@ -417,6 +389,7 @@ class ALFWorldEnv(TextEnv):
             if self.fast_engine
             else list(state["admissible_commands"] or []),
             expert_action=expert_action,
+            anchor_obs=self._anchor(self._pddl_env(self._engine)._pddl_state),
             family_info={
                 "task_type": self._task_type,
                 "task_source": self.task_source,

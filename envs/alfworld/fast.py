@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root
+from agentgym.envs.alfworld.anchor import dynamic_predicates
 
 #: Package versions the fast path was verified against (output-identical to stock).
 PINNED = {"alfworld": "0.4.2", "textworld": "1.7.0", "fast-downward-textworld": "20.6.4"}
@@ -397,13 +398,6 @@ def install() -> None:
 
 
 # ------------------------------------------------------------------------------------------ static templates
-def _dynamic_predicates(task: Any) -> set[str]:
-    """Predicates some action effect (or axiom) of the translated PDDL task can change."""
-    names = {effect.literal.predicate for action in task.actions for effect in action.effects}
-    names.update(axiom.name for axiom in getattr(task, "axioms", ()))
-    return {str(name) for name in names}
-
-
 def _static_symbols(symbols: list[Any], dynamic: set[str]) -> bool:
     from textworld.envs.pddl import textgen
     from textworld.logic import Rule
@@ -433,7 +427,7 @@ def _static_symbols(symbols: list[Any], dynamic: set[str]) -> bool:
 def static_templates(logic: Any, task: Any) -> dict[str, bool]:
     """For each command template of a game: is its derivation a function of the action's arguments and the
     static facts only?"""
-    dynamic = _dynamic_predicates(task)
+    dynamic = dynamic_predicates(task)
     templates = sorted({action.template for action in logic.actions.values()})
     return dict(zip(templates, _static_flags(tuple(templates), frozenset(dynamic))))
 

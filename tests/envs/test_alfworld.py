@@ -241,3 +241,70 @@ def test_walkthrough_wins_every_game(chunk):
             failures.append((task_id, "not won"))
     env.close()
     assert not failures, failures[:5]
+
+
+# -------------------------------------------------------------------------------------- bad user data
+def _corrupt(path, change):
+    data = json.loads(path.read_text())
+    path.write_text(change(data) if callable(change) else change)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("traj_data.json", "[]", r"traj_data.json: expected a JSON object .*, got a list"),
+        ("traj_data.json", '{"task_type": "pick_and_place_simple", "pdd', r"traj_data.json: not valid JSON"),
+        ("traj_data.json", "", r"traj_data.json: not valid JSON"),
+        (
+            "traj_data.json",
+            lambda d: json.dumps({k: v for k, v in d.items() if k != "pddl_params"}),
+            r"traj_data.json: missing field 'pddl_params'; expected an object",
+        ),
+        (
+            "traj_data.json",
+            lambda d: json.dumps({**d, "pddl_params": {**d["pddl_params"], "object_target": None}}),
+            r"traj_data.json: field 'pddl_params.object_target' must be a string, got null",
+        ),
+        (
+            "traj_data.json",
+            lambda d: json.dumps({k: v for k, v in d.items() if k != "task_type"}),
+            r"traj_data.json: missing field 'task_type'; expected a string",
+        ),
+        ("game.tw-pddl", "[1, 2]", r"game.tw-pddl: expected a JSON object .*, got a list"),
+        (
+            "game.tw-pddl",
+            lambda d: json.dumps({k: v for k, v in d.items() if k != "grammar"}),
+            r"game.tw-pddl: missing field 'grammar'; expected a string",
+        ),
+    ],
+)
+def test_bad_official_files_name_file_and_field_at_construction(tmp_path, file, change, message):
+    games.export_official_layout("valid_unseen", tmp_path, limit=1)
+    _corrupt(next(tmp_path.rglob(file)), change)
+    with pytest.raises(TaskFileError, match=message):
+        ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert=None)
+
+
+def test_a_traj_file_broken_after_construction_fails_at_reset_before_the_engine(tmp_path):
+    games.export_official_layout("valid_unseen", tmp_path, limit=1)
+    env = ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert="handcoded")
+    _corrupt(next(tmp_path.rglob("traj_data.json")), lambda d: json.dumps({**d, "pddl_params": []}))
+    bad_params = r"traj_data.json: field 'pddl_params' must be an object, got a list"
+    with pytest.raises(TaskFileError, match=bad_params):
+        env.reset(options={"task_id": env.task_ids[0]})
+    assert env._engine is None, "no engine may start on a bad task file"
+    env.close()
+
+
+def test_unsolvable_or_other_task_types_are_skipped_without_checking_their_params(tmp_path):
+    """As ALFWorld's loader: skipped games are not played, so their pddl_params are not required."""
+    games.export_official_layout("valid_unseen", tmp_path, limit=2)
+    skipped = sorted(tmp_path.rglob("traj_data.json"))[0]
+    _corrupt(skipped, lambda d: json.dumps({"task_type": "pick_and_place_with_movable_recep"}))
+    env = ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert=None)
+    assert env.task_ids == [
+        path.parent.relative_to(tmp_path / "json_2.1.1").as_posix()
+        for path in sorted(tmp_path.rglob("traj_data.json"))
+        if path != skipped
+    ]
+    env.close()

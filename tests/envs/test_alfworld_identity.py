@@ -1,7 +1,8 @@
 """ALFWorld's fast engine path against the stock engine (issue 11): identical observations, admissible
-commands, rewards, scores and won flags on the same actions; ``exact_stock=True`` runs the unmodified engine
-even in a process where fast envs run; the seam check falls back to stock speed, with a warning, when a seam
-is missing; the on-disk translation cache and the lazy admissible commands give the same results."""
+commands, rewards, scores, won flags and state anchors on the same actions; ``exact_stock=True`` runs the
+unmodified engine even in a process where fast envs run; the seam check falls back to stock speed, with a
+warning, when a seam is missing; the on-disk translation cache and the lazy admissible commands give the
+same results."""
 
 import cProfile
 import json
@@ -42,6 +43,7 @@ def _record(obs, reward, terminated, truncated, info):
         "action_valid": info["action_valid"],
         "score": info["score"],
         "won": info["won"],
+        "anchor_obs": info["anchor_obs"],
     }
 
 
@@ -86,6 +88,7 @@ def test_fast_path_is_identical_to_stock_on_500_states(tmp_path, monkeypatch):
         assert _engine_class(stock_env).__module__ == "textworld.envs.pddl.pddl"
         (fast_obs, fast_info), (stock_obs, stock_info) = both
         assert (fast_obs, fast_info["admissible_actions"]) == (stock_obs, stock_info["admissible_actions"])
+        assert fast_info["anchor_obs"] == stock_info["anchor_obs"]
         stock_step = {"admissible_actions": stock_info["admissible_actions"], "terminated": False}
         walkthrough = stock_info["alfworld"]["walkthrough"]
         # even games: random commands, a reset after steps (no new load), the walkthrough to the win;
@@ -99,6 +102,7 @@ def test_fast_path_is_identical_to_stock_on_500_states(tmp_path, monkeypatch):
                 outcomes = [env.reset(options={"task_id": task_id}) for env in (fast_env, stock_env)]
                 assert outcomes[0][0] == outcomes[1][0]
                 assert outcomes[0][1]["admissible_actions"] == outcomes[1][1]["admissible_actions"]
+                assert outcomes[0][1]["anchor_obs"] == outcomes[1][1]["anchor_obs"]
                 stock_step = {"admissible_actions": outcomes[1][1]["admissible_actions"], "terminated": False}
                 states += 1
                 continue
