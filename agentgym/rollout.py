@@ -246,6 +246,14 @@ def _as_decision(output: str | Decision) -> Decision:
     return output if isinstance(output, Decision) else Decision(text=output)
 
 
+def _reply(decision: Decision) -> str | None:
+    """The raw reply behind a decision: ``Decision.reply``, else the agent's ``info["reply"]``, else None."""
+    if decision.reply is not None:
+        return decision.reply
+    reply = (decision.info or {}).get("reply")
+    return reply if isinstance(reply, str) else None
+
+
 def rollout(
     env_fn: EnvFactory | EnvPool,
     agent: Agent,
@@ -356,6 +364,7 @@ def _act(pool: EnvPool, agent: Agent, batch: list[tuple[int, Trajectory]]) -> No
                 response_token_ids=decision.response_token_ids,
                 response_logprobs=decision.response_logprobs,
                 agent_info=decision.info,
+                reply=_reply(decision),
             )
         )
         pool.send_step(worker, decision.text)

@@ -1,7 +1,8 @@
 """Trajectories: what one episode was, turn by turn, serializable to JSONL and back without change.
 
-Per turn a :class:`Turn` records the observation the agent saw, the action text, the env reward, the
-hook rewards (``info["turn_rewards"]``), the step's ``info`` and, for LLM agents, the exact prompt and
+Per turn a :class:`Turn` records the observation the agent saw, the action text sent to the env, the
+agent's raw reply it was extracted from (``reply``; :mod:`agentgym.actions` is the parser), the env reward,
+the hook rewards (``info["turn_rewards"]``), the step's ``info`` and, for LLM agents, the exact prompt and
 response token ids and log-probs as generated — never re-tokenized from text.
 """
 
@@ -29,6 +30,9 @@ class Decision:
     #: What the agent reports about this decision (an LLM agent: raw reply, parse rule, near-miss mapping,
     #: truncation flags); recorded as ``Turn.agent_info``. JSON types only.
     info: dict[str, Any] | None = None
+    #: The raw reply ``text`` was extracted from (None: the agent's output is the action itself); the
+    #: rollout records it as ``Turn.reply`` (falling back to ``info["reply"]``).
+    reply: str | None = None
 
 
 @dataclasses.dataclass
@@ -46,6 +50,15 @@ class Turn:
     response_token_ids: list[int] | None = None
     response_logprobs: list[float] | None = None
     agent_info: dict[str, Any] | None = None
+    #: The agent's raw reply (an LLM's whole output), from which ``action`` was extracted; None when the
+    #: agent's output was the action itself (and in files written before the field existed).
+    reply: str | None = None
+
+    @property
+    def agent_text(self) -> str:
+        """What the agent wrote this turn: the raw ``reply`` when recorded, else the ``action``. Reward hooks
+        read it (RLVMR's tags and PRS's format live in the reply, not in the extracted command)."""
+        return self.reply if self.reply is not None else self.action
 
 
 @dataclasses.dataclass

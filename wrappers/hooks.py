@@ -14,14 +14,23 @@ forward passes. The same hook then runs two ways:
   step that ends the episode also carries ``info["episode_turn_rewards"][name]``: the rewards of every turn,
   equal to what the offline path gives.
 * **offline**: :func:`annotate` scores saved trajectories (``agentgym.trajectory.load_jsonl``) and writes
-  ``turn.turn_rewards[hook.name]``.
+  ``turn.turn_rewards[hook.name]`` (and the details, below); the trainer's
+  :func:`agentgym.baselines.trainer_common.score_hooks` calls it on each rollout batch.
+
+Hooks read what the agent *wrote*, :attr:`Turn.agent_text <agentgym.trajectory.Turn.agent_text>` (the raw
+reply when recorded, else the action), and parse it with the one parser of the gym,
+:func:`agentgym.actions.parse_reply`; the wrapper sends the parsed action to the env and records both.
 
 A trajectory's last turn is its *final* turn only when it terminated or was truncated; an unfinished
 (online, partial) trajectory has no final turn yet. Hooks that reward the final turn differently
 (IGPO's outcome reward) use :func:`is_final_turn`.
 
 Hooks may also report per-turn details (RLVMR's tag, PRS's stage flags) with :meth:`TurnRewardHook.details`;
-online they go to ``info["turn_reward_details"][name]``.
+online they go to ``info["turn_reward_details"][name]`` (so a rollout records them in ``turn.info``), and
+:func:`annotate` writes them to the same place, ``turn.info["turn_reward_details"][name]``.
+
+A trainer calls :meth:`TurnRewardHook.on_update` after each policy update: that is where a hook learns or
+moves on (OPRL trains its PRM and syncs its reference, PRS advances its curriculum); it returns metrics.
 
 Example:
     >>> import gymnasium as gym, agentgym
@@ -35,6 +44,9 @@ Example:
 
 Change logs:
     v0: initial hook interface.
+    v1: hooks read ``Turn.agent_text`` and parse with :mod:`agentgym.actions`; the wrapper records the
+        reply and the parsed action as two fields; ``on_update`` lifecycle method; ``annotate`` writes
+        the details; ``action_for_env`` removed (the parser decides the action).
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from agentgym.actions import parse_reply
 from agentgym.error import InvalidArgumentError, ResetNeeded
 from agentgym.trajectory import Trajectory, Turn, jsonable
 
@@ -89,6 +102,16 @@ class TurnRewardHook:
         """Optional per-turn details (JSON-able dicts) that explain the rewards; None if the hook has none."""
         return None
 
+    # ------------------------------------------------------------ training lifecycle
+    def on_update(
+        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
+    ) -> dict[str, float]:
+        """Called by the trainer after each policy update with ``step`` = the number of updates done (the
+        logged step: 1 after the first), the batch the update used (already scored by this hook) and the
+        step's metrics so far. A hook that learns or has a schedule acts here; it
+        returns its own metrics (the trainer logs them under ``hooks/<name>/``). Default: nothing, ``{}``."""
+        return {}
+
     # ------------------------------------------------------------ online use
     def begin_episode(self, trajectory: Trajectory) -> None:
         """Called by the wrapper at reset; hooks with a per-episode cache reset it here."""
@@ -97,13 +120,11 @@ class TurnRewardHook:
         """The reward of the last turn of an episode in progress (default: score the whole prefix)."""
         return self.score([trajectory])[0][-1]
 
-    def action_for_env(self, text: str) -> str:
-        """The command to send to the env for an agent output (default: the text itself)."""
-        return text
-
 
 def annotate(trajectories: Sequence[Trajectory], hooks: Iterable[TurnRewardHook]) -> Sequence[Trajectory]:
-    """Score saved trajectories with each hook and write ``turn.turn_rewards[hook.name]`` (in place)."""
+    """Score trajectories with each hook, in place: ``turn.turn_rewards[hook.name]`` gets the raw reward and,
+    for hooks with details, ``turn.info["turn_reward_details"][hook.name]`` the turn's details. Nothing else
+    changes (``turn.reward`` stays the env's reward)."""
     for hook in _check_hooks(hooks):
         for trajectory, rewards in zip(trajectories, hook.score(trajectories), strict=True):
             if len(rewards) != len(trajectory.turns):
@@ -112,6 +133,10 @@ def annotate(trajectories: Sequence[Trajectory], hooks: Iterable[TurnRewardHook]
                 )
             for turn, reward in zip(trajectory.turns, rewards):
                 turn.turn_rewards[hook.name] = float(reward)
+        details = hook.details(trajectories)
+        for trajectory, rows in zip(trajectories, details or (), strict=True):
+            for turn, row in zip(trajectory.turns, rows, strict=True):
+                turn.info.setdefault("turn_reward_details", {})[hook.name] = jsonable(row)
     return trajectories
 
 
@@ -144,13 +169,16 @@ class TurnRewardWrapper(gym.Wrapper):
     Args:
         env: the env to wrap.
         hooks: one hook or a sequence of hooks with distinct names.
-        action_parser: maps the agent's output to the command sent to the env (e.g. RLVMR's
-            ``<action>...</action>`` extraction). Default: the first hook's
-            :meth:`~TurnRewardHook.action_for_env`
-            that changes the text, else the text itself. The recorded action is always the full output.
+        action_parser: maps the agent's output to the command sent to the env. Default: the gym's parser,
+            ``parse_reply(text, "auto").action`` (:mod:`agentgym.actions`; ``<action>`` blocks, ReAct
+            ``Action:`` lines, JSON tool calls, plain commands), or the text itself when it finds none.
+            The recorded turn keeps both: ``reply`` (the full output, what the hooks read) and
+            ``action`` (the command sent).
 
     Change logs:
         v0: initial version.
+        v1: the default parser is :func:`agentgym.actions.parse_reply`; turns record ``reply`` and the
+            parsed ``action`` separately (the action used to be the full output).
     """
 
     def __init__(
@@ -168,11 +196,7 @@ class TurnRewardWrapper(gym.Wrapper):
     def _parse(self, text: str) -> str:
         if self.action_parser is not None:
             return self.action_parser(text)
-        for hook in self.hooks:
-            parsed = hook.action_for_env(text)
-            if parsed != text:
-                return parsed
-        return text
+        return parse_reply(text, "auto").action or text
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -193,13 +217,13 @@ class TurnRewardWrapper(gym.Wrapper):
         if self.trajectory is None:
             raise ResetNeeded("step() needs an episode in progress: call reset() first")
         text = action if isinstance(action, str) else str(action)
-        obs, reward, terminated, truncated, info = self.env.step(
-            self._parse(text) if isinstance(action, str) else action
-        )
+        command = self._parse(text) if isinstance(action, str) else action
+        obs, reward, terminated, truncated, info = self.env.step(command)
         info = copy.copy(info)
         turn = Turn(
             observation=obs,
-            action=text,
+            action=command if isinstance(command, str) else text,
+            reply=text,
             reward=float(reward),
             terminated=bool(terminated),
             truncated=bool(truncated),

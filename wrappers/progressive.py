@@ -5,8 +5,9 @@ Hook name ``"prs_progressive"`` — not KernelGYM's *profiling-based rejection s
 
 Three stages, each scored per turn in [0, 1]:
 
-1. ``format``: the output is a parseable, well-formed action or tool call (:func:`well_formed`, or your
-   ``format_check``);
+1. ``format``: the reply (``Turn.agent_text``) is a parseable, well-formed action or tool call
+   (:func:`well_formed`: the gym's parser, :func:`agentgym.actions.parse_reply`, finds exactly one complete
+   action — a ReAct reply ``"thought\nAction: x"`` is well formed; or your ``format_check``);
 2. ``valid``: the env accepted it (``info["action_valid"]``);
 3. ``task``: task progress and correctness — the step's change in ``info["score"]``, and on the final turn
    of a task with a ground-truth answer, ``answer_scorer(answer, ground_truth)`` (token F1 by default).
@@ -14,12 +15,15 @@ Three stages, each scored per turn in [0, 1]:
 The turn reward is ``sum_k w_k * stage_k``. With ``gated=True`` a stage counts only when the stage before it
 passed (an unparseable action earns no validity credit). The curriculum moves the weight from stage to stage:
 the *current* stage has weight 1, stages already passed keep ``keep_weight``, later stages 0. It advances
+in :meth:`ProgressiveRewardHook.on_update`, which the trainer calls after each policy update:
 
-* on a schedule (``schedule="steps"``): stage k starts at training step ``boundaries[k-1]``; call
-  :meth:`ProgressiveRewardHook.set_step` each training step; or
-* on measured stage success (``schedule="mastery"``): call :meth:`ProgressiveRewardHook.observe` with each
-  batch; when the current stage's success rate over the batch's turns reaches ``threshold``, the next
-  stage starts.
+* on a schedule (``schedule="steps"``): stage k starts at training step ``boundaries[k-1]``
+  (:meth:`~ProgressiveRewardHook.set_step` with the number of updates done); or
+* on measured stage success (``schedule="mastery"``): when the current stage's success rate over the
+  batch's turns reaches ``threshold`` (:meth:`~ProgressiveRewardHook.observe`), the next stage starts.
+
+Either way ``on_update`` returns ``{"stage": ..., "rate_format": ..., "rate_valid": ..., "rate_task": ...}``
+(the stage in effect for the next batch, and the batch's success rate of each stage).
 
 Only the paper's abstract was available (spec §10, [U]): the stage gating, the combination rule and the
 curriculum are configuration here, not a reproduction; the length-aware BLEU is replaced by a pluggable
@@ -29,44 +33,34 @@ Example:
     >>> from agentgym.wrappers.progressive import well_formed
     >>> well_formed("open the chest"), well_formed('{"name": "search"}'), well_formed("<action>")
     (True, True, False)
+    >>> well_formed("The chest is locked.\nAction: take key")
+    True
 
 Change logs:
     v0: initial version.
+    v1: :func:`well_formed` is the gym's parser (a two-line ReAct reply is well formed); the curriculum
+        advances in ``on_update``; stages read ``Turn.agent_text``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from agentgym.actions import parse_reply
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Trajectory
 from agentgym.wrappers.hooks import TurnRewardHook, check_choice, ground_truth, is_final_turn
-from agentgym.wrappers.rlvmr import ACTION_RE
 
 STAGES = ("format", "valid", "task")
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def well_formed(text: str) -> bool:
-    """A plain one-line command, exactly one non-empty ``<action>`` block, or a JSON tool call with a name."""
-    text = text.strip()
-    if not text:
-        return False
-    if text.startswith("{"):
-        try:
-            call = json.loads(text)
-        except ValueError:
-            return False
-        return isinstance(call, dict) and isinstance(call.get("name"), str) and bool(call["name"])
-    if "<" in text:
-        actions = ACTION_RE.findall(text)
-        answers = ANSWER_RE.findall(text)
-        blocks = [b for b in actions + answers if b.strip()]
-        return len(blocks) == 1 and text.count("<action>") + text.count("<answer>") == 1
-    return "\n" not in text and len(text) <= 200
+    """Exactly one complete action: a JSON tool call, one ``<action>``/``<answer>`` block, a ReAct reply
+    ending in its one ``Action:`` line, or a plain one-line command (``parse_reply(text).well_formed``)."""
+    return parse_reply(text, "auto").well_formed
 
 
 def normalize_answer(text: str) -> list[str]:
@@ -139,6 +133,17 @@ class ProgressiveRewardHook(TurnRewardHook):
         """``schedule="steps"``: set the training step, which picks the stage."""
         self.stage = sum(step >= boundary for boundary in self.boundaries)
 
+    def on_update(
+        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
+    ) -> dict[str, float]:
+        """After the policy update that made ``step`` updates done (the logged step: 1 after the first):
+        measure the batch's stage success and move the curriculum on (``steps``: to the stage of ``step``;
+        ``mastery``: by the measured rate)."""
+        rates = self.observe(trajectories)
+        if self.schedule == "steps":
+            self.set_step(step)
+        return {"stage": float(self.stage), **{f"rate_{name}": rate for name, rate in rates.items()}}
+
     def observe(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """``schedule="mastery"``: measure each stage's success rate over the batch's turns and advance
         the curriculum when the current stage's rate reaches ``threshold``. Returns the rates."""
@@ -154,14 +159,15 @@ class ProgressiveRewardHook(TurnRewardHook):
         previous = float(trajectory.initial_info.get("score") or 0.0)
         rows = []
         for index, turn in enumerate(trajectory.turns):
-            fmt = float(bool(self.format_check(turn.action)))
+            text = turn.agent_text
+            fmt = float(bool(self.format_check(text)))
             valid = float(bool(turn.info.get("action_valid", False)))
             score = float(turn.info.get("score") or 0.0)
             task = score - previous
             previous = score
             if truth is not None and is_final_turn(trajectory, index):
-                match = ANSWER_RE.search(turn.action)
-                answer = match.group(1).strip() if match else turn.action
+                match = ANSWER_RE.search(text)
+                answer = match.group(1).strip() if match else text
                 task += float(self.answer_scorer(answer, truth))
             if self.gated:
                 valid *= fmt

@@ -15,11 +15,22 @@ monitor        never                                                            
 =============  ======================================================================  =====
 
 A format-invalid step gets the tag ``"none"``, tag reward 0 and the format penalty ``-format_penalty``
-(0.1). The hook's per-turn reward is tag reward + format reward (the paper's "total step reward");
-:meth:`RLVMRHook.details` gives the parts (``tag``, ``mr_reward``, ``format_ok``, ``action_available``)
-that :func:`agentgym.baselines.estimators.rlvmr_advantages` needs. Planning credit depends on the
-outcome, so online the planning turns read 0 until the episode ends; ``info["episode_turn_rewards"]``
-at the last step carries the final values.
+(0.1). The hook reads what the agent wrote (``Turn.agent_text``: the raw reply) and finds the tags and the
+action with the gym's one parser (:mod:`agentgym.actions`; the first ``<action>`` block is the action).
+
+**What the trainer gets** (GRPO-MR needs the tag reward and the format penalty apart, so they are never
+summed away):
+
+* ``turn.turn_rewards["rlvmr"]``: the per-turn total, tag reward + format reward (the paper's "total step
+  reward"; what :meth:`RLVMRHook.score` returns);
+* ``turn.info["turn_reward_details"]["rlvmr"]``: the parts, a dict ``{"tag", "mr_reward",
+  "format_reward", "format_ok", "action_available"}`` (:meth:`RLVMRHook.details`; written by
+  :func:`~agentgym.wrappers.annotate`, i.e. by the trainer's ``score_hooks``, and online by the wrapper);
+* :func:`rlvmr_inputs` reads them back as the ``tags``, ``tag_rewards`` and ``format_rewards`` arguments of
+  :func:`agentgym.baselines.estimators.rlvmr_advantages`.
+
+Planning credit depends on the outcome, so online the planning turns read 0 until the episode ends;
+``info["episode_turn_rewards"]`` at the last step carries the final values.
 
 Paper/code disagreements (spec §14.4), each an option, paper behaviour by default:
 
@@ -38,6 +49,8 @@ Example:
 
 Change logs:
     v0: initial version.
+    v1: parsing by :mod:`agentgym.actions` (one rule set with the agent and PRS); reads ``Turn.agent_text``;
+        :func:`rlvmr_inputs`; ``action_for_env`` removed.
 """
 
 from __future__ import annotations
@@ -46,12 +59,11 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
+from agentgym.actions import META_TAGS, action_blocks, meta_blocks, parse_reply
 from agentgym.trajectory import Trajectory
 from agentgym.wrappers.hooks import TurnRewardHook, check_choice
 
-TAGS = ("planning", "explore", "reflection", "monitor")
-_TAG_RE = re.compile(r"<(planning|explore|reflection|monitor)>(.*?)</\1>", re.DOTALL)
-ACTION_RE = re.compile(r"<action>(.*?)</action>", re.DOTALL)
+TAGS = META_TAGS
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -62,22 +74,49 @@ class ParsedStep(NamedTuple):
 
 
 def parse_rlvmr(text: str, format: Literal["paper", "code"] = "paper") -> ParsedStep:
-    """Parse one agent output into (tag, action, format_ok)."""
-    tags = list(_TAG_RE.finditer(text))
-    actions = list(ACTION_RE.finditer(text))
-    action = actions[0].group(1).strip() if actions else ""
+    """Parse one agent output into (tag, action, format_ok).
+
+    The action is the first ``<action>`` block (:func:`agentgym.actions.parse_reply`, the gym's rule; ''
+    when there is none). ``format="paper"``: at least one meta tag and one non-empty action block;
+    ``"code"``: exactly one action block and exactly one non-empty meta block, before it, and no Chinese
+    characters (the reference projection).
+    """
+    parsed = parse_reply(text, "rlvmr")
+    tags, actions = meta_blocks(text), action_blocks(text)
+    action = parsed.action if parsed.rule == "tag" and actions else ""
     if format == "code":
         ok = (
             len(actions) == 1
             and len(tags) == 1
-            and bool(tags[0].group(2).strip())
-            and tags[0].end() <= actions[0].start()
+            and bool(tags[0].content.strip())
+            and tags[0].end <= actions[0].start()
             and bool(action)
             and not _CJK_RE.search(text)
         )
     else:
-        ok = bool(tags) and bool(actions) and bool(action)
-    return ParsedStep(tags[0].group(1) if ok else "none", action, ok)
+        ok = bool(tags) and bool(action)
+    return ParsedStep(tags[0].tag if ok else "none", action, ok)
+
+
+def rlvmr_inputs(trajectories: Sequence[Trajectory], name: str = "rlvmr") -> dict[str, list[list[Any]]]:
+    """``{"tags", "tag_rewards", "format_rewards"}`` per turn of each trajectory, read from the details the
+    hook ``name`` wrote (``turn.info["turn_reward_details"][name]``), for
+    :func:`agentgym.baselines.estimators.rlvmr_advantages`. A turn without them raises KeyError naming it."""
+    out: dict[str, list[list[Any]]] = {"tags": [], "tag_rewards": [], "format_rewards": []}
+    for trajectory in trajectories:
+        rows = []
+        for k, turn in enumerate(trajectory.turns):
+            row = (turn.info.get("turn_reward_details") or {}).get(name)
+            if row is None:
+                raise KeyError(
+                    f"trajectory {trajectory.episode_id!r} turn {k}: no turn_reward_details[{name!r}]; "
+                    "score the batch with the hook first (annotate / score_hooks)"
+                )
+            rows.append(row)
+        out["tags"].append([row["tag"] for row in rows])
+        out["tag_rewards"].append([float(row["mr_reward"]) for row in rows])
+        out["format_rewards"].append([float(row["format_reward"]) for row in rows])
+    return out
 
 
 def _target(action: str) -> str:
@@ -115,11 +154,6 @@ class RLVMRHook(TurnRewardHook):
         self.reflection_reward, self.format_penalty = reflection_reward, format_penalty
         self.format, self.explore, self.reflection = format, explore, reflection
 
-    def action_for_env(self, text: str) -> str:
-        """The ``<action>`` content, or the text itself when it has no action block."""
-        match = ACTION_RE.search(text)
-        return match.group(1).strip() if match else text
-
     def _details(self, trajectory: Trajectory) -> list[dict[str, Any]]:
         success = trajectory.won or trajectory.total_reward > 0
         finished = bool(trajectory.turns) and (
@@ -131,7 +165,7 @@ class RLVMRHook(TurnRewardHook):
         seen_states = {trajectory.initial_info.get("anchor_obs") or trajectory.initial_observation}
         failed_run: list[str] = []  # actions of the failed steps just before this one
         for turn in trajectory.turns:
-            step = parse_rlvmr(turn.action, self.format)
+            step = parse_rlvmr(turn.agent_text, self.format)
             available = bool(turn.info.get("action_valid", True))
             state = turn.info.get("anchor_obs") or turn.observation
             reward = 0.0

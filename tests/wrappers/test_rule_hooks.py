@@ -72,10 +72,11 @@ def test_rlvmr_paper_and_code_variants_differ():
         RLVMRHook(explore="novel")
 
 
-def test_rlvmr_action_for_env():
-    hook = RLVMRHook()
-    assert hook.action_for_env(tagged("planning", "go east")) == "go east"
-    assert hook.action_for_env("go east") == "go east"
+def test_progressive_two_line_react_is_well_formed():
+    assert well_formed("The chest is locked.\nAction: take key")
+    assert not well_formed("Action: take key\nObservation: you take it")
+    traj = make_trajectory(["thought\nAction: x"], valid=[True])
+    assert ProgressiveRewardHook().score([traj]) == [[1.0]]
 
 
 # ------------------------------------------------------------------ progressive reward shaping
