@@ -134,7 +134,7 @@ def annotate(trajectories: Sequence[Trajectory], hooks: Iterable[TurnRewardHook]
             for turn, reward in zip(trajectory.turns, rewards):
                 turn.turn_rewards[hook.name] = float(reward)
         details = hook.details(trajectories)
-        for trajectory, rows in zip(trajectories, details or (), strict=True):
+        for trajectory, rows in zip(trajectories, details, strict=True) if details is not None else ():
             for turn, row in zip(trajectory.turns, rows, strict=True):
                 turn.info.setdefault("turn_reward_details", {})[hook.name] = jsonable(row)
     return trajectories
