@@ -120,5 +120,8 @@ def test_hooks_through_rollout_feed_the_estimators(hooks):
     assert [len(a) for a in adv] == inputs["num_turns"]
     gigpo = gigpo_advantages(inputs["step_rewards"], inputs["groups"], inputs["anchors"])
     assert [len(a) for a in gigpo] == inputs["num_turns"]
-    # identical deterministic episodes: every anchor group has zero variance, so GiGPO gives 0
-    assert all(abs(x) < 1e-9 for a in gigpo for x in a)
+    # identical deterministic episodes give identical advantages; anchors are states, so the refused turn 2
+    # and the retry at turn 3 share an anchor group, and the retry (one step nearer the goal) is preferred
+    assert gigpo[0].tolist() == pytest.approx(gigpo[1].tolist())
+    assert inputs["anchors"][0][2] == inputs["anchors"][0][3]
+    assert gigpo[0][3] > gigpo[0][2]
