@@ -251,7 +251,9 @@ def gigpo_advantages(
     returns = [discounted_returns(r, gamma) - p for r, p in zip(step_rewards, penalty)]
     if episode_pooling == "trajectory":
         mean, scale = _pool_stats(totals, groups, std=std, eps=eps, single="raw")
-        episode_rows = [(r - m - p) / c for r, m, c, p in zip(totals, mean, scale, penalty)]
+        # the penalty comes off after normalisation: divided by a zero-variance group's eps-sized scale it
+        # would be ~1e5 times too large
+        episode_rows = [(r - m) / c - p for r, m, c, p in zip(totals, mean, scale, penalty)]
     else:
         rows = (
             np.concatenate([np.full(n, t) - p for t, n, p in zip(totals, lengths, penalty)])
@@ -346,9 +348,10 @@ def rlvmr_advantages(
 ) -> list[np.ndarray]:
     """GRPO-MR (§11.4): an outcome advantage plus a meta-reasoning advantage normalised per tag.
 
-    ``mode="paper"``: ``A = alpha * A^traj + (1 - alpha) * A^MR``; A^traj normalises the returns over the
-    batch's trajectories; A^MR normalises ``tag reward + format reward`` over the batch's steps with the
-    same tag. ``mode="code"``: ``A = A^traj + weight * A^MR``; A^traj normalises each step row's score
+    ``mode="paper"``: ``A = alpha * (A^traj + format reward) + (1 - alpha) * A^MR``; A^traj normalises the
+    returns over the batch's trajectories; A^MR normalises the tag reward over the batch's steps with the
+    same tag. The format penalty is added unnormalised (our reading: normalised within the "none" bucket,
+    where every malformed step carries the same -0.1, it would cancel to 0). ``mode="code"``: ``A = A^traj + weight * A^MR``; A^traj normalises each step row's score
     (return + that step's format reward, e.g. -0.1) over the rows of the prompt group; A^MR normalises the
     tag reward over the (group, tag) bucket. Std is unbiased + eps; one-element pools pass the raw value.
     """
@@ -366,8 +369,10 @@ def rlvmr_advantages(
         return _split(traj + weight * meta, lengths)
     per_traj = _normalize(np.asarray(outcomes, float), [0] * len(outcomes), eps=eps)
     traj = np.repeat(per_traj, lengths)
-    meta = _normalize(mr + fr, flat_tags, eps=eps)
-    return _split(alpha * traj + (1 - alpha) * meta, lengths)
+    # the format reward joins the trajectory part unnormalised (as code mode puts it in the row's score):
+    # normalised inside its tag bucket it would vanish, since every malformed step has tag "none" and -0.1
+    meta = _normalize(mr, flat_tags, eps=eps)
+    return _split(alpha * (traj + fr) + (1 - alpha) * meta, lengths)
 
 
 def oprl_advantages(

@@ -238,6 +238,24 @@ def test_rlvmr_paper_mode_is_convex_mix():
     assert adv[0][2] == pytest.approx(0.5 * traj)  # monitor alone: raw reward 0
 
 
+def test_rlvmr_paper_mode_keeps_the_format_penalty():
+    tags = [["none", "none"], ["none", "none"]]
+    zero = [[0, 0], [0, 0]]
+    fmt = [[-0.1, -0.1], [-0.1, 0.0]]  # three malformed steps of tag "none", one well-formed
+    adv = E.rlvmr_advantages([0, 0], tags, zero, ["g", "g"], format_rewards=fmt, mode="paper", alpha=0.5)
+    without = E.rlvmr_advantages([0, 0], tags, zero, ["g", "g"], mode="paper", alpha=0.5)
+    assert flat(without) == [0.0] * 4
+    assert adv[1][0] == pytest.approx(-0.05) and adv[1][1] == pytest.approx(0.0)  # alpha * -0.1 survives
+
+
+def test_gigpo_invalid_penalty_is_not_blown_up_by_a_zero_variance_group():
+    adv = E.gigpo_advantages(
+        [[0.0, 1.0], [0.0, 1.0]], ["g", "g"], [["s0", "s1"], ["s0", "s1"]], step_weight=0.0,
+        invalid=[[True, False], [False, False]], invalid_penalty=0.1,
+    )
+    assert flat(adv) == [-0.1, 0.0, 0.0, 0.0]
+
+
 # ------------------------------------------------------------------ KernelGYM profiling filter (§4.5)
 def test_profiling_rejection_filter():
     assert E.profiling_keep_probability(0.35) == pytest.approx(0.5)
