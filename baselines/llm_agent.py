@@ -7,7 +7,8 @@ sampling loop, so each token's log-prob is the one it was sampled from), extract
 :class:`~agentgym.trajectory.Decision` carrying the exact prompt and response token ids and log-probs
 as generated. Nothing is ever re-tokenized from text.
 
-Output formats (``output_format``):
+Output formats (``output_format``); replies are parsed by :func:`agentgym.actions.parse_reply`, the one
+parser the hooks use too (the first action of a reply wins):
 
 * ``"react"``: a short thought, then ``Action: <command>`` on the last line;
 * ``"action"``: the command only;
@@ -48,11 +49,12 @@ import dataclasses
 import difflib
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from agentgym.actions import extract_action
+from agentgym.actions import one_line as _one_line
 from agentgym.agents import Agent
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Decision
@@ -77,56 +79,6 @@ _INSTRUCTIONS = {
     "raw": "Reply with your next move.",
     "choice": "Reply with one of the admissible actions, exactly as written.",
 }
-_ACTION_RE = re.compile(r"action\s*:\s*(.+)", re.IGNORECASE)
-_TAG_RE = re.compile(r"<action>(.*?)(?:</action>|$)", re.IGNORECASE | re.DOTALL)
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]+")
-
-
-# --------------------------------------------------------------------------- action extraction
-def _one_line(text: str) -> str:
-    return " ".join(_CONTROL_RE.sub(" ", text).split())
-
-
-def _first_json_object(text: str) -> dict[str, Any] | None:
-    """The first ``{...}`` in ``text`` that parses as a JSON object (brace matching outside strings)."""
-    decoder = json.JSONDecoder()
-    for start in [m.start() for m in re.finditer(r"\{", text)]:
-        try:
-            value, _ = decoder.raw_decode(text[start:])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def extract_action(text: str, output_format: str) -> tuple[str, str]:
-    """``(action, how)`` from a reply: ``how`` says which rule matched (``"fallback"``: none did)."""
-    if output_format == "raw":
-        return _one_line(text), "raw"
-    if output_format == "tool":
-        call = _first_json_object(text)
-        if call is not None and isinstance(call.get("function"), dict):
-            call = call["function"]
-        if call is not None and isinstance(call.get("name"), str):
-            arguments = call.get("arguments", {})
-            return json.dumps({"name": call["name"], "arguments": arguments}, ensure_ascii=False), "tool_json"
-    tagged = _TAG_RE.findall(text)
-    if tagged and tagged[-1].strip():
-        return _one_line(tagged[-1]), "tag"
-    if output_format == "react":
-        matches = _ACTION_RE.findall(text)
-        if matches:
-            return _clean_command(matches[-1]), "react"
-    lines = [line for line in (ln.strip() for ln in text.splitlines()) if line]
-    if output_format == "action" and lines:
-        return _clean_command(lines[0]), "action"
-    return (_clean_command(lines[-1]) if lines else ""), "fallback"
-
-
-def _clean_command(text: str) -> str:
-    text = _one_line(text).strip().strip("`'\"").strip()
-    return text[:-1] if text.endswith(".") and " " in text else text
 
 
 def closest_action(action: str, admissible: Sequence[str], cutoff: float) -> str | None:
