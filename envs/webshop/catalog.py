@@ -663,6 +663,18 @@ def _load_user_catalog(directory: str, human: bool, mtimes: tuple) -> Catalog:
         goals, goal_kind = human_goals(by_asin, _read_json(human_path), str(human_path), goal_rng), "human"
     else:
         goals, goal_kind = synthetic_goals(products, goal_rng), "synthetic"
+    if not goals:  # a wrong schema parses as "no goals": say which file and fields were expected
+        if goal_kind == "human":
+            matched = sum(1 for asin in _read_json(human_path) if asin in by_asin)
+            raise TaskFileError(
+                f"{human_path}: no usable goals: {matched} of its ASINs are products of {items_path.name}, and "
+                "no entry of those has a non-empty 'instruction_attributes' list (expected "
+                "{asin: [{'instruction': str, 'instruction_attributes': [str, ...], 'instruction_options': [...]}]})"
+            )
+        raise TaskFileError(
+            f"{ins_path or items_path}: no usable goals: no product has a non-empty 'attributes' list "
+            "(expected items_ins_v2*.json as {asin: {'attributes': [str, ...], ...}})"
+        )
     files = {p.name: _sha256(p) for p in (items_path, ins_path, human_path) if p is not None and p.exists()}
     return Catalog(products, goals, {"kind": "data_dir", "goals": goal_kind, "files": files})
 

@@ -506,6 +506,28 @@ def test_malformed_files_name_file_and_record(tmp_path, file, content, message):
         gym.make(ENV_ID, split="test", data_dir=str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    "file, content, message",
+    [
+        (  # instructions under another key: parses, but gives no goal
+            "items_human_ins.json",
+            '{"B000000001": [{"instruction": "i want x", "attributes": ["wireless"]}]}',
+            r"items_human_ins.json: no usable goals: 1 of its ASINs.*'instruction_attributes'",
+        ),
+        (  # ASINs of another catalog
+            "items_human_ins.json",
+            '{"B999999999": [{"instruction": "i want x", "instruction_attributes": ["wireless"]}]}',
+            r"items_human_ins.json: no usable goals: 0 of its ASINs are products of items_shuffle_1000.json",
+        ),
+    ],
+)
+def test_wrong_schema_files_that_give_no_goals_name_file_and_field(tmp_path, file, content, message):
+    write_upstream_files(tmp_path)
+    (tmp_path / file).write_text(content)
+    with pytest.raises(TaskFileError, match=message):
+        gym.make(ENV_ID, split="test", data_dir=str(tmp_path))
+
+
 # ----------------------------------------------------------------------------- HTML mode
 def test_html_mode_serves_upstream_urls_and_stops_on_close():
     env = gym.make(ENV_ID, split="test", observation_mode="html")
