@@ -497,18 +497,6 @@ def test_data_dir_loads_upstream_files_with_human_goals(tmp_path, monkeypatch):
             '{"B000000001": [{"instruction_attributes": ["x"]}]}',
             r"items_human_ins.json: record asin 'B000000001' entry 0",
         ),
-    ],
-)
-def test_malformed_files_name_file_and_record(tmp_path, file, content, message):
-    write_upstream_files(tmp_path)
-    (tmp_path / file).write_text(content)
-    with pytest.raises(TaskFileError, match=message):
-        gym.make(ENV_ID, split="test", data_dir=str(tmp_path))
-
-
-@pytest.mark.parametrize(
-    "file, content, message",
-    [
         (  # instructions under another key: parses, but gives no goal
             "items_human_ins.json",
             '{"B000000001": [{"instruction": "i want x", "attributes": ["wireless"]}]}',
@@ -521,7 +509,7 @@ def test_malformed_files_name_file_and_record(tmp_path, file, content, message):
         ),
     ],
 )
-def test_wrong_schema_files_that_give_no_goals_name_file_and_field(tmp_path, file, content, message):
+def test_malformed_files_name_file_and_record(tmp_path, file, content, message):
     write_upstream_files(tmp_path)
     (tmp_path / file).write_text(content)
     with pytest.raises(TaskFileError, match=message):
