@@ -29,6 +29,10 @@ Env card
   ``r_type * (attributes matched + options matched + [price <= cap]) / (#attributes + #options + 1)``.
   ``won`` (success) is reward == 1.0; ``score`` is the reward.
 * **Termination**: buying. **Truncation**: ``max_turns`` (default 15).
+* **anchor_obs** (GiGPO's state key): :func:`state_key`, the shopper's state itself: page, search
+  keywords, results page number, product, sub-page, chosen options and, once bought, the reward. The
+  same state reached at another turn or by another path gives the same anchor; the goal is left out
+  (it is fixed within a task, and GiGPO groups within a task).
 * **info**: ``admissible_actions`` (``search[<instruction>]`` on the search page, else the page's
   clicks), ``expert_action`` from an oracle that knows the goal product and options (it searches the
   product's title), ``ground_truth`` the goal ASIN and options. Under ``info["webshop"]``: ``page``,
@@ -36,7 +40,9 @@ Env card
   (``r_att``, ``r_option``, ``r_price``, ``r_type``, weights, type-reward inputs) after buying,
   ``url`` in html mode, and ``goal`` (ASIN, attributes, options, price cap).
 
-Version history: v0, initial release.
+Version history: v0, initial release. ``anchor_obs`` became a state key (issue 16; it was the page
+text, which lists a product page's options the same way whether or not they were chosen); episodes,
+rewards and observations are unchanged, so the engine version is not bumped.
 """
 
 from __future__ import annotations
@@ -59,6 +65,17 @@ from agentgym.envs.webshop.shop import Shop, State, Urls, parse_action
 ENGINE_VERSION = 1
 OBSERVATION_MODES = ("text", "react", "html")
 _PRICE_TEXT = re.compile(r", and price lower than [\d.]+ dollars$")
+
+
+def state_key(state: State) -> str:
+    """The ``anchor_obs`` of ``state``: every field that makes two shopper states different (not the hit
+    list, which the keywords determine, nor the reward breakdown)."""
+    options = ", ".join(f"{name}={value}" for name, value in sorted(state.options.items()))
+    parts = [f"page: {state.page}", f"search: {' '.join(state.keywords)}", f"results page: {state.page_num}",
+             f"product: {state.asin or '-'}", f"sub-page: {state.sub_page or '-'}", f"options: {options or '-'}"]
+    if state.reward is not None:
+        parts.append(f"reward: {state.reward}")
+    return "\n".join(parts)
 
 
 class WebShopEnv(TextEnv):
@@ -239,6 +256,6 @@ class WebShopEnv(TextEnv):
             admissible_actions=self._admissible(),
             expert_action=self.shop.expert_action(state, goal, react=self.observation_mode == "react"),
             ground_truth=f"{goal['asin'].lower()}" + "".join(f"; {k}: {v}" for k, v in wanted.items()),
-            anchor_obs=self.shop.render_text(state, goal["instruction_text"]),
+            anchor_obs=state_key(state),
             family_info=info,
         )

@@ -266,12 +266,12 @@ def test_pages_transitions_and_noops(env):
     assert info["webshop"]["num_results"] == 50
     _, _, _, _, info = env.step("search[shoes]")  # no search bar on results
     assert not info["action_valid"] and "no search bar" in info["webshop"]["note"]
-    first_page = info["anchor_obs"]
+    first_page, first_anchor = obs, info["anchor_obs"]
     obs, _, _, _, info = env.step("click[next >]")
     assert "Page 2 (Total results: 50) [SEP] < Prev [SEP] Next >" in obs
     asin = info["admissible_actions"][3][len("click[") : -1]  # back, prev, next, first product
     obs, _, _, _, info = env.step("click[< prev]")
-    assert obs == first_page
+    assert obs == first_page and info["anchor_obs"] == first_anchor
     env.step("click[next >]")
     obs, _, _, _, info = env.step(f"click[{asin.upper()}]")  # case-insensitive
     assert info["webshop"]["page"] == "item" and "[SEP] Rating: N.A. [SEP] Description [SEP] Features" in obs
@@ -285,6 +285,27 @@ def test_pages_transitions_and_noops(env):
     assert not info["action_valid"]
     obs, _, _, _, info = env.step("click[back to search]")
     assert info["webshop"]["page"] == "index" and info["webshop"]["keywords"] == []
+
+
+def test_anchor_is_the_shopper_state(env):
+    """``anchor_obs`` is a key of the state (issue 16): the same state reached again, by another path or after
+    a no-op, gives the same anchor; choosing an option (the same page text in text mode) gives another."""
+    _, info = env.reset(options={"task_id": "fixed_0"})
+    start = info["anchor_obs"]
+    assert env.step("click[buy now]")[4]["anchor_obs"] == start  # a no-op: same state, same anchor
+    search = info["expert_action"]
+    results = env.step(search)[4]
+    assert results["anchor_obs"] != start and "page: results" in results["anchor_obs"]
+    product = results["expert_action"]  # click[<asin>]
+    item = env.step(product)[4]
+    assert f"product: {product[len('click['):-1].upper()}" in item["anchor_obs"]
+    assert env.step("click[< prev]")[4]["anchor_obs"] == results["anchor_obs"], "the results page again"
+    assert env.step(product)[4]["anchor_obs"] == item["anchor_obs"], "the item page again, at another turn"
+    assert env.step("click[description]")[4]["anchor_obs"] != item["anchor_obs"], "a sub-page is another state"
+    env.step("click[< prev]")
+    chosen = env.step(item["expert_action"])  # click[olive]: the goal's option
+    assert chosen[4]["anchor_obs"] != item["anchor_obs"] and "options: color=olive" in chosen[4]["anchor_obs"]
+    assert env.step("click[back to search]")[4]["anchor_obs"] == start, "the search page again: the start state"
 
 
 def test_oracle_reaches_reward_one_on_every_test_goal(env):
