@@ -20,8 +20,10 @@ import textworld
 
 import agentgym  # noqa: F401
 
+# What agentgym's TextWorld env requests: description and inventory build its state anchor (issue 16).
 INFOS = dict(admissible_commands=True, policy_commands=True, intermediate_reward=True, objective=True,
-             max_score=True, score=True, won=True, lost=True, moves=True, extras=["walkthrough"])
+             max_score=True, score=True, won=True, lost=True, moves=True, description=True, inventory=True,
+             extras=["walkthrough"])
 
 
 def record_actions(path: str, steps: int, seed: int) -> list[list[str]]:
