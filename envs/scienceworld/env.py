@@ -69,6 +69,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -88,6 +89,10 @@ logger = logging.getLogger(__name__)
 UNKNOWN_ACTION = "No known action matches that input."
 #: Bump when the gold-sequence cache format changes.
 GOLD_CACHE_VERSION = 1
+
+
+class GoldExceedsMaxTurns(UserWarning):
+    """An episode's gold sequence is longer than the env's ``max_turns``."""
 
 
 def _normalize(command: str) -> str:
@@ -195,6 +200,8 @@ class ScienceWorldEnv(TextEnv):
         self._engine_obs = ""  # the engine's text after the last command (to check replays)
         self._raw_score = 0
         self._gold: dict[str, list[str]] = {}
+        self._anchor = ""
+        self._warned_gold: set[str] = set()
 
     def _engine_version(self) -> str:
         version = f"scienceworld {metadata.version('scienceworld')}"
@@ -254,12 +261,13 @@ class ScienceWorldEnv(TextEnv):
         try:
             sim = self._simulator()
             sim.load(definition["task_type"], definition["variation"], definition["simplifications"], False)
-            observation, score, completed, moves, valid = sim.start()
+            observation, score, completed, moves, valid, anchor = sim.start()
             goal = sim.task_description()
         except SimulatorDied as exc:
             raise self._fault(exc) from None
-        self._engine_obs, self._raw_score = observation, score
-        transition = self._transition(observation, score, completed, moves, valid, reward=0.0, parsed=True)
+        self._engine_obs, self._raw_score, self._anchor = observation, score, anchor
+        self.gold_actions(task, plan=False)  # a cached gold sequence gives the episode's gold length now
+        transition = self._transition(observation, score, completed, moves, valid, anchor, reward=0.0, parsed=True)
         transition.observation = f"{goal}\n\n{observation}"
         return transition, goal
 
@@ -271,31 +279,34 @@ class ScienceWorldEnv(TextEnv):
         try:
             if sim is None:
                 raise SimulatorDied("the ScienceWorld JVM was stopped")
-            observation, score, completed, moves, valid = sim.step(action)
+            observation, score, completed, moves, valid, anchor = sim.step(action)
         except SimulatorDied as exc:
             raise self._fault(exc) from None
         except Py4JJavaError as exc:  # the engine threw on this input: answer it, keep the episode
             self._actions.append((action, False))
             message = str(exc.java_exception).strip() or type(exc).__name__
             return self._transition(f"The engine could not process this action ({message}).", self._raw_score,
-                                    False, None, None, reward=0.0, parsed=False)
+                                    False, None, None, self._anchor, reward=0.0, parsed=False)
         parsed = observation.strip() != UNKNOWN_ACTION
         self._actions.append((action, parsed))
-        self._engine_obs = observation
+        self._engine_obs, self._anchor = observation, anchor
         reward = (score - self._raw_score) / 100.0
         self._raw_score = score
-        return self._transition(observation, score, completed, moves, valid, reward=reward, parsed=parsed)
+        return self._transition(observation, score, completed, moves, valid, anchor, reward=reward, parsed=parsed)
 
     def _close_engine(self) -> None:
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
     def _transition(self, observation: str, score: int, completed: bool, moves: int | None,
-                    valid: list[str] | None, *, reward: float, parsed: bool) -> Transition:
+                    valid: list[str] | None, anchor: str, *, reward: float, parsed: bool) -> Transition:
         """``valid``: the valid actions when the engine path listed them (stock), else None (read lazily)."""
         assert self._task is not None
         definition = self._task.definition
         failed = score < 0
+        gold = self._gold.get(self._task.task_id)
+        if gold is not None:
+            self._check_gold_length(self._task, len(gold))
         return Transition(
             observation=observation,
             reward=reward,
@@ -304,6 +315,7 @@ class ScienceWorldEnv(TextEnv):
             won=completed,
             score=min(max(score, 0), 100) / 100.0,
             admissible_actions=self._admissible_reader() if valid is None else valid,
+            anchor_obs=anchor,
             expert_action=None if completed or failed or not self.expert else self._expert_reader(),
             family_info={
                 "score": score,
@@ -313,8 +325,22 @@ class ScienceWorldEnv(TextEnv):
                 "task_type": definition["task_type"],
                 "variation": definition["variation"],
                 "simplifications": definition["simplifications"],
+                "gold_length": None if gold is None else len(gold),
+                "gold_exceeds_max_turns": None if gold is None else len(gold) > self.max_turns,
             },
         )
+
+    def _check_gold_length(self, task: Task, length: int) -> None:
+        """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish)."""
+        if length > self.max_turns and task.task_id not in self._warned_gold:
+            self._warned_gold.add(task.task_id)
+            warnings.warn(
+                f"ScienceWorld {task.task_id} (task type {task.definition['task_type']!r}, variation "
+                f"{task.definition['variation']}): its gold sequence has {length} actions, more than "
+                f"max_turns={self.max_turns}, so the expert may be truncated before it finishes; pass "
+                f"max_turns >= {length} (info['scienceworld']['gold_exceeds_max_turns'] is True)",
+                GoldExceedsMaxTurns, stacklevel=2,
+            )
 
     def _admissible_reader(self) -> Any:
         """Reads the valid actions of this state; None once the env has moved on (the state is gone)."""
@@ -368,28 +394,43 @@ class ScienceWorldEnv(TextEnv):
             record = {"task_id": task.task_id, "engine_version": self.engine_version, "gold": gold}
             cached_folder(folder, lambda scratch: (scratch / "gold.json").write_text(json.dumps(record)), "gold.json")
         self._gold[task.task_id] = gold
+        if self._task is not None and task.task_id == self._task.task_id:
+            self._check_gold_length(task, len(gold))
         return gold
 
     def _plan_gold(self, task: Task) -> list[str]:
         definition = task.definition
         in_episode = self._task is not None and self._sim is not None and self._sim.alive
+        listed = in_episode and self._sim.listed
         try:
             sim = self._simulator()
             sim.load(definition["task_type"], definition["variation"], definition["simplifications"], True)
             gold = [action for action in sim.gold_actions() if action]
             if in_episode:
-                self._restore(sim, same_world=task.task_id == self._task.task_id)
+                self._restore(sim, listed)
         except SimulatorDied as exc:
             raise self._fault(exc) from None
         return gold
 
-    def _restore(self, sim: Simulator, same_world: bool) -> None:
-        """Rebuild the current episode's engine state by replaying its commands."""
+    def _restore(self, sim: Simulator, listed: bool) -> None:
+        """Rebuild the current episode's engine state by replaying its commands.
+
+        Always reloads (a gold load leaves another world and random state than a plain one). The replay
+        makes the same random draws as the episode did: every state before the current one had its listing
+        draws made (listed or not, :meth:`Simulator.step` sees to it), and the current one has them only
+        when it was ``listed``, so it is listed again then.
+        """
+        from py4j.protocol import Py4JJavaError
+
         current = self._task.definition
-        if not same_world:
-            sim.load(current["task_type"], current["variation"], current["simplifications"], False)
+        sim.load(current["task_type"], current["variation"], current["simplifications"], False)
         observation, *_ = sim.start()
         for command, _ in self._actions:
-            observation, *_ = sim.step(command)
+            try:
+                observation, *_ = sim.step(command)
+            except Py4JJavaError:
+                pass  # the engine threw on it in the episode too (the observation is the one before)
         if observation != self._engine_obs:
             raise SimulatorDied("replaying the episode to restore its state gave a different observation")
+        if listed:
+            sim.valid_actions()

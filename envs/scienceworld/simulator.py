@@ -14,8 +14,16 @@ valid actions at every step) under the same watchdog, so any result of the fast 
   call history.
 * **Speed**: TCP_NODELAY on both ends of the py4j socket (otherwise every reply over 8 KiB waits
   ~40 ms for a delayed ACK), the valid-action list comes back as one joined string instead of one
-  round trip per element, a step makes 4 calls instead of stock's 8 plus the listing, and an episode
+  round trip per element, a step makes 6 calls instead of stock's 8 plus the listing, and an episode
   starts with ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
+* **Identity with stock whatever is read**: listing the valid actions draws from the simulator's
+  global random number generator (``InputParser.chooseUniqueReferents`` breaks ties between object
+  names with ``scala.util.Random.nextInt``), which random events (genetics, wandering animals, bees,
+  plant growth) draw from too. Stock lists at every step, so before each step whose state was not
+  listed, :meth:`Simulator.step` runs the two name resolutions the listing runs
+  (:meth:`Simulator._draw_as_listing`: same inputs, so the same draws) and skips only the rest of the
+  listing (building and sending the actions). A state is listed at most once (the listing is kept
+  until the next step): a second listing would draw again.
 * **Size**: a serial-GC JVM with a small heap, code cache and compiler pool
   (:data:`DEFAULT_JAVA_OPTIONS`): ~150 MB RSS instead of the ~1.2 GB a default JVM grows to.
 * **Faults**: every call runs under a deadline; a watchdog thread kills the JVM when a call overruns.
@@ -103,8 +111,8 @@ def _shutdown(gateway: Any, proc: subprocess.Popen, stop: threading.Event) -> No
 
 
 #: A step's answer: (observation, score in -100..100, completed, moves, valid actions or None when
-#: they were not listed).
-Reply = tuple[str, int, bool, int, "list[str] | None"]
+#: they were not listed, the state's anchor: its look-around text and the inventory).
+Reply = tuple[str, int, bool, int, "list[str] | None", str]
 
 _ENVIRON_LOCK = threading.Lock()
 
@@ -131,6 +139,11 @@ def _unique(actions: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(action for action in actions if action))
 
 
+def state_anchor(look: str, inventory: str) -> str:
+    """A key of the engine state: the room as "look around" describes it and the inventory (no counters)."""
+    return f"{look.strip()}\n\n{inventory.strip()}"
+
+
 class Simulator:
     """A started ScienceWorld JVM, driven through the fast path.
 
@@ -155,6 +168,9 @@ class Simulator:
             ) from exc
         self._deadline: float | None = None
         self._timed_out = False
+        self._listing: list[str] | None = None  # the current state's valid actions, once listed
+        self._draws_owed = False  # the current state's listing draws are not made yet (see the module doc)
+        self._engine_refs: tuple[Any, Any] | None = None  # (InputParser$ module, ClassTag of EnvObject)
         self._stop = threading.Event()
         self._finalizer = weakref.finalize(self, _shutdown, self.gateway, self.proc, self._stop)
         threading.Thread(target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{self.pid}",
@@ -240,25 +256,74 @@ class Simulator:
 
     # ------------------------------------------------------------------ engine calls
     def load(self, task: str, variation: int, simplifications: str, gold: bool) -> None:
-        """Build the world of one task variation (``gold`` also plans the gold action sequence)."""
+        """Build the world of one task variation (``gold`` also plans the gold action sequence).
+
+        Loading reseeds the simulator's random number generator, so no listing draws are owed."""
+        self._listing, self._draws_owed = None, False
         self._call(lambda: self.server.load(task, variation, simplifications, gold), timeout=10 * self.timeout)
 
     def start(self) -> Reply:
         """The first answer of the loaded task ("look around"; ``load`` has just built the world)."""
         return self.step("look around")
 
+    @property
+    def listed(self) -> bool:
+        """The current state's valid actions were listed (so its listing draws are made)."""
+        return self._listing is not None
+
     def step(self, action: str) -> Reply:
-        """Apply an action (the valid actions are not listed: :meth:`valid_actions`)."""
+        """Apply an action (the valid actions are not listed: :meth:`valid_actions`).
+
+        First makes the random draws that stock's listing of the state before would have made, when that
+        state was not listed. Raises ``Py4JJavaError`` when the engine throws on the action (stock lists
+        nothing then either).
+        """
+        if self._draws_owed:
+            self._call(self._draw_as_listing)
+        self._listing, self._draws_owed = None, False
+
         def call() -> Reply:
             observation = self.server.step(action)
-            return (observation, int(round(100 * self.server.getScore())), bool(self.server.getCompleted()),
-                    int(self.server.getNumMoves()), None)
-        return self._call(call)
+            score = int(round(100 * self.server.getScore()))
+            completed, moves = bool(self.server.getCompleted()), int(self.server.getNumMoves())
+            anchor = state_anchor(self.server.freeActionLook(), self.server.freeActionInventory())
+            return observation, score, completed, moves, None, anchor
+        reply = self._call(call)
+        self._draws_owed = True
+        return reply
 
     def valid_actions(self) -> list[str]:
-        """The engine's valid action-object combinations (one transfer), deduplicated, in engine order."""
-        joined = self._call(lambda: self._join(_SEPARATOR, self.server.getValidActionObjectCombinations()))
-        return _unique(joined.split(_SEPARATOR))
+        """The engine's valid action-object combinations (one transfer), deduplicated, in engine order.
+
+        Listed once per state (a second listing would draw from the random number generator again)."""
+        if self._listing is None:
+            joined = self._call(lambda: self._join(_SEPARATOR, self.server.getValidActionObjectCombinations()))
+            self._listing, self._draws_owed = _unique(joined.split(_SEPARATOR)), False
+        return list(self._listing)
+
+    def _draw_as_listing(self) -> None:
+        """Run the two name resolutions of ``AgentInterface.getValidActionObjectCombinations`` (the visible
+        objects, then all objects) with its arguments, and nothing else of the listing: the only parts of
+        it that draw random numbers (``InputParser$.chooseUniqueReferents``), on the same inputs.
+
+        Mirrors the listing's bytecode in scienceworld 1.2.3 (``tests/envs/test_scienceworld_identity.py``
+        checks the generator's state against a real listing, so a new engine that lists differently fails
+        there); in an ambiguous-input state the listing resolves no names, so nothing is drawn.
+        """
+        if self._engine_refs is None:
+            klass = self.gateway.jvm.java.lang.Class
+            tags = klass.forName("scala.reflect.ClassTag$").getField("MODULE$").get(None)
+            self._engine_refs = (klass.forName("scienceworld.input.InputParser$").getField("MODULE$").get(None),
+                                 tags.apply(klass.forName("scienceworld.struct.EnvObject")))
+        parser_module, env_object = self._engine_refs
+        agent_interface = self.server.agentInterface().get()
+        parser = agent_interface.inputParser()
+        if parser.isInAmbiguousState():
+            return
+        visible_root = agent_interface.getAgentVisibleObjects(False)._2  # False: the listing's default argument
+        for root, include_hidden in ((visible_root, False), (agent_interface.universe(), True)):
+            objects = parser_module.collectObjects(root, include_hidden).toArray(env_object)
+            parser.getAllUniqueReferentsLUTObjList(objects, visible_root, True, True)
 
     def task_description(self) -> str:
         return self._call(lambda: self.server.getTaskDescription())
@@ -296,24 +361,31 @@ class StockSimulator(Simulator):
         self.server = self.env.server
 
     def load(self, task: str, variation: int, simplifications: str, gold: bool) -> None:
+        self._listing = None
         self._call(lambda: self.env.load(task, variation, simplifications, gold), timeout=10 * self.timeout)
 
-    @staticmethod
-    def _reply(observation: str, done: bool, info: dict[str, Any]) -> Reply:
+    def _reply(self, observation: str, done: bool, info: dict[str, Any]) -> Reply:
         score = int(info["score"])
+        self._listing = _unique(info["valid"])
         # The stock env also reports done when the score went negative (a failed task): not completed.
-        return observation, score, bool(done) and score >= 0, int(info["moves"]), _unique(info["valid"])
+        return (observation, score, bool(done) and score >= 0, int(info["moves"]), list(self._listing),
+                state_anchor(info["look"], info["inv"]))
 
     def start(self) -> Reply:
+        self._listing = None
         observation, info = self._call(self.env.reset)
         return self._reply(observation, False, info)
 
     def step(self, action: str) -> Reply:
+        self._listing = None
         observation, _, done, info = self._call(lambda: self.env.step(action))
         return self._reply(observation, done, info)
 
     def valid_actions(self) -> list[str]:
-        return _unique(self._call(self.env.get_valid_action_object_combinations))
+        """The listing stock's step made (listed again only after an engine exception, as stock would)."""
+        if self._listing is None:
+            self._listing = _unique(self._call(self.env.get_valid_action_object_combinations))
+        return list(self._listing)
 
     def task_description(self) -> str:
         return self._call(self.env.get_task_description)
