@@ -62,7 +62,9 @@ from agentgym.wrappers.hooks import check_choice
 from agentgym.wrappers.lm import (
     ActionTrie,
     allowed_mask,
+    build_cache,
     cache_argument,
+    cache_key_values,
     load_causal_lm,
     masked_log_softmax,
     next_token_logprobs,
@@ -207,6 +209,14 @@ class LLMAgent(Agent):
         #: prompt_truncated, budget_limited, no_admissible (a choice-format turn without admissible actions).
         self.counters: collections.Counter[str] = collections.Counter()
         self._episodes: dict[str, _Episode] = {}
+        #: Choice-format prefill reuse: the KV of each prompt's system message (role, goal, instructions), the
+        #: same at every turn of an episode and in every episode of a task, keyed by its token ids; valid
+        #: while the weights are unchanged (``_prefix_version``), at most ``MAX_PREFIXES`` kept.
+        self._prefix_kv: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+        self._prefix_version: tuple[int, int] | None = None
+        self._prefix_reuse = True
+
+    MAX_PREFIXES = 256
 
     # ------------------------------------------------------------------ construction
     def config(self) -> dict[str, Any]:
@@ -418,14 +428,7 @@ class LLMAgent(Agent):
         of every response position (None for a row without a trie)."""
         import torch
 
-        batch, width = len(prompts), max(len(p) for p in prompts)
-        ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        batch = len(prompts)
         limit = torch.tensor(list(max_new), device=self.device)
         stops = torch.tensor(self.stop_ids, device=self.device)
         done = torch.zeros(batch, dtype=torch.bool, device=self.device)
@@ -436,9 +439,13 @@ class LLMAgent(Agent):
         was_training = self.model.training
         self.model.eval()
         cache_key = cache_argument(getattr(self.model, "get_base_model", lambda: self.model)())
-        cache = None
-        step_input, step_pos = ids, positions
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            first = self._reuse_prefixes(prompts) if all(trie is not None for trie in tries) else None
+            if first is None:
+                step_input, mask = self._left_padded(prompts)
+                step_pos, cache = (mask.cumsum(-1) - 1).clamp(min=0), None
+            else:
+                step_input, mask, step_pos, cache = first
             for step in range(int(limit.max())):
                 extra = {cache_key: cache} if cache is not None else {}
                 output = self.model(input_ids=step_input, attention_mask=mask, position_ids=step_pos,
@@ -474,3 +481,73 @@ class LLMAgent(Agent):
         out_ids = [tokens[b][active[b]].tolist() for b in range(batch)]
         out_lp = [logps[b][active[b]].tolist() for b in range(batch)]
         return out_ids, out_lp, allowed
+
+    def _left_padded(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        """``(ids, attention_mask)`` of ``prompts`` left-padded to one width, on the device."""
+        import torch
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            if prompt:
+                ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+                mask[row, width - len(prompt) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _reuse_prefixes(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any] | None:
+        """The first forward's ``(input ids, attention mask, position ids, KV cache)`` with each prompt's
+        system message (its ids up to the first end-of-turn token) taken from stored KV, so only the rest
+        (observation and actions) is computed; None when no prompt has such a prefix or the model's cache
+        is not a plain one (the caller then runs the whole prompts).
+
+        A choice-format rollout repeats the same system message (role, goal, instructions: about two
+        thirds of the prompt) at every turn and in every episode of a task, so this cuts the prefill cost
+        about threefold. Layout of each row: ``[pad | prefix | pad | rest]``; the mask hides the pads and
+        the position ids continue the prefix's, so the result is the full prompt's forward pass up to float
+        rounding. The store is emptied when any weight changes (the sum of the parameters' version counters,
+        which every in-place update bumps), so a trainer's update never meets a stale prefix.
+        """
+        import torch
+        from torch.nn.functional import pad
+
+        if not self._prefix_reuse:
+            return None
+        version = (id(self.model), sum(p._version for p in self.model.parameters()))
+        if version != self._prefix_version:
+            self._prefix_kv.clear()
+            self._prefix_version = version
+        cuts = [list(p).index(self.end_id) + 1 if self.end_id in p else 0 for p in prompts]
+        cuts = [cut if cut < len(p) else 0 for cut, p in zip(cuts, prompts)]
+        prefixes = [tuple(p[:cut]) for p, cut in zip(prompts, cuts)]
+        missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
+        if not any(prefixes):
+            return None
+        if missing:
+            if len(self._prefix_kv) + len(missing) > self.MAX_PREFIXES:
+                self._prefix_kv.clear()
+            ids, mask = self._left_padded(missing)
+            output = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                                use_cache=True, logits_to_keep=1)
+            layers = cache_key_values(returned_cache(output))
+            if layers is None:
+                self._prefix_reuse = False
+                return None
+            for b, prefix in enumerate(missing):
+                start = ids.shape[1] - len(prefix)
+                self._prefix_kv[prefix] = [(k[b : b + 1, :, start:].clone(), v[b : b + 1, :, start:].clone())
+                                           for k, v in layers]
+        template = self._prefix_kv[next(x for x in prefixes if x)]
+        width = max(len(x) for x in prefixes)
+
+        def stored(prefix: tuple[int, ...], layer: int, which: int) -> Any:
+            tensor = self._prefix_kv[prefix][layer][which] if prefix else template[layer][which][:, :, :0]
+            return pad(tensor, (0, 0, width - len(prefix), 0))
+
+        cache = build_cache([tuple(torch.cat([stored(x, layer, which) for x in prefixes]) for which in (0, 1))
+                             for layer in range(len(template))])
+        rest_ids, rest_mask = self._left_padded([p[cut:] for p, cut in zip(prompts, cuts)])
+        prefix_mask = self._left_padded(prefixes)[1]
+        lengths = torch.tensor([len(x) for x in prefixes], device=self.device)
+        positions = (rest_mask.cumsum(-1) - 1).clamp(min=0) + lengths[:, None]
+        return rest_ids, torch.cat([prefix_mask, rest_mask], dim=1), positions, cache

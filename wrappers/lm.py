@@ -15,10 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,25 @@ def returned_cache(output: Any) -> Any:
     raise RuntimeError("the model returned no KV cache")
 
 
+def forward_model(model: Any) -> Any:
+    """The module to run forward passes on: a peft model's base model (LoRA layers are injected into it,
+    so its forward is the adapted model's, and it takes the KV cache under transformers' own keyword,
+    which the peft wrapper's ``**kwargs`` signature hides from :func:`cache_argument`), else ``model``."""
+    return getattr(model, "get_base_model", lambda: model)()
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[Any]:
+    """Run ``model`` in eval mode (no dropout) and restore its train/eval mode afterwards. Hooks score with
+    the live policy, which the trainer may have left in train mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 # --------------------------------------------------------------------------- constrained choice among actions
 class ActionTrie:
     """A token trie of admissible actions, each ending with the end-of-turn token, for constrained decoding.
@@ -332,3 +353,23 @@ def next_token_logprobs(
     logp = masked_log_softmax(logits.float() / temperature, allowed)
     targets = input_ids[:, keep + 1]
     return logp.gather(-1, targets[:, :, None]).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- reusing the KV of a prompt prefix
+def cache_key_values(cache: Any) -> list[tuple[Any, Any]] | None:
+    """The ``(keys, values)`` tensors (``[batch, heads, length, head_dim]``) of each layer of a returned KV
+    cache, or None when it is not a plain full-attention cache (sliding windows, other cache classes):
+    the callers then skip prefix reuse."""
+    layers = getattr(cache, "layers", None)
+    if not layers or any(getattr(layer, "is_sliding", True) or getattr(layer, "keys", None) is None
+                         for layer in layers):
+        return None
+    return [(layer.keys, layer.values) for layer in layers]
+
+
+def build_cache(key_values: list[tuple[Any, Any]]) -> Any:
+    """A ``DynamicCache`` holding ``key_values`` (one ``(keys, values)`` pair per layer), for a forward pass
+    that continues them."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=key_values)
