@@ -18,6 +18,7 @@ GDPO               unbiased, eps 1e-4          the reward's advantage is 0 (no s
 RLVMR              unbiased, eps 1e-6          mean 0, std 1: the raw value
 OPRL (grpo mode)   unbiased, eps 1e-6          mean 0, std 1; (rloo mode) no baseline
 IGPO               population + 1e-8 in sqrt   std 1, mean the pool mean: 0
+VSPO               as GRPO, then clipped       as GRPO
 =================  ==========================  ===================================================
 
 A zero-variance pool gives advantage 0 wherever the value equals the mean (``(x - mu) / (0 + eps)``);
@@ -29,6 +30,8 @@ Example:
 
 Change logs:
     v0: initial version.
+    v1: VSPO (:func:`vspo_task_value`, :func:`vspo_advantages`). The trainer picks estimators through the
+        registry :mod:`agentgym.baselines.advantages`, which builds these functions' arguments.
 """
 
 from __future__ import annotations
@@ -456,6 +459,45 @@ def igpo_advantages(
         values = values * np.where(is_outcome, 0.5 + 0.5 * progress, 1.0 - 0.5 * progress)
     normalized = _normalize(values, keys, std="population", eps=eps, single="zero")
     return [discounted_returns(r, gamma) for r in _split(normalized, lengths)]
+
+
+# --------------------------------------------------------------------------- VSPO (PRS paper, §10)
+def vspo_task_value(pass_rate: float | np.ndarray, *, difficulty_weight: float = 1.0) -> float | np.ndarray:
+    """VSPO's task value (§10; the abstract says only "balances difficulty and uncertainty"; the formula
+    is our reading): ``p (1 - p) (1 + d (1 - p))``, the Bernoulli variance of the pass rate ``p``
+    (uncertainty: a group of such a task is likely to have reward spread) times a difficulty factor that
+    favours the harder of two equally uncertain tasks (``d = difficulty_weight``; 0: variance only).
+    0 for a mastered (p = 1) or hopeless (p = 0) task."""
+    p = np.clip(np.asarray(pass_rate, dtype=np.float64), 0.0, 1.0)
+    value = p * (1.0 - p) * (1.0 + difficulty_weight * (1.0 - p))
+    return float(value) if value.ndim == 0 else value
+
+
+def vspo_advantages(
+    outcomes: Sequence[float],
+    groups: Sequence[Hashable],
+    *,
+    num_turns: Sequence[int] | None = None,
+    clip: float | None = 3.0,
+    rms: float | None = None,
+    std: StdKind = "unbiased",
+    eps: float = 1e-6,
+) -> list[np.ndarray]:
+    """VSPO's advantages (§10): GRPO advantages with value-smoothing clipping, ``clip(A, -c rms, c rms)``.
+
+    From the abstract: VSPO is a GRPO variant with "value-smoothing clipping" to stabilise updates. Our
+    reading: each advantage is clipped to ``clip`` times ``rms``, a running root-mean-square of past
+    advantages (kept by ``agentgym.baselines.advantages.VSPOState``), so a rare outlier (one success in a
+    large group, a reward far off the usual scale) cannot dominate one update. ``clip=None`` or
+    ``rms=None`` (no history yet): plain GRPO. With ``std="unbiased"`` a group's advantages already have
+    RMS ``sqrt((n-1)/n)``, so the bound binds only for outliers; it matters most with ``std="none"``.
+    """
+    out = grpo_advantages(outcomes, groups, num_turns=num_turns, std=std, eps=eps)
+    if clip is None or rms is None:
+        return out
+    if clip <= 0 or rms < 0:
+        raise InvalidArgumentError(f"vspo needs clip > 0 and rms >= 0, got clip={clip!r}, rms={rms!r}")
+    return [np.clip(a, -clip * rms, clip * rms) for a in out]
 
 
 # --------------------------------------------------------------------------- KernelGYM PRS filter
