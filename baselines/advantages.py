@@ -22,6 +22,9 @@ How task and hook rewards combine (``Estimator.rule``; the table is in the READM
 * gdpo normalises the task return and each hook's return as separate components (weights 1 and the hook
   weights) instead of adding them.
 
+``gamma`` (the trainer's discount) reaches the estimators with turn-level returns: trloo, gigpo, igpo. The
+others use undiscounted trajectory returns, as their papers do.
+
 Example:
     >>> from agentgym.baselines.advantages import check_estimator, ESTIMATORS
     >>> check_estimator("gigpo", {"invalid_penalty": 0.1}, hook_names=[])
@@ -175,10 +178,6 @@ class Estimator:
 
 
 # --------------------------------------------------------------------------- adapters
-def _per_trajectory(values: np.ndarray, inputs: EstimatorInputs) -> list[np.ndarray]:
-    return [np.full(n, float(v)) for v, n in zip(values, inputs.num_turns)]
-
-
 def _grpo(inputs: EstimatorInputs, *, gamma: float, state: Any, **kw: Any) -> list[np.ndarray]:
     return est.grpo_advantages(inputs.shaped_returns(), inputs.groups, num_turns=inputs.num_turns, **kw)
 
@@ -203,17 +202,13 @@ def _empg(inputs: EstimatorInputs, *, gamma: float, state: Any, **kw: Any) -> li
 
 
 def _gdpo(inputs: EstimatorInputs, *, gamma: float, state: Any, **kw: Any) -> list[np.ndarray]:
-    components = [list(inputs.outcomes)] + [
-        [float(sum(row)) for row in inputs.hook_rewards[name]] for name in inputs.hook_weights
+    hooks = list(inputs.hook_weights)
+    components = [
+        [outcome, *(float(sum(inputs.hook_rewards[name][i])) for name in hooks)]
+        for i, outcome in enumerate(inputs.outcomes)
     ]
-    weights = [1.0, *inputs.hook_weights.values()]
-    return est.gdpo_advantages(
-        np.array(components).T.reshape(len(inputs.groups), len(weights)),
-        inputs.groups,
-        weights=weights,
-        num_turns=inputs.num_turns,
-        **kw,
-    )
+    weights = [1.0, *(inputs.hook_weights[name] for name in hooks)]
+    return est.gdpo_advantages(components, inputs.groups, weights=weights, num_turns=inputs.num_turns, **kw)
 
 
 def _details(inputs: EstimatorInputs, hook: str, keys: Sequence[str]) -> list[list[dict]]:
@@ -282,7 +277,13 @@ _SHAPING = "per turn r = task reward + sum of weight * hook reward (hooks are re
 
 
 def _entry(
-    name: str, fn: Callable, pure: Callable, rule: str, fills: str, consumes_hook: str | None = None, **more: Any
+    name: str,
+    fn: Callable,
+    pure: Callable,
+    rule: str,
+    fills: str,
+    consumes_hook: str | None = None,
+    **more: Any,
 ) -> Estimator:
     return Estimator(name, fn, pure, consumes_hook, rule, fills=frozenset(fills.split()), **more)
 
@@ -419,6 +420,8 @@ def compute_advantages(
     """Per-turn advantages of estimator ``name`` on ``inputs``: one float array per trajectory."""
     entry = _lookup(name)
     check_estimator(name, kwargs or {}, list(inputs.hook_weights))
+    if not inputs.groups:
+        return []
     out = entry.fn(inputs, gamma=gamma, state=state, **dict(kwargs or {}))
     result = [np.asarray(a, dtype=np.float64) for a in out]
     if [len(a) for a in result] != list(inputs.num_turns):

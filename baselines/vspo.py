@@ -74,6 +74,7 @@ class VSPOState:
         self.passes: dict[str, float] = {}
         self.attempts: dict[str, float] = {}
         self.mean_square: float | None = None
+        self.last_zero_variance_fraction = 0.0
 
     @property
     def rms(self) -> float | None:
@@ -89,9 +90,11 @@ class VSPOState:
         return np.asarray(est.vspo_task_value(rates, difficulty_weight=self.difficulty_weight)).reshape(-1)
 
     def record(self, task_ids: Sequence[str], groups: Sequence[Hashable], outcomes: Sequence[float]) -> None:
-        """Add one batch's task returns (``inputs.outcomes``) to the per-task pass-rate buffer."""
+        """Add one batch's task returns (``inputs.outcomes``) to the per-task pass-rate buffer; ``groups``
+        give the batch's zero-variance fraction for :meth:`metrics`."""
         if not len(task_ids) == len(groups) == len(outcomes):
             raise InvalidArgumentError("record needs one task id, group and outcome per trajectory")
+        self.last_zero_variance_fraction = est.zero_variance_fraction(outcomes, groups)
         batch: dict[str, list[float]] = {}
         for task, value in zip(task_ids, outcomes):
             batch.setdefault(str(task), []).append(float(value > self.success_threshold))
@@ -110,7 +113,7 @@ class VSPOState:
 
     def pick(self, candidates: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
         """``n`` task ids drawn from ``candidates`` with probability proportional to task value."""
-        if n <= 0 or not candidates:
+        if n <= 0 or len(candidates) == 0:
             return []
         values = self.task_values(candidates)
         if values.sum() <= 0:
@@ -132,9 +135,11 @@ class VSPOState:
         self.mean_square = batch if old is None else self.rms_decay * old + (1 - self.rms_decay) * batch
 
     def metrics(self) -> dict[str, float]:
-        """For the trainer's log: tasks tracked, running RMS, mean task value of the tracked tasks."""
+        """For the trainer's log: tasks tracked, running RMS, mean task value of the tracked tasks, and the
+        share of zero-variance groups (task returns) in the last recorded batch."""
         tasks = list(self.attempts)
         return {
+            "vspo/zero_variance_fraction": float(self.last_zero_variance_fraction),
             "vspo/tasks_tracked": float(len(tasks)),
             "vspo/rms": float(self.rms or 0.0),
             "vspo/mean_task_value": float(self.task_values(tasks).mean()) if tasks else 0.0,
@@ -150,6 +155,7 @@ class VSPOState:
             "passes": dict(self.passes),
             "attempts": dict(self.attempts),
             "mean_square": self.mean_square,
+            "last_zero_variance_fraction": self.last_zero_variance_fraction,
         }
 
     @classmethod
@@ -158,4 +164,5 @@ class VSPOState:
         state.passes = {str(k): float(v) for k, v in data["passes"].items()}
         state.attempts = {str(k): float(v) for k, v in data["attempts"].items()}
         state.mean_square = None if data["mean_square"] is None else float(data["mean_square"])
+        state.last_zero_variance_fraction = float(data.get("last_zero_variance_fraction", 0.0))
         return state

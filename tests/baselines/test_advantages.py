@@ -39,7 +39,8 @@ def make_data(seed=0):
         "mr": [rng.integers(0, 2, n).astype(float).tolist() for n in LENGTHS],
         "states": [[f"s{int(k)}" for k in rng.integers(0, 3, n)] for n in LENGTHS],
         "invalid": [[bool(k) for k in rng.integers(0, 2, n)] for n in LENGTHS],
-        "logprobs": [[(-rng.random(3)).tolist() if k else None for k in rng.integers(0, 4, n)] for n in LENGTHS],
+        "logprobs": [[(-rng.random(3)).tolist() if k else None for k in rng.integers(0, 4, n)]
+                     for n in LENGTHS],
     }
     data["fmt"] = [[-0.1 if tag == "none" else 0.0 for tag in row] for row in data["tags"]]
     data["hooks"]["rlvmr"] = [[m + f for m, f in zip(a, b)] for a, b in zip(data["mr"], data["fmt"])]
@@ -75,7 +76,8 @@ def build_trajectories(data):
 
 
 def inputs_of(data, weights=WEIGHTS):
-    return EstimatorInputs.from_trajectories(build_trajectories(data), env_rewards=data["env"], hook_weights=weights)
+    trajectories = build_trajectories(data)
+    return EstimatorInputs.from_trajectories(trajectories, env_rewards=data["env"], hook_weights=weights)
 
 
 def shaped(data, exclude=None):
@@ -111,7 +113,8 @@ def expected_vspo(data, clip):
 
 # (estimator, estimator_kwargs, the pure function called directly on the raw numbers)
 CASES = [
-    ("grpo", {"std": "none"}, lambda d: E.grpo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS, std="none")),
+    ("grpo", {"std": "none"}, lambda d: E.grpo_advantages(
+        totals(shaped(d)), GROUPS, num_turns=LENGTHS, std="none")),
     ("rloo", {}, lambda d: E.rloo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS)),
     ("trloo", {}, lambda d: E.trloo_advantages(shaped(d), GROUPS, gamma=GAMMA)),
     ("gigpo", {"invalid_penalty": 0.1}, lambda d: E.gigpo_advantages(
@@ -231,7 +234,7 @@ def test_check_estimator_bad_kwarg_names_the_accepted_ones():
     assert "step_weight" in str(info.value) and "similarity" in str(info.value)
     with pytest.raises(InvalidArgumentError, match="accepted: none"):
         check_estimator("rloo", {"std": "none"}, [])
-    with pytest.raises(InvalidArgumentError, match="'anchors' of estimator 'gigpo' is filled by the registry"):
+    with pytest.raises(InvalidArgumentError, match="'anchors' of estimator 'gigpo' is filled by the regis"):
         check_estimator("gigpo", {"anchors": []}, [])
     with pytest.raises(InvalidArgumentError, match="'alpha'.*hook weight"):
         check_estimator("oprl", {"alpha": 2.0}, ["oprl"])
@@ -281,7 +284,8 @@ def recorded_state(**kw):
 def test_vspo_pick_is_deterministic_per_rng_and_skips_value_zero_tasks():
     candidates = ["mastered", "hopeless", "mixed", "unseen"]
     state = recorded_state(prior=0.0)  # raw pass rates: mastered 1, hopeless 0 -> value 0
-    assert state.pick(candidates, 5, np.random.default_rng(3)) == state.pick(candidates, 5, np.random.default_rng(3))
+    first = state.pick(candidates, 5, np.random.default_rng(3))
+    assert first == state.pick(candidates, 5, np.random.default_rng(3))
     for seed in range(20):
         picks = state.pick(candidates, 5, np.random.default_rng(seed))
         assert len(picks) == 5 and set(picks) <= {"mixed", "unseen"}
@@ -337,7 +341,8 @@ def test_vspo_state_rms_zero_variance_groups_and_round_trip():
     assert copy.to_dict() == state.to_dict()
     assert copy.pick(["t0", "t1", "new"], 3, np.random.default_rng(5)) == state.pick(
         ["t0", "t1", "new"], 3, np.random.default_rng(5))
-    assert set(state.metrics()) == {"vspo/tasks_tracked", "vspo/rms", "vspo/mean_task_value"}
+    assert state.metrics()["vspo/zero_variance_fraction"] == pytest.approx(0.5)  # g1's task returns tie
+    assert set(state.metrics()) >= {"vspo/tasks_tracked", "vspo/rms", "vspo/mean_task_value"}
     with pytest.raises(InvalidArgumentError, match="needs state="):
         compute_advantages("vspo", inputs, gamma=1.0)
     assert make_state("grpo") is None
