@@ -29,8 +29,13 @@ Hooks may also report per-turn details (RLVMR's tag, PRS's stage flags) with :me
 online they go to ``info["turn_reward_details"][name]`` (so a rollout records them in ``turn.info``), and
 :func:`annotate` writes them to the same place, ``turn.info["turn_reward_details"][name]``.
 
-A trainer calls :meth:`TurnRewardHook.on_update` after each policy update: that is where a hook learns or
-moves on (OPRL trains its PRM and syncs its reference, PRS advances its curriculum); it returns metrics.
+Training lifecycle (what :mod:`agentgym.baselines.train_pg` does, in this order, each step): roll out the
+batch; :func:`annotate` it with every hook (a model-based hook scores with the policy as it generated the
+batch); compute advantages and update the policy; then call :meth:`TurnRewardHook.on_update` on each hook
+with that batch. That is where a hook learns or moves on (OPRL takes one DPO step of its PRM and syncs
+its reference to the updated policy, PRS advances its curriculum); it returns metrics. Hooks with
+:attr:`~TurnRewardHook.requires_policy` (IGPO, OPRL) are built by ``cls.from_policy(policy, tokenizer,
+**kwargs)`` and may keep a reference to the policy: the trainer updates it in place.
 
 Example:
     >>> import gymnasium as gym, agentgym
@@ -47,6 +52,7 @@ Change logs:
     v1: hooks read ``Turn.agent_text`` and parse with :mod:`agentgym.actions`; the wrapper records the
         reply and the parsed action as two fields; ``on_update`` lifecycle method; ``annotate`` writes
         the details; ``action_for_env`` removed (the parser decides the action).
+    v2: ``requires_policy`` and ``from_policy`` for model-based hooks (built by the trainer from YAML).
 """
 
 from __future__ import annotations
@@ -93,6 +99,11 @@ class TurnRewardHook:
     name: str = "hook"
     #: True when a turn's reward can change once later turns are known (then rescored at the episode end).
     needs_finished_episode: bool = False
+    #: True for hooks built from a model (IGPO, OPRL): a trainer builds them with
+    #: ``cls.from_policy(policy, tokenizer, **kwargs)`` instead of ``cls(**kwargs)``. ``from_policy``'s and
+    #: the constructor's keyword parameters are plain keywords, so a trainer can check a config's kwargs
+    #: against :func:`inspect.signature` before it loads any model.
+    requires_policy: bool = False
 
     def score(self, trajectories: Sequence[Trajectory]) -> list[list[float]]:
         """Per-turn rewards of each trajectory of the batch."""

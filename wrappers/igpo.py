@@ -14,14 +14,33 @@ episode) gets the outcome instead: token F1 (``metric="f1"``) or exact match (``
 Only the first gold answer is used for the information gain. Normalisation and discounting are the
 estimator's job (:func:`agentgym.baselines.estimators.igpo_advantages`).
 
-Families with no answer (``info["ground_truth"]`` is None, e.g. TextWorld) use a proxy: the belief is
-the policy's probability of ``proxy_target`` ("I have completed the task.") as its answer, and the final
-turn gets the env's normalised score ``info["score"]`` with no format penalty. ``target_fn`` overrides both.
+Which context: the belief after turn t is measured on the context the policy saw before acting at turn
+t+1, i.e. after turn t's action and the env's reply (the spec's "computed at the start of every turn").
+When every turn records its ``prompt_token_ids`` (an LLM agent's rollout), that context is exactly turn
+t+1's recorded prompt ids (t = 0: turn 1's prompt, which the policy saw before its first action), ending
+with the generation prompt, so the answer wrapper follows where the policy's reply would; the policy's
+own system prompt, history window and truncation are all in it. Only trajectories without recorded ids
+(saved by a non-LLM agent, or an online :class:`~agentgym.wrappers.TurnRewardWrapper` episode), and an
+unfinished trajectory's last context (the next prompt is not recorded yet), fall back to this hook's own
+chat rendering of the trajectory (:func:`agentgym.wrappers.lm.chat_tokens`, ``system``).
 
-Scoring is batched. ``batching="packed"`` (default) reads each conversation once (plain causal attention,
-keeping the KV cache), then scores one short answer block per turn in a second pass, each block attending
-only to its own context prefix in the cache (a custom 4D mask and explicit position ids); several
-trajectories go through each pass together.
+Which answer: ``info["ground_truth"]``. Of the gym's families only WebShop provides one (the goal ASIN and
+its options, ``"b0123; color: red"``): the belief is then the policy's probability of naming the product
+it should buy. Families with no answer (``ground_truth`` None: TextWorld, ALFWorld, ScienceWorld, SWEGym,
+KernelGym, Negotiation) use the documented proxy: the belief is the policy's probability of
+``proxy_target`` ("I have completed the task.") as its answer, a self-assessed progress signal, and the
+final turn gets the env's normalised score ``info["score"]`` (TextWorld: score / max score) with no format
+penalty. ``target_fn`` overrides both. A family whose ground truth is not something the agent writes in an
+``<answer>`` (WebShop: the agent clicks "buy now") gets the format penalty as the hook's own final
+reward; train such runs with the ``igpo`` estimator's default ``outcome: task``, which replaces the final
+turn's reward with the task return.
+
+Scoring is batched, under ``torch.no_grad`` with the model in eval mode (its mode is restored after).
+``batching="packed"`` (default) reads each conversation once (plain causal attention, keeping the KV cache),
+then scores one short answer block per turn in a second pass, each block attending only to its own
+context prefix in the cache (a custom 4D mask and explicit position ids); several trajectories go through
+each pass together. That needs each context to be a token prefix of the next, as the chat rendering's
+are; recorded prompts whose history window slides are not, and are scored per turn.
 ``batching="per_turn"`` builds one padded sequence per (trajectory, turn); with ``batch_size=1`` that is
 the one-turn-at-a-time baseline of ``benchmarks/igpo_batching.py``. Both give the same numbers.
 
@@ -36,6 +55,8 @@ Example:
 
 Change logs:
     v0: initial version.
+    v1: beliefs on the recorded prompt token ids when present; ``from_policy``; eval mode while scoring;
+        the outcome reads ``Turn.agent_text`` (the raw reply, where the ``<answer>`` is).
 """
 
 from __future__ import annotations
@@ -47,7 +68,7 @@ from typing import Any, Literal
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Trajectory
 from agentgym.wrappers.hooks import TurnRewardHook, check_choice, ground_truth, is_final_turn
-from agentgym.wrappers.lm import chat_tokens, next_token_logprobs, returned_cache
+from agentgym.wrappers.lm import chat_tokens, eval_mode, forward_model, next_token_logprobs, returned_cache
 from agentgym.wrappers.progressive import ANSWER_RE, normalize_answer, token_f1
 
 ANSWER_PREFIX = "<think>\nNow there's enough information to answer\n</think>\n<answer>\n"
@@ -77,12 +98,18 @@ def outcome_reward(
     return max(token_f1(answer, gold) for gold in golds)
 
 
+def _nested(contexts: Sequence[list[int]]) -> bool:
+    """Whether every context is a token prefix of the longest one (what packed scoring needs)."""
+    longest = max(contexts, key=len, default=[])
+    return all(longest[: len(c)] == c for c in contexts)
+
+
 class IGPOHook(TurnRewardHook):
     """Information-gain turn rewards from a causal LM (module docstring). Name: ``"igpo"``.
 
     Args:
-        model, tokenizer: the policy (any HF causal LM) and its tokenizer; the model is used in eval mode
-            under ``torch.no_grad``.
+        model, tokenizer: the policy (any HF causal LM, or a peft model around one) and its tokenizer; the
+            model is used in eval mode under ``torch.no_grad``.
         ig: ``"log_prob"`` (code default) or ``"prob"`` (v1 paper) difference.
         metric: ``"f1"`` or ``"em"`` for the final turn.
         format_penalty: final-turn reward for a malformed or missing answer (-2.0).
@@ -94,6 +121,7 @@ class IGPOHook(TurnRewardHook):
     """
 
     name = "igpo"
+    requires_policy = True
 
     def __init__(
         self,
@@ -122,6 +150,13 @@ class IGPOHook(TurnRewardHook):
         #: Sequences and tokens of the last scoring call (``benchmarks/igpo_batching.py`` reads them).
         self.last_stats: dict[str, int] = {}
 
+    @classmethod
+    def from_policy(cls, policy: Any, tokenizer: Any, **kwargs: Any) -> IGPOHook:
+        """The trainer's builder (``hooks: [{name: igpo, kwargs: {...}}]``): the hook scores with ``policy``
+        itself, not a copy. The trainer updates it in place and scores each batch before updating, so the
+        beliefs are those of the policy that generated the batch (the spec's ``pi_old``)."""
+        return cls(policy, tokenizer, **kwargs)
+
     # ------------------------------------------------------------ targets and outcome
     def target(self, trajectory: Trajectory) -> tuple[str, bool]:
         """``(text the belief is measured on, whether it is a real ground-truth answer)``."""
@@ -140,7 +175,7 @@ class IGPOHook(TurnRewardHook):
             return float(last.info.get("score") or 0.0)
         truth = ground_truth(trajectory) if self.target_fn is None else self.target(trajectory)[0]
         return outcome_reward(
-            last.action, truth or "", metric=self.metric, format_penalty=self.format_penalty
+            last.agent_text, truth or "", metric=self.metric, format_penalty=self.format_penalty
         )
 
     # ------------------------------------------------------------ beliefs
@@ -151,21 +186,36 @@ class IGPOHook(TurnRewardHook):
         import torch
 
         prefix = self._encode(ANSWER_PREFIX)
-        jobs = []  # (chat tokens, answer tokens, context indices)
+        jobs = []  # (token ids of each wanted context, answer tokens)
         for index, trajectory in enumerate(trajectories):
-            chat = chat_tokens(trajectory, self.tokenizer, system=self.system)
             target = self._encode(self.target(trajectory)[0])
             if not target:
                 raise InvalidArgumentError(
                     f"trajectory {trajectory.episode_id!r}: the answer target is empty"
                 )
             wanted = list(range(len(trajectory.turns) + 1)) if contexts is None else list(contexts[index])
-            jobs.append((chat, target, wanted))
+            jobs.append((self.context_ids(trajectory, wanted), target))
         self.last_stats = {"forward_passes": 0, "tokens": 0}
-        with torch.no_grad():
-            if self.batching == "packed":
-                return self._packed(jobs, prefix)
-            return self._per_turn(jobs, prefix)
+        nested = [self.batching == "packed" and _nested(ids) for ids, _ in jobs]
+        packed = [j for j, flag in enumerate(nested) if flag]
+        per_turn = [j for j, flag in enumerate(nested) if not flag]
+        out: list[list[float]] = [[] for _ in jobs]
+        with torch.no_grad(), eval_mode(self.model):
+            net = forward_model(self.model)
+            for group, run in ((packed, self._packed), (per_turn, self._per_turn)):
+                for j, row in zip(group, run(net, [jobs[j] for j in group], prefix)):
+                    out[j] = row
+        return out
+
+    def context_ids(self, trajectory: Trajectory, wanted: Sequence[int]) -> list[list[int]]:
+        """The token ids of each wanted context ``t`` (what the policy saw after turn t): turn t+1's
+        recorded ``prompt_token_ids`` when every turn has them and t < T, else this hook's chat rendering
+        of the whole trajectory (module docstring)."""
+        turns = trajectory.turns
+        if turns and all(t.prompt_token_ids for t in turns) and all(t < len(turns) for t in wanted):
+            return [list(turns[t].prompt_token_ids) for t in wanted]  # type: ignore[arg-type]
+        chat = chat_tokens(trajectory, self.tokenizer, system=self.system)
+        return [chat.ids[: chat.context_ends[t]] for t in wanted]
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -173,13 +223,13 @@ class IGPOHook(TurnRewardHook):
     def _device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _per_turn(self, jobs: list, prefix: list[int]) -> list[list[float]]:
+    def _per_turn(self, net: Any, jobs: list, prefix: list[int]) -> list[list[float]]:
+        """One padded sequence per (trajectory, context): context + answer wrapper + answer."""
         import torch
 
         rows = []  # (job index, sequence, answer start)
-        for j, (chat, target, wanted) in enumerate(jobs):
-            for t in wanted:
-                context = chat.ids[: chat.context_ends[t]]
+        for j, (contexts, target) in enumerate(jobs):
+            for context in contexts:
                 rows.append((j, context + prefix + target, len(context) + len(prefix)))
         out: list[list[float]] = [[] for _ in jobs]
         pad = self.tokenizer.pad_token_id or 0
@@ -197,7 +247,7 @@ class IGPOHook(TurnRewardHook):
             keep = sorted(set().union(*wanted))
             column = {position: k for k, position in enumerate(keep)}
             logp = next_token_logprobs(
-                self.model, ids.to(device), mask.to(device), keep=torch.tensor(keep, device=device)
+                net, ids.to(device), mask.to(device), keep=torch.tensor(keep, device=device)
             ).cpu()
             self.last_stats["forward_passes"] += 1
             self.last_stats["tokens"] += ids.numel()
@@ -205,10 +255,11 @@ class IGPOHook(TurnRewardHook):
                 out[j].append(float(logp[b, [column[p] for p in positions]].mean()))
         return out
 
-    def _packed(self, jobs: list, prefix: list[int]) -> list[list[float]]:
-        """Two passes per chunk of trajectories. 1: each conversation once, plain causal attention, keeping
-        the KV cache. 2: one answer block per wanted context, all blocks of a row side by side, each block
-        attending to its context prefix in the cache (custom mask) and causally to itself."""
+    def _packed(self, net: Any, jobs: list, prefix: list[int]) -> list[list[float]]:
+        """Two passes per chunk of trajectories whose contexts are prefixes of their longest one. 1: each
+        longest context once, plain causal attention, keeping the KV cache. 2: one answer block per
+        context, all blocks of a row side by side, each block attending to its context prefix in the
+        cache (custom mask) and causally to itself."""
         import torch
 
         out: list[list[float]] = []
@@ -216,36 +267,36 @@ class IGPOHook(TurnRewardHook):
         device = self._device()
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start : start + self.batch_size]
-            bases = [chat.ids[: chat.context_ends[max(wanted)]] for chat, _, wanted in chunk]
-            blocks = [prefix + target for _, target, _ in chunk]
+            bases = [max(contexts, key=len) for contexts, _ in chunk]
+            blocks = [prefix + target for _, target in chunk]
             width = max(len(base) for base in bases)
-            queries = max(len(block) * len(wanted) for block, (_, _, wanted) in zip(blocks, chunk))
+            queries = max(len(block) * len(contexts) for block, (contexts, _) in zip(blocks, chunk))
             base_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             base_mask = torch.zeros((len(chunk), width), dtype=torch.long)
             block_ids = torch.full((len(chunk), queries), pad, dtype=torch.long)
             positions = torch.zeros((len(chunk), queries), dtype=torch.long)
             allowed = torch.zeros((len(chunk), queries, width + queries), dtype=torch.bool)
             wanted_positions = []
-            for b, ((chat, target, wanted), base, block) in enumerate(zip(chunk, bases, blocks)):
+            for b, ((contexts, target), base, block) in enumerate(zip(chunk, bases, blocks)):
                 base_ids[b, : len(base)] = torch.tensor(base, dtype=torch.long)
                 base_mask[b, : len(base)] = 1
                 n = len(block)
                 causal = torch.ones((n, n), dtype=torch.bool).tril()
                 rows = []
-                for k, t in enumerate(wanted):
-                    begin, end = k * n, chat.context_ends[t]
+                for k, context in enumerate(contexts):
+                    begin, end = k * n, len(context)
                     block_ids[b, begin : begin + n] = torch.tensor(block, dtype=torch.long)
                     positions[b, begin : begin + n] = torch.arange(end, end + n)
                     allowed[b, begin : begin + n, :end] = True
                     allowed[b, begin : begin + n, width + begin : width + begin + n] = causal
                     rows.append(range(begin + len(prefix) - 1, begin + len(prefix) - 1 + len(target)))
-                for i in range(n * len(wanted), queries):  # padding attends to itself only
+                for i in range(n * len(contexts), queries):  # padding attends to itself only
                     allowed[b, i, width + i] = True
                 wanted_positions.append(rows)
             keep = sorted(set().union(*(r for rows in wanted_positions for r in rows)))
             column = {position: k for k, position in enumerate(keep)}
             cache = returned_cache(
-                self.model(
+                net(
                     input_ids=base_ids.to(device),
                     # no padding: no mask, so attention takes its fast causal path
                     attention_mask=None if bool(base_mask.all()) else base_mask.to(device),
@@ -254,7 +305,7 @@ class IGPOHook(TurnRewardHook):
                 )
             )
             logp = next_token_logprobs(
-                self.model,
+                net,
                 block_ids.to(device),
                 self._mask(allowed).to(device),
                 positions.to(device),

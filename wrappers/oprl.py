@@ -10,8 +10,17 @@ trajectory-level DPO loss ``mean over (pos, neg) pairs of -log sigmoid(Q(pos) - 
 sum over steps of ``beta * log-ratio`` (``trajectory_score="sum"``, the paper) or its mean over steps
 (``"mean"``, the reference code). Every successful trajectory is paired with every failed one; groups with
 no pair contribute nothing. One optimiser step per call to :meth:`OPRLHook.train_step`, alternating with
-the policy updates: ``update="before"`` (the paper: update the PRM, then score with the updated PRM) or
-``update="after"`` (the code's single forward pass: the rewards come from the PRM before its update).
+the policy updates: ``update="after"`` (the code's single forward pass: the rewards come from the PRM before
+its update) or ``update="before"`` (the paper's text: update the PRM, then score with the updated PRM).
+
+In the trainer (:mod:`agentgym.baselines.train_pg`) the hook is built by :meth:`OPRLHook.from_policy` and
+each step runs in the reference code's ``update="after"`` order: the trainer scores the batch with the PRM
+(:func:`~agentgym.wrappers.annotate`), updates the policy, then calls :meth:`OPRLHook.on_update`, which
+takes one DPO step of the PRM on that batch (the reference is still the policy that generated it,
+``pi_old``) and then syncs the reference to the updated policy (:meth:`OPRLHook.sync_reference`), which
+generates the next batch. ``update="before"`` cannot be honoured in that lifecycle (the batch is scored
+before ``on_update``), so :meth:`~OPRLHook.from_policy` refuses it; drive :meth:`~OPRLHook.train_step`
+yourself to use it.
 
 Tokens: when every turn carries the exact ``prompt_token_ids`` / ``response_token_ids`` an LLM agent
 generated, those are scored (one row per turn); otherwise the trajectory is rendered with the chat
@@ -23,11 +32,16 @@ template (one row per trajectory, every action scored in one pass). The referenc
 
 Example:
     >>> hook = OPRLHook.from_policy(policy, tokenizer)                      # doctest: +SKIP
-    >>> rewards, loss = hook.train_step(group_of_trajectories)              # doctest: +SKIP
-    >>> hook.sync_reference(policy)          # after each policy update     # doctest: +SKIP
+    >>> annotate(batch, [hook])          # step rewards from the PRM        # doctest: +SKIP
+    >>> ...                              # the policy update                # doctest: +SKIP
+    >>> hook.on_update(step, batch, {})  # DPO step, then reference := policy  # doctest: +SKIP
+    {'pairs': 4.0, 'prm_loss': 0.69, 'mean_step_reward': 0.0}
 
 Change logs:
     v0: initial version.
+    v1: ``on_update`` (one DPO step, then the reference syncs to the live policy); ``from_policy`` keeps
+        the policy, gives a full trainable PRM (a LoRA policy's adapters merged) and refuses
+        ``update="before"``; the default ``update`` is ``"after"``; PRM and reference score in eval mode.
 """
 
 from __future__ import annotations
@@ -52,19 +66,26 @@ class OPRLHook(TurnRewardHook):
     """Implicit process rewards from a DPO-trained PRM (module docstring). Name: ``"oprl"``.
 
     Args:
-        prm: the PRM (a causal LM; :meth:`from_policy` copies the policy).
+        prm: the PRM (a causal LM; :meth:`from_policy` copies the policy). Its trainable parameters (all of
+            them when none is marked trainable) are what the DPO step updates.
         tokenizer: the policy's tokenizer.
         reference_model: the previous policy snapshot (None with ``reference="recorded"``).
         reference: ``"model"`` or ``"recorded"`` (the turns' ``response_logprobs``).
         beta: 0.05. lr: PRM learning rate (1e-6, AdamW). grad_clip: 10.
         trajectory_score: ``"sum"`` (paper) or ``"mean"`` (code) over steps.
-        update: ``"before"`` (paper) or ``"after"`` (code) — see the module docstring.
+        update: ``"after"`` (code, the trainer's order) or ``"before"`` (paper text; :meth:`train_step`
+            only) — see the module docstring.
         normalize: ``"none"`` or ``"batch_max"``.
         success_fn: trajectory -> bool, the preference label.
         system: optional system prompt for chat rendering. batch_size: rows per forward pass.
+
+    Attributes:
+        policy: the live policy :meth:`on_update` syncs the reference to (set by :meth:`from_policy`;
+            None for a hook built directly, whose ``on_update`` then only trains the PRM).
     """
 
     name = "oprl"
+    requires_policy = True
 
     def __init__(
         self,
@@ -77,7 +98,7 @@ class OPRLHook(TurnRewardHook):
         lr: float = 1e-6,
         grad_clip: float = 10.0,
         trajectory_score: Literal["sum", "mean"] = "sum",
-        update: Literal["before", "after"] = "before",
+        update: Literal["before", "after"] = "after",
         normalize: Literal["none", "batch_max"] = "none",
         success_fn: Callable[[Trajectory], bool] = default_success,
         system: str | None = None,
@@ -97,21 +118,84 @@ class OPRLHook(TurnRewardHook):
         self.reference, self.beta, self.grad_clip = reference, beta, grad_clip
         self.trajectory_score, self.update, self.normalize = trajectory_score, update, normalize
         self.success_fn, self.system, self.batch_size = success_fn, system, batch_size
+        self.policy: Any = None
         trainable = [p for p in prm.parameters() if p.requires_grad]
         if not trainable:  # e.g. a copy of a frozen model: train all of it
             trainable = list(prm.requires_grad_(True).parameters())
         self.optimizer = torch.optim.AdamW(trainable, lr=lr)
+        prm.eval()  # no dropout: the training pass's rewards are the scoring pass's
         if reference_model is not None:
             reference_model.eval().requires_grad_(False)
 
     @classmethod
-    def from_policy(cls, policy: Any, tokenizer: Any, **kwargs: Any) -> OPRLHook:
-        """A hook whose PRM and reference both start as copies of ``policy``."""
-        return cls(copy.deepcopy(policy), tokenizer, reference_model=copy.deepcopy(policy), **kwargs)
+    def from_policy(
+        cls, policy: Any, tokenizer: Any, *, prm_params: Literal["full", "adapters"] = "full", **kwargs: Any
+    ) -> OPRLHook:
+        """The trainer's builder (``hooks: [{name: oprl, kwargs: {...}}]``); ``kwargs`` go to the constructor.
 
-    def sync_reference(self, policy: Any) -> None:
-        """Make the reference the current policy (call after each policy update: it becomes ``pi_old``)."""
+        The PRM is a copy of ``policy``: ``prm_params="full"`` (default, the paper's full-LM PRM) trains
+        every weight, a peft (LoRA) policy's adapters merged into it first (an AdamW state the size of the
+        model); ``"adapters"`` keeps a peft policy's structure and trains only its copied LoRA adapters
+        (cheaper; the base weights stay frozen). The reference is a frozen copy of ``policy`` with the same
+        structure (None with ``reference="recorded"``). The hook keeps ``policy`` itself (the trainer
+        updates it in place) and syncs the reference to it in :meth:`on_update`.
+
+        Raises :class:`InvalidArgumentError` for ``update="before"``: the trainer scores the batch before
+        :meth:`on_update` runs, so rewards always come from the PRM before its step (``"after"``).
+        """
+        check_choice("prm_params", prm_params, ("full", "adapters"))
+        if kwargs.get("update", "after") != "after":
+            raise InvalidArgumentError(
+                "OPRLHook.from_policy: update must be 'after' (the trainer scores each batch before the "
+                "PRM's step in on_update); for update='before' build OPRLHook(...) and call train_step"
+            )
+        is_peft = hasattr(policy, "merge_and_unload")
+        if prm_params == "adapters" and not is_peft:
+            raise InvalidArgumentError("OPRLHook.from_policy: prm_params='adapters' needs a peft (LoRA) policy")
+        prm = copy.deepcopy(policy)
+        if prm_params == "full":
+            prm = (prm.merge_and_unload() if is_peft else prm).requires_grad_(True)
+        else:
+            for name, parameter in prm.named_parameters():
+                parameter.requires_grad_("lora_" in name)
+        recorded = kwargs.get("reference") == "recorded"
+        hook = cls(prm, tokenizer, reference_model=None if recorded else copy.deepcopy(policy), **kwargs)
+        hook.policy = policy
+        return hook
+
+    def sync_reference(self, policy: Any = None) -> None:
+        """Make the reference a snapshot of ``policy`` (default: :attr:`policy`): call it after each policy
+        update, the reference then being ``pi_old`` of the next batch. The policy's weights are copied into
+        the reference, which has the policy's structure (a peft policy's base weights and adapters), so
+        its log-probs are the policy's. Nothing to do with ``reference="recorded"``."""
+        if self.reference_model is None:
+            return
+        policy = policy if policy is not None else self.policy
+        if policy is None:
+            raise InvalidArgumentError("sync_reference needs the policy (or build the hook with from_policy)")
         self.reference_model.load_state_dict(policy.state_dict())
+
+    def on_update(
+        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
+    ) -> dict[str, float]:
+        """After the policy update on ``trajectories`` (already scored by this hook): one DPO step of the
+        PRM on the batch's pairs (no pair: the PRM is left as it is), then :meth:`sync_reference` to the
+        updated policy. Returns ``pairs``, ``prm_loss`` (the DPO loss before the step; only when there
+        were pairs) and ``mean_step_reward`` (the batch's step rewards, as the estimator saw them)."""
+        pairs = self.pairs(trajectories)
+        out = {"pairs": float(len(pairs))}
+        if pairs:
+            ratios, out["prm_loss"] = self._learn(trajectories, pairs)
+            rewards = self._rewards(ratios)
+        else:
+            rewards = [[t.turn_rewards[self.name] for t in tr.turns if self.name in t.turn_rewards]
+                       for tr in trajectories]
+        values = [x for row in rewards for x in row]
+        if values:
+            out["mean_step_reward"] = sum(values) / len(values)
+        if self.policy is not None:
+            self.sync_reference()
+        return out
 
     # ------------------------------------------------------------ log-probs of the actions
     def _rows(self, trajectory: Trajectory) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
@@ -172,13 +256,13 @@ class OPRLHook(TurnRewardHook):
             return [x.detach() for x in self._action_logprobs(self.reference_model, trajectories)]
 
     def step_log_ratios(self, trajectories: Sequence[Trajectory], *, grad: bool = False) -> list[Any]:
-        """Per trajectory, ``beta * (log pi_phi - log pi_old)`` of each step's action (a tensor)."""
+        """Per trajectory, ``beta * (log pi_phi - log pi_old)`` of each step's action (a tensor; with
+        ``grad``, differentiable in the PRM). The PRM stays in eval mode (no dropout) either way, so a
+        training pass gives exactly the rewards :meth:`score` gives."""
         import torch
 
         reference = self._reference_logprobs(trajectories)
         with torch.set_grad_enabled(grad):
-            if not grad:
-                self.prm.eval()
             policy = self._action_logprobs(self.prm, trajectories)
         return [self.beta * (p - r.to(p.device)) for p, r in zip(policy, reference)]
 
@@ -215,29 +299,32 @@ class OPRLHook(TurnRewardHook):
         margins = torch.stack([q[p] - q[n] for p, n in pairs])
         return -torch.nn.functional.logsigmoid(margins).mean()
 
-    def _optimise(self, loss: Any) -> None:
+    def _learn(self, trajectories: Sequence[Trajectory], pairs: Sequence[tuple[int, int]]) -> tuple[list, float]:
+        """One AdamW step of the PRM on the DPO loss of ``pairs``; returns (the step log-ratios of the
+        forward pass, before the step; the loss)."""
         import torch
 
+        ratios = self.step_log_ratios(trajectories, grad=True)
+        loss = self.dpo_loss(ratios, pairs)
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.prm.parameters(), self.grad_clip)
         self.optimizer.step()
-        self.prm.eval()
+        self.optimizer.zero_grad(set_to_none=True)  # the gradients are a model's size: free them
+        return ratios, float(loss.detach())
 
     def train_step(self, trajectories: Sequence[Trajectory]) -> tuple[list[list[float]], float | None]:
-        """One PRM update on the batch's pairs; returns ``(step rewards, DPO loss or None)``.
+        """One PRM update on the batch's pairs; returns ``(step rewards, DPO loss or None)``. For driving
+        the hook yourself; the trainer calls :meth:`on_update`.
 
         ``update="after"``: the rewards come from the same forward pass as the loss (before the update);
-        ``update="before"``: the PRM is updated first and the rewards are scored with it.
+        ``update="before"``: the PRM is updated first and the rewards are scored with it. No pair: no
+        update, the rewards of the current PRM.
         """
         pairs = self.pairs(trajectories)
-        self.prm.train()
-        ratios = self.step_log_ratios(trajectories, grad=bool(pairs))
-        loss = self.dpo_loss(ratios, pairs)
-        value = float(loss.detach()) if loss is not None else None
-        if loss is not None:
-            self._optimise(loss)
-        self.prm.eval()
-        if self.update == "after" or loss is None:
-            return self._rewards(ratios), value
-        return self.score(trajectories), value
+        if not pairs:
+            return self.score(trajectories), None
+        ratios, loss = self._learn(trajectories, pairs)
+        if self.update == "after":
+            return self._rewards(ratios), loss
+        return self.score(trajectories), loss

@@ -22,8 +22,10 @@ in :meth:`ProgressiveRewardHook.on_update`, which the trainer calls after each p
 * on measured stage success (``schedule="mastery"``): when the current stage's success rate over the
   batch's turns reaches ``threshold`` (:meth:`~ProgressiveRewardHook.observe`), the next stage starts.
 
-Either way ``on_update`` returns ``{"stage": ..., "rate_format": ..., "rate_valid": ..., "rate_task": ...}``
-(the stage in effect for the next batch, and the batch's success rate of each stage).
+Either way ``on_update`` returns ``{"stage": ..., "stage_success": ..., "rate_format": ..., "rate_valid": ...,
+"rate_task": ...}``: the stage in effect for the next batch, the batch's success rate of the stage that
+scored it (what ``"mastery"`` compares with ``threshold``), and each stage's rate (a turn passes a stage
+when that stage's gated score is positive).
 
 Only the paper's abstract was available (spec §10, [U]): the stage gating, the combination rule and the
 curriculum are configuration here, not a reproduction; the length-aware BLEU is replaced by a pluggable
@@ -40,6 +42,7 @@ Change logs:
     v0: initial version.
     v1: :func:`well_formed` is the gym's parser (a two-line ReAct reply is well formed); the curriculum
         advances in ``on_update``; stages read ``Turn.agent_text``.
+    v2: ``on_update`` also returns ``stage_success``.
 """
 
 from __future__ import annotations
@@ -139,10 +142,15 @@ class ProgressiveRewardHook(TurnRewardHook):
         """After the policy update that made ``step`` updates done (the logged step: 1 after the first):
         measure the batch's stage success and move the curriculum on (``steps``: to the stage of ``step``;
         ``mastery``: by the measured rate)."""
+        scored_by = STAGES[self.stage]
         rates = self.observe(trajectories)
         if self.schedule == "steps":
             self.set_step(step)
-        return {"stage": float(self.stage), **{f"rate_{name}": rate for name, rate in rates.items()}}
+        return {
+            "stage": float(self.stage),
+            "stage_success": rates[scored_by],
+            **{f"rate_{name}": rate for name, rate in rates.items()},
+        }
 
     def observe(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """``schedule="mastery"``: measure each stage's success rate over the batch's turns and advance

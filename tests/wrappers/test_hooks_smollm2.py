@@ -65,8 +65,9 @@ def test_oprl_real_model_one_prm_update(smollm2):
     win = qa("Search result: Paris is the capital of France.", episode_id="w")
     lose = make_trajectory(["look around", "<answer>Rome</answer>"], won=False, group="q", episode_id="l")
     win.turns[-1].info["won"] = True
-    hook = OPRLHook.from_policy(model, tokenizer, lr=1e-5, beta=0.05, update="before")
+    hook = OPRLHook.from_policy(model, tokenizer, lr=1e-5, beta=0.05)
     assert hook.score([win, lose]) == [[0.0, 0.0], [0.0, 0.0]]
-    rewards, loss = hook.train_step([win, lose])
+    loss = hook.train_step([win, lose])[1]
     assert loss == pytest.approx(math.log(2), abs=1e-4)
+    rewards = hook.score([win, lose])
     assert sum(rewards[0]) > sum(rewards[1])  # after one DPO step the PRM prefers the successful trajectory

@@ -107,6 +107,93 @@ def test_igpo_proxy_target_without_ground_truth(tiny_lm):
         IGPOHook(model, tokenizer, batching="magic")
 
 
+def recorded_trajectory(tokenizer, *, window):
+    """A finished 3-turn QA trajectory whose turns carry prompt/response token ids as an LLM agent records
+    them: a system prompt the hook's chat rendering does not have, and a history of ``window`` past turns
+    (``window=1``: the window slides, so the prompts are not prefixes of each other)."""
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    traj = make_trajectory(
+        ["search coin", "open chest", "<answer>the coin</answer>"], truth="the coin", episode_id="rec"
+    )
+    observations = [traj.initial_observation] + [turn.observation for turn in traj.turns]
+    history = []
+    for t, turn in enumerate(traj.turns):
+        messages = [{"role": "system", "content": "You are an agent. Reply with one action."}]
+        for obs, reply in history[len(history) - window :] if window else []:
+            messages += [{"role": "user", "content": obs}, {"role": "assistant", "content": reply}]
+        messages.append({"role": "user", "content": observations[t]})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        turn.prompt_token_ids = encode(text)
+        turn.response_token_ids = encode(turn.action) + [tokenizer.eos_token_id]
+        history.append((observations[t], turn.action))
+    return traj
+
+
+def manual_belief(model, ids, tokenizer, target="the coin"):
+    """logP of ``target`` after ``ids`` + the answer wrapper: one plain forward pass."""
+    prefix = tokenizer(ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
+    answer = tokenizer(target, add_special_tokens=False)["input_ids"]
+    seq = list(ids) + prefix + answer
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([seq])).logits[0], -1)
+    start = len(seq) - len(answer)
+    return sum(float(logp[start - 1 + j, tok]) for j, tok in enumerate(answer)) / len(answer)
+
+
+@pytest.mark.parametrize("window", [1, 5])  # 1: sliding window (per-turn rows); 5: nested prompts (packed)
+def test_igpo_beliefs_on_recorded_prompt_ids(tiny_lm, window):
+    model, tokenizer = tiny_lm
+    traj = recorded_trajectory(tokenizer, window=window)
+    prompts = [turn.prompt_token_ids for turn in traj.turns]
+    seen = []
+    spy = model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_ids"].tolist()), with_kwargs=True
+    )
+    try:
+        hook = IGPOHook(model, tokenizer, batch_size=1)
+        rewards = hook.score([traj])[0]
+    finally:
+        spy.remove()
+    prefix = tokenizer(ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
+    answer = tokenizer("the coin", add_special_tokens=False)["input_ids"]
+    nested = window == 5
+    if nested:  # packed: the longest recorded prompt once, then one answer block per context
+        assert seen[0] == [prompts[-1]] and seen[1] == [(prefix + answer) * 3]
+    else:  # per turn: exactly each recorded prompt, then the wrapper and the answer
+        assert seen == [[p + prefix + answer] for p in prompts]
+    # the final turn gets the outcome, so its context (after the last turn) is never needed
+    beliefs = [manual_belief(model, p, tokenizer) for p in prompts]
+    assert rewards == pytest.approx([beliefs[1] - beliefs[0], beliefs[2] - beliefs[1], 1.0], abs=1e-4)
+    bare = copy.deepcopy(traj)
+    for turn in bare.turns:
+        turn.prompt_token_ids = turn.response_token_ids = None
+    assert hook.beliefs([bare], [[0, 1, 2]])[0] != pytest.approx(beliefs, abs=1e-4)  # the rendered chat
+
+
+def test_igpo_falls_back_to_the_chat_rendering(tiny_lm):
+    """Without recorded ids on every turn, or for a context after the last turn, the hook renders the chat."""
+    model, tokenizer = tiny_lm
+    traj = recorded_trajectory(tokenizer, window=1)
+    chat = chat_tokens(traj, tokenizer)
+    hook = IGPOHook(model, tokenizer)
+    assert hook.context_ids(traj, [0, 3]) == [chat.ids[: chat.context_ends[0]], chat.ids]
+    traj.turns[1].prompt_token_ids = None
+    assert hook.context_ids(traj, [1]) == [chat.ids[: chat.context_ends[1]]]
+
+
+def test_igpo_scores_in_eval_mode_and_restores_train_mode(tiny_lm):
+    model, tokenizer = tiny_lm
+    modes = []
+    spy = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    model.train()
+    try:
+        IGPOHook(model, tokenizer).beliefs(qa_batch()[:1])
+        assert modes and not any(modes) and model.training
+    finally:
+        spy.remove()
+        model.eval()
+
+
 # ------------------------------------------------------------------ OPRL
 def oprl_batch():
     win = make_trajectory(["open chest", "take coin"], won=True, rewards=[0, 1], group="g", episode_id="w")
@@ -160,8 +247,14 @@ def test_oprl_dpo_training_separates_success_from_failure(tiny_lm):
     assert losses[-1] < losses[0] - 0.05
     q = [sum(r) for r in after.score(batch)]
     assert q[0] > q[1]  # the PRM now prefers the successful trajectory
-    before = OPRLHook.from_policy(
-        model, tokenizer, lr=3e-3, beta=0.5, update="before", trajectory_score="mean"
+    before = OPRLHook(
+        copy.deepcopy(model),
+        tokenizer,
+        reference_model=copy.deepcopy(model),
+        lr=3e-3,
+        beta=0.5,
+        update="before",
+        trajectory_score="mean",
     )
     rewards, loss = before.train_step(batch)
     assert loss == pytest.approx(math.log(2)) and sum(rewards[0]) > sum(rewards[1])  # scored after the update
