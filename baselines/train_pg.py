@@ -1,23 +1,33 @@
-"""Multi-turn PPO-clip policy gradient for LLM agents, with any group estimator (GRPO, RLOO, TRLOO, GiGPO, EMPG).
+"""Multi-turn PPO-clip policy gradient for LLM agents, with any estimator of the registry
+(:data:`agentgym.baselines.advantages.ESTIMATORS`: GRPO, RLOO, TRLOO, GiGPO, EMPG, GDPO, RLVMR, OPRL, IGPO,
+VSPO).
 
 One readable file in the CleanRL spirit. Each update step:
 
 1. **rollout**: ``tasks_per_step`` tasks, each played ``group_size`` times with the same reset seed
    (:func:`agentgym.rollout.group_specs`), by :class:`~agentgym.baselines.llm_agent.LLMAgent` in one batch
-   per turn; every turn records its prompt and response token ids and their log-probs as generated;
-2. **rewards**: per turn, ``env_reward_weight * env reward + sum(weight * hook reward)``; hooks score the
-   finished trajectories offline (:func:`agentgym.wrappers.annotate`) on the agent's raw replies;
-3. **advantages**: per turn, from :mod:`agentgym.baselines.estimators`, broadcast to the turn's response
-   tokens only: one training row per turn (prompt with loss mask 0, response with mask 1,
-   :func:`agentgym.baselines.tokens.turn_rows`);
+   per turn; every turn records its prompt and response token ids and their log-probs as generated.
+   VSPO only: groups whose returns have no spread are replaced by groups of tasks picked by task value
+   and played once (:func:`~agentgym.baselines.trainer_common.resample_zero_variance`);
+2. **rewards**: per turn, the *task reward* ``env_reward_weight * env reward + info_reward_weight *
+   info[info_reward]``; the hooks score the batch in place (``turn.turn_rewards[name]``), apart from it;
+3. **advantages**: :class:`~agentgym.baselines.advantages.EstimatorInputs` built once from the batch, then
+   :func:`~agentgym.baselines.advantages.compute_advantages`: each estimator combines task and hook rewards
+   its own way (its ``rule``). A turn's advantage goes to its response tokens only: one training row per
+   turn (prompt with loss mask 0, response with mask 1, :func:`agentgym.baselines.tokens.turn_rows`);
 4. **update**: PPO-clip on the agent tokens, token mean over the minibatch, optional k3 KL to the reference
    model (the base model: LoRA adapters disabled, or a frozen copy), gradient accumulation over
-   micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA;
-5. **log and save**: TensorBoard (``charts/``, ``losses/``, ``eval/``, ``perf/``), ``metrics.csv``, a tqdm
-   bar; checkpoints hold the model (or adapter), optimizer, every RNG state and the step, so a resumed run
-   continues exactly.
+   micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA; then
+   every hook's ``on_update(step, batch, metrics)`` (OPRL trains its PRM, PRS moves its curriculum);
+5. **log and save**: TensorBoard (``charts/``, ``losses/``, ``hooks/<name>/``, ``eval/``, ``perf/``),
+   ``metrics.csv``, a tqdm bar; checkpoints hold the model (or adapter), optimizer, every RNG state, the
+   estimator's state and the step, so a resumed run continues exactly (hooks are rebuilt: a learning hook's
+   state, OPRL's PRM, starts over).
 
-Run: ``agentgym train baselines/configs/textworld_grpo.yaml`` or
+``charts/mean_reward`` is the mean task return (no hook reward), ``charts/env_return`` the mean of the env's
+own rewards, ``hooks/<name>/mean`` a hook's mean raw per-turn reward.
+
+Run: ``agentgym train baselines/configs/textworld.yaml`` or
 ``python -m agentgym.baselines.train_pg --env-id agentgym/TextWorld-v0 --num-steps 10``.
 A checkpoint folder is also an agent: ``agentgym eval --agent runs/<run>/checkpoint-000010 ...``.
 """
@@ -31,26 +41,19 @@ import difflib
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from agentgym.baselines import estimators as est
-from agentgym.baselines.llm_agent import LLMAgent
+from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages
+from agentgym.baselines.advantages import make_state
 from agentgym.baselines.tokens import turn_rows
-from agentgym.baselines.trainer_common import (
-    Logger,
-    build_hooks,
-    evaluate_greedy,
-    latest_checkpoint,
-    open_pool,
-    rollout_metrics,
-    save_checkpoint,
-    set_rng_state,
-    split_task_ids,
-    turn_rewards,
-)
+from agentgym.baselines.trainer_common import HookSpec, build_agent, build_hooks, evaluate_greedy, hook_names
+from agentgym.baselines.trainer_common import open_pool, resample_zero_variance, rollout_metrics, score_hooks
+from agentgym.baselines.trainer_common import split_task_ids, task_rewards, validate_hook_specs
+from agentgym.baselines.trainer_io import Logger, latest_checkpoint, save_checkpoint, set_rng_state
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
 from agentgym.trajectory import Trajectory
@@ -79,9 +82,10 @@ class Args:
     max_turns: int = 10
     """turn limit per episode"""
     hooks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    """turn-level reward hooks: [{name: rlvmr | prs_progressive | module:Class, weight: 1.0, kwargs: {}}]"""
+    """turn-level reward hooks: [{name: rlvmr | prs_progressive | oprl | igpo | module:Class, weight: 1.0,
+    kwargs: {...}, model: a local model folder for oprl/igpo (default: the policy being trained)}]"""
     env_reward_weight: float = 1.0
-    """weight of the env reward in the per-turn reward"""
+    """weight of the env reward in the per-turn task reward"""
     info_reward: str | None = None
     """a dotted info key added as a shaping reward each turn, e.g. textworld.intermediate_reward"""
     info_reward_weight: float = 1.0
@@ -117,12 +121,14 @@ class Args:
     system_prompt: str | None = None
     """replaces the agent's default role sentence"""
     # advantages
-    estimator: Literal["grpo", "rloo", "trloo", "gigpo", "empg"] = "grpo"
-    """advantage estimator (empg: GRPO advantages modulated by each turn's entropy)"""
+    estimator: str = "grpo"
+    """advantage estimator: grpo | rloo | trloo | gigpo | empg | gdpo | rlvmr | oprl | igpo | vspo
+    (agentgym.baselines.advantages.ESTIMATORS; rlvmr, oprl and igpo need the hook of the same name)"""
     estimator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """extra keyword arguments of the estimator (e.g. std: none, step_weight: 1.0)"""
+    """keyword arguments of the estimator's function in baselines/estimators.py (e.g. std: none,
+    step_weight: 1.0, invalid_penalty: 0.1), checked against its signature when the config loads"""
     gamma: float = 1.0
-    """discount of turn rewards (trloo, gigpo)"""
+    """discount of turn rewards (trloo, gigpo, igpo)"""
     # optimisation
     num_steps: int = 50
     """update steps"""
@@ -185,68 +191,30 @@ class Args:
     """tqdm progress bar"""
 
 
+def check_args(args: Args) -> None:
+    """Reject a bad estimator, estimator kwarg or hook before any model loads (a typo would otherwise show
+    only after the model and a rollout): :func:`~agentgym.baselines.trainer_common.validate_hook_specs`,
+    then :func:`~agentgym.baselines.advantages.check_estimator` (which also needs the hook an estimator
+    consumes, e.g. ``rlvmr`` for the ``rlvmr`` estimator)."""
+    validate_hook_specs(args.hooks)
+    check_estimator(args.estimator, args.estimator_kwargs, hook_names(args.hooks))
+
+
 def load_config(config: dict[str, Any]) -> Args:
-    """:class:`Args` from a YAML mapping; unknown keys raise with a did-you-mean."""
+    """:class:`Args` from a YAML mapping, checked by :func:`check_args`; unknown keys raise with a
+    did-you-mean."""
     names = {field.name for field in dataclasses.fields(Args)}
     for key in config:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise InvalidArgumentError(f"unknown config key {key!r}{hint}")
-    return Args(**config)
-
-
-def step_entropies(trajectories: list[Trajectory]) -> list[list[float]]:
-    """Each turn's mean token entropy under the sampling policy, estimated as the mean of ``-log p`` of the
-    tokens it sampled (an unbiased estimate, from the log-probs recorded at generation; no extra pass)."""
-    return [[-float(np.mean(turn.response_logprobs)) if turn.response_logprobs else 0.0 for turn in t.turns]
-            for t in trajectories]
-
-
-def advantages(trajectories: list[Trajectory], rewards: list[list[float]], args: Args) -> list[np.ndarray]:
-    inputs = est.from_trajectories(trajectories)
-    groups, kw = inputs["groups"], dict(args.estimator_kwargs)
-    if args.estimator == "grpo":
-        return est.grpo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"], **kw)
-    if args.estimator == "rloo":
-        return est.rloo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"], **kw)
-    if args.estimator == "trloo":
-        return est.trloo_advantages(rewards, groups, gamma=args.gamma, **kw)
-    if args.estimator == "gigpo":
-        return est.gigpo_advantages(rewards, groups, inputs["anchors"], gamma=args.gamma, **kw)
-    if args.estimator == "empg":
-        base = est.grpo_advantages([sum(r) for r in rewards], groups, num_turns=inputs["num_turns"])
-        return est.empg_advantages(base, step_entropies(trajectories), **kw)
-    raise InvalidArgumentError(f"unknown estimator {args.estimator!r}")
+    args = Args(**config)
+    check_args(args)
+    return args
 
 
 # --------------------------------------------------------------------------- model, rows, loss
-def build_agent(args: Args, checkpoint: Path | None) -> LLMAgent:
-    """The policy: base model (+ LoRA adapters, new or from a checkpoint) inside an :class:`LLMAgent`."""
-    import torch
-
-    from agentgym.wrappers.lm import load_causal_lm
-
-    torch.manual_seed(args.seed)
-    meta = json.loads((checkpoint / "agent.json").read_text()) if checkpoint else None
-    source = checkpoint / meta["model"] if meta and meta.get("model") else args.model
-    model, tokenizer = load_causal_lm(source)
-    if args.lora:
-        from peft import LoraConfig, PeftModel, get_peft_model
-
-        if meta and meta.get("adapter"):
-            model = PeftModel.from_pretrained(model, str(checkpoint / meta["adapter"]), is_trainable=True)
-        else:
-            config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                                target_modules=list(args.lora_target_modules), task_type="CAUSAL_LM")
-            model = get_peft_model(model, config)
-    return LLMAgent(model, tokenizer, output_format=args.output_format, history=args.history,
-                    max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                    near_miss=args.near_miss,
-                    near_miss_cutoff=args.near_miss_cutoff, max_prompt_tokens=args.max_prompt_tokens,
-                    system_prompt=args.system_prompt, seed=args.seed, device=args.device, bf16=args.bf16)
-
-
 def make_rows(trajectories: list[Trajectory], turn_adv: list[np.ndarray]) -> list[dict[str, Any]]:
     """One row per turn: token ids, the response start, its advantage, the recorded log-probs and, for a
     constrained (choice-format) reply, the allowed token ids of each response position (else None)."""
@@ -331,12 +299,64 @@ def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) 
     return out
 
 
+def ppo_update(model: Any, reference: Any | None, optimizer: Any, params: list[Any],
+               rows: list[dict[str, Any]], args: Args, device: str, step: int) -> dict[str, float]:
+    """Reference log-probs (no grad; the frozen copy, or the model with its adapters disabled) when
+    ``kl_coef > 0``, then ``ppo_epochs`` passes over ``rows`` in minibatches, with gradient accumulation over
+    micro-batches. Returns the ``losses/`` metrics, each the mean over minibatches."""
+    import torch
+
+    model.train()
+    if args.kl_coef > 0:
+        with torch.no_grad():
+            for i in range(0, len(rows), args.micro_batch_rows):
+                chunk = rows[i : i + args.micro_batch_rows]
+                if reference is not None:
+                    ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
+                else:
+                    with model.disable_adapter():
+                        ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                for row, values in zip(chunk, ref):
+                    row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
+    stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl")}
+    stats["grad_norm"] = []
+    order = torch.Generator().manual_seed(args.seed * 100003 + step)
+    for _ in range(args.ppo_epochs):
+        perm = torch.randperm(len(rows), generator=order).tolist()
+        for m in range(0, len(rows), args.minibatch_rows):
+            minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
+            n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
+            optimizer.zero_grad(set_to_none=True)
+            sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
+            for i in range(0, len(minibatch), args.micro_batch_rows):
+                chunk = minibatch[i : i + args.micro_batch_rows]
+                logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+                old = _tensor_rows(chunk, "old", logp.shape[1], device)
+                ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
+                adv = torch.tensor([r["adv"] for r in chunk], device=device)
+                loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
+                loss.backward()
+                for key, value in {"loss": float(loss.detach()), **parts}.items():
+                    sums[key] += value  # each part is already divided by the minibatch's token count
+            for key, value in sums.items():
+                stats[key].append(value)
+            stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
+            optimizer.step()
+    return {f"losses/{key}": float(np.mean(values)) for key, values in stats.items()}
+
+
+#: ``on_step(step, trajectories, inputs, advantages, hooks)``: called by :func:`train` each step, after the
+#: advantages and before the update that uses them (``step`` counts from 0). A test seam.
+OnStep = Callable[[int, list[Trajectory], EstimatorInputs, list[np.ndarray], list[HookSpec]], None]
+
+
 # --------------------------------------------------------------------------- the loop
-def train(args: Args) -> list[dict[str, float]]:
+def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
     """Run the training loop; returns the metrics of every step run (also in metrics.csv)."""
     import torch
     from tqdm import tqdm
 
+    check_args(args)  # Args built in code skip load_config
     env_name = args.env_id.replace("/", "_").replace(":", "_")
     run_name = args.run_name or f"{env_name}__{args.exp_name}__{args.seed}__{int(time.time())}"
     folder = Path(args.output_dir) / run_name
@@ -347,7 +367,7 @@ def train(args: Args) -> list[dict[str, float]]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
 
-    # seeding, model, optimizer (and the state of a resumed run)
+    # seeding, model, optimizer, estimator state (and the state of a resumed run)
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     random.seed(args.seed)
@@ -359,18 +379,22 @@ def train(args: Args) -> list[dict[str, float]]:
     reference = None  # LoRA: the model with its adapters disabled
     if args.kl_coef > 0 and not args.lora:
         reference = copy.deepcopy(model).eval().requires_grad_(False)
+    estimator_state = make_state(args.estimator, args.estimator_kwargs)  # VSPO's; None for the others
     start = 0
     if checkpoint is not None:
         state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"], task_rng, agent)
+        if state.get("estimator_state") is not None:  # VSPO's pass rates and running RMS
+            estimator_state = type(estimator_state).from_dict(state["estimator_state"])
         start = state["step"]
     if args.eval_only:
         result = evaluate_greedy(agent, args)
         print(json.dumps({"checkpoint": str(checkpoint) if checkpoint else args.model, "step": start, **result}))
         return [result]
-    # envs, hooks, logging
-    hooks = build_hooks(args.hooks)
+    # hooks (model-based ones from the policy), tasks, logging
+    hooks = build_hooks(args.hooks, policy=model, tokenizer=agent.tokenizer)
+    hook_weights = {spec.hook.name: spec.weight for spec in hooks}
     task_ids = list(args.task_ids or split_task_ids(args, args.split))
     logger = Logger(folder, args.tensorboard, upto_step=start)
     history: list[dict[str, float]] = []
@@ -382,75 +406,58 @@ def train(args: Args) -> list[dict[str, float]]:
         if args.eval_every and start == 0:
             logger.log(0, evaluate_greedy(agent, args, eval_pool))
 
+        def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
+            batch = rollout(pool, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+            score_hooks(batch, hooks)
+            return batch
+
+        def inputs_of(batch: list[Trajectory]) -> EstimatorInputs:  # task rewards apart from hook rewards
+            return EstimatorInputs.from_trajectories(
+                batch, env_rewards=task_rewards(batch, args), hook_weights=hook_weights)
+
         bar = tqdm(range(start, args.num_steps), initial=start, total=args.num_steps, desc=run_name,
                    disable=not args.progress)
         for step in bar:
-            # rollout: tasks_per_step groups of group_size episodes (same task and reset seed)
+            # rollout: tasks_per_step groups of group_size episodes (same task and reset seed), hooks score
             tick = time.perf_counter()
             many = args.tasks_per_step > len(task_ids)
             chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
             seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
             specs = group_specs([task_ids[i] for i in chosen], [int(s) for s in seeds], args.group_size)
-            trajectories = rollout(pool, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+            trajectories = play(specs)
+            sampler_metrics: dict[str, float] = {}
+            if isinstance(estimator_state, VSPOState):  # VSPO: re-roll the groups without reward spread, once
+                trajectories, sampler_metrics = resample_zero_variance(
+                    estimator_state, trajectories, play=play, inputs_of=inputs_of, candidates=task_ids,
+                    group_size=args.group_size, rng=task_rng)
             rollout_time = time.perf_counter() - tick
-            # rewards, advantages, rows
-            rewards = turn_rewards(trajectories, args, hooks)
-            rows = make_rows(trajectories, advantages(trajectories, rewards, args))
+            # advantages (each estimator combines task and hook rewards its own way), rows
+            inputs = inputs_of(trajectories)
+            turn_adv = compute_advantages(args.estimator, inputs, gamma=args.gamma,
+                                          kwargs=args.estimator_kwargs, state=estimator_state)
+            if on_step is not None:
+                on_step(step, trajectories, inputs, turn_adv, hooks)
+            rows = make_rows(trajectories, turn_adv)
             if args.skip_zero_advantage and args.kl_coef == 0:
                 rows = [row for row in rows if row["adv"] != 0.0] or rows[:1]
             if args.max_rows is not None and len(rows) > args.max_rows:
                 rows = [rows[i] for i in sorted(task_rng.choice(len(rows), size=args.max_rows, replace=False))]
-            # reference log-probs (no grad): the frozen copy, or the model with its adapters disabled
+            # update the policy, then let every hook learn or move on
             tick = time.perf_counter()
-            model.train()
-            if args.kl_coef > 0:
-                with torch.no_grad():
-                    for i in range(0, len(rows), args.micro_batch_rows):
-                        chunk = rows[i : i + args.micro_batch_rows]
-                        if reference is not None:
-                            ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
-                        else:
-                            with model.disable_adapter():
-                                ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                        for row, values in zip(chunk, ref):
-                            row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
-            # update: ppo_epochs passes, minibatches of rows, gradient accumulation over micro-batches
-            stats: dict[str, list[float]] = {
-                k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl", "grad_norm")
-            }
-            order = torch.Generator().manual_seed(args.seed * 100003 + step)
-            for _ in range(args.ppo_epochs):
-                perm = torch.randperm(len(rows), generator=order).tolist()
-                for m in range(0, len(rows), args.minibatch_rows):
-                    minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
-                    n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
-                    optimizer.zero_grad(set_to_none=True)
-                    sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
-                    for i in range(0, len(minibatch), args.micro_batch_rows):
-                        chunk = minibatch[i : i + args.micro_batch_rows]
-                        logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                        old = _tensor_rows(chunk, "old", logp.shape[1], device)
-                        ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
-                        adv = torch.tensor([r["adv"] for r in chunk], device=device)
-                        loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
-                        loss.backward()
-                        for key, value in {"loss": float(loss.detach()), **parts}.items():
-                            sums[key] += value  # each part is already divided by the minibatch's token count
-                    for key, value in sums.items():
-                        stats[key].append(value)
-                    stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
-                    optimizer.step()
+            losses = ppo_update(model, reference, optimizer, params, rows, args, device, step)
             update_time = time.perf_counter() - tick
+            done = step + 1
+            metrics = {**rollout_metrics(trajectories, inputs), **sampler_metrics, **losses}
+            for spec in hooks:
+                for key, value in spec.hook.on_update(done, trajectories, metrics).items():
+                    metrics[f"hooks/{spec.hook.name}/{key}"] = float("nan") if value is None else float(value)
             # log
-            metrics = rollout_metrics(trajectories, rewards)
-            metrics.update({f"losses/{key}": float(np.mean(values)) for key, values in stats.items()})  # per minibatch
             metrics.update({
                 "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
                 "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
                 / max(update_time, 1e-9),
                 "perf/rows": float(len(rows)),
             })
-            done = step + 1
             if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
                 metrics.update(evaluate_greedy(agent, args, eval_pool))
             logger.log(done, metrics)
@@ -458,7 +465,8 @@ def train(args: Args) -> list[dict[str, float]]:
             bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
                             success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
             if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
-                save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name)
+                save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name,
+                                estimator_state.to_dict() if estimator_state is not None else None)
         bar.close()
     logger.close()
     return history

@@ -1,30 +1,28 @@
-"""Small pieces the LLM trainers share: envs and hooks, checkpoints that resume exactly, logging, evaluation.
+"""Small pieces the LLM trainers share: envs, hooks from the config, task rewards, batch metrics, the policy,
+VSPO's sampler, evaluation (checkpoints and the logger: :mod:`agentgym.baselines.trainer_io`).
 
 A trainer's ``Args`` provides the attributes these functions read (``env_id``, ``env_kwargs``, ``max_turns``,
 ``env_reward_weight``, ``info_reward``, ``info_reward_weight``, ``num_workers``, ``in_process``,
-``token_budget``, ``eval_split``, ``eval_episodes``, ``model``, ``lora``); see
+``token_budget``, ``eval_split``, ``eval_episodes``, ``model``, ``lora``, ...); see
 :class:`agentgym.baselines.train_pg.Args`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import csv
 import dataclasses
+import difflib
 import functools
 import importlib
+import inspect
 import json
-import os
-import random
-import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EnvPool, group_specs, rollout
 from agentgym.trajectory import Trajectory
 
@@ -69,17 +67,160 @@ def split_task_ids(args: Any, split: str) -> list[str]:
 
 
 #: Hook names a config may use; any other name is read as ``module:Class``.
-HOOKS = {"rlvmr": "agentgym.wrappers:RLVMRHook", "prs_progressive": "agentgym.wrappers:ProgressiveRewardHook"}
+HOOKS = {
+    "rlvmr": "agentgym.wrappers:RLVMRHook",
+    "prs_progressive": "agentgym.wrappers:ProgressiveRewardHook",
+    "oprl": "agentgym.wrappers:OPRLHook",
+    "igpo": "agentgym.wrappers:IGPOHook",
+}
+#: The keys of one ``hooks:`` entry: the hook, its weight, its constructor kwargs, a local model for a hook
+#: that needs one (default: the policy being trained).
+HOOK_SPEC_KEYS = ("name", "weight", "kwargs", "model")
 
 
-def build_hooks(specs: list[dict[str, Any]]) -> list[tuple[Any, float]]:
-    """``[(hook, weight)]`` from ``[{name, weight, kwargs}]``."""
-    hooks = []
+@dataclasses.dataclass(frozen=True)
+class HookSpec:
+    """A built hook and the weight the config gives it (the estimator decides how the weight is used)."""
+
+    hook: Any
+    weight: float
+
+
+def _hook_class(name: Any, where: str) -> type:
+    """The hook class a spec's ``name`` refers to (a :data:`HOOKS` name or ``module:Class``)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(
+            f"{where}: 'name' must be a hook name ({', '.join(HOOKS)}) or 'module:Class', got {name!r}"
+        )
+    if name not in HOOKS and ":" not in name:
+        close = difflib.get_close_matches(name, list(HOOKS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidArgumentError(
+            f"{where}: unknown hook {name!r}{hint} Valid hooks: {', '.join(HOOKS)}, or 'module:Class'"
+        )
+    module, _, attr = HOOKS.get(name, name).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgumentError(f"{where}: cannot import hook {name!r} ({exc})") from exc
+    from agentgym.wrappers import TurnRewardHook
+
+    if not (isinstance(cls, type) and issubclass(cls, TurnRewardHook)):
+        raise InvalidArgumentError(f"{where}: {name!r} is not a TurnRewardHook subclass")
+    return cls
+
+
+def needs_policy(cls: type) -> bool:
+    """Whether a hook class is built from a model (``requires_policy``: IGPO, OPRL) by ``from_policy``."""
+    return bool(getattr(cls, "requires_policy", hasattr(cls, "from_policy")))
+
+
+def _accepted_kwargs(cls: type) -> tuple[set[str] | None, set[str]]:
+    """``(accepted keyword names or None for any, required names)`` of the call that builds the hook:
+    ``from_policy(policy, tokenizer, **kwargs)`` (its own keywords and, if it forwards ``**kwargs``, the
+    constructor's keyword-only ones) for a model-based hook, else the constructor."""
+    if needs_policy(cls):
+        params = list(inspect.signature(cls.from_policy).parameters.values())[2:]  # after policy, tokenizer
+        accepted = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        required = {p.name for p in params if p.default is p.empty and p.name in accepted}
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            init = inspect.signature(cls.__init__).parameters.values()
+            if any(p.kind is p.VAR_KEYWORD for p in init):
+                return None, required
+            accepted |= {p.name for p in init if p.kind is p.KEYWORD_ONLY}
+        return accepted, required
+    params = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+              if p.kind not in (p.VAR_POSITIONAL,)]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None, set()
+    return {p.name for p in params}, {p.name for p in params if p.default is p.empty}
+
+
+def hook_names(specs: list[dict[str, Any]]) -> list[str]:
+    """The ``hook.name`` each (valid) spec will have: what ``turn.turn_rewards`` and the estimators key on."""
+    return [getattr(_hook_class(spec["name"], "hooks"), "name", spec["name"]) for spec in specs]
+
+
+def validate_hook_specs(specs: Any) -> None:
+    """Check ``hooks:`` without building anything (no model is loaded): each entry is a mapping with the keys
+    of :data:`HOOK_SPEC_KEYS`, a known hook, a numeric weight, kwargs its constructor (or ``from_policy``)
+    accepts with the required ones present, ``model`` only for a model-based hook, distinct hook names.
+    Raises :class:`~agentgym.error.InvalidArgumentError` naming the entry and the key."""
+    if not isinstance(specs, (list, tuple)):
+        raise InvalidArgumentError(f"hooks must be a list of {{name, weight, kwargs, model}}, got {specs!r}")
+    for k, spec in enumerate(specs):
+        where = f"hooks[{k}]"
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise InvalidArgumentError(f"{where} must be a mapping with a 'name' key, got {spec!r}")
+        for key in spec:
+            if key not in HOOK_SPEC_KEYS:
+                close = difflib.get_close_matches(str(key), HOOK_SPEC_KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InvalidArgumentError(
+                    f"{where}: unknown key {key!r}{hint} A hook entry has keys {', '.join(HOOK_SPEC_KEYS)}"
+                )
+        cls = _hook_class(spec["name"], where)
+        where = f"{where} ({spec['name']})"
+        if not isinstance(spec.get("weight", 1.0), (int, float)) or isinstance(spec.get("weight"), bool):
+            raise InvalidArgumentError(f"{where}: weight must be a number, got {spec['weight']!r}")
+        kwargs = spec.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise InvalidArgumentError(f"{where}: kwargs must be a mapping, got {kwargs!r}")
+        accepted, required = _accepted_kwargs(cls)
+        if accepted is not None:
+            for key in kwargs:
+                if key not in accepted:
+                    close = difflib.get_close_matches(key, sorted(accepted), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise InvalidArgumentError(
+                        f"{where}: unknown kwarg {key!r}{hint} "
+                        f"{cls.__name__} accepts: {', '.join(sorted(accepted))}"
+                    )
+        missing = sorted(required - set(kwargs))
+        if missing:
+            raise InvalidArgumentError(f"{where}: {cls.__name__} needs the kwargs {missing}")
+        if spec.get("model") is not None and not needs_policy(cls):
+            raise InvalidArgumentError(
+                f"{where}: 'model' is only for model-based hooks; {cls.__name__} uses none"
+            )
+    names = hook_names(list(specs))
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidArgumentError(f"hooks: each hook may appear once, got {duplicates} twice")
+
+
+def build_hooks(specs: list[dict[str, Any]], *, policy: Any, tokenizer: Any) -> list[HookSpec]:
+    """The configured hooks. A model-based hook comes from ``cls.from_policy(policy, tokenizer, **kwargs)``:
+    the policy being trained (updated in place, so the hook sees every update), or the local model folder
+    the spec's ``model`` names (loaded with :func:`agentgym.wrappers.lm.load_causal_lm`, put on the policy's
+    device). Any other hook is ``cls(**kwargs)``."""
+    validate_hook_specs(specs)
+    out = []
     for spec in specs:
-        module, _, name = HOOKS.get(spec["name"], spec["name"]).partition(":")
-        hook = getattr(importlib.import_module(module), name)(**spec.get("kwargs", {}))
-        hooks.append((hook, float(spec.get("weight", 1.0))))
-    return hooks
+        cls, kwargs = _hook_class(spec["name"], "hooks"), dict(spec.get("kwargs") or {})
+        if needs_policy(cls):
+            model, tok = policy, tokenizer
+            if spec.get("model") is not None:
+                from agentgym.wrappers.lm import load_causal_lm
+
+                model, tok = load_causal_lm(spec["model"])
+                model.to(next(policy.parameters()).device)
+            hook = cls.from_policy(model, tok, **kwargs)
+        else:
+            hook = cls(**kwargs)
+        out.append(HookSpec(hook, float(spec.get("weight", 1.0))))
+    return out
+
+
+def score_hooks(trajectories: list[Trajectory], hook_specs: list[HookSpec]) -> None:
+    """Score the batch with every hook, in place (:func:`agentgym.wrappers.annotate`): each turn gets
+    ``turn.turn_rewards[name]`` (the raw hook reward) and, for hooks with details (RLVMR's tags, PRS's
+    stages), ``turn.info["turn_reward_details"][name]``. Hooks read what the agent wrote
+    (``turn.agent_text``); the env rewards are left untouched."""
+    if hook_specs:
+        from agentgym.wrappers import annotate
+
+        annotate(trajectories, [spec.hook for spec in hook_specs])
 
 
 def info_value(info: dict[str, Any], key: str | None) -> float:
@@ -92,16 +233,12 @@ def info_value(info: dict[str, Any], key: str | None) -> float:
     return float(value or 0.0)
 
 
-def turn_rewards(
-    trajectories: list[Trajectory], args: Any, hooks: list[tuple[Any, float]]
-) -> list[list[float]]:
-    """Per-turn training rewards: weighted env reward, weighted ``info_reward`` and weighted hook rewards.
+def task_rewards(trajectories: list[Trajectory], args: Any) -> list[list[float]]:
+    """Per-turn task rewards: ``env_reward_weight * reward + info_reward_weight * info[info_reward]``.
 
-    Hooks score the finished trajectories offline (:func:`agentgym.wrappers.annotate`) on the agent's raw
-    replies (``agent_info["reply"]``: RLVMR reads the tags the extracted command lacks); their rewards are
-    also written into each turn's ``turn_rewards``.
-    """
-    rewards = [
+    Hook rewards are not part of them: each estimator combines them with the hooks' rewards its own way
+    (:mod:`agentgym.baselines.advantages`)."""
+    return [
         [
             args.env_reward_weight * turn.reward
             + args.info_reward_weight * info_value(turn.info, args.info_reward)
@@ -109,35 +246,25 @@ def turn_rewards(
         ]
         for t in trajectories
     ]
-    if hooks:
-        from agentgym.wrappers import annotate
-
-        views = copy.deepcopy(trajectories)
-        for view in views:
-            for turn in view.turns:
-                turn.action = (turn.agent_info or {}).get("reply", turn.action)
-        annotate(views, [hook for hook, _ in hooks])
-        for row, view, trajectory in zip(rewards, views, trajectories):
-            for k, turn in enumerate(view.turns):
-                row[k] += sum(weight * turn.turn_rewards[hook.name] for hook, weight in hooks)
-                trajectory.turns[k].turn_rewards.update(turn.turn_rewards)
-    return rewards
 
 
-def rollout_metrics(trajectories: list[Trajectory], rewards: list[list[float]]) -> dict[str, float]:
-    """``charts/`` metrics of a batch of rollouts (and ``perf/generated_tokens``)."""
+def rollout_metrics(trajectories: list[Trajectory], inputs: Any) -> dict[str, float]:
+    """``charts/`` and ``hooks/<name>/mean`` metrics of a batch (and ``perf/generated_tokens``).
+
+    ``inputs`` is the batch's :class:`~agentgym.baselines.advantages.EstimatorInputs`.
+    ``charts/mean_reward`` is the mean task return (the sum of :func:`task_rewards`: weighted env reward
+    plus ``info_reward``, no hook reward); ``charts/env_return`` the mean sum of the env's own rewards;
+    ``hooks/<name>/mean`` the mean raw per-turn reward of each hook."""
     from agentgym.baselines.estimators import zero_variance_fraction
 
     infos = [turn.agent_info or {} for t in trajectories for turn in t.turns] or [{}]
-    returns = [sum(r) for r in rewards]
-    return {
+    returns = list(inputs.outcomes)
+    metrics = {
         "charts/mean_reward": float(np.mean(returns)),
         "charts/env_return": float(np.mean([t.total_reward for t in trajectories])),
         "charts/success": float(np.mean([t.won for t in trajectories])),
         "charts/turns": float(np.mean([len(t.turns) for t in trajectories])),
-        "charts/zero_variance_groups": float(
-            zero_variance_fraction(returns, [t.group_id for t in trajectories])
-        ),
+        "charts/zero_variance_groups": float(zero_variance_fraction(returns, list(inputs.groups))),
         "charts/near_miss_rate": float(np.mean([bool(i.get("near_miss")) for i in infos])),
         "charts/format_fallback_rate": float(np.mean([i.get("parse") == "fallback" for i in infos])),
         "charts/response_truncated_rate": float(np.mean([bool(i.get("response_truncated")) for i in infos])),
@@ -146,104 +273,70 @@ def rollout_metrics(trajectories: list[Trajectory], rewards: list[list[float]]) 
             sum(len(turn.response_token_ids or ()) for t in trajectories for turn in t.turns)
         ),
     }
+    for name, rows in inputs.hook_rewards.items():
+        values = [value for row in rows for value in row]
+        metrics[f"hooks/{name}/mean"] = float(np.mean(values)) if values else 0.0
+    return metrics
 
 
-# --------------------------------------------------------------------------- checkpoints
-def rng_state(task_rng: np.random.Generator, agent: Any) -> dict[str, Any]:
-    """Every random state a step draws: Python, the task sampler, torch (CPU, CUDA), the agent's sampler."""
+# --------------------------------------------------------------------------- the policy, VSPO's sampler
+def build_agent(args: Any, checkpoint: Path | None) -> Any:
+    """The policy: base model (+ LoRA adapters, new or from a checkpoint) inside an :class:`LLMAgent`."""
     import torch
 
-    state = {"python": random.getstate(), "numpy": task_rng.bit_generator.state,
-             "torch": torch.get_rng_state(), "agent": agent.generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    from agentgym.baselines.llm_agent import LLMAgent
+    from agentgym.wrappers.lm import load_causal_lm
 
-
-def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, agent: Any) -> None:
-    import torch
-
-    random.setstate(state["python"])
-    task_rng.bit_generator.state = state["numpy"]
-    torch.set_rng_state(state["torch"])
-    agent.generator.set_state(state["agent"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rng: np.random.Generator,
-                    step: int, run_name: str) -> Path:
-    """Write ``folder/checkpoint-<step>`` atomically and return it.
-
-    It holds ``agent.json`` (``kind: llm``, the base model, the agent's settings: an agent for
-    ``agentgym eval``), ``adapter/`` (LoRA) or ``model/`` (full weights and tokenizer), and
-    ``trainer_state.pt`` (optimizer, RNG states, step, arguments).
-    """
-    import torch
-
-    final = folder / f"checkpoint-{step:06d}"
-    tmp = folder / f".tmp-checkpoint-{step:06d}-{os.getpid()}"
-    base = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
-    meta = {"kind": "llm", "name": f"llm:{run_name}@{step}", "base_model": base, "step": step,
-            "adapter": "adapter" if args.lora else None, "model": None if args.lora else "model",
-            "agent": agent.config()}
+    torch.manual_seed(args.seed)
+    meta = json.loads((checkpoint / "agent.json").read_text()) if checkpoint else None
+    source = checkpoint / meta["model"] if meta and meta.get("model") else args.model
+    model, tokenizer = load_causal_lm(source)
     if args.lora:
-        agent.model.save_pretrained(tmp / "adapter")
-    else:
-        agent.model.save_pretrained(tmp / "model")
-        agent.tokenizer.save_pretrained(tmp / "model")
-    (tmp / "agent.json").write_text(json.dumps(meta, indent=1))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(task_rng, agent),
-                "args": dataclasses.asdict(args), "run_name": run_name}, tmp / "trainer_state.pt")
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    return final
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if meta and meta.get("adapter"):
+            model = PeftModel.from_pretrained(model, str(checkpoint / meta["adapter"]), is_trainable=True)
+        else:
+            config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                                target_modules=list(args.lora_target_modules), task_type="CAUSAL_LM")
+            model = get_peft_model(model, config)
+    return LLMAgent(model, tokenizer, output_format=args.output_format, history=args.history,
+                    max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                    near_miss=args.near_miss,
+                    near_miss_cutoff=args.near_miss_cutoff, max_prompt_tokens=args.max_prompt_tokens,
+                    system_prompt=args.system_prompt, seed=args.seed, device=args.device, bf16=args.bf16)
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"))
-    return found[-1] if found else None
+def resample_zero_variance(
+    state: Any, trajectories: list[Trajectory], *, play: Callable[[list], list[Trajectory]],
+    inputs_of: Callable[[list[Trajectory]], Any], candidates: list[str], group_size: int,
+    rng: np.random.Generator,
+) -> tuple[list[Trajectory], dict[str, float]]:
+    """VSPO's sampler (:class:`agentgym.baselines.vspo.VSPOState`) between the rollout and the advantages.
+
+    The groups of the (scored) batch whose returns have no spread carry no GRPO signal: they are dropped and
+    as many groups of tasks drawn from ``candidates`` by task value (``state.pick``, new reset seeds from
+    ``rng``) are played in their place (``play``: roll out and score with the hooks), **once**: the
+    replacements are kept as they come, even without spread, so a step costs at most two rollouts. Every
+    group played is recorded in the pass-rate buffer (``state.record``), the dropped ones too. Returns the
+    batch and ``vspo/`` metrics: groups replaced, the share of replacements with spread, the state's own."""
+    inputs = inputs_of(trajectories)
+    state.record(inputs.task_ids, inputs.groups, inputs.outcomes)
+    zero = set(state.zero_variance_groups(inputs))
+    metrics = {"vspo/replaced_groups": float(len(zero))}
+    picked = state.pick(candidates, len(zero), rng) if zero else []
+    if picked:
+        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=len(picked))]
+        fresh = play(group_specs(picked, seeds, group_size))
+        fresh_inputs = inputs_of(fresh)
+        state.record(fresh_inputs.task_ids, fresh_inputs.groups, fresh_inputs.outcomes)
+        still = state.zero_variance_groups(fresh_inputs)
+        metrics["vspo/replacements_with_spread"] = 1.0 - len(still) / len(picked)
+        trajectories = [t for t, group in zip(trajectories, inputs.groups) if group not in zero] + fresh
+    return trajectories, {**metrics, **state.metrics()}
 
 
-# --------------------------------------------------------------------------- logging, evaluation
-class Logger:
-    """Metrics to TensorBoard (when installed), ``metrics.csv`` (one row per step) and nowhere else."""
-
-    def __init__(self, folder: Path, use_tensorboard: bool, *, upto_step: int | None = None):
-        self.writer = None
-        if use_tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(folder))
-            except ImportError:
-                warnings.warn("tensorboard is not installed; metrics go to metrics.csv only", stacklevel=2)
-        self.csv_path = folder / "metrics.csv"
-        self.rows: list[dict[str, Any]] = []
-        if self.csv_path.exists() and upto_step is not None:  # resumed: keep the rows up to the checkpoint
-            with open(self.csv_path, newline="") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= upto_step]
-
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        if self.writer is not None:
-            for key, value in metrics.items():
-                self.writer.add_scalar(key, value, step)
-            self.writer.flush()
-        self.rows.append({"step": step, **metrics})
-        columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        tmp = self.csv_path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as handle:  # rewritten whole: later rows may add columns (eval/)
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
+# --------------------------------------------------------------------------- evaluation
 def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None) -> dict[str, float]:
     """Greedy success and score on the first ``eval_episodes`` tasks of ``eval_split`` (seed = index), on
     ``pool`` (from :func:`open_pool` on ``eval_split``) or on workers started for this call."""

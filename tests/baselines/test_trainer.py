@@ -141,28 +141,3 @@ def test_ppo_loss_against_a_plain_loop():
             total += pg + 0.5 * (math.exp(d) - d - 1)
     assert float(loss) == pytest.approx(total / 5, rel=1e-6)
     assert parts["clipfrac"] == pytest.approx(3 / 5)
-
-
-def test_empg_estimator_uses_the_recorded_log_probs(tiny_path, tmp_path):
-    """EMPG modulates GRPO advantages by each turn's entropy, estimated from the sampled tokens' log-probs."""
-    from agentgym.baselines import estimators as est
-    from agentgym.baselines.train_pg import advantages, step_entropies
-    from agentgym.trajectory import Trajectory, Turn
-
-    def trajectory(group, reward, logprobs):
-        turns = [Turn(observation="o", action="a", reward=reward if i == len(logprobs) - 1 else 0.0,
-                      terminated=i == len(logprobs) - 1, truncated=False, info={}, response_logprobs=lp)
-                 for i, lp in enumerate(logprobs)]
-        return Trajectory(episode_id=f"{group}{reward}", env_id="x", task_id="t", seed=0, agent="llm",
-                          initial_observation="o", initial_info={}, turns=turns, group_id=group)
-
-    batch = [trajectory("g", 1.0, [[-0.1, -0.3], [-2.0]]), trajectory("g", 0.0, [[-1.0], [-0.5, -0.5]])]
-    assert step_entropies(batch) == [[pytest.approx(0.2), 2.0], [1.0, 0.5]]
-    rewards = [[turn.reward for turn in t.turns] for t in batch]
-    got = advantages(batch, rewards, _args(tiny_path, tmp_path, estimator="empg"))
-    grpo = est.grpo_advantages([1.0, 0.0], ["g", "g"], num_turns=[2, 2])
-    want = est.empg_advantages(grpo, step_entropies(batch))
-    assert all(list(a) == pytest.approx(list(b)) for a, b in zip(got, want))
-    assert got[0][0] != got[0][1]  # same GRPO advantage, different entropies: modulated differently
-    history = train(_args(tiny_path, tmp_path, estimator="empg", num_steps=1, tasks_per_step=2, group_size=4))
-    assert len(history) == 1 and "losses/loss" in history[0]
