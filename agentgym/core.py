@@ -34,15 +34,17 @@ Change logs:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypedDict
 
 import gymnasium as gym
-from gymnasium.spaces import Text
 
-from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded
+from agentgym.error import EngineFault, InvalidArgumentError, NotCopyableError, ResetNeeded, StateCloningUnsupported
+from agentgym.info import Deferred, LazyInfo
+from agentgym.spaces import TextSpace
 from agentgym.tasks import Manifest, Task, TaskSplit
 
 #: The standard info keys, present in every family's ``info`` (``None`` where a family cannot supply one).
@@ -93,124 +95,8 @@ class StepInfo(TypedDict, total=False):
     episode_turn_rewards: dict[str, list[float]]
 
 
-class TextSpace(Text):
-    """A text space that contains any Unicode ``str`` of at most ``max_length`` characters.
-
-    Gymnasium's :class:`~gymnasium.spaces.Text` only admits characters of its charset; agent text is
-    arbitrary Unicode, so membership here checks type and length only. ``sample()`` still draws from
-    the (alphanumeric) charset, which is what random testing needs.
-    """
-
-    def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
-
-    def __repr__(self) -> str:
-        return f"TextSpace(max_length={self.max_length})"
-
-
-class Deferred:
-    """A value computed by ``compute()`` the first time it is read, then remembered.
-
-    A family passes one as :attr:`Transition.admissible_actions` or :attr:`Transition.expert_action`
-    when that value is costly to get from its engine; ``info`` then computes it only when read.
-    """
-
-    __slots__ = ("_compute", "_value")
-    _PENDING: ClassVar[object] = object()
-
-    def __init__(self, compute: Callable[[], Any]):
-        self._compute = compute
-        self._value: Any = Deferred._PENDING
-
-    def __call__(self) -> Any:
-        if self._value is Deferred._PENDING:
-            self._value = self._compute()
-            self._compute = None  # free what the computation held on to
-        return self._value
-
-
-class LazyInfo(dict):
-    """A step's ``info`` whose :class:`Deferred` values are computed on first read.
-
-    It behaves as a plain dict with every key present: ``info[key]``, ``info.get(key)``, iteration,
-    ``items()``, copies, ``==``, ``json.dumps`` and pickling all see the computed values. Reading only
-    other keys (``info["won"]``) computes nothing. ``info.copy()`` stays lazy (and shares the
-    computation); ``dict(info)`` computes everything.
-    """
-
-    def __init__(self, values: Mapping[str, Any], deferred: Mapping[str, Deferred]):
-        super().__init__((key, value) for key, value in values.items() if key not in deferred)
-        self._order = tuple(values)
-        self._deferred = dict(deferred)
-
-    def _resolve(self, key: Any = None) -> None:
-        if not self._deferred or (key is not None and key not in self._deferred):
-            return
-        for name in [key] if key is not None else list(self._deferred):
-            value = self._deferred.pop(name)()
-            dict.__setitem__(self, name, list(value) if isinstance(value, list) else value)
-        ordered = [(name, dict.__getitem__(self, name)) for name in self._order if dict.__contains__(self, name)]
-        extra = [(name, value) for name, value in dict.items(self) if name not in self._order]
-        dict.clear(self)
-        dict.update(self, ordered + extra)
-
-    def __missing__(self, key: Any) -> Any:
-        if key in self._deferred:
-            self._resolve(key)
-            return dict.__getitem__(self, key)
-        raise KeyError(key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        self._resolve(key)
-        return dict.get(self, key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._deferred or dict.__contains__(self, key)
-
-    def pending(self) -> tuple[str, ...]:
-        """The keys whose values are not computed yet (reading one computes it)."""
-        return tuple(self._deferred)
-
-    def __len__(self) -> int:
-        return dict.__len__(self) + len(self._deferred)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._deferred.pop(key, None)
-        dict.__setitem__(self, key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        if self._deferred.pop(key, None) is None:
-            dict.__delitem__(self, key)
-
-    def copy(self) -> LazyInfo:
-        values = {name: dict.get(self, name) for name in self._order}
-        values.update(dict.items(self))
-        return LazyInfo(values, self._deferred)
-
-    def __reduce_ex__(self, protocol: Any) -> Any:  # pickles and copies as a plain dict
-        self._resolve()
-        return dict, (dict(dict.items(self)),)
-
-    def __reduce__(self) -> Any:
-        return self.__reduce_ex__(2)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _resolving(method: Callable[..., Any]) -> Callable[..., Any]:
-    def whole(self: LazyInfo, *args: Any, **kwargs: Any) -> Any:
-        self._resolve()
-        return method(self, *args, **kwargs)
-
-    whole.__name__ = method.__name__
-    return whole
-
-
-# Whole-dict operations compute every deferred value first, then act as dict does.
-for _name in ("__iter__", "__reversed__", "keys", "items", "values", "__repr__", "__eq__", "__ne__",
-              "__or__", "__ror__", "__ior__", "pop", "popitem", "setdefault", "update", "clear"):
-    setattr(LazyInfo, _name, _resolving(getattr(dict, _name)))
-del _name
+def _computed(value: Any) -> Any:
+    return value() if isinstance(value, Deferred) else value
 
 
 def _deferrable(value: Any) -> Any:
@@ -247,6 +133,21 @@ class Transition:
             self.anchor_obs = self.observation
         self.admissible_actions = _deferrable(self.admissible_actions)
         self.expert_action = _deferrable(self.expert_action)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvState:
+    """A snapshot made by :meth:`TextEnv.clone_state`: the episode's place (task, turn, last transition,
+    random generator) and the family's engine state, all plain Python objects (deep-copyable, picklable)."""
+
+    family: str
+    task_id: str
+    turn: int
+    done: bool
+    last: Transition
+    goal: str | None
+    np_random: Any
+    engine: Any
 
 
 #: Control characters (Unicode category Cc) and unpaired surrogates (text that cannot be UTF-8 encoded).
@@ -333,6 +234,10 @@ class TextEnv(gym.Env[str, str]):
     max_action_bytes: ClassVar[int | None] = None
     #: The characters the engine's input takes, one of :data:`ACTION_CHARSETS`.
     action_charset: ClassVar[str] = "unicode"
+    #: Whether ``copy.deepcopy(env)`` and ``pickle`` give a correct, independent env: only a family whose
+    #: whole state is plain Python objects sets it. Otherwise (a native game, a JVM, a sandbox on disk) both
+    #: raise :class:`~agentgym.error.NotCopyableError` instead of sharing or half-copying the engine.
+    copyable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -380,6 +285,19 @@ class TextEnv(gym.Env[str, str]):
         specially, or the arguments of a tool call (a path the OS would refuse, say). It must not raise.
         """
         return action, None
+
+    def _clone_engine(self) -> Any:
+        """The engine's part of :meth:`clone_state`: plain Python objects (the base class deep-copies them).
+        A family whose engine can snapshot an episode cheaply overrides this and :meth:`_restore_engine`."""
+        raise StateCloningUnsupported(
+            f"{type(self).__name__} does not offer clone_state()/restore_state(): its engine cannot snapshot an "
+            "episode cheaply. Replay the episode instead: reset(options={'task_id': ...}) with the same seed, then "
+            "the same actions (every family is deterministic under a seed)"
+        )
+
+    def _restore_engine(self, engine_state: Any) -> None:
+        """Put the engine back in the state :meth:`_clone_engine` returned (a private copy of it)."""
+        raise StateCloningUnsupported(f"{type(self).__name__} does not offer restore_state()")
 
     # ----------------------------------------------------------------- public API
     @property
@@ -445,6 +363,68 @@ class TextEnv(gym.Env[str, str]):
         self._close_engine()
         self._done = True
         super().close()
+
+    # ----------------------------------------------------------------- copies and snapshots
+    def clone_state(self) -> EnvState:
+        """A snapshot of the episode in progress, for tree search or best-of-n from one state.
+
+        ``restore_state(snapshot)`` later puts this env (or another env of the same id and split) back in
+        that state: the same observations, rewards and info follow the same actions. A snapshot can be
+        restored any number of times. Families whose engine cannot snapshot cheaply raise
+        :class:`~agentgym.error.StateCloningUnsupported` (the env card says which do).
+        """
+        if self._task is None or self._last is None:
+            raise ResetNeeded("clone_state() needs an episode: call reset() first")
+        engine = copy.deepcopy(self._clone_engine())
+        last = dataclasses.replace(self._last, admissible_actions=_computed(self._last.admissible_actions),
+                                   expert_action=_computed(self._last.expert_action))
+        return EnvState(self.family, self._task.task_id, self._turn, self._done, copy.deepcopy(last), self._goal,
+                        copy.deepcopy(self._np_random), engine)
+
+    def restore_state(self, state: EnvState) -> None:
+        """Return to a snapshot made by :meth:`clone_state` (the snapshot itself is left unchanged)."""
+        if not isinstance(state, EnvState) or state.family != self.family:
+            raise InvalidArgumentError(f"restore_state() takes a snapshot made by clone_state() of a {self.family} "
+                                       f"env, got {type(state).__name__}"
+                                       + (f" of {state.family}" if isinstance(state, EnvState) else ""))
+        task = self.tasks.get(state.task_id)
+        self._restore_engine(copy.deepcopy(state.engine))
+        self._task, self._turn, self._done, self._goal = task, state.turn, state.done, state.goal
+        self._last = copy.deepcopy(state.last)
+        self._np_random = copy.deepcopy(state.np_random)
+
+    def offers_clone_state(self) -> bool:
+        """Whether :meth:`clone_state` works on this env (the family implements the engine snapshot)."""
+        return type(self)._clone_engine is not TextEnv._clone_engine
+
+    def _copy_refusal(self, what: str) -> NotCopyableError:
+        offered = self.offers_clone_state()
+        snapshot = ("to branch an episode (tree search, best-of-n), use env.unwrapped.clone_state() and "
+                    "restore_state()" if offered else
+                    "this family offers no clone_state(); to branch an episode, replay it on a new env "
+                    "(same seed or task_id, same actions)")
+        return NotCopyableError(
+            f"{type(self).__name__} cannot be {what}: its engine state lives outside Python (native code, a "
+            f"subprocess or files), and a copy would share or lose it. Make a new env with "
+            f"gym.make({self._spec_id()!r}, ...) instead; {snapshot}"
+        )
+
+    def _spec_id(self) -> str:
+        spec = getattr(self, "spec", None)
+        return spec.id if spec is not None else f"agentgym/{self.family}-v0"
+
+    def __deepcopy__(self, memo: dict) -> TextEnv:
+        if not self.copyable:
+            raise self._copy_refusal("deep-copied")
+        duplicate = type(self).__new__(type(self))
+        memo[id(self)] = duplicate
+        duplicate.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return duplicate
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if not self.copyable:
+            raise self._copy_refusal("pickled")
+        return super().__reduce_ex__(protocol)
 
     # ----------------------------------------------------------------- helpers
     def _rejection(self, problem: str) -> Transition:

@@ -58,3 +58,13 @@ class ResetNeeded(AgentGymError, RuntimeError):
 
 class DependencyNotInstalled(AgentGymError, ImportError):
     """An optional engine package is missing."""
+
+
+class NotCopyableError(AgentGymError, TypeError):
+    """``copy.deepcopy`` or ``pickle`` of an env whose engine state cannot be copied (a native game, a JVM, a
+    sandbox on disk). Make a new env with ``gym.make`` instead, or snapshot an episode with
+    ``env.unwrapped.clone_state()`` where the family offers it."""
+
+
+class StateCloningUnsupported(AgentGymError, NotImplementedError):
+    """``clone_state()``/``restore_state()`` on a family whose engine cannot snapshot an episode cheaply."""

@@ -32,13 +32,14 @@ def env_id(family: str) -> str:
 def register_envs() -> None:
     """Register every family once (idempotent).
 
-    Gymnasium's passive env checker is off: it reads every ``info`` value of the first steps, which
-    would compute the values families defer until read (ScienceWorld's admissible actions), and
-    :func:`agentgym.testing.check_env` checks the same and more.
+    Gymnasium's passive env checker stays on in ``gym.make`` (``disable_env_checker=True`` turns it off, as
+    for any Gymnasium env). It reads every ``info`` value of the first reset and the first two steps of an
+    env's life, so the values a family defers until read (ScienceWorld's admissible actions) are computed
+    there, once per env; later steps stay lazy.
     """
     for family, (_, entry_point) in FAMILIES.items():
         if env_id(family) not in gym.registry:
-            gym.register(id=env_id(family), entry_point=entry_point, disable_env_checker=True)
+            gym.register(id=env_id(family), entry_point=entry_point)
 
 
 def registered_ids() -> list[str]:

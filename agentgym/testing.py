@@ -15,15 +15,24 @@ the likely cause:
 no exception but :class:`~agentgym.error.EngineFault`, str observations, the standard info keys, and the
 env alive afterwards; it returns its counts (:class:`FuzzCounts`).
 
+The ecosystem checks run Gymnasium's own tools on one env, as a new user would (issue 20):
+:func:`check_vectorization` (``gym.make_vec(..., vectorization_mode="async")``, shared memory on),
+:func:`check_gymnasium` (Gymnasium's ``check_env`` on ``env.unwrapped``, with the passive checker on in
+``gym.make``) and :func:`check_copy_and_clone` (``copy.deepcopy``/``pickle`` give an independent env or
+raise :class:`~agentgym.error.NotCopyableError`; ``clone_state``/``restore_state`` replay exactly or raise
+:class:`~agentgym.error.StateCloningUnsupported`). :func:`check_ecosystem` runs all three.
+
 A family that cannot meet a check declares it in ``metadata["conformance_exempt"]`` (a tuple of check
 names with a reason in the env card); the checker never keeps per-env lists.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -165,6 +174,96 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
         env.close()  # twice must be fine
     leaked = _children() - before
     assert not leaked, f"close() left child processes behind: pids {sorted(leaked)}"
+
+
+# ----------------------------------------------------------------- ecosystem checks
+#: A move every family answers cheaply (a plain look, or an invalid move); an expert move may be costly
+#: (KernelGym compiles a kernel).
+CHEAP_ACTION = "look"
+
+
+def _maker(env_id: str | Callable[[], gym.Env], kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
+    return env_id if callable(env_id) else (lambda: gym.make(env_id, **kwargs))
+
+
+def check_vectorization(env_id: str, seed: int = 0, **kwargs: Any) -> None:
+    """``gym.make_vec(env_id, num_envs=2, vectorization_mode="async")`` with its defaults (shared memory on)
+    gives the texts one env gives under the same seed and actions, at reset and at the next step."""
+    single = gym.make(env_id, **kwargs)
+    try:
+        first, _ = single.reset(seed=seed)
+        then = single.step(CHEAP_ACTION)[0]
+    finally:
+        single.close()
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", **kwargs)
+    try:
+        obs, infos = envs.reset(seed=seed)  # sub-env i is seeded with seed + i
+        assert isinstance(obs, tuple) and len(obs) == 2, f"async reset must give a tuple of 2 texts, got {obs!r:.200}"
+        assert obs[0] == first, "async sub-env 0 must reset to the text one env gives under the same seed"
+        stepped, _, _, _, infos = envs.step((CHEAP_ACTION, CHEAP_ACTION))
+        assert all(isinstance(o, str) and o for o in stepped), "async steps must give non-empty texts"
+        assert stepped[0] == then, "async sub-env 0 must step to the text one env gives (not a stale buffer)"
+        assert list(infos["turn"]) == [1, 1], "the vector info must carry each sub-env's turn"
+    finally:
+        envs.close()
+
+
+def check_gymnasium(env_id: str, **kwargs: Any) -> None:
+    """Gymnasium's :func:`~gymnasium.utils.env_checker.check_env` passes on ``env.unwrapped``, and ``gym.make``
+    keeps Gymnasium's passive env checker on."""
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+
+    assert gym.spec(env_id).disable_env_checker is False, f"{env_id} is registered with the passive checker off"
+    env = gym.make(env_id, **kwargs)
+    try:
+        gymnasium_check_env(env.unwrapped)
+    finally:
+        env.close()
+
+
+def check_copy_and_clone(env_id: str | Callable[[], gym.Env], seed: int = 0, **kwargs: Any) -> None:
+    """``copy.deepcopy`` and ``pickle`` either give an env that plays on independently (closing it leaves the
+    original playing) or raise :class:`~agentgym.error.NotCopyableError` naming what to do instead; and
+    ``clone_state``/``restore_state`` either replay the same steps after a restore or raise
+    :class:`~agentgym.error.StateCloningUnsupported`."""
+    from agentgym.error import NotCopyableError, StateCloningUnsupported
+
+    env = _maker(env_id, kwargs)()
+    try:
+        env.reset(seed=seed)
+        base = env.unwrapped
+        for what, duplicate in (("deep-copied", copy.deepcopy), ("pickled", lambda e: pickle.loads(pickle.dumps(e)))):
+            try:
+                twin = duplicate(env)
+            except NotCopyableError as error:
+                message = str(error)
+                assert f"cannot be {what}" in message and "gym.make(" in message, f"unclear refusal: {message}"
+                assert "clone_state()" in message, f"the refusal must say whether clone_state() is offered: {message}"
+                continue
+            try:
+                assert twin.unwrapped is not base, f"{what} env is the original"
+                assert twin.step(CHEAP_ACTION)[:4] == env.step(CHEAP_ACTION)[:4], f"the {what} env plays differently"
+            finally:
+                twin.close()
+            assert isinstance(env.step(CHEAP_ACTION)[0], str), f"closing the {what} env broke the original"
+            env.reset(seed=seed)
+        try:
+            snapshot = base.clone_state()
+        except StateCloningUnsupported:
+            assert not base.offers_clone_state(), "offers_clone_state() is True but clone_state() is unsupported"
+            return
+        after = [env.step(CHEAP_ACTION)[:4] for _ in range(2)]
+        base.restore_state(snapshot)
+        assert [env.step(CHEAP_ACTION)[:4] for _ in range(2)] == after, "restore_state() must replay the same steps"
+    finally:
+        env.close()
+
+
+def check_ecosystem(env_id: str, seed: int = 0, **kwargs: Any) -> None:
+    """Every ecosystem check on one registered id (see the module docstring)."""
+    check_vectorization(env_id, seed, **kwargs)
+    check_gymnasium(env_id, **kwargs)
+    check_copy_and_clone(env_id, seed, **kwargs)
 
 
 # ----------------------------------------------------------------- fuzzing pass

@@ -195,3 +195,70 @@ def test_a_family_may_truncate():
     env.reset(seed=0)
     _, _, terminated, truncated, _ = env.step("up")
     assert (terminated, truncated) == (False, True)
+
+
+@pytest.mark.parametrize("text", ["", "one\ntwo\tend", "clé ✓ 😀", "odd \ud800 half", "x" * 12])
+def test_text_space_flattens_any_text_and_back(text):
+    from gymnasium.spaces.utils import flatdim, flatten, flatten_space, unflatten
+
+    space = TextSpace(12)
+    flat = flatten(space, text)  # Gymnasium's own Text flattening raised KeyError on "\n"
+    assert flat.shape == (12,) and flat.dtype == np.int32 and flatten_space(space).contains(flat)
+    assert unflatten(space, flat) == text and flatdim(space) == 12
+
+
+def test_lazy_info_deep_copies_to_its_own_type_with_values_computed():
+    import copy
+
+    from agentgym.core import Deferred, LazyInfo
+
+    info = LazyInfo({"a": 1, "b": None, "c": [1]}, {"b": Deferred(lambda: ["x"])})
+    twin = copy.deepcopy(info)
+    assert type(twin) is LazyInfo and twin == {"a": 1, "b": ["x"], "c": [1]} and twin.pending() == ()
+    twin["c"].append(2)
+    assert info["c"] == [1]  # deep: nothing shared
+    assert type(copy.copy(info)) is LazyInfo
+
+
+def test_envs_refuse_copies_by_default_and_say_what_to_do():
+    import copy
+    import pickle
+
+    from agentgym.error import NotCopyableError, StateCloningUnsupported
+
+    env = CounterEnv()
+    env.reset(seed=0)
+    with pytest.raises(NotCopyableError, match=r"cannot be deep-copied.*gym\.make\(.*no clone_state\(\)"):
+        copy.deepcopy(env)
+    with pytest.raises(NotCopyableError, match="cannot be pickled"):
+        pickle.dumps(env)
+    with pytest.raises(StateCloningUnsupported, match="Replay the episode"):
+        env.clone_state()
+    assert not env.offers_clone_state()
+
+
+def test_clone_state_and_restore_state_replay_a_plain_python_family():
+    class SnapshotCounter(CounterEnv):
+        copyable = True
+
+        def _clone_engine(self):
+            return {"count": self.count}
+
+        def _restore_engine(self, engine_state):
+            self.count = engine_state["count"]
+
+    import copy
+
+    env = SnapshotCounter()
+    env.reset(seed=0)
+    env.step("up")
+    snapshot = env.clone_state()
+    after = [env.step("up")[:4] for _ in range(2)]
+    assert after[-1][2] is True  # won: the episode is over
+    env.restore_state(snapshot)
+    assert [env.step("up")[:4] for _ in range(2)] == after and env.offers_clone_state()
+    env.restore_state(snapshot)
+    twin = copy.deepcopy(env)
+    assert twin.step("up")[:4] == env.step("up")[:4] == after[0] and twin.count == env.count == 2
+    with pytest.raises(InvalidArgumentError, match="snapshot made by clone_state"):
+        env.restore_state({"count": 0})

@@ -93,6 +93,9 @@ class TurnGame(abc.ABC):
     #: Agents whose action is a free-text message rather than a command: line breaks and tabs are allowed.
     message_agents: ClassVar[tuple[str, ...]] = ()
     engine_version: str = ""
+    #: Whether the game's whole state is plain Python objects (``copy.deepcopy`` copies it correctly); then its
+    #: single-agent view can be copied and offers ``clone_state()``. A game around another engine leaves it False.
+    copyable: ClassVar[bool] = False
 
     def __init__(self, tasks: TaskSplit, *, max_turns: int | None, max_action_length: int = DEFAULT_MAX_ACTION_LENGTH):
         if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
@@ -455,6 +458,25 @@ class SingleAgentView(TextEnv):
 
     def _close_engine(self) -> None:
         self.game.close()
+
+    # a view of a copyable game copies and snapshots the game, the partners (their random state included)
+    # and the episode id; one around another engine (InstructorExecutor's TextWorld) refuses both
+    @property
+    def copyable(self) -> bool:  # type: ignore[override]
+        return self.game.copyable
+
+    def offers_clone_state(self) -> bool:
+        return self.game.copyable
+
+    def _clone_engine(self) -> Any:
+        if not self.game.copyable:
+            return super()._clone_engine()
+        return {"game": self.game, "partners": self.partners, "episode": self._episode}
+
+    def _restore_engine(self, engine_state: Any) -> None:
+        if not self.game.copyable:
+            super()._restore_engine(engine_state)
+        self.game, self.partners, self._episode = (engine_state[key] for key in ("game", "partners", "episode"))
 
 
 def pettingzoo_constructors(game_class: type[TurnGame]) -> tuple[Callable[..., TextAECEnv], Callable[..., TextParallelEnv]]:

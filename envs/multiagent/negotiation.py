@@ -246,6 +246,7 @@ class NegotiationGame(TurnGame):
 
     family = "Negotiation"
     possible_agents = AGENTS
+    copyable = True  # its state is the dict below
 
     def __init__(self, split: str = "train", max_turns: int | None = 40, max_action_length: int = 4096):
         self.engine_version = f"agentgym negotiation v{SUITE_VERSION}"

@@ -1,0 +1,87 @@
+"""Gymnasium's own tools on every registered id, as a new user would try them (issue 20).
+
+Per id the work is tiny (a reset and a step or two): async vectorization, Gymnasium's ``check_env``, the
+passive checker in ``gym.make``, ``copy.deepcopy``/``pickle`` and ``clone_state``/``restore_state``.
+"""
+
+import copy
+import pickle
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.wrappers.common import PassiveEnvChecker
+
+import agentgym
+from agentgym.error import NotCopyableError, StateCloningUnsupported
+from agentgym.testing import CHEAP_ACTION as CHEAP
+from agentgym.testing import check_copy_and_clone, check_gymnasium, check_vectorization
+
+IDS = agentgym.registered_ids()
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_async_vector_env_works_by_default(env_id):
+    check_vectorization(env_id, split="test")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_check_env_passes(env_id):
+    check_gymnasium(env_id, split="test")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gym_make_keeps_the_passive_env_checker(env_id):
+    assert gym.spec(env_id).disable_env_checker is False
+    if env_id == "agentgym/TextWorld-v0":  # one real env shows the wrapper in place
+        env = gym.make(env_id, split="test")
+        try:
+            wrapper, found = env, False
+            while isinstance(wrapper, gym.Wrapper):
+                found |= isinstance(wrapper, PassiveEnvChecker)
+                wrapper = wrapper.env
+            assert found
+        finally:
+            env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_deepcopy_and_pickle_copy_correctly_or_refuse_clearly(env_id):
+    check_copy_and_clone(env_id, split="test")
+
+
+def test_negotiation_copies_and_snapshots_are_independent():
+    env = gym.make("agentgym/Negotiation-v0", split="test")
+    _, info = env.reset(seed=3)
+    move = info["expert_action"] or info["admissible_actions"][0]
+    twin = copy.deepcopy(env)
+    assert twin.step(move)[:4] == env.step(move)[:4]
+    twin.close()
+    assert pickle.loads(pickle.dumps(env)).unwrapped.task.task_id == env.unwrapped.task.task_id
+    snapshot = env.unwrapped.clone_state()
+    after = [env.step(CHEAP)[0] for _ in range(2)]
+    for _ in range(2):  # a snapshot can be restored again and again
+        env.unwrapped.restore_state(snapshot)
+        assert [env.step(CHEAP)[0] for _ in range(2)] == after
+    env.close()
+
+
+def test_swegym_deepcopy_refuses_instead_of_sharing_the_sandbox():
+    env = gym.make("agentgym/SWEGym-v0", split="test")
+    env.reset(seed=0)
+    with pytest.raises(NotCopyableError, match=r"gym\.make\('agentgym/SWEGym-v0'"):
+        copy.deepcopy(env)
+    with pytest.raises(NotCopyableError, match="cannot be pickled"):
+        pickle.dumps(env)
+    with pytest.raises(StateCloningUnsupported, match="Replay the episode"):
+        env.unwrapped.clone_state()
+    obs = env.step(CHEAP)[0]  # the original is untouched
+    assert isinstance(obs, str) and obs
+    env.close()
