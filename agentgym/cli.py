@@ -13,6 +13,7 @@ import gymnasium as gym
 import agentgym
 from agentgym.agents import AGENTS, make_agent
 from agentgym.error import AgentGymError
+from agentgym.registration import check_env_id
 from agentgym.store import DEFAULT_DB, ResultStore, format_leaderboard
 
 
@@ -61,8 +62,10 @@ def _env_class(spec: gym.envs.registration.EnvSpec) -> type:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    """A person plays in the terminal: goal, observation and numbered admissible actions each turn."""
-    env = gym.make(args.env_id, split=args.split, **_env_kwargs(args.env_kwargs))
+    """A person plays in the terminal: goal, observation and numbered admissible actions each turn.
+
+    An empty line, or a number that picks no listed action, asks again without spending a turn."""
+    env = gym.make(check_env_id(args.env_id), split=args.split, **_env_kwargs(args.env_kwargs))
     options = {"task_id": args.task} if args.task else None
     try:
         obs, info = env.reset(seed=args.seed, options=options)
@@ -79,7 +82,12 @@ def cmd_play(args: argparse.Namespace) -> int:
             if line in ("quit", "exit", ":q"):
                 print("Bye.")
                 return 0
-            if line.isdigit() and 1 <= int(line) <= len(actions):
+            if not line:
+                continue
+            if line.isdigit() and actions:
+                if not 1 <= int(line) <= len(actions):
+                    print(f"Pick an action by its number, 1 to {len(actions)}, or type one.")
+                    continue
                 line = actions[int(line) - 1]
             obs, reward, terminated, truncated, info = env.step(line)
             total += reward
@@ -97,6 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run (or resume) the evaluation protocol and store every episode."""
     from agentgym.evaluation import evaluate
 
+    check_env_id(args.env)
     agent = make_agent(args.agent, seed=args.seed)
     try:
         summary = evaluate(

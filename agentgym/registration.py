@@ -7,7 +7,11 @@ termination changes, so leaderboard rows stay comparable.
 
 from __future__ import annotations
 
+import difflib
+
 import gymnasium as gym
+
+from agentgym.error import InvalidArgumentError
 
 NAMESPACE = "agentgym"
 
@@ -45,3 +49,15 @@ def register_envs() -> None:
 def registered_ids() -> list[str]:
     """All agentgym env ids, sorted."""
     return sorted(key for key in gym.registry if key.startswith(f"{NAMESPACE}/"))
+
+
+def check_env_id(text: str) -> str:
+    """``text`` if it is a registered agentgym id; otherwise one clear error naming the closest ids."""
+    known = registered_ids()
+    if text in known:
+        return text
+    by_lower = {key.lower(): key for key in known}
+    close = difflib.get_close_matches(str(text).lower(), list(by_lower), n=3, cutoff=0.5)
+    close += [key for key in by_lower if str(text).lower() in key and key not in close][:3 - len(close)]
+    hint = f" Did you mean {', '.join(repr(by_lower[key]) for key in close)}?" if close else ""
+    raise InvalidArgumentError(f"unknown env id {text!r} ({len(known)} ids; `agentgym list` shows them).{hint}")

@@ -85,3 +85,28 @@ def test_swegym_deepcopy_refuses_instead_of_sharing_the_sandbox():
     obs = env.step(CHEAP)[0]  # the original is untouched
     assert isinstance(obs, str) and obs
     env.close()
+
+
+# ----------------------------------------------------------------- the CLI, as a new user types it
+@pytest.mark.parametrize("argv", [["play", "agentgym/TextWrld-v0"], ["eval", "--env", "agentgym/textworld-v0",
+                                                                     "--agent", "random", "--episodes", "1"]])
+def test_cli_unknown_env_id_is_one_line_with_close_matches(argv, capsys, tmp_path):
+    from agentgym.cli import main
+
+    if argv[0] == "eval":
+        argv = [*argv, "--db", str(tmp_path / "r.sqlite")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown env id" in err and "'agentgym/TextWorld-v0'" in err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_cli_play_reprompts_on_empty_lines_and_out_of_range_numbers(monkeypatch, capsys):
+    from agentgym.cli import main
+
+    lines = iter(["", "   ", "0", "999", "1", "quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["play", "agentgym/TextWorld-v0", "--split", "test", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Pick an action by its number") == 2
+    assert "[turn 1 " in out and "[turn 2 " not in out  # only the pick "1" spent a turn
