@@ -137,8 +137,9 @@ TRAINERS = {"pg": "agentgym.baselines.train_pg"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train with the trainer named by the config's ``algo`` key (default ``pg``: PPO-clip with GRPO, RLOO,
-    TRLOO or GiGPO advantages); the other keys are the trainer's arguments."""
+    """Train with the trainer named by the config's ``algo`` key (default ``pg``: PPO-clip with any estimator
+    of agentgym.baselines.advantages and turn-level reward hooks); the other keys are the trainer's arguments,
+    checked before any model loads."""
     import importlib
 
     import yaml

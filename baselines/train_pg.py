@@ -197,6 +197,8 @@ def check_args(args: Args) -> None:
     then :func:`~agentgym.baselines.advantages.check_estimator` (which also needs the hook an estimator
     consumes, e.g. ``rlvmr`` for the ``rlvmr`` estimator)."""
     validate_hook_specs(args.hooks)
+    if not isinstance(args.estimator_kwargs, dict):
+        raise InvalidArgumentError(f"'estimator_kwargs' must be a mapping, got {args.estimator_kwargs!r}")
     check_estimator(args.estimator, args.estimator_kwargs, hook_names(args.hooks))
 
 

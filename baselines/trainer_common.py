@@ -112,7 +112,7 @@ def _hook_class(name: Any, where: str) -> type:
 
 def needs_policy(cls: type) -> bool:
     """Whether a hook class is built from a model (``requires_policy``: IGPO, OPRL) by ``from_policy``."""
-    return bool(getattr(cls, "requires_policy", hasattr(cls, "from_policy")))
+    return bool(getattr(cls, "requires_policy", False))
 
 
 def _accepted_kwargs(cls: type) -> tuple[set[str] | None, set[str]]:
@@ -179,10 +179,13 @@ def validate_hook_specs(specs: Any) -> None:
         missing = sorted(required - set(kwargs))
         if missing:
             raise InvalidArgumentError(f"{where}: {cls.__name__} needs the kwargs {missing}")
-        if spec.get("model") is not None and not needs_policy(cls):
+        model = spec.get("model")
+        if model is not None and not needs_policy(cls):
             raise InvalidArgumentError(
                 f"{where}: 'model' is only for model-based hooks; {cls.__name__} uses none"
             )
+        if model is not None and not (model == "smollm2" or Path(str(model)).is_dir()):
+            raise InvalidArgumentError(f"{where}: 'model' must be a local model folder or 'smollm2', got {model!r}")
     names = hook_names(list(specs))
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

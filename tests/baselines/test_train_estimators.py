@@ -213,6 +213,16 @@ def test_oprl_prm_learns_after_each_step(tiny_path, tmp_path):
     assert logged, history[0]  # on_update's metrics (the DPO loss) are logged under hooks/oprl/
 
 
+def test_model_based_hook_from_a_local_model_folder(tiny_path, tmp_path):
+    """``model:`` builds IGPO from that folder instead of the policy (here: the same weights, another object)."""
+    history, seen = run(tiny_path, tmp_path, estimator="igpo", hooks=[{"name": "igpo", "model": tiny_path}])
+    hook = seen[0].hooks[0].hook
+    assert hook.model is not None and not hasattr(hook.model, "peft_config")  # not the LoRA-wrapped policy
+    assert "hooks/igpo/mean" in history[0]
+    want = EXPECTED["igpo"](seen[0].trajectories, {"igpo": 1.0}, {})
+    assert [list(a) for a in seen[0].advantages] == [pytest.approx(list(b)) for b in want]
+
+
 def test_prs_stage_advances_on_measured_success(tiny_path, tmp_path):
     stages: dict[int, int] = {}
     history, _ = run(tiny_path, tmp_path, watch=lambda step, hooks: stages.setdefault(step, hooks[0].hook.stage),
@@ -243,14 +253,17 @@ BAD_CONFIGS = [
      r"hooks\[0\] \(oprl\): unknown kwarg 'bta'.*beta.*trajectory_score"),
     ({"hooks": [{"name": "rlvmr", "wieght": 1.0}]}, r"unknown key 'wieght'.*did you mean 'weight'"),
     ({"hooks": [{"name": "rlvmr", "model": "/some/model"}]}, r"'model' is only for model-based hooks"),
+    ({"hooks": [{"name": "igpo", "model": "/no/such/model"}], "estimator": "igpo"},
+     r"hooks\[0\] \(igpo\): 'model' must be a local model folder.*'/no/such/model'"),
     ({"estimator": "gigpo", "estimator_kwargs": {"invalid_penalti": 0.1}},
      r"'invalid_penalti'.*did you mean 'invalid_penalty'"),
     ({"estimator": "rlvmr"}, r"consumes the 'rlvmr' hook"),
+    ({"estimator_kwargs": ["std", "none"]}, r"'estimator_kwargs' must be a mapping"),
     ({"estimator": "igpo", "hooks": [{"name": "rlvmr"}]}, r"consumes the 'igpo' hook.*rlvmr"),
 ]
 
 
-@pytest.mark.parametrize("config, match", BAD_CONFIGS, ids=[m.split("'")[1] for _, m in BAD_CONFIGS])
+@pytest.mark.parametrize("config, match", BAD_CONFIGS, ids=[m.split("'")[1] + str(k) for k, (_, m) in enumerate(BAD_CONFIGS)])
 def test_bad_config_fails_before_any_model_loads(monkeypatch, tmp_path, config, match):
     import agentgym.wrappers.lm as lm
 
