@@ -9,7 +9,9 @@ a timed pass. Variants:
 2. ``agentgym exact_stock``: ``agentgym/ScienceWorld-v0`` with ``exact_stock=True`` (the same stock
    path under agentgym, plus ``-XX:hashCode=2``);
 3. ``fast, read``: agentgym's default path, the agent reads ``info["admissible_actions"]`` every step;
-4. ``fast, not read``: the same, the agent never reads them.
+4. ``fast, not read``: the same, the agent never reads them (each step still runs the listing's two
+   name resolutions, which draw from the simulator's random number generator, so the episode stays
+   identical to stock's: about 80% of a listing's JVM time).
 
 Per variant: steps/s, load+reset ms (fast read: including the first listing), CPU time per step
 (Python + JVM, all threads), and the memory of one env: peak RSS of its Python process plus its JVM. Then aggregate steps/s of ``EnvPool`` with 1 and 2

@@ -25,15 +25,30 @@ Env card
 
   - ``admissible_actions``: the engine's valid action-object combinations, deduplicated, in the
     engine's (sorted) order. Listing them costs more than the step itself, so they are computed only
-    when read, once per step. The state they describe is gone after the next step or reset; an info
-    read only then gives None, so read them (or ``dict(info)``) first.
+    when read, at most once per state (however often, and through however many infos, they are read).
+    The state they describe is gone after the next step or reset; an info read only then gives None, so
+    read them (or ``dict(info)``) first. Whether they are read does not change the episode (see
+    Engine paths).
   - ``expert_action``: the next action of the engine's gold sequence while the agent follows it (None
     once it strays, and at the end). The gold sequence is planned the first time an episode's expert
     action is read (0.2-20 s, once per variation, then cached on disk under ``$AGENTGYM_CACHE``).
   - ``action_valid``: the engine parsed the command (it did not answer "No known action matches that
-    input."). ``anchor_obs``: the raw engine text. ``ground_truth``: None.
+    input."). ``ground_truth``: None.
+  - ``anchor_obs``: a key of the engine state, not its last message: the room as "look around"
+    describes it, a blank line, then the inventory (the engine's free actions, which take no time; stock
+    computes the same two texts at every step). No move counter or score, so revisiting a state
+    (leaving a room and coming back, or a command that changes nothing) gives the same anchor. Eager,
+    so it reaches worker pools whatever ``info_keys`` says.
   - Under ``info["scienceworld"]``: ``score`` (engine, -100..100), ``moves``, ``completed``,
-    ``failed``, ``task_type``, ``variation``, ``simplifications``.
+    ``failed``, ``task_type``, ``variation``, ``simplifications``; ``gold_length`` (the number of
+    actions of the episode's gold sequence) and ``gold_exceeds_max_turns`` (``gold_length >
+    max_turns``), both None until the gold sequence is known: from reset on when it is cached, else from
+    the step after the expert action was first read (which plans it).
+* **Gold lengths and the turn limit**: some gold sequences are longer than the default ``max_turns=100``
+  (:data:`.gold.GOLD_LENGTHS`, printed by :func:`.gold.gold_length_table`), so the expert cannot finish them under the default.
+  When an episode's gold sequence is known and longer than ``max_turns``, the env warns once per task
+  (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``) and sets
+  ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the results as failures.
   - Whatever reads every value computes them all: worker processes (``EnvPool``, ``rollout``,
     ``agentgym eval``) pickle each info, unless ``info_keys=`` names the lazy values to send (the
     others arrive as None: ``rollout(..., info_keys=())`` for an agent that reads neither), and
@@ -55,12 +70,21 @@ Env card
   again); a small serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
   ``scienceworld.ScienceWorldEnv`` instead: its own JVM launch with the JVM's default flags (plus the
   reproducibility flag unless ``reproducible=False``), its ``load``/``reset``/``step``, which list the
-  valid actions at every step. Both paths give identical observations, admissible actions, rewards,
-  scores and won flags (``tests/envs/test_scienceworld_identity.py``), so ``engine_version`` and the
-  evaluation protocol are the same; use ``exact_stock=True`` to confirm any result.
+  valid actions at every step. Listing draws from the simulator's global random number generator
+  (``InputParser.chooseUniqueReferents`` breaks name ties with ``scala.util.Random``), which random
+  events (genetics, wandering animals, bees, plant growth) draw from too; so before each step whose state
+  was not listed, the fast path runs the listing's two name resolutions (the part that draws, ~80% of a
+  listing's JVM time) and skips the rest. Both paths therefore give identical observations, admissible
+  actions, rewards, scores, won flags and anchors whether or not the listing is read
+  (``tests/envs/test_scienceworld_identity.py``: gold paths of all 30 task types, both read patterns),
+  so ``engine_version`` and the evaluation protocol are the same; use ``exact_stock=True`` to confirm
+  any result.
 
 Version history: v0, initial release; ``exact_stock`` and ``reproducible`` options and a smaller JVM
-(issue 11), results unchanged.
+(issue 11), results unchanged; the fast path makes the listing's random draws when the listing is not
+read (issue 17: before, an agent that skipped listings saw other random events than stock from some step
+on, in the same protocol row), ``anchor_obs`` became a key of the state (was the last message), gold
+lengths in info.
 """
 
 from __future__ import annotations
@@ -81,38 +105,15 @@ from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentE
 from agentgym.tasks import Task, TaskSplit, choose_split
 
 from agentgym.envs.scienceworld import catalog
+from agentgym.envs.scienceworld.gold import GOLD_CACHE_VERSION, GoldExceedsMaxTurns, next_gold_action
 from agentgym.envs.scienceworld.simulator import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
 
 logger = logging.getLogger(__name__)
 
 #: The engine's answer to a command it cannot parse.
 UNKNOWN_ACTION = "No known action matches that input."
-#: Bump when the gold-sequence cache format changes.
-GOLD_CACHE_VERSION = 1
 
-
-class GoldExceedsMaxTurns(UserWarning):
-    """An episode's gold sequence is longer than the env's ``max_turns``."""
-
-
-def _normalize(command: str) -> str:
-    return " ".join(command.lower().split())
-
-
-def next_gold_action(gold: Sequence[str], actions: Sequence[tuple[str, bool]]) -> str | None:
-    """The gold action after ``actions`` ((command, parsed) pairs), or None once they left the gold path.
-
-    Commands the engine could not parse change nothing, so they do not count as straying.
-    """
-    position = 0
-    for command, parsed in actions:
-        if not parsed:
-            continue
-        if position < len(gold) and _normalize(command) == _normalize(gold[position]):
-            position += 1
-        else:
-            return None
-    return gold[position] if position < len(gold) else None
+__all__ = ["GoldExceedsMaxTurns", "ScienceWorldEnv", "next_gold_action"]
 
 
 class ScienceWorldEnv(TextEnv):

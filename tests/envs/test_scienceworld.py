@@ -220,3 +220,20 @@ def test_expert_solves_first_test_variation(expert_env, task_type):
         assert info["expert_action"], f"{task_id}: the gold sequence ran out at turn {info['turn']}"
         _, _, terminated, truncated, info = expert_env.step(info["expert_action"])
     assert info["won"] and info["score"] == 1.0 and info["scienceworld"]["score"] == 100, task_id
+
+
+def test_anchor_is_a_key_of_the_state_revisits_give_the_same_anchor(env):
+    """``anchor_obs`` is the room ("look around") and the inventory, not the engine's last message."""
+    _, start = env.reset(options={"task_id": "find-living-thing/225"})  # starts in the art studio, door closed
+    assert start["anchor_obs"].startswith("This room is called the art studio.") and "inventory" in start["anchor_obs"]
+    opened = env.step("open door to hallway")[4]
+    hallway = env.step("go to hallway")[4]
+    back = env.step("go to art studio")[4]
+    assert "hallway" in hallway["anchor_obs"].splitlines()[0] and hallway["anchor_obs"] != opened["anchor_obs"]
+    assert back["anchor_obs"] == opened["anchor_obs"]  # the same state again, at another turn and move count
+    assert back["scienceworld"]["moves"] > opened["scienceworld"]["moves"]
+    looked = env.step("look around")
+    assert looked[4]["anchor_obs"] == opened["anchor_obs"] and looked[0] != env.step("inventory")[0]
+    unparsed = env.step("xyzzy plugh")[4]  # "No known action matches that input.": the state is unchanged
+    assert not unparsed["action_valid"] and unparsed["anchor_obs"] == opened["anchor_obs"]
+    assert opened["anchor_obs"] != start["anchor_obs"]  # the door's state is part of the key

@@ -6,11 +6,18 @@ unmodified stock env. Both JVMs run with ``-XX:hashCode=2``: under default flags
 not even identical to itself once its call history changes (see the env card), so a comparison
 between two call patterns is only well-defined with constant identity hashes.
 
+Stock lists the valid actions at every step, and listing draws from the simulator's global random number
+generator (which random events such as genetics and wandering animals use too), so the fast path makes the
+listing's draws before each step whose state was not listed. The gold-path tests check that: both read
+patterns (listing read every step, never read) against stock, on every task type.
+
 Each test holds at most two JVMs.
 """
 
 import os
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -176,3 +183,94 @@ def test_stock_path_flags_and_engine_fault():
     plain = ScienceWorldEnv(split="test", exact_stock=True, reproducible=False)
     assert plain.engine_version != env.engine_version == ScienceWorldEnv(split="test").engine_version
     assert plain.java_options == () and env.java_options == ()
+
+
+#: Test variations per task type for the gold-path identity test (69 in all, ~2,300 states): 1-3 per type,
+#: the first test variation where it is cheap, variations whose gold sequences pass 100 steps (boil/23,
+#: melt/22, freeze/24, change-the-state-of-matter-of/22, inclined-plane-friction-named-surfaces/1038,
+#: the two genetics types: 111-148), more where they are short; one for the slowest types per step.
+GOLD_VARIATIONS: dict[str, tuple[int, ...]] = {
+    "boil": (23, 25), "melt": (21, 22), "freeze": (24, 28), "change-the-state-of-matter-of": (21, 22),
+    "use-thermometer": (405, 439, 472), "measure-melting-point-known-substance": (327, 354),
+    "measure-melting-point-unknown-substance": (243, 281), "power-component": (15, 16, 17),
+    "power-component-renewable-vs-nonrenewable-energy": (15, 16, 17), "test-conductivity": (675, 731),
+    "test-conductivity-of-unknown-substances": (450, 487), "find-living-thing": (225, 243, 262),
+    "find-non-living-thing": (225, 243, 262), "find-plant": (225, 243, 262), "find-animal": (225, 243, 262),
+    "grow-plant": (93,), "grow-fruit": (93,), "chemistry-mix": (24, 25, 26),
+    "chemistry-mix-paint-secondary-color": (27, 28, 29), "chemistry-mix-paint-tertiary-color": (27, 28, 29),
+    "lifespan-longest-lived": (93, 101, 109), "lifespan-shortest-lived": (93, 101, 109),
+    "lifespan-longest-lived-then-shortest-lived": (93, 101, 109), "identify-life-stages-1": (9, 13),
+    "identify-life-stages-2": (6, 7, 8), "inclined-plane-determine-angle": (126,),
+    "inclined-plane-friction-named-surfaces": (1038, 1385), "inclined-plane-friction-unnamed-surfaces": (140, 161),
+    "mendelian-genetics-known-plant": (90,), "mendelian-genetics-unknown-plant": (360,),
+}
+
+
+def _gold_episode(env: ScienceWorldEnv, task_id: str, gold: list[str], read: bool) -> list[tuple]:
+    """Play the gold sequence to the end; per state what a user sees (the listing only when ``read``)."""
+    def seen(obs, reward, terminated, truncated, info) -> tuple:
+        return (obs, reward, terminated, truncated, info["score"], info["won"], info["scienceworld"]["score"],
+                info["anchor_obs"], info["admissible_actions"] if read else "-")
+
+    obs, info = env.reset(options={"task_id": task_id})
+    states = [seen(obs, 0.0, False, False, info)]
+    for action in gold:
+        obs, reward, terminated, truncated, info = env.step(action)
+        states.append(seen(obs, reward, terminated, truncated, info))
+        if terminated or truncated:
+            break
+    return states
+
+
+@pytest.mark.slow
+def test_gold_paths_of_all_task_types_are_identical_to_stock_read_or_not():
+    """Every task type's gold paths to the end (69 test variations, see GOLD_VARIATIONS; 1-3 per type), on
+    the fast path with the listing
+    read every step and never read, against ``exact_stock=True``: observation, reward, done flags, scores,
+    won and anchor at every state (and the listing itself when read). The stock episode runs in a thread
+    beside the two fast ones (two JVMs). About 6 minutes on 2 busy cores."""
+    assert set(GOLD_VARIATIONS) == set(catalog.TASK_TYPES)
+    fast = ScienceWorldEnv(split="test", max_turns=400)
+    stock = ScienceWorldEnv(split="test", max_turns=400, expert=False, exact_stock=True)
+    started, steps = time.monotonic(), 0
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            for task_type, variations in GOLD_VARIATIONS.items():
+                for variation in variations:
+                    task_id = f"{task_type}/{variation}"
+                    assert task_id in fast.task_ids
+                    gold = fast.gold_actions(task_id)
+                    expected = pool.submit(_gold_episode, stock, task_id, gold, True)
+                    read = _gold_episode(fast, task_id, gold, read=True)
+                    unread = _gold_episode(fast, task_id, gold, read=False)
+                    expected = expected.result()
+                    assert expected[-1][5] is True, f"{task_id}: the gold sequence did not win on stock"
+                    assert read == expected, f"{task_id}, read every step: {_first_difference(expected, read)}"
+                    unread_expected = [state[:-1] + ("-",) for state in expected]
+                    assert unread == unread_expected, (
+                        f"{task_id}, never read: {_first_difference(unread_expected, unread)}")
+                    steps += len(expected)
+    finally:
+        fast.close()
+        stock.close()
+    print(f"{steps} states per pattern, {time.monotonic() - started:.0f} s")
+
+
+def test_skipping_the_listing_does_not_change_a_genetics_episode():
+    """The bug this family had: on a genetics task, the same gold actions gave other observations and scores
+    from step ~50 on when the listing was never read (the listing's random draws were skipped). The first 60
+    gold actions of mendelian-genetics-known-plant/0 give identical states read or not; without the draws
+    (the old fast path) they do not, so this test fails for that bug."""
+    task_id = "mendelian-genetics-known-plant/0"
+    env = ScienceWorldEnv(split="train", max_turns=200)  # above its 145 gold actions: no warning
+    try:
+        gold = env.gold_actions(task_id)[:60]
+        read = [state[:-1] for state in _gold_episode(env, task_id, gold, read=True)]
+        unread = [state[:-1] for state in _gold_episode(env, task_id, gold, read=False)]
+        assert len(read) == 61 and unread == read, _first_difference(read, unread)
+        sim = env._sim
+        sim._draw_as_listing = lambda: None  # the old fast path: a state not listed draws nothing
+        old = [state[:-1] for state in _gold_episode(env, task_id, gold, read=False)]
+        assert old != read and old[:40] == read[:40]  # diverges late, as the bug did
+    finally:
+        env.close()
