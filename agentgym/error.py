@@ -68,3 +68,8 @@ class NotCopyableError(AgentGymError, TypeError):
 
 class StateCloningUnsupported(AgentGymError, NotImplementedError):
     """``clone_state()``/``restore_state()`` on a family whose engine cannot snapshot an episode cheaply."""
+
+
+class WorkerStartError(AgentGymError, RuntimeError):
+    """Env worker processes could not start (a script that starts them at import time, without
+    ``if __name__ == "__main__":``); the message says what to change."""

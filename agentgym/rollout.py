@@ -31,7 +31,7 @@ import gymnasium as gym
 
 from agentgym.agents import Agent
 from agentgym.core import LazyInfo
-from agentgym.error import EngineFault
+from agentgym.error import EngineFault, WorkerStartError
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
 
 EnvFactory = Callable[[], gym.Env]
@@ -130,6 +130,25 @@ def _worker(env_fn: EnvFactory, conn: Connection, info_keys: Collection[str] | N
         conn.close()
 
 
+#: Exit code of a worker that found itself re-running the main script's pool creation (no main guard).
+_MAIN_GUARD_EXIT = 86
+_MAIN_GUARD_HELP = (
+    "env worker processes could not start: the script makes an EnvPool (rollout with workers, evaluate with "
+    "num_workers) at import time. Workers start with 'spawn', which re-imports the main script in each worker, "
+    "so the pool creation ran again there. Put the script's top-level code under "
+    "`if __name__ == \"__main__\":`, or pass in_process=True"
+)
+
+
+def _refuse_pool_in_spawned_import() -> None:
+    """In a spawned worker that is still importing the parent's main script (``_inheriting`` is set by
+    multiprocessing's spawn bootstrap), creating a pool means the script has no main guard: exit with
+    :data:`_MAIN_GUARD_EXIT`, which the parent turns into :data:`_MAIN_GUARD_HELP`, instead of
+    multiprocessing's bootstrap error and a bare "worker died"."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise SystemExit(_MAIN_GUARD_EXIT)
+
+
 class EnvPool:
     """``num_envs`` envs, each in its own worker process (or all in this process with ``in_process=True``).
 
@@ -158,6 +177,7 @@ class EnvPool:
         if in_process:
             self._envs = [env_fn() for _ in range(num_envs)]
             return
+        _refuse_pool_in_spawned_import()
         context = mp.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs: list[mp.process.BaseProcess] = []
@@ -168,8 +188,12 @@ class EnvPool:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        for index in range(num_envs):
-            self.receive(index)  # the env was built (or its error is raised here)
+        try:
+            for index in range(num_envs):
+                self.receive(index)  # the env was built (or its error is raised here)
+        except BaseException:
+            self.close()  # the workers that did start
+            raise
 
     def __enter__(self) -> EnvPool:
         return self
@@ -206,6 +230,9 @@ class EnvPool:
         try:
             status, payload = self._conns[index].recv()
         except (EOFError, ConnectionResetError):
+            self._procs[index].join(timeout=5)
+            if self._procs[index].exitcode == _MAIN_GUARD_EXIT:
+                raise WorkerStartError(_MAIN_GUARD_HELP) from None
             raise EngineFault(f"env worker process {index} died (exit code {self._procs[index].exitcode})") from None
         if status == "error":
             raise EngineFault(f"env worker {index} failed: {payload}")

@@ -110,3 +110,37 @@ def test_cli_play_reprompts_on_empty_lines_and_out_of_range_numbers(monkeypatch,
     out = capsys.readouterr().out
     assert out.count("Pick an action by its number") == 2
     assert "[turn 1 " in out and "[turn 2 " not in out  # only the pick "1" spent a turn
+
+
+# ----------------------------------------------------------------- rollout workers from a plain script
+_SCRIPT = '''
+import functools
+import gymnasium as gym
+import agentgym
+from agentgym.agents import RandomAgent
+from agentgym.rollout import group_specs, rollout
+
+def play():
+    make = functools.partial(gym.make, "agentgym/Negotiation-v0", split="test")
+    trajectories = rollout(make, RandomAgent(0), group_specs(["pool/200000"], [0], 2), num_workers=2)
+    print("played", len(trajectories))
+'''
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_rollout_workers_from_a_script_without_main_guard_say_what_to_do(guarded, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(_SCRIPT + ('if __name__ == "__main__":\n    play()\n' if guarded else "play()\n"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    if guarded:
+        assert done.returncode == 0 and "played 2" in done.stdout, done.stderr
+        return
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("agentgym.error.WorkerStartError") and 'if __name__ == "__main__":' in last
+    assert "in_process=True" in last and "died" not in done.stderr
