@@ -20,12 +20,10 @@ One readable file in the CleanRL spirit. Each update step:
    micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA; then
    every hook's ``on_update(step, batch, metrics)`` (OPRL trains its PRM, PRS moves its curriculum);
 5. **log and save**: TensorBoard (``charts/``, ``losses/``, ``hooks/<name>/``, ``eval/``, ``perf/``),
-   ``metrics.csv``, a tqdm bar; checkpoints hold the model (or adapter), optimizer, every RNG state, the
-   estimator's state and the step, so a resumed run continues exactly (hooks are rebuilt: a learning hook's
-   state, OPRL's PRM, starts over).
-
-``charts/mean_reward`` is the mean task return (no hook reward), ``charts/env_return`` the mean of the env's
-own rewards, ``hooks/<name>/mean`` a hook's mean raw per-turn reward.
+   ``metrics.csv``, a tqdm bar. ``charts/mean_reward`` is the mean task return (no hook reward),
+   ``charts/env_return`` the mean of the env's own rewards, ``hooks/<name>/mean`` a hook's mean raw
+   per-turn reward. Checkpoints hold the model (or adapter), optimizer, every RNG state, the estimator's
+   state and the step: a resumed run continues exactly (hooks are rebuilt: OPRL's PRM starts over).
 
 Run: ``agentgym train baselines/configs/textworld.yaml`` or
 ``python -m agentgym.baselines.train_pg --env-id agentgym/TextWorld-v0 --num-steps 10``.
@@ -192,10 +190,8 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    """Reject a bad estimator, estimator kwarg or hook before any model loads (a typo would otherwise show
-    only after the model and a rollout): :func:`~agentgym.baselines.trainer_common.validate_hook_specs`,
-    then :func:`~agentgym.baselines.advantages.check_estimator` (which also needs the hook an estimator
-    consumes, e.g. ``rlvmr`` for the ``rlvmr`` estimator)."""
+    """Reject a bad hook, estimator or estimator kwarg, or a consumed hook missing (``rlvmr`` for the rlvmr
+    estimator), before any model loads: a typo would otherwise show only after the model and a rollout."""
     validate_hook_specs(args.hooks)
     if not isinstance(args.estimator_kwargs, dict):
         raise InvalidArgumentError(f"'estimator_kwargs' must be a mapping, got {args.estimator_kwargs!r}")
@@ -203,8 +199,7 @@ def check_args(args: Args) -> None:
 
 
 def load_config(config: dict[str, Any]) -> Args:
-    """:class:`Args` from a YAML mapping, checked by :func:`check_args`; unknown keys raise with a
-    did-you-mean."""
+    """:class:`Args` from a YAML mapping, checked by :func:`check_args`; unknown keys raise (did-you-mean)."""
     names = {field.name for field in dataclasses.fields(Args)}
     for key in config:
         if key not in names:
@@ -408,9 +403,14 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
         if args.eval_every and start == 0:
             logger.log(0, evaluate_greedy(agent, args, eval_pool))
 
+        scoring_time = 0.0  # seconds the hooks spent scoring this step
+
         def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
+            nonlocal scoring_time
             batch = rollout(pool, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+            tick = time.perf_counter()
             score_hooks(batch, hooks)
+            scoring_time += time.perf_counter() - tick
             return batch
 
         def inputs_of(batch: list[Trajectory]) -> EstimatorInputs:  # task rewards apart from hook rewards
@@ -421,7 +421,7 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
                    disable=not args.progress)
         for step in bar:
             # rollout: tasks_per_step groups of group_size episodes (same task and reset seed), hooks score
-            tick = time.perf_counter()
+            tick, scoring_time = time.perf_counter(), 0.0
             many = args.tasks_per_step > len(task_ids)
             chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
             seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
@@ -432,7 +432,7 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
                 trajectories, sampler_metrics = resample_zero_variance(
                     estimator_state, trajectories, play=play, inputs_of=inputs_of, candidates=task_ids,
                     group_size=args.group_size, rng=task_rng)
-            rollout_time = time.perf_counter() - tick
+            rollout_time = time.perf_counter() - tick - scoring_time
             # advantages (each estimator combines task and hook rewards its own way), rows
             inputs = inputs_of(trajectories)
             turn_adv = compute_advantages(args.estimator, inputs, gamma=args.gamma,
@@ -459,6 +459,7 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
                 "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
                 / max(update_time, 1e-9),
                 "perf/rows": float(len(rows)),
+                "perf/hook_scoring_s": scoring_time,
             })
             if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
                 metrics.update(evaluate_greedy(agent, args, eval_pool))

@@ -185,7 +185,9 @@ def validate_hook_specs(specs: Any) -> None:
                 f"{where}: 'model' is only for model-based hooks; {cls.__name__} uses none"
             )
         if model is not None and not (model == "smollm2" or Path(str(model)).is_dir()):
-            raise InvalidArgumentError(f"{where}: 'model' must be a local model folder or 'smollm2', got {model!r}")
+            raise InvalidArgumentError(
+                f"{where}: 'model' must be a local model folder or 'smollm2', got {model!r}"
+            )
     names = hook_names(list(specs))
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
