@@ -9,6 +9,10 @@ Every hook is a :class:`TurnRewardHook`: online through :class:`TurnRewardWrappe
   with a curriculum;
 * :class:`RLVMRHook` (``"rlvmr"``): meta-reasoning tag rewards and the format penalty.
 
+IGPO and OPRL need a model (``requires_policy``): ``cls.from_policy(policy, tokenizer, **kwargs)`` builds
+them from the policy being trained. A trainer calls ``hook.on_update(step, batch, metrics)`` after each
+policy update (OPRL trains its PRM and syncs its reference, PRS advances its curriculum).
+
 torch and transformers are imported only when a model-based hook is used.
 """
 

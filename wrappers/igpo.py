@@ -118,6 +118,9 @@ class IGPOHook(TurnRewardHook):
         system: optional system prompt for the rendered chat.
         batching: ``"packed"`` or ``"per_turn"``; ``batch_size``: trajectories (packed) or sequences
             (per turn) per forward pass.
+        tokens: ``"recorded"`` (the turns' prompt ids when every turn has them, else the chat rendering)
+            or ``"rendered"`` (always the chat rendering: for a scoring model whose tokenizer is not the
+            policy's, such as a config's ``model:`` of another family).
     """
 
     name = "igpo"
@@ -136,8 +139,10 @@ class IGPOHook(TurnRewardHook):
         system: str | None = None,
         batching: Literal["packed", "per_turn"] = "packed",
         batch_size: int = 8,
+        tokens: Literal["recorded", "rendered"] = "recorded",
     ):
         check_choice("ig", ig, ("log_prob", "prob"))
+        check_choice("tokens", tokens, ("recorded", "rendered"))
         check_choice("metric", metric, ("f1", "em"))
         check_choice("batching", batching, ("packed", "per_turn"))
         if batch_size < 1:
@@ -145,7 +150,7 @@ class IGPOHook(TurnRewardHook):
         self.model, self.tokenizer = model, tokenizer
         self.ig, self.metric, self.format_penalty = ig, metric, format_penalty
         self.proxy_target, self.target_fn, self.system = proxy_target, target_fn, system
-        self.batching, self.batch_size = batching, batch_size
+        self.batching, self.batch_size, self.tokens = batching, batch_size, tokens
         self._episode_beliefs: dict[int, float] = {}
         #: Sequences and tokens of the last scoring call (``benchmarks/igpo_batching.py`` reads them).
         self.last_stats: dict[str, int] = {}
@@ -154,7 +159,8 @@ class IGPOHook(TurnRewardHook):
     def from_policy(cls, policy: Any, tokenizer: Any, **kwargs: Any) -> IGPOHook:
         """The trainer's builder (``hooks: [{name: igpo, kwargs: {...}}]``): the hook scores with ``policy``
         itself, not a copy. The trainer updates it in place and scores each batch before updating, so the
-        beliefs are those of the policy that generated the batch (the spec's ``pi_old``)."""
+        beliefs are those of the policy that generated the batch (the spec's ``pi_old``). With a config's
+        ``model:`` that model scores instead (``tokens="rendered"`` if its tokenizer is not the policy's)."""
         return cls(policy, tokenizer, **kwargs)
 
     # ------------------------------------------------------------ targets and outcome
@@ -210,9 +216,9 @@ class IGPOHook(TurnRewardHook):
     def context_ids(self, trajectory: Trajectory, wanted: Sequence[int]) -> list[list[int]]:
         """The token ids of each wanted context ``t`` (what the policy saw after turn t): turn t+1's
         recorded ``prompt_token_ids`` when every turn has them and t < T, else this hook's chat rendering
-        of the whole trajectory (module docstring)."""
+        of the whole trajectory (module docstring; ``tokens="rendered"``: always the rendering)."""
         turns = trajectory.turns
-        if turns and all(t.prompt_token_ids for t in turns) and all(t < len(turns) for t in wanted):
+        if self.tokens == "recorded" and turns and all(t.prompt_token_ids for t in turns) and all(t < len(turns) for t in wanted):
             return [list(turns[t].prompt_token_ids) for t in wanted]  # type: ignore[arg-type]
         chat = chat_tokens(trajectory, self.tokenizer, system=self.system)
         return [chat.ids[: chat.context_ends[t]] for t in wanted]

@@ -78,6 +78,9 @@ class OPRLHook(TurnRewardHook):
         normalize: ``"none"`` or ``"batch_max"``.
         success_fn: trajectory -> bool, the preference label.
         system: optional system prompt for chat rendering. batch_size: rows per forward pass.
+        tokens: ``"recorded"`` (the turns' prompt/response ids when every turn has them, else the chat
+            rendering) or ``"rendered"`` (always the chat rendering: for a PRM whose tokenizer is not the
+            policy's).
 
     Attributes:
         policy: the live policy :meth:`on_update` syncs the reference to (set by :meth:`from_policy`;
@@ -103,6 +106,7 @@ class OPRLHook(TurnRewardHook):
         success_fn: Callable[[Trajectory], bool] = default_success,
         system: str | None = None,
         batch_size: int = 8,
+        tokens: Literal["recorded", "rendered"] = "recorded",
     ):
         import torch
 
@@ -110,6 +114,7 @@ class OPRLHook(TurnRewardHook):
         check_choice("trajectory_score", trajectory_score, ("sum", "mean"))
         check_choice("update", update, ("before", "after"))
         check_choice("normalize", normalize, ("none", "batch_max"))
+        check_choice("tokens", tokens, ("recorded", "rendered"))
         if reference == "model" and reference_model is None:
             raise InvalidArgumentError(
                 "reference='model' needs reference_model (or use OPRLHook.from_policy)"
@@ -117,7 +122,7 @@ class OPRLHook(TurnRewardHook):
         self.prm, self.tokenizer, self.reference_model = prm, tokenizer, reference_model
         self.reference, self.beta, self.grad_clip = reference, beta, grad_clip
         self.trajectory_score, self.update, self.normalize = trajectory_score, update, normalize
-        self.success_fn, self.system, self.batch_size = success_fn, system, batch_size
+        self.success_fn, self.system, self.batch_size, self.tokens = success_fn, system, batch_size, tokens
         self.policy: Any = None
         trainable = [p for p in prm.parameters() if p.requires_grad]
         if not trainable:  # e.g. a copy of a frozen model: train all of it
@@ -139,6 +144,11 @@ class OPRLHook(TurnRewardHook):
         (cheaper; the base weights stay frozen). The reference is a frozen copy of ``policy`` with the same
         structure (None with ``reference="recorded"``). The hook keeps ``policy`` itself (the trainer
         updates it in place) and syncs the reference to it in :meth:`on_update`.
+
+        With a config's ``model:`` the trainer passes that model as ``policy``: the PRM starts from it
+        and the reference is a copy of it that stays that model (the hook never sees the policy); set
+        ``reference="recorded"`` to use the policy's own sampled log-probs as ``pi_old`` (same tokenizer
+        needed), or ``tokens="rendered"`` for a model with another tokenizer.
 
         Raises :class:`InvalidArgumentError` for ``update="before"``: the trainer scores the batch before
         :meth:`on_update` runs, so rewards always come from the PRM before its step (``"after"``).
@@ -201,7 +211,7 @@ class OPRLHook(TurnRewardHook):
     def _rows(self, trajectory: Trajectory) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
         """(token ids, action spans, turn index of each span) — recorded tokens, else the rendered chat."""
         turns = trajectory.turns
-        if turns and all(t.prompt_token_ids is not None and t.response_token_ids for t in turns):
+        if self.tokens == "recorded" and turns and all(t.prompt_token_ids is not None and t.response_token_ids for t in turns):
             return [
                 (
                     list(t.prompt_token_ids) + list(t.response_token_ids),

@@ -177,6 +177,9 @@ def test_igpo_falls_back_to_the_chat_rendering(tiny_lm):
     chat = chat_tokens(traj, tokenizer)
     hook = IGPOHook(model, tokenizer)
     assert hook.context_ids(traj, [0, 3]) == [chat.ids[: chat.context_ends[0]], chat.ids]
+    rendered = IGPOHook(model, tokenizer, tokens="rendered")
+    assert rendered.context_ids(traj, [1]) == [chat.ids[: chat.context_ends[1]]]
+    assert hook.context_ids(traj, [1]) == [traj.turns[1].prompt_token_ids]
     traj.turns[1].prompt_token_ids = None
     assert hook.context_ids(traj, [1]) == [chat.ids[: chat.context_ends[1]]]
 
@@ -285,6 +288,8 @@ def test_oprl_recorded_tokens_and_reference_logprobs(tiny_lm):
     traj = Trajectory("e", "env", "t", 0, "agent", "start", {}, [turn], group_id="g")
     hook = OPRLHook(copy.deepcopy(model), tokenizer, reference="recorded")
     assert hook.score([traj])[0][0] == pytest.approx(0.0, abs=1e-5)
+    rendered = OPRLHook(copy.deepcopy(model), tokenizer, reference="recorded", tokens="rendered")
+    assert abs(rendered.score([traj])[0][0]) > 1e-3  # the chat rendering is another context
     with pytest.raises(InvalidArgumentError, match="response_logprobs"):
         hook.score(oprl_batch())
     with pytest.raises(InvalidArgumentError, match="reference_model"):
