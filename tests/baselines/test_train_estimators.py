@@ -248,7 +248,10 @@ def test_vspo_replaces_groups_without_reward_spread(tiny_path, tmp_path):
 BAD_CONFIGS = [
     ({"estimator": "grpoo"}, r"unknown estimator 'grpoo'.*did you mean 'grpo'.*gigpo.*vspo"),
     ({"hooks": [{"name": "rlvmrr"}]}, r"hooks\[0\].*unknown hook 'rlvmrr'.*did you mean 'rlvmr'.*prs_progressive"),
+    ({"hooks": [{"name": "no_such_module:Hook"}]}, r"hooks\[0\]: cannot import hook 'no_such_module:Hook'"),
+    ({"hooks": [{"name": PICK}]}, r"'pick_env:PickEnv' is not a TurnRewardHook subclass"),
     ({"hooks": [{"name": "rlvmr", "kwargs": {"formatt": "paper"}}]}, r"unknown kwarg 'formatt'.*'format'"),
+    ({"hooks": [{"name": "rlvmr"}, {"name": "rlvmr"}]}, r"each hook may appear once, got \['rlvmr'\]"),
     ({"hooks": [{"name": "oprl", "kwargs": {"bta": 0.1}}], "estimator": "oprl"},
      r"hooks\[0\] \(oprl\): unknown kwarg 'bta'.*beta.*trajectory_score"),
     ({"hooks": [{"name": "rlvmr", "wieght": 1.0}]}, r"unknown key 'wieght'.*did you mean 'weight'"),
