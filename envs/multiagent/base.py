@@ -24,6 +24,16 @@ Shared behaviour (the single-agent contract, per agent):
 * ``max_turns`` caps the moves of all agents together; reaching it truncates the episode for every agent.
 * ``reset(seed=..., options={"task_id": ...})`` works as in the single-agent envs. PettingZoo's test passes other
   option keys; they are ignored with a warning.
+* PettingZoo conventions: ``env(..., max_cycles=N)`` and ``parallel_env(..., max_cycles=N)`` truncate after ``N``
+  cycles (``N`` moves of every agent, refused moves included), on top of the game's ``max_turns``;
+  ``render_mode`` is ``"ansi"`` (``render()`` returns the text) or ``"human"`` (every reset and step prints it;
+  ``render()`` returns None). A game with a fixed move list (:meth:`TurnGame.move_list`, Negotiation) adds
+  ``info["action_mask"]``: an ``int8`` array aligned with that list, 1 for the moves legal now (all 0 for an
+  agent that is not to move); ``env.action_space(agent).sample(info["action_mask"])`` draws a legal move's text.
+* The games are turn-based and a refused move keeps the turn, so the AEC view does not step in fixed cycles: its
+  metadata says ``is_parallelizable: False`` and PettingZoo's ``aec_to_parallel`` refuses it up front (it would
+  fail at the first refused move). Use this module's ``parallel_env()``, or PettingZoo's
+  ``turn_based_aec_to_parallel(env())``, which handles turn-based games.
 
 Change logs:
     v0: initial multi-agent contract.
@@ -128,6 +138,11 @@ class TurnGame(abc.ABC):
     def _close_engine(self) -> None:
         """Free engine processes and files; idempotent."""
 
+    def move_list(self, agent: str) -> list[str] | None:
+        """The fixed-length list of every move ``agent`` could ever make in this task, which
+        ``info["action_mask"]`` is aligned with; None (the default) when moves are open text."""
+        return None
+
     # ----------------------------------------------------------------- driver
     @property
     def task(self) -> Task | None:
@@ -197,11 +212,21 @@ class TurnGame(abc.ABC):
     def transition(self, agent: str) -> Transition:
         return self._last[agent]
 
+    def action_mask(self, agent: str) -> np.ndarray | None:
+        """1 for the moves of :meth:`move_list` that ``agent`` may make now (its admissible actions), else 0."""
+        moves = self.move_list(agent)
+        if moves is None:
+            return None
+        legal = set(self._last[agent].admissible_actions or ()) if self.to_move == agent else set()
+        return np.fromiter((move in legal for move in moves), dtype=np.int8, count=len(moves))
+
     def info(self, agent: str) -> dict[str, Any]:
-        """``agent``'s info: the standard keys from its point of view, ``agent_id``, ``to_move``, family keys."""
+        """``agent``'s info: the standard keys from its point of view, ``agent_id``, ``to_move``, family keys,
+        and ``action_mask`` where the game has a fixed move list."""
         assert self._task is not None
         t = self._last[agent]
-        return {
+        mask = self.action_mask(agent)
+        info = {
             "task_id": self._task.task_id,
             "goal": self._goals.get(agent),
             "admissible_actions": list(t.admissible_actions) if t.admissible_actions is not None else None,
@@ -216,6 +241,9 @@ class TurnGame(abc.ABC):
             "to_move": self.to_move,
             self.family.lower(): copy.deepcopy(t.family_info),
         }
+        if mask is not None:
+            info["action_mask"] = mask
+        return info
 
     def close(self) -> None:
         self._close_engine()
@@ -229,19 +257,53 @@ def _select_task(game: TurnGame, rng: np.random.Generator, options: Mapping[str,
     return game.tasks.get(task_id) if task_id is not None else game.tasks.select(rng)
 
 
+class MoveSpace(TextSpace):
+    """An agent's action space in the PettingZoo views of a game with a fixed move list: any text (as
+    :class:`~agentgym.core.TextSpace`), and ``sample(mask)`` with an ``info["action_mask"]`` array draws the text of
+    a legal move (PettingZoo's tests sample actions this way)."""
+
+    def __init__(self, max_length: int, moves: Callable[[], list[str] | None]):
+        super().__init__(max_length)
+        self._moves = moves
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        if isinstance(mask, np.ndarray):
+            legal = np.flatnonzero(mask)
+            moves = self._moves()
+            if moves is None or legal.size == 0:
+                return super().sample()
+            return moves[int(self.np_random.choice(legal))]
+        return super().sample(mask, probability)
+
+
 class _PettingZooView:
     """What the AEC and parallel views share: spaces, seeding, task selection, rendering, closing."""
 
-    def __init__(self, game: TurnGame, render_mode: str | None):
-        if render_mode not in (None, "ansi"):
-            raise InvalidArgumentError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+    #: Whether PettingZoo's ``aec_to_parallel`` may convert the view (see the module docstring).
+    parallelizable: ClassVar[bool] = True
+
+    def __init__(self, game: TurnGame, render_mode: str | None, max_cycles: int | None = None):
+        if render_mode not in (None, "ansi", "human"):
+            raise InvalidArgumentError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
+        if max_cycles is not None:
+            if not isinstance(max_cycles, int) or isinstance(max_cycles, bool) or max_cycles < 1:
+                raise InvalidArgumentError(f"max_cycles must be a positive int or None, got {max_cycles!r}")
+            cap = max_cycles * len(game.possible_agents)
+            game.max_turns = cap if game.max_turns is None else min(game.max_turns, cap)
         self.game = game
         self.render_mode = render_mode
+        self.max_cycles = max_cycles
         self.possible_agents = list(game.possible_agents)
         self.agents: list[str] = []
-        self.metadata = {"name": f"{game.family.lower()}_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+        self.metadata = {"name": f"{game.family.lower()}_v0", "render_modes": ["ansi", "human"],
+                         "is_parallelizable": self.parallelizable}
         self._observation_spaces = {a: TextSpace(MAX_OBSERVATION_LENGTH) for a in self.possible_agents}
-        self._action_spaces = {a: TextSpace(game.max_action_length) for a in self.possible_agents}
+        fixed_moves = type(game).move_list is not TurnGame.move_list
+        self._action_spaces = {
+            a: MoveSpace(game.max_action_length, lambda a=a: self.game.move_list(a)) if fixed_moves
+            else TextSpace(game.max_action_length)
+            for a in self.possible_agents
+        }
         self._np_random: np.random.Generator | None = None
 
     def observation_space(self, agent: str) -> TextSpace:
@@ -264,11 +326,19 @@ class _PettingZooView:
         self.game.begin(_select_task(self.game, self._np_random, options))
         self.agents = list(self.possible_agents)
 
+    def _text(self) -> str:
+        return "\n\n".join(f"[{agent}]\n{self.game.observation(agent)}" for agent in self.possible_agents)
+
+    def _show(self) -> None:
+        """``human`` mode: print every agent's view after each reset and step (Gymnasium's convention)."""
+        if self.render_mode == "human" and self.game.task is not None:
+            print(self._text(), flush=True)
+
     def render(self) -> str | None:
-        """``ansi`` mode: every agent's current observation."""
+        """``ansi`` mode: every agent's current observation; ``human`` mode printed it already (None)."""
         if self.render_mode != "ansi" or self.game.task is None:
             return None
-        return "\n\n".join(f"[{agent}]\n{self.game.observation(agent)}" for agent in self.possible_agents)
+        return self._text()
 
     def close(self) -> None:
         """Free the engine; safe to call twice."""
@@ -278,8 +348,10 @@ class _PettingZooView:
 class TextAECEnv(_PettingZooView, AECEnv[str, str, str]):
     """A :class:`TurnGame` as a PettingZoo ``AECEnv`` (see the module docstring)."""
 
-    def __init__(self, game: TurnGame, render_mode: str | None = None):
-        _PettingZooView.__init__(self, game, render_mode)
+    parallelizable = False  # turn-based: a refused move keeps the turn, so agents do not step in fixed cycles
+
+    def __init__(self, game: TurnGame, render_mode: str | None = None, max_cycles: int | None = None):
+        _PettingZooView.__init__(self, game, render_mode, max_cycles)
         self.rewards: dict[str, float] = {}
         self._cumulative_rewards: dict[str, float] = {}
         self.terminations: dict[str, bool] = {}
@@ -296,6 +368,7 @@ class TextAECEnv(_PettingZooView, AECEnv[str, str, str]):
         self.infos = {agent: self.game.info(agent) for agent in self.agents}
         self._skip_agent_selection = None
         self.agent_selection = self.game.to_move
+        self._show()
 
     def observe(self, agent: str) -> TextObs:
         return TextObs(self.game.observation(agent))
@@ -314,6 +387,7 @@ class TextAECEnv(_PettingZooView, AECEnv[str, str, str]):
             self.infos[a] = self.game.info(a)
         self.agent_selection = self.game.to_move or agent
         self._accumulate_rewards()
+        self._show()
 
     def render(self) -> str | None:
         return _PettingZooView.render(self)
@@ -330,13 +404,14 @@ class TextParallelEnv(_PettingZooView, ParallelEnv[str, str, str]):
     leave ``agents`` together when the game ends.
     """
 
-    def __init__(self, game: TurnGame, render_mode: str | None = None):
-        _PettingZooView.__init__(self, game, render_mode)
+    def __init__(self, game: TurnGame, render_mode: str | None = None, max_cycles: int | None = None):
+        _PettingZooView.__init__(self, game, render_mode, max_cycles)
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, TextObs], dict[str, dict[str, Any]]]:
         self._begin(seed, options)
+        self._show()
         return self._observations(), {agent: self.game.info(agent) for agent in self.agents}
 
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -351,6 +426,7 @@ class TextParallelEnv(_PettingZooView, ParallelEnv[str, str, str]):
         rewards = {agent: rewards[agent] for agent in self.agents}
         if self.game.over:
             self.agents = []
+        self._show()
         return observations, rewards, terminations, truncations, infos
 
     def _observations(self) -> dict[str, TextObs]:
@@ -480,20 +556,23 @@ class SingleAgentView(TextEnv):
 
 
 def pettingzoo_constructors(game_class: type[TurnGame]) -> tuple[Callable[..., TextAECEnv], Callable[..., TextParallelEnv]]:
-    """The PettingZoo ``env(...)`` and ``parallel_env(...)`` of a game: the game's arguments plus ``render_mode``.
+    """The PettingZoo ``env(...)`` and ``parallel_env(...)`` of a game: the game's arguments plus ``render_mode``
+    and ``max_cycles``.
 
     Arguments are passed on to ``game_class``, whose explicit signature rejects a misspelled one; the
     constructors show that signature in ``help()``.
     """
     signature = inspect.signature(game_class)
     parameters = [*signature.parameters.values(),
-                  inspect.Parameter("render_mode", inspect.Parameter.KEYWORD_ONLY, default=None)]
+                  inspect.Parameter("render_mode", inspect.Parameter.KEYWORD_ONLY, default=None),
+                  inspect.Parameter("max_cycles", inspect.Parameter.KEYWORD_ONLY, default=None)]
 
-    def env(*args: Any, render_mode: str | None = None, **kwargs: Any) -> TextAECEnv:
-        return TextAECEnv(game_class(*args, **kwargs), render_mode=render_mode)
+    def env(*args: Any, render_mode: str | None = None, max_cycles: int | None = None, **kwargs: Any) -> TextAECEnv:
+        return TextAECEnv(game_class(*args, **kwargs), render_mode=render_mode, max_cycles=max_cycles)
 
-    def parallel_env(*args: Any, render_mode: str | None = None, **kwargs: Any) -> TextParallelEnv:
-        return TextParallelEnv(game_class(*args, **kwargs), render_mode=render_mode)
+    def parallel_env(*args: Any, render_mode: str | None = None, max_cycles: int | None = None,
+                     **kwargs: Any) -> TextParallelEnv:
+        return TextParallelEnv(game_class(*args, **kwargs), render_mode=render_mode, max_cycles=max_cycles)
 
     for function, kind, view in ((env, "AEC", TextAECEnv), (parallel_env, "parallel", TextParallelEnv)):
         function.__signature__ = signature.replace(parameters=parameters, return_annotation=view)  # type: ignore[attr-defined]

@@ -22,7 +22,11 @@ Env card
 * **Termination**: a deal or a walk-away. **Truncation**: ``max_turns`` moves (PettingZoo views: all moves,
   default 40; single-agent view: the learner's moves, default 20).
 * **info**: the standard keys; ``admissible_actions`` lists every legal move of the agent to move (every offer
-  in canonical form, ``accept`` when an offer is on the table, ``walk away``; ``[]`` while waiting);
+  in canonical form, ``accept`` when an offer is on the table, ``walk away``; ``[]`` while waiting). The
+  PettingZoo views add ``action_mask`` (``int8``, 127 entries aligned with :data:`OFFER_KEEPS` spelled for the
+  pool, then ``accept``, ``walk away``: 1 for the moves in ``admissible_actions``), and accept ``max_cycles`` and
+  ``render_mode="human"``; convert the AEC view with ``turn_based_aec_to_parallel`` (or use ``parallel_env()``),
+  not ``aec_to_parallel`` (see :mod:`agentgym.envs.multiagent.base`);
   ``expert_action`` is the move of the scripted negotiator (:func:`scripted_move`) for the agent to move;
   ``ground_truth`` None. Under ``info["negotiation"]``: ``items``, ``counts``, ``my_values``, ``offer`` (the
   offer on the table: ``{"by": agent, "keeps": [...], "gives": [...]}`` or None), ``offers_left``, ``deal``
@@ -68,6 +72,12 @@ ITEM_NAMES = ("book", "hat", "ball", "apple", "pen", "mug", "coin", "lamp")
 TOTAL_VALUE = 10
 #: Offers allowed in one game (both agents together).
 MAX_OFFERS = 10
+#: Most items of one type in a pool (a pool has three types, 1 to MAX_COUNT of each).
+MAX_COUNT = 4
+#: The fixed move list ``info["action_mask"]`` is aligned with (PettingZoo views): every offer keeping
+#: ``(k1, k2, k3)`` of the pool's three item types, 0 to MAX_COUNT each in ``itertools.product`` order
+#: (125 offers), then ``accept``, then ``walk away``; :meth:`NegotiationGame.move_list` spells them for a pool.
+OFFER_KEEPS: tuple[tuple[int, ...], ...] = tuple(itertools.product(range(MAX_COUNT + 1), repeat=3))
 #: split -> (first seed, number of pools); ranges are disjoint.
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1000), "valid": (100_000, 100), "test": (200_000, 100)}
 
@@ -87,7 +97,7 @@ def make_pool(seed: int) -> dict[str, Any]:
     rng = random.Random(f"agentgym-negotiation-{SUITE_VERSION}-{seed}")
     while True:
         items = rng.sample(ITEM_NAMES, 3)
-        counts = [rng.randint(1, 4) for _ in items]
+        counts = [rng.randint(1, MAX_COUNT) for _ in items]
         options = _valuations(counts)
         if len(options) < 2:
             continue
@@ -360,6 +370,10 @@ class NegotiationGame(TurnGame):
         offer = f"{s['offer'][0]} keeps {list(s['offer'][1])}" if s["offer"] is not None else "none"
         return (f"pool {dict(zip(s['items'], s['counts']))}; my values {list(s['values'][agent])}; offer {offer}; "
                 f"offers made {s['offers_made']}; deal {s['deal']}; walked {s.get('walked')}; to move {to_move}")
+
+    def move_list(self, agent: str) -> list[str]:
+        """The move texts of :data:`OFFER_KEEPS` for this pool, then ``accept`` and ``walk away`` (127 moves)."""
+        return [offer_text(self._state["items"], keeps) for keeps in OFFER_KEEPS] + ["accept", "walk away"]
 
     def _legal_moves(self, agent: str) -> list[str]:
         s = self._state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.test import api_test, parallel_api_test, render_test, seed_test
 
 from agentgym.agents import ExpertAgent
 from agentgym.testing import BAD_ACTIONS, check_env
@@ -38,6 +38,20 @@ def test_pettingzoo_api_test_aec(one_game):
 def test_pettingzoo_parallel_api_test(one_game):
     env = ie.parallel_env(split="test", max_turns=30, task_env_kwargs=one_game)
     parallel_api_test(env, num_cycles=100)
+    env.close()
+
+
+@ADVISORY
+def test_pettingzoo_render_test_seed_test_and_max_cycles(one_game, capsys):
+    render_test(lambda render_mode=None: ie.env(split="test", task_env_kwargs=one_game, render_mode=render_mode))
+    assert "[instructor]" in capsys.readouterr().out  # human mode prints
+    seed_test(lambda: ie.env(split="test", max_turns=30, task_env_kwargs=one_game), num_cycles=20)
+    env = ie.parallel_env(split="test", task_env_kwargs=one_game, max_cycles=1)
+    env.reset(seed=0)
+    assert "action_mask" not in env.game.info("executor")  # open-text moves: no fixed move list to mask
+    for _ in range(2):
+        *_, truncations, _ = env.step({agent: "look" for agent in env.possible_agents})
+    assert all(truncations.values()) and env.agents == []
     env.close()
 
 

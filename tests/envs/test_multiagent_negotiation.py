@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-
+import numpy as np
 import pytest
-from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.test import api_test, parallel_api_test, render_test, seed_test
+from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
 from agentgym.agents import RandomAgent
 from agentgym.ratings import RatingStore
@@ -208,7 +209,7 @@ def test_render_ansi_shows_every_agents_view_and_close_twice_is_fine():
     env.close()
     env.close()
     with pytest.raises(ValueError, match="render_mode"):
-        negotiation.parallel_env(render_mode="human")
+        negotiation.parallel_env(render_mode="rgb_array")
     with pytest.raises(TypeError):
         negotiation.parallel_env(splitt="test")  # misspelled arguments raise
 
@@ -225,3 +226,70 @@ def test_anchor_is_the_position_not_the_words():
         anchors.append(info["anchor_obs"])
         env.close()
     assert anchors[0] == anchors[1] and "offers made" in anchors[0]
+
+
+# ----------------------------------------------------------------- PettingZoo conventions (issue 20)
+@ADVISORY
+def test_pettingzoo_render_test_and_seed_test(capsys):
+    render_test(lambda render_mode=None: negotiation.env(split="test", render_mode=render_mode))
+    assert "[player_0]" in capsys.readouterr().out  # human mode prints each step's views
+    seed_test(lambda: negotiation.env(split="test"), num_cycles=50)
+
+
+def test_human_render_mode_prints_and_returns_none(capsys):
+    env = negotiation.parallel_env(split="test", render_mode="human")
+    env.reset(seed=0)
+    assert env.render() is None and "You move first" in capsys.readouterr().out
+    env.step({"player_0": "walk away"})
+    assert "walk" in capsys.readouterr().out.lower()
+
+
+def test_max_cycles_truncates_every_agent():
+    env = negotiation.env(split="test", max_cycles=2)
+    env.reset(seed=0)
+    moves, ended = 0, {}
+    for agent in env.agent_iter():
+        _, _, terminated, truncated, _ = env.last()
+        if terminated or truncated:
+            ended[agent] = (terminated, truncated)
+            env.step(None)
+        else:
+            env.step("look")  # refused: the same agent moves again, and the move counts
+            moves += 1
+    assert moves == 4 and ended == {"player_0": (False, True), "player_1": (False, True)}
+    par = negotiation.parallel_env(split="test", max_cycles=1)
+    par.reset(seed=0)
+    par.step({"player_0": "look"})
+    *_, truncations, _ = par.step({"player_0": "look"})
+    assert all(truncations.values()) and par.agents == []
+    with pytest.raises(ValueError, match="max_cycles"):
+        negotiation.env(max_cycles=0)
+
+
+def test_action_mask_is_aligned_with_the_move_list_and_samples_legal_moves():
+    env = negotiation.env(split="test")
+    env.reset(seed=0)
+    info = env.infos["player_0"]
+    moves = env.game.move_list("player_0")
+    mask = info["action_mask"]
+    assert mask.dtype == np.int8 and mask.shape == (len(negotiation.OFFER_KEEPS) + 2,) == (len(moves),)
+    assert sorted(m for m, on in zip(moves, mask) if on) == sorted(info["admissible_actions"])
+    assert not mask[moves.index("accept")] and mask[moves.index("walk away")]  # nothing on the table yet
+    assert not env.infos["player_1"]["action_mask"].any()  # not its move
+    space = env.action_space("player_0")
+    space.seed(0)
+    assert {space.sample(mask) for _ in range(20)} <= set(info["admissible_actions"])
+    env.step(info["admissible_actions"][0])
+    assert env.infos["player_1"]["action_mask"][moves.index("accept")] == 1  # an offer to accept now
+
+
+def test_aec_to_parallel_refuses_up_front_and_turn_based_conversion_plays_through_refusals():
+    with pytest.raises(AssertionError, match="is_parallelizable"):
+        aec_to_parallel(negotiation.env(split="test"))
+    par = turn_based_aec_to_parallel(negotiation.env(split="test"))
+    _, infos = par.reset(seed=0)
+    for action in ("nonsense", "nonsense"):  # a refused move keeps the turn; the conversion follows it
+        _, _, _, _, infos = par.step({"player_0": action, "player_1": action})
+        assert infos["player_0"]["active_agent"] == "player_0" and not infos["player_0"]["action_valid"]
+    _, rewards, terminations, _, _ = par.step({"player_0": "walk away", "player_1": "walk away"})
+    assert all(terminations.values()) and rewards == {"player_0": 0.0, "player_1": 0.0} and par.agents == []
