@@ -26,7 +26,8 @@ Tokens: when every turn carries the exact ``prompt_token_ids`` / ``response_toke
 generated, those are scored (one row per turn); otherwise the trajectory is rendered with the chat
 template (one row per trajectory, every action scored in one pass). The reference log-probs come from
 ``reference_model`` or, with ``reference="recorded"``, from the turns' ``response_logprobs`` (the code's
-``old_log_probs``). ``normalize="batch_max"`` divides a batch's step rewards by its largest absolute value
+``old_log_probs``; they are the sampler's, so they match the PRM's full-vocabulary log-probs only when the
+agent samples at temperature 1 without a choice constraint). ``normalize="batch_max"`` divides a batch's step rewards by its largest absolute value
 (the code's ``istar_norm=batch_norm``); off by default. Step rewards feed
 :func:`agentgym.baselines.estimators.oprl_advantages`.
 
