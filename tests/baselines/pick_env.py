@@ -65,4 +65,5 @@ class SaidHook(TurnRewardHook):
         self.words = set(words)
 
     def score(self, trajectories):
-        return [[float(turn.agent_text.strip().lower() in self.words) for turn in t.turns] for t in trajectories]
+        return [[float(turn.agent_text.strip().lower() in self.words) for turn in t.turns]
+                for t in trajectories]

@@ -54,8 +54,9 @@ def run(tiny_path, tmp_path, *, watch=None, **kwargs):
     base = dict(env_id=PICK, env_kwargs={"turns": 2}, task_ids=["pick/1", "pick/2"], model=tiny_path,
                 in_process=True, num_workers=4, tasks_per_step=2, group_size=2, output_format="choice",
                 history=0, output_dir=str(tmp_path), run_name="run", save_every=0, tensorboard=False,
-                progress=False, minibatch_rows=16, micro_batch_rows=8, lora_target_modules=["q_proj", "v_proj"],
-                learning_rate=1e-2, gamma=GAMMA, num_steps=1, seed=0)
+                progress=False, minibatch_rows=16, micro_batch_rows=8,
+                lora_target_modules=["q_proj", "v_proj"], learning_rate=1e-2, gamma=GAMMA, num_steps=1,
+                seed=0)
     base.update(kwargs)
     history = train(Args(**base), on_step=on_step)
     return history, seen
@@ -71,7 +72,7 @@ def _turns(batch):
 
 
 def _shaped(batch, weights, exclude=None):
-    """Per turn: the env reward (the task reward here) + weight * hook reward of every hook but ``exclude``."""
+    """Per turn: the env reward (the task reward here) + weight * hook reward of each hook but ``exclude``."""
     return [[turn.reward + sum(w * turn.turn_rewards[h] for h, w in weights.items() if h != exclude)
              for turn in t.turns] for t in batch]
 
@@ -170,8 +171,8 @@ def test_trainer_advantages_equal_the_pure_function(tiny_path, tmp_path, estimat
 
 def test_hook_rewards_stay_out_of_the_env_return_and_mean_reward(tiny_path, tmp_path):
     bare, seen_bare = run(tiny_path, tmp_path / "bare", estimator="grpo")
-    hooked, seen_hooked = run(tiny_path, tmp_path / "hooked", estimator="grpo",
-                              hooks=[{"name": "pick_env:SaidHook", "weight": 5.0, "kwargs": {"words": ["look", "east"]}}])
+    said = {"name": "pick_env:SaidHook", "weight": 5.0, "kwargs": {"words": ["look", "east"]}}
+    hooked, seen_hooked = run(tiny_path, tmp_path / "hooked", estimator="grpo", hooks=[said])
     assert hooked[0]["hooks/said/mean"] > 0  # the hook paid something ...
     for key in ("charts/env_return", "charts/mean_reward", "charts/success"):
         assert hooked[0][key] == bare[0][key], key  # ... that no env-side metric shows
@@ -189,7 +190,8 @@ def test_gigpo_invalid_penalty_changes_the_advantages(tiny_path, tmp_path):
     _, penal = run(tiny_path, tmp_path / "b", estimator_kwargs={"invalid_penalty": 0.5}, **common)
     invalid = [[not turn.info["action_valid"] for turn in t.turns] for t in plain[0].trajectories]
     assert any(any(row) for row in invalid)
-    assert [t.turns[0].action for t in plain[0].trajectories] == [t.turns[0].action for t in penal[0].trajectories]
+    actions = [[turn.action for turn in t.turns] for t in plain[0].trajectories]
+    assert actions == [[turn.action for turn in t.turns] for t in penal[0].trajectories]  # same episodes
     a, b = np.concatenate(plain[0].advantages), np.concatenate(penal[0].advantages)
     assert not np.allclose(a, b)
     want = EXPECTED["gigpo"](penal[0].trajectories, {}, {"invalid_penalty": 0.5})
@@ -214,7 +216,7 @@ def test_oprl_prm_learns_after_each_step(tiny_path, tmp_path):
 
 
 def test_model_based_hook_from_a_local_model_folder(tiny_path, tmp_path):
-    """``model:`` builds IGPO from that folder instead of the policy (here: the same weights, another object)."""
+    """``model:`` builds IGPO from that folder, not from the policy (the same weights, another object)."""
     history, seen = run(tiny_path, tmp_path, estimator="igpo", hooks=[{"name": "igpo", "model": tiny_path}])
     hook = seen[0].hooks[0].hook
     assert hook.model is not None and not hasattr(hook.model, "peft_config")  # not the LoRA-wrapped policy
@@ -225,8 +227,11 @@ def test_model_based_hook_from_a_local_model_folder(tiny_path, tmp_path):
 
 def test_prs_stage_advances_on_measured_success(tiny_path, tmp_path):
     stages: dict[int, int] = {}
-    history, _ = run(tiny_path, tmp_path, watch=lambda step, hooks: stages.setdefault(step, hooks[0].hook.stage),
-                     estimator="grpo", num_steps=2, hooks=[{"name": "prs_progressive", "kwargs": {"threshold": 0.9}}])
+    def watch(step, hooks):
+        stages[step] = hooks[0].hook.stage
+
+    history, _ = run(tiny_path, tmp_path, watch=watch, estimator="grpo", num_steps=2,
+                     hooks=[{"name": "prs_progressive", "kwargs": {"threshold": 0.9}}])
     # choice replies are always well formed and valid: format, then validity, is mastered at once
     assert stages == {0: 0, 1: 1}
     assert [m["hooks/prs_progressive/stage"] for m in history] == [1.0, 2.0]
@@ -244,10 +249,11 @@ def test_vspo_replaces_groups_without_reward_spread(tiny_path, tmp_path):
     assert [list(a) for a in seen[0].advantages] == [pytest.approx(list(b)) for b in want]
 
 
-# --------------------------------------------------------------------------- configs fail before any model loads
+# --------------------------------------------------------------------------- bad configs: no model loads
 BAD_CONFIGS = [
     ({"estimator": "grpoo"}, r"unknown estimator 'grpoo'.*did you mean 'grpo'.*gigpo.*vspo"),
-    ({"hooks": [{"name": "rlvmrr"}]}, r"hooks\[0\].*unknown hook 'rlvmrr'.*did you mean 'rlvmr'.*prs_progressive"),
+    ({"hooks": [{"name": "rlvmrr"}]},
+     r"hooks\[0\].*unknown hook 'rlvmrr'.*did you mean 'rlvmr'.*prs_progressive"),
     ({"hooks": [{"name": "no_such_module:Hook"}]}, r"hooks\[0\]: cannot import hook 'no_such_module:Hook'"),
     ({"hooks": [{"name": PICK}]}, r"'pick_env:PickEnv' is not a TurnRewardHook subclass"),
     ({"hooks": [{"name": "rlvmr", "kwargs": {"formatt": "paper"}}]}, r"unknown kwarg 'formatt'.*'format'"),
@@ -266,7 +272,8 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config, match", BAD_CONFIGS, ids=[m.split("'")[1] + str(k) for k, (_, m) in enumerate(BAD_CONFIGS)])
+@pytest.mark.parametrize("config, match", BAD_CONFIGS,
+                         ids=[f"{m.split(chr(39))[1]}-{k}" for k, (_, m) in enumerate(BAD_CONFIGS)])
 def test_bad_config_fails_before_any_model_loads(monkeypatch, tmp_path, config, match):
     import agentgym.wrappers.lm as lm
 
@@ -308,17 +315,18 @@ def test_config_estimator_and_hooks_run_on_a_tiny_model(tiny_path, tmp_path, pat
     """Each config's estimator, estimator_kwargs, hooks, reward weights and reply format, for 2 steps on
     TextWorld's coin collector with a tiny random model instead of the family's env and SmolLM2."""
     config = _config(path)
-    keep = ("estimator", "estimator_kwargs", "hooks", "gamma", "output_format", "near_miss", "near_miss_cutoff",
-            "env_reward_weight", "system_prompt", "lora", "kl_coef")
+    keep = ("estimator", "estimator_kwargs", "hooks", "gamma", "output_format", "near_miss",
+            "near_miss_cutoff", "env_reward_weight", "system_prompt", "lora", "kl_coef")
     settings = {key: config[key] for key in keep if key in config}
     if (config.get("info_reward") or "").startswith("textworld."):  # TextWorld's shaping signal
-        settings.update(info_reward=config["info_reward"], info_reward_weight=config.get("info_reward_weight", 1.0))
+        settings.update(info_reward=config["info_reward"],
+                        info_reward_weight=config.get("info_reward_weight", 1.0))
     args = Args(env_id="agentgym/TextWorld-v0", env_kwargs={"kinds": ["coin_collector"]}, max_turns=3,
                 task_ids=["coin_collector/1000", "coin_collector/1001"], model=tiny_path, in_process=True,
-                num_workers=4, tasks_per_step=2, group_size=2, max_new_tokens=6, history=0, max_prompt_tokens=256,
-                num_steps=2, output_dir=str(tmp_path), run_name="run", save_every=0, tensorboard=False,
-                progress=False, minibatch_rows=16, micro_batch_rows=8, lora_target_modules=["q_proj", "v_proj"],
-                **settings)
+                num_workers=4, tasks_per_step=2, group_size=2, max_new_tokens=6, history=0,
+                max_prompt_tokens=256, num_steps=2, output_dir=str(tmp_path), run_name="run", save_every=0,
+                tensorboard=False, progress=False, minibatch_rows=16, micro_batch_rows=8,
+                lora_target_modules=["q_proj", "v_proj"], **settings)
     history = train(args)
     assert len(history) == 2 and all(np.isfinite(m["losses/loss"]) for m in history)
     for hook in config.get("hooks", []):
@@ -329,8 +337,9 @@ def test_vspo_state_resumes_exactly(tiny_path, tmp_path):
     """The checkpoint holds VSPO's pass rates and running RMS: a resumed step equals the uninterrupted one."""
     common = dict(estimator="vspo", task_ids=["pick/0", "pick/1", "pick/2"], estimator_kwargs={"clip": 1.0})
     full, _ = run(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)
-    resumed, _ = run(tiny_path, tmp_path / "b", num_steps=3, resume=str(tmp_path / "a" / "run" / "checkpoint-000002"),
-                     **common)
-    for key in ("losses/loss", "charts/mean_reward", "vspo/rms", "vspo/tasks_tracked", "vspo/replaced_groups"):
+    checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
+    resumed, _ = run(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common)
+    for key in ("losses/loss", "charts/mean_reward", "vspo/rms", "vspo/tasks_tracked",
+                "vspo/replaced_groups"):
         assert resumed[0][key] == full[2][key], key
     assert full[2]["vspo/tasks_tracked"] >= 2
