@@ -8,7 +8,8 @@
 * Competitive games for Elo ratings (:mod:`agentgym.ratings`): :mod:`agentgym.envs.multiagent.matches`.
 """
 
-from agentgym.envs.multiagent.base import SingleAgentView, TextAECEnv, TextObs, TextParallelEnv, TurnGame
+from agentgym.envs.multiagent.base import SingleAgentView, TextObs, TurnGame
+from agentgym.envs.multiagent.views import MoveSpace, TextAECEnv, TextParallelEnv
 from agentgym.envs.multiagent.instructor_executor import (
     FollowerExecutor,
     InstructorExecutorEnv,
@@ -20,6 +21,7 @@ __all__ = [
     "FollowerExecutor",
     "InstructorExecutorEnv",
     "InstructorExecutorGame",
+    "MoveSpace",
     "NegotiationEnv",
     "NegotiationGame",
     "ScriptedNegotiator",

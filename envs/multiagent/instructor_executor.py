@@ -44,7 +44,8 @@ from agentgym.core import Transition
 from agentgym.error import InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit
 
-from agentgym.envs.multiagent.base import Outcome, SingleAgentView, TurnGame, pettingzoo_constructors
+from agentgym.envs.multiagent.base import Outcome, SingleAgentView, TurnGame
+from agentgym.envs.multiagent.views import pettingzoo_constructors
 
 PROTOCOL_VERSION = 0
 AGENTS = ("instructor", "executor")

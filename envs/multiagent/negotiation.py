@@ -62,7 +62,8 @@ from agentgym.core import Transition
 from agentgym.error import InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.multiagent.base import Outcome, SingleAgentView, TurnGame, pettingzoo_constructors
+from agentgym.envs.multiagent.base import Outcome, SingleAgentView, TurnGame
+from agentgym.envs.multiagent.views import pettingzoo_constructors
 
 #: Bump when pools, rules or the scripted strategy change (part of every task definition).
 SUITE_VERSION = 1

@@ -1,7 +1,7 @@
 """Multi-agent rollouts: self-play groups over PettingZoo parallel envs, one trajectory per agent.
 
 :func:`multiagent_rollout` plays :class:`~agentgym.rollout.EpisodeSpec` s on a
-:class:`~agentgym.envs.multiagent.base.TextParallelEnv` (in worker processes through
+:class:`~agentgym.envs.multiagent.views.TextParallelEnv` (in worker processes through
 :class:`~agentgym.rollout.EnvPool`), with one :class:`~agentgym.agents.Agent` per seat — the same object in
 every seat is self-play. Each episode gives one :class:`~agentgym.trajectory.Trajectory` per seat, in the
 single-agent format, linked by the spec's ``episode_id`` (shared by the seats; ``info["agent_id"]`` names the
@@ -86,7 +86,7 @@ def multiagent_rollout(
 ) -> list[dict[str, Trajectory]]:
     """Play every spec with ``agents[seat]`` in each seat; return ``{seat: trajectory}`` per spec, in order.
 
-    ``env_fn`` builds a :class:`~agentgym.envs.multiagent.base.TextParallelEnv` (picklable, e.g. a
+    ``env_fn`` builds a :class:`~agentgym.envs.multiagent.views.TextParallelEnv` (picklable, e.g. a
     ``functools.partial`` of ``negotiation.parallel_env``). Agents see every pending move of the pool at once
     (``act_batch`` per agent object, so a self-play LLM batches both seats); each seat of each episode has its
     own ``episode_id`` for the agent, ``<episode id>/<seat>``.
