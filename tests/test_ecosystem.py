@@ -144,3 +144,24 @@ def test_rollout_workers_from_a_script_without_main_guard_say_what_to_do(guarded
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("agentgym.error.WorkerStartError") and 'if __name__ == "__main__":' in last
     assert "in_process=True" in last and "died" not in done.stderr
+
+
+def test_webshop_clone_state_branches_a_shopping_episode():
+    env = gym.make("agentgym/WebShop-v0", split="test")
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(info["expert_action"])  # search: now on the results page
+    snapshot = env.unwrapped.clone_state()
+    first = []
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        first.append((obs, reward, terminated, info["anchor_obs"]))
+    for _ in range(2):
+        env.unwrapped.restore_state(snapshot)
+        info = {"expert_action": snapshot.last.expert_action}
+        again = []
+        for _ in range(3):
+            obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+            again.append((obs, reward, terminated, info["anchor_obs"]))
+        assert again == first
+    assert len({anchor for *_, anchor in first}) == 3  # the expert moved through three states
+    env.close()

@@ -39,6 +39,9 @@ Env card
   ``keywords``, ``page_num``, ``num_results``, ``asin``, ``options``, ``note``, ``reward_parts``
   (``r_att``, ``r_option``, ``r_price``, ``r_type``, weights, type-reward inputs) after buying,
   ``url`` in html mode, and ``goal`` (ASIN, attributes, options, price cap).
+* **Copies and snapshots**: ``env.unwrapped.clone_state()``/``restore_state()`` snapshot an episode cheaply
+  (the shopper's state, goal and random generator), for tree search or best-of-n; ``copy.deepcopy``/``pickle``
+  of the env raise ``NotCopyableError`` (the search index is native), so make new envs with ``gym.make``.
 
 Version history: v0, initial release. ``anchor_obs`` became a state key (issue 16; it was the page
 text, which lists a product page's options the same way whether or not they were chosen); episodes,
@@ -192,6 +195,14 @@ class WebShopEnv(TextEnv):
         if clicked_option:
             transition.observation = f"You have clicked {parsed[1]}."
         return transition
+
+    def _clone_engine(self) -> dict:
+        """The shopper's :class:`State`, the goal and the episode's random generator: all the episode holds (the
+        catalog and search index do not change), so ``clone_state()`` is cheap here."""
+        return {"state": self._state, "goal": self._goal_record, "rng": self._rng}
+
+    def _restore_engine(self, engine_state: dict) -> None:
+        self._state, self._goal_record, self._rng = engine_state["state"], engine_state["goal"], engine_state["rng"]
 
     def _close_engine(self) -> None:
         if self._server is not None:
