@@ -51,7 +51,13 @@ from agentgym.baselines.tokens import turn_rows
 from agentgym.baselines.trainer_common import HookSpec, build_agent, build_hooks, evaluate_greedy, hook_names
 from agentgym.baselines.trainer_common import open_pool, resample_zero_variance, rollout_metrics, score_hooks
 from agentgym.baselines.trainer_common import split_task_ids, task_rewards, validate_hook_specs
-from agentgym.baselines.trainer_io import Logger, latest_checkpoint, save_checkpoint, set_rng_state
+from agentgym.baselines.trainer_io import (
+    Logger,
+    latest_checkpoint,
+    load_hook_states,
+    save_checkpoint,
+    set_rng_state,
+)
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
 from agentgym.trajectory import Trajectory
@@ -392,6 +398,8 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
     # hooks (model-based ones from the policy), tasks, logging
     hooks = build_hooks(args.hooks, policy=model, tokenizer=agent.tokenizer)
     hook_weights = {spec.hook.name: spec.weight for spec in hooks}
+    if checkpoint is not None:  # OPRL's PRM, PRS's stage: where the run stood
+        load_hook_states(checkpoint, [spec.hook for spec in hooks])
     task_ids = list(args.task_ids or split_task_ids(args, args.split))
     logger = Logger(folder, args.tensorboard, upto_step=start)
     history: list[dict[str, float]] = []
@@ -469,7 +477,8 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
                             success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
             if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
                 save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name,
-                                estimator_state.to_dict() if estimator_state is not None else None)
+                                estimator_state.to_dict() if estimator_state is not None else None,
+                                {spec.hook.name: spec.hook.state_dict() for spec in hooks})
         bar.close()
     logger.close()
     return history

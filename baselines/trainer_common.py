@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import json
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,20 @@ def _accepted_kwargs(cls: type) -> tuple[set[str] | None, set[str]]:
     return {p.name for p in params}, {p.name for p in params if p.default is p.empty}
 
 
+def _literal_choices(cls: type, key: str) -> tuple | None:
+    """The legal values of keyword ``key`` of the call that builds ``cls`` when it is annotated ``Literal``
+    (``from_policy``'s own annotation first: it may allow fewer values than the constructor)."""
+    builders = [cls.from_policy, cls.__init__] if needs_policy(cls) else [cls.__init__]
+    for builder in builders:
+        try:
+            hint = typing.get_type_hints(builder).get(key)
+        except Exception:  # an annotation that does not resolve: no value check
+            continue
+        if hint is not None:
+            return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+    return None
+
+
 def hook_names(specs: list[dict[str, Any]]) -> list[str]:
     """The ``hook.name`` each (valid) spec will have: what ``turn.turn_rewards`` and the estimators key on."""
     return [getattr(_hook_class(spec["name"], "hooks"), "name", spec["name"]) for spec in specs]
@@ -176,6 +191,12 @@ def validate_hook_specs(specs: Any) -> None:
                         f"{where}: unknown kwarg {key!r}{hint} "
                         f"{cls.__name__} accepts: {', '.join(sorted(accepted))}"
                     )
+        for key, value in kwargs.items():
+            choices = _literal_choices(cls, key)
+            if choices is not None and value not in choices:
+                raise InvalidArgumentError(
+                    f"{where}: kwarg {key!r} must be one of {list(choices)}, got {value!r}"
+                )
         missing = sorted(required - set(kwargs))
         if missing:
             raise InvalidArgumentError(f"{where}: {cls.__name__} needs the kwargs {missing}")

@@ -40,13 +40,15 @@ def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, agent: A
 
 
 def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rng: np.random.Generator,
-                    step: int, run_name: str, estimator_state: Any = None) -> Path:
+                    step: int, run_name: str, estimator_state: Any = None,
+                    hook_states: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write ``folder/checkpoint-<step>`` atomically and return it.
 
     It holds ``agent.json`` (``kind: llm``, the base model, the agent's settings: an agent for
     ``agentgym eval``), ``adapter/`` (LoRA) or ``model/`` (full weights and tokenizer), and
     ``trainer_state.pt`` (optimizer, RNG states, step, arguments, the estimator's state: VSPO's pass-rate
-    buffer). The hooks' own state (OPRL's PRM, PRS's stage) is not saved: a resumed run rebuilds them.
+    buffer) and, when a hook keeps state (``hook.state_dict()``: OPRL's PRM, its optimizer and reference,
+    PRS's stage), ``hooks.pt`` with ``{hook name: state}``.
     """
     import torch
 
@@ -65,10 +67,25 @@ def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rn
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(task_rng, agent),
                 "args": dataclasses.asdict(args), "run_name": run_name, "estimator_state": estimator_state},
                tmp / "trainer_state.pt")
+    kept = {name: state for name, state in (hook_states or {}).items() if state}
+    if kept:
+        torch.save(kept, tmp / "hooks.pt")
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
     return final
+
+
+def load_hook_states(checkpoint: Path, hooks: list[Any]) -> None:
+    """Give each hook (a :class:`~agentgym.baselines.trainer_common.HookSpec`'s ``hook``) the state the
+    checkpoint holds for it (``hooks.pt``; a hook absent there starts as built)."""
+    import torch
+
+    path = checkpoint / "hooks.pt"
+    states = torch.load(path, weights_only=False) if path.exists() else {}
+    for hook in hooks:
+        if hook.name in states:
+            hook.load_state_dict(states[hook.name])
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -123,6 +123,17 @@ class TurnRewardHook:
         returns its own metrics (the trainer logs them under ``hooks/<name>/``). Default: nothing, ``{}``."""
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed training run needs to continue exactly where this hook stands (the trainer saves it
+        in each checkpoint's ``hooks.pt``): OPRL's PRM, its optimizer and reference; PRS's stage. Default:
+        nothing, ``{}`` (a hook without state that changes during training)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the trainer calls it when it resumes a checkpoint)."""
+        if state:
+            raise InvalidArgumentError(f"hook {self.name!r} keeps no state, but a checkpoint holds some for it")
+
     # ------------------------------------------------------------ online use
     def begin_episode(self, trajectory: Trajectory) -> None:
         """Called by the wrapper at reset; hooks with a per-episode cache reset it here."""

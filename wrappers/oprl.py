@@ -135,7 +135,8 @@ class OPRLHook(TurnRewardHook):
 
     @classmethod
     def from_policy(
-        cls, policy: Any, tokenizer: Any, *, prm_params: Literal["full", "adapters"] = "full", **kwargs: Any
+        cls, policy: Any, tokenizer: Any, *, prm_params: Literal["full", "adapters"] = "full",
+        update: Literal["after"] = "after", **kwargs: Any
     ) -> OPRLHook:
         """The trainer's builder (``hooks: [{name: oprl, kwargs: {...}}]``); ``kwargs`` go to the constructor.
 
@@ -155,7 +156,7 @@ class OPRLHook(TurnRewardHook):
         :meth:`on_update` runs, so rewards always come from the PRM before its step (``"after"``).
         """
         check_choice("prm_params", prm_params, ("full", "adapters"))
-        if kwargs.get("update", "after") != "after":
+        if update != "after":
             raise InvalidArgumentError(
                 "OPRLHook.from_policy: update must be 'after' (the trainer scores each batch before the "
                 "PRM's step in on_update); for update='before' build OPRLHook(...) and call train_step"
@@ -170,7 +171,8 @@ class OPRLHook(TurnRewardHook):
             for name, parameter in prm.named_parameters():
                 parameter.requires_grad_("lora_" in name)
         recorded = kwargs.get("reference") == "recorded"
-        hook = cls(prm, tokenizer, reference_model=None if recorded else copy.deepcopy(policy), **kwargs)
+        reference_model = None if recorded else copy.deepcopy(policy)
+        hook = cls(prm, tokenizer, reference_model=reference_model, update=update, **kwargs)
         hook.policy = policy
         return hook
 
@@ -185,6 +187,17 @@ class OPRLHook(TurnRewardHook):
         if policy is None:
             raise InvalidArgumentError("sync_reference needs the policy (or build the hook with from_policy)")
         self.reference_model.load_state_dict(policy.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The PRM's weights, its optimizer and the reference's weights (the PRM learns during training)."""
+        return {"prm": self.prm.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "reference": None if self.reference_model is None else self.reference_model.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prm.load_state_dict(state["prm"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.reference_model is not None and state.get("reference") is not None:
+            self.reference_model.load_state_dict(state["reference"])
 
     def on_update(
         self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]

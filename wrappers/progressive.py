@@ -152,6 +152,12 @@ class ProgressiveRewardHook(TurnRewardHook):
             **{f"rate_{name}": rate for name, rate in rates.items()},
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stage = int(state["stage"])
+
     def observe(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """``schedule="mastery"``: measure each stage's success rate over the batch's turns and advance
         the curriculum when the current stage's rate reaches ``threshold``. Returns the rates."""

@@ -269,6 +269,10 @@ BAD_CONFIGS = [
     ({"estimator": "rlvmr"}, r"consumes the 'rlvmr' hook"),
     ({"estimator_kwargs": ["std", "none"]}, r"'estimator_kwargs' must be a mapping"),
     ({"estimator": "igpo", "hooks": [{"name": "rlvmr"}]}, r"consumes the 'igpo' hook.*rlvmr"),
+    ({"estimator": "oprl", "hooks": [{"name": "oprl", "kwargs": {"update": "before"}}]},
+     r"hooks\[0\] \(oprl\): kwarg 'update' must be one of \['after'\], got 'before'"),
+    ({"hooks": [{"name": "prs_progressive", "kwargs": {"schedule": "weekly"}}]},
+     r"kwarg 'schedule' must be one of \['steps', 'mastery'\]"),
 ]
 
 
@@ -343,3 +347,18 @@ def test_vspo_state_resumes_exactly(tiny_path, tmp_path):
                 "vspo/replaced_groups"):
         assert resumed[0][key] == full[2][key], key
     assert full[2]["vspo/tasks_tracked"] >= 2
+
+
+def test_hook_states_resume_exactly(tiny_path, tmp_path):
+    """OPRL's PRM (weights, optimizer, reference) and PRS's stage are in the checkpoint (``hooks.pt``): a
+    resumed step equals the uninterrupted one, hook metrics included."""
+    common = dict(estimator="oprl", group_size=4, hooks=[
+        {"name": "oprl", "weight": 0.5, "kwargs": {"lr": 1e-2}},
+        {"name": "prs_progressive", "weight": 0.1, "kwargs": {"threshold": 0.9}}])
+    full, _ = run(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)
+    checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
+    assert (checkpoint / "hooks.pt").exists()
+    resumed, _ = run(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common)
+    for key in ("losses/loss", "hooks/oprl/mean", "hooks/prs_progressive/stage", "hooks/prs_progressive/mean"):
+        assert resumed[0][key] == full[2][key], key
+    assert full[2]["hooks/prs_progressive/stage"] == 2.0  # the stage was restored, not rebuilt at 0
