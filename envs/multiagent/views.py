@@ -32,14 +32,14 @@ class MoveSpace(TextSpace):
     :class:`~agentgym.core.TextSpace`), and ``sample(mask)`` with an ``info["action_mask"]`` array draws the text of
     a legal move (PettingZoo's tests sample actions this way)."""
 
-    def __init__(self, max_length: int, moves: Callable[[], list[str] | None]):
+    def __init__(self, max_length: int, game: TurnGame, agent: str):
         super().__init__(max_length)
-        self._moves = moves
+        self._game, self._agent = game, agent  # a copy of the view copies the game once, and this with it
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
         if isinstance(mask, np.ndarray):
             legal = np.flatnonzero(mask)
-            moves = self._moves()
+            moves = self._game.move_list(self._agent)
             if moves is None or legal.size == 0:
                 return super().sample()
             return moves[int(self.np_random.choice(legal))]
@@ -70,7 +70,7 @@ class _PettingZooView:
         self._observation_spaces = {a: TextSpace(MAX_OBSERVATION_LENGTH) for a in self.possible_agents}
         fixed_moves = type(game).move_list is not TurnGame.move_list
         self._action_spaces = {
-            a: MoveSpace(game.max_action_length, lambda a=a: self.game.move_list(a)) if fixed_moves
+            a: MoveSpace(game.max_action_length, game, a) if fixed_moves
             else TextSpace(game.max_action_length)
             for a in self.possible_agents
         }
