@@ -14,11 +14,16 @@ actions are Python ``str``. The base class owns everything that must behave the 
 * engine faults: a family raises :class:`~agentgym.error.EngineFault` when its engine crashes or
   hangs; it propagates unchanged, the episode is over, and the next ``reset()`` starts afresh;
 * the turn counter and the turn limit (``truncated=True`` when ``max_turns`` is reached);
-* the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family.
+* the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family;
+* copies: ``copy.deepcopy(env)``/``pickle`` raise :class:`~agentgym.error.NotCopyableError` (make a new env
+  with ``gym.make``) unless the family's whole state is plain Python (:attr:`TextEnv.copyable`);
+  :meth:`TextEnv.clone_state`/:meth:`TextEnv.restore_state` snapshot an episode where the family's engine
+  can (:meth:`TextEnv._clone_engine`), and raise :class:`~agentgym.error.StateCloningUnsupported` elsewhere.
 
 A family implements four small hooks: :meth:`TextEnv._start` (begin an episode on a task),
 :meth:`TextEnv._advance` (apply one checked action), :meth:`TextEnv._close_engine` and, optionally,
-:meth:`TextEnv._clean_action` for engine-specific escaping. Each returns a :class:`Transition`.
+:meth:`TextEnv._clean_action` for engine-specific escaping. Each returns a :class:`Transition`. Optionally
+:meth:`TextEnv._clone_engine` and :meth:`TextEnv._restore_engine` offer episode snapshots.
 
 Example:
     >>> import gymnasium as gym, agentgym
@@ -29,7 +34,9 @@ Example:
 Change logs:
     v0: initial contract; per-engine byte limits and character sets, ``Transition.truncated`` and
     ``EngineFault`` ending the episode added later in v0 (actions that reached an engine before and were
-    truncated or mis-decoded by it are now refused).
+    truncated or mis-decoded by it are now refused). Issue 20: ``TextSpace`` moved to :mod:`agentgym.spaces`
+    (re-exported here) and flattens to code points; ``LazyInfo`` moved to :mod:`agentgym.info` (re-exported);
+    copies refuse unless ``copyable``; ``clone_state``/``restore_state`` added.
 """
 
 from __future__ import annotations
