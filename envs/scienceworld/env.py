@@ -63,9 +63,9 @@ Env card
   hashes that every call advances, so object order in observations, the valid-action wording and even
   trajectories change with the call history (one extra read-only call changes them).
   ``reproducible=False`` leaves the flag out.
-* **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 4
-  engine calls and lists no valid actions unless ``info["admissible_actions"]`` is read; a listing is
-  one transfer (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the
+* **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 6
+  engine calls (the step, score, completed, moves, and the two free actions of the anchor) and sends no
+  valid actions unless ``info["admissible_actions"]`` is read; a listing is one transfer (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the
   py4j socket; an episode starts with ``load`` + "look around" (stock ``reset`` rebuilds the world
   again); a small serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
   ``scienceworld.ScienceWorldEnv`` instead: its own JVM launch with the JVM's default flags (plus the
@@ -73,8 +73,9 @@ Env card
   valid actions at every step. Listing draws from the simulator's global random number generator
   (``InputParser.chooseUniqueReferents`` breaks name ties with ``scala.util.Random``), which random
   events (genetics, wandering animals, bees, plant growth) draw from too; so before each step whose state
-  was not listed, the fast path runs the listing's two name resolutions (the part that draws, ~80% of a
-  listing's JVM time) and skips the rest. Both paths therefore give identical observations, admissible
+  was not listed, the fast path lists it in the JVM without sending the list (the draws are made by the
+  listing's name resolutions, which are nearly all of its cost, so not reading saves only the transfer).
+  Both paths therefore give identical observations, admissible
   actions, rewards, scores, won flags and anchors whether or not the listing is read
   (``tests/envs/test_scienceworld_identity.py``: gold paths of all 30 task types, both read patterns),
   so ``engine_version`` and the evaluation protocol are the same; use ``exact_stock=True`` to confirm

@@ -14,16 +14,16 @@ valid actions at every step) under the same watchdog, so any result of the fast 
   call history.
 * **Speed**: TCP_NODELAY on both ends of the py4j socket (otherwise every reply over 8 KiB waits
   ~40 ms for a delayed ACK), the valid-action list comes back as one joined string instead of one
-  round trip per element, a step makes 6 calls instead of stock's 8 plus the listing, and an episode
+  round trip per element, a step makes 6 calls (plus an unsent listing when the state before was not listed) instead of
+  stock's 8 plus one round trip per listed action, and an episode
   starts with ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
 * **Identity with stock whatever is read**: listing the valid actions draws from the simulator's
   global random number generator (``InputParser.chooseUniqueReferents`` breaks ties between object
   names with ``scala.util.Random.nextInt``), which random events (genetics, wandering animals, bees,
   plant growth) draw from too. Stock lists at every step, so before each step whose state was not
-  listed, :meth:`Simulator.step` runs the two name resolutions the listing runs
-  (:meth:`Simulator._draw_as_listing`: same inputs, so the same draws) and skips only the rest of the
-  listing (building and sending the actions). A state is listed at most once (the listing is kept
-  until the next step): a second listing would draw again.
+  listed, :meth:`Simulator.step` lists it in the JVM without sending the list
+  (:meth:`Simulator._draw_as_listing`): the same draws, and most of a listing's cost. A state is
+  listed at most once (the listing is kept until the next step): a second listing would draw again.
 * **Size**: a serial-GC JVM with a small heap, code cache and compiler pool
   (:data:`DEFAULT_JAVA_OPTIONS`): ~150 MB RSS instead of the ~1.2 GB a default JVM grows to.
 * **Faults**: every call runs under a deadline; a watchdog thread kills the JVM when a call overruns.
@@ -170,7 +170,6 @@ class Simulator:
         self._timed_out = False
         self._listing: list[str] | None = None  # the current state's valid actions, once listed
         self._draws_owed = False  # the current state's listing draws are not made yet (see the module doc)
-        self._engine_refs: tuple[Any, Any] | None = None  # (InputParser$ module, ClassTag of EnvObject)
         self._stop = threading.Event()
         self._finalizer = weakref.finalize(self, _shutdown, self.gateway, self.proc, self._stop)
         threading.Thread(target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{self.pid}",
@@ -302,28 +301,15 @@ class Simulator:
         return list(self._listing)
 
     def _draw_as_listing(self) -> None:
-        """Run the two name resolutions of ``AgentInterface.getValidActionObjectCombinations`` (the visible
-        objects, then all objects) with its arguments, and nothing else of the listing: the only parts of
-        it that draw random numbers (``InputParser$.chooseUniqueReferents``), on the same inputs.
+        """List the valid actions in the JVM without sending them: the listing's random draws, nothing more.
 
-        Mirrors the listing's bytecode in scienceworld 1.2.3 (``tests/envs/test_scienceworld_identity.py``
-        checks the generator's state against a real listing, so a new engine that lists differently fails
-        there); in an ambiguous-input state the listing resolves no names, so nothing is drawn.
+        The draws come from the listing's two name resolutions (``InputParser$.chooseUniqueReferents``
+        over the visible objects, then over all objects), and those are nearly all of its cost (building
+        the actions is cheap; only sending them costs more); running them alone through py4j took 12
+        round trips and was no faster. Listing itself also makes exactly the engine's draws whatever
+        its version.
         """
-        if self._engine_refs is None:
-            klass = self.gateway.jvm.java.lang.Class
-            tags = klass.forName("scala.reflect.ClassTag$").getField("MODULE$").get(None)
-            self._engine_refs = (klass.forName("scienceworld.input.InputParser$").getField("MODULE$").get(None),
-                                 tags.apply(klass.forName("scienceworld.struct.EnvObject")))
-        parser_module, env_object = self._engine_refs
-        agent_interface = self.server.agentInterface().get()
-        parser = agent_interface.inputParser()
-        if parser.isInAmbiguousState():
-            return
-        visible_root = agent_interface.getAgentVisibleObjects(False)._2  # False: the listing's default argument
-        for root, include_hidden in ((visible_root, False), (agent_interface.universe(), True)):
-            objects = parser_module.collectObjects(root, include_hidden).toArray(env_object)
-            parser.getAllUniqueReferentsLUTObjList(objects, visible_root, True, True)
+        self.server.getValidActionObjectCombinations()
 
     def task_description(self) -> str:
         return self._call(lambda: self.server.getTaskDescription())

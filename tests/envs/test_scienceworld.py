@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import gymnasium as gym
 import pytest
@@ -237,3 +238,37 @@ def test_anchor_is_a_key_of_the_state_revisits_give_the_same_anchor(env):
     unparsed = env.step("xyzzy plugh")[4]  # "No known action matches that input.": the state is unchanged
     assert not unparsed["action_valid"] and unparsed["anchor_obs"] == opened["anchor_obs"]
     assert opened["anchor_obs"] != start["anchor_obs"]  # the door's state is part of the key
+
+
+def test_gold_length_in_info_and_a_warning_when_it_exceeds_max_turns():
+    from agentgym.envs.scienceworld.gold import GOLD_LENGTHS, GoldExceedsMaxTurns, gold_length_table
+
+    env = ScienceWorldEnv(split="test", max_turns=3)  # SHORT_TASK's gold sequence has 4 actions
+    try:
+        _, info = env.reset(options={"task_id": SHORT_TASK})
+        with pytest.warns(GoldExceedsMaxTurns, match=r"lifespan-longest-lived/93 .*variation 93.* 4 actions.*max_turns=3"):
+            expert = info["expert_action"]  # plans the gold sequence (or loads it from the disk cache)
+        info = env.step(expert)[4]
+        assert info["scienceworld"]["gold_length"] == 4 and info["scienceworld"]["gold_exceeds_max_turns"] is True
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per task: no second warning
+            _, info = env.reset(options={"task_id": SHORT_TASK})
+            assert info["scienceworld"]["gold_exceeds_max_turns"] is True  # known from reset on now
+            for _ in range(3):
+                _, _, terminated, truncated, info = env.step(info["expert_action"])
+        assert truncated and not terminated and not info["won"]  # the expert's truncated episode is a failure
+        env.max_turns = 100
+        _, info = env.reset(options={"task_id": SHORT_TASK})
+        assert info["scienceworld"]["gold_length"] == 4 and info["scienceworld"]["gold_exceeds_max_turns"] is False
+    finally:
+        env.close()
+    assert set(GOLD_LENGTHS) == set(catalog.TASK_TYPES)
+    for task_type, splits in GOLD_LENGTHS.items():
+        assert set(splits) == {"train", "valid", "test"}, task_type
+        for split, (low, high, measured) in splits.items():
+            official = {"valid": "dev"}.get(split, split)
+            assert 0 < low <= high and 0 < measured <= len(catalog.official_variations(task_type, official))
+    low, high, _ = GOLD_LENGTHS["lifespan-longest-lived"]["test"]
+    assert low <= 4 <= high
+    table = gold_length_table(100)
+    assert len(table.splitlines()) == 31 and "*" in table.splitlines()[1]  # boil's test variations pass 100
