@@ -16,11 +16,42 @@ GOLD_CACHE_VERSION = 1
 
 #: Task type -> split -> (shortest, longest gold sequence in actions, variations measured), measured with
 #: scienceworld 1.2.3 and no simplifications. Splits of at most 10 variations are measured whole; larger
-#: ones at evenly spaced variations, first and last included (5 per split; 20 for the inclined-plane and
-#: unknown-substance types, whose lengths vary most; 3 for the genetics types, whose plans take ~15 s),
+#: ones at evenly spaced variations, first and last included (5 per split; about 20 for the inclined-plane
+#: and unknown-substance types, whose lengths vary most; 3 for the genetics types, whose plans take ~15 s),
 #: so a larger split may hold longer sequences than its maximum here. The expert's episode may end a few
-#: actions before its sequence does (the task completes first).
+#: actions before its sequence does (the task completes first). Print it with
+#: ``print(gold_length_table())``.
 GOLD_LENGTHS: dict[str, dict[str, tuple[int, int, int]]] = {
+    "boil": {"train": (38, 81, 5), "valid": (33, 182, 7), "test": (70, 180, 9)},
+    "melt": {"train": (23, 53, 5), "valid": (21, 126, 7), "test": (60, 150, 9)},
+    "freeze": {"train": (26, 49, 5), "valid": (40, 143, 7), "test": (73, 143, 9)},
+    "change-the-state-of-matter-of": {"train": (23, 39, 5), "valid": (21, 126, 7), "test": (60, 132, 9)},
+    "use-thermometer": {"train": (16, 24, 5), "valid": (14, 24, 5), "test": (14, 22, 5)},
+    "measure-melting-point-known-substance": {"train": (21, 29, 5), "valid": (35, 74, 5), "test": (27, 39, 5)},
+    "measure-melting-point-unknown-substance": {"train": (18, 96, 23), "valid": (16, 96, 23), "test": (14, 96, 23)},
+    "power-component": {"train": (9, 15, 10), "valid": (13, 15, 5), "test": (9, 15, 5)},
+    "power-component-renewable-vs-nonrenewable-energy": {"train": (11, 30, 10), "valid": (15, 28, 5), "test": (11, 30, 5)},
+    "test-conductivity": {"train": (19, 25, 5), "valid": (21, 45, 5), "test": (15, 46, 5)},
+    "test-conductivity-of-unknown-substances": {"train": (23, 35, 5), "valid": (25, 37, 5), "test": (23, 37, 5)},
+    "find-living-thing": {"train": (10, 16, 5), "valid": (8, 16, 5), "test": (8, 16, 5)},
+    "find-non-living-thing": {"train": (5, 11, 5), "valid": (3, 9, 5), "test": (3, 9, 5)},
+    "find-plant": {"train": (10, 12, 5), "valid": (8, 16, 5), "test": (8, 14, 5)},
+    "find-animal": {"train": (10, 16, 5), "valid": (8, 16, 5), "test": (8, 16, 5)},
+    "grow-plant": {"train": (61, 66, 5), "valid": (61, 77, 5), "test": (65, 69, 5)},
+    "grow-fruit": {"train": (75, 95, 5), "valid": (75, 105, 5), "test": (79, 97, 5)},
+    "chemistry-mix": {"train": (16, 56, 5), "valid": (16, 56, 8), "test": (19, 56, 8)},
+    "chemistry-mix-paint-secondary-color": {"train": (21, 21, 5), "valid": (11, 21, 9), "test": (7, 25, 9)},
+    "chemistry-mix-paint-tertiary-color": {"train": (27, 37, 5), "valid": (18, 30, 9), "test": (13, 37, 9)},
+    "lifespan-longest-lived": {"train": (4, 8, 5), "valid": (6, 8, 5), "test": (4, 8, 5)},
+    "lifespan-shortest-lived": {"train": (4, 8, 5), "valid": (6, 8, 5), "test": (4, 8, 5)},
+    "lifespan-longest-lived-then-shortest-lived": {"train": (5, 9, 5), "valid": (7, 9, 5), "test": (5, 9, 5)},
+    "identify-life-stages-1": {"train": (27, 41, 6), "valid": (29, 41, 3), "test": (29, 42, 5)},
+    "identify-life-stages-2": {"train": (10, 17, 4), "valid": (16, 17, 2), "test": (12, 17, 4)},
+    "inclined-plane-determine-angle": {"train": (55, 189, 23), "valid": (56, 162, 23), "test": (62, 170, 23)},
+    "inclined-plane-friction-named-surfaces": {"train": (51, 335, 23), "valid": (48, 738, 23), "test": (54, 760, 23)},
+    "inclined-plane-friction-unnamed-surfaces": {"train": (59, 229, 23), "valid": (49, 227, 21), "test": (53, 192, 23)},
+    "mendelian-genetics-known-plant": {"train": (145, 150, 3), "valid": (132, 150, 3), "test": (148, 161, 3)},
+    "mendelian-genetics-unknown-plant": {"train": (141, 150, 3), "valid": (146, 148, 3), "test": (145, 151, 3)},
 }
 
 
