@@ -11,22 +11,39 @@ goal (the quest's directions), the current observation and the admissible action
   with TextWorld's dense shaping signal (``intermediate_reward``) as a weighted per-turn reward; near-miss
   mapping off.
 * **Evaluation** on the held-out games, before training (the base model: LoRA starts as the identity) and
-  after each run: greedy (one episode per game) and sampled (``--samples`` episodes per game), success with
-  95% Wilson intervals over episodes. Next to it: the random-choice baseline (uniform over the admissible
-  actions, same games, same turn limit) and a DRRN trained here on the same 6 training games
-  (``baselines/train_drrn.py``, ``--drrn-steps`` env steps), evaluated greedily on the held-out games.
+  after each run: greedy (one episode per game) and sampled (``--samples`` episodes per game per run,
+  ``--base-samples`` for the base model), success with 95% Wilson intervals over episodes. The 3 seeds of
+  an estimator are also **pooled** (independent runs of one recipe: 3x the episodes, a narrower interval);
+  the verdict lines compare each pooled interval with the base model's and the random-choice baseline's.
+  Next to it: the random-choice baseline (uniform over the admissible actions, same games, same turn
+  limit) and a DRRN trained here on the same 6 training games (``baselines/train_drrn.py``,
+  ``--drrn-steps`` env steps), evaluated greedily on the held-out games.
+
+What the policy can learn: with no history in the prompt it cannot tell the exit it came from, so the
+best it can do is a random walk along the exits that never wastes a turn on ``look``/``inventory`` and
+takes the coin when it sees it; greedy decoding of such a policy walks back and forth (its greedy success
+stays low), sampled decoding is where learning shows.
+
+Cost (CPU time dominates; everything is the model's matrix products, the game engine is negligible):
+
+* rollouts reuse the KV of each prompt's system message (goal and instructions, two thirds of the prompt;
+  ``LLMAgent._reuse_prefixes``): about 2.7x faster than re-running whole prompts;
+* LoRA sits on the top 8 of the 30 blocks only (``LORA_LAYERS``), so backward stops there: an update is
+  about half the cost of adapters on every block;
+* one PPO epoch of 32 rows in 2 minibatches (2 optimizer steps per update at one pass's cost);
+* float32 throughout. bfloat16 autocast makes this CPU's matrix products 2.5x faster, but it rounds the
+  small LoRA deltas away (measured: after one update the recomputed log-probs were bit-identical, so the
+  policy never moved); it is not used.
 
 Writes ``benchmarks/results/learning_smollm2.csv`` (one row per run and step: the training curve),
-``learning_smollm2_summary.csv`` (one row per policy and evaluation mode) and ``learning_smollm2.png``, and
-prints the table. Jobs run in ``--jobs`` processes with one torch thread each; wall times are inflated
-when other work shares the cores (the load average is recorded).
+``learning_smollm2_summary.csv`` (one row per policy and evaluation mode, with wall, CPU, train and eval
+seconds, and a ``(run)`` row with the total wall and CPU time and the load average) and
+``learning_smollm2.png``, and prints the table. Jobs run in ``--jobs`` processes with one torch thread
+each; wall times are inflated when other work shares the cores (the load average is sampled every 15 s),
+CPU seconds are not: their sum over ``--jobs`` is the wall time on free cores.
 
-Cost measured (quick check ``--steps 3 --seeds 0 --estimators gigpo --samples 2``, 2 jobs): one run of 3
-updates plus its evaluation took 667 s wall, the base-model evaluation 179 s; the full default (6 runs)
-is therefore about 35 wall minutes on 2 free cores.
-
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learning_smollm2.py`` (``--steps 2 --seeds 0`` for a
-quick check; ``--replot`` redraws the PNG from the CSVs).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learning_smollm2.py`` (``--steps 2 --seeds 0
+--no-baselines`` for a quick check; ``--replot`` redraws the PNG from the CSVs).
 """
 
 from __future__ import annotations
@@ -51,6 +68,14 @@ HELD_OUT = {"train": [f"coin_collector/{s}" for s in range(1006, 1010)],
             "test": ["coin_collector/3000", "coin_collector/3001"]}
 SYSTEM = "You play a text adventure. Follow the goal's directions."
 
+#: LoRA on every linear layer of the top ``LORA_LAYERS`` decoder blocks only: the backward pass then stops
+#: there (the lower blocks run forward without a graph), which makes an update about twice as cheap as
+#: adapters on all 30 blocks.
+LORA_LAYERS = range(22, 30)
+LORA_MODULES = [f"layers.{layer}.{part}" for layer in LORA_LAYERS
+                for part in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+
 #: The trainer settings of every run (fields of ``agentgym.baselines.train_pg.Args``).
 TRAIN = dict(
     env_id=ENV_ID, env_kwargs={"kinds": ["coin_collector"]}, split="train", task_ids=TRAIN_IDS,
@@ -58,8 +83,8 @@ TRAIN = dict(
     tasks_per_step=4, group_size=4, gamma=0.9, in_process=True, num_workers=16,
     model="smollm2", output_format="choice", near_miss=False, history=0, max_prompt_tokens=200,
     temperature=1.0, system_prompt=SYSTEM,
-    lora=True, lora_r=8, lora_alpha=16, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-    learning_rate=2e-3, ppo_epochs=2, minibatch_rows=32, micro_batch_rows=8, max_rows=32,
+    lora=True, lora_r=8, lora_alpha=16, lora_target_modules=LORA_MODULES,
+    learning_rate=5e-3, ppo_epochs=1, minibatch_rows=16, micro_batch_rows=16, max_rows=32,
     eval_every=0, save_every=0, torch_threads=1, tensorboard=False, progress=False,
 )
 #: The agent settings of the evaluations (the same prompt as in training).
@@ -107,6 +132,14 @@ def _threads() -> None:
     torch.set_num_threads(1)
 
 
+def timed(job: Any, *args: Any) -> dict[str, Any]:
+    """``job(*args)`` with ``cpu_s``, the CPU seconds it used: unlike its wall time, not inflated by other
+    work on the cores (the job runs one torch thread, so on a free core wall time is about ``cpu_s``)."""
+    start = time.process_time()
+    result = job(*args)
+    return {**result, "cpu_s": time.process_time() - start}
+
+
 def job_before(samples: int) -> dict[str, Any]:
     """The base model in the choice format (the policy every run starts from)."""
     _threads()
@@ -115,7 +148,8 @@ def job_before(samples: int) -> dict[str, Any]:
     tick = time.perf_counter()
     agent = LLMAgent.from_pretrained("smollm2", seed=0, device="cpu", **AGENT)
     result = llm_evaluation(agent, samples, "before")
-    return {"policy": "SmolLM2 before training", "wins": result, "wall_s": time.perf_counter() - tick}
+    return {"policy": "SmolLM2 before training", "wins": result, "wall_s": time.perf_counter() - tick,
+            "eval_s": time.perf_counter() - tick}
 
 
 def job_train(estimator: str, seed: int, steps: int, samples: int, out: str) -> dict[str, Any]:
@@ -133,7 +167,8 @@ def job_train(estimator: str, seed: int, steps: int, samples: int, out: str) -> 
     agent = LLMAgent.from_checkpoint(Path(out) / run_name / f"checkpoint-{steps:06d}", seed=seed, device="cpu")
     result = llm_evaluation(agent, samples, run_name)
     return {"policy": f"{estimator} seed {seed}", "estimator": estimator, "seed": seed, "wins": result,
-            "history": history, "train_s": train_s, "wall_s": time.perf_counter() - tick}
+            "history": history, "train_s": train_s, "eval_s": time.perf_counter() - tick - train_s,
+            "wall_s": time.perf_counter() - tick}
 
 
 def job_drrn(total_steps: int, out: str) -> dict[str, Any]:
@@ -161,6 +196,20 @@ def job_random(samples: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- outputs
+def pooled(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per estimator, the held-out episodes of all its seeds together (the runs are independent, so their
+    episodes pool into one success estimate of the training recipe, with a narrower interval)."""
+    out = []
+    for estimator in dict.fromkeys(r["estimator"] for r in results if "estimator" in r):
+        runs = [r for r in results if r.get("estimator") == estimator]
+        wins = {mode: [w for r in runs for w in r["wins"][mode]] for mode in runs[0]["wins"]}
+        out.append({"policy": f"{estimator} after, {len(runs)} seeds pooled", "estimator": estimator,
+                    "wins": wins, "pooled": True, "wall_s": sum(r["wall_s"] for r in runs),
+                    "train_s": sum(r["train_s"] for r in runs), "eval_s": sum(r["eval_s"] for r in runs),
+                    "cpu_s": sum(r["cpu_s"] for r in runs)})
+    return out
+
+
 def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for result in results:
@@ -168,8 +217,30 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             low, high = wilson(sum(wins), len(wins))
             rows.append({"policy": result["policy"], "mode": mode, "wins": sum(wins), "episodes": len(wins),
                          "success": round(sum(wins) / len(wins), 4), "ci_low": round(low, 4),
-                         "ci_high": round(high, 4), "wall_s": round(result["wall_s"], 1)})
+                         "ci_high": round(high, 4), "wall_s": round(result["wall_s"], 1),
+                         **{key: round(result[key], 1) for key in ("train_s", "eval_s", "cpu_s") if key in result}})
     return rows
+
+
+def verdicts(summary: list[dict[str, Any]]) -> list[str]:
+    """For each pooled estimator and mode: is its 95% interval entirely above the base model's and the
+    random-choice baseline's (sampled mode: random plays sampled)?"""
+    def find(policy: str, mode: str) -> dict[str, Any] | None:
+        return next((r for r in summary if r["policy"] == policy and r["mode"] == mode), None)
+
+    lines = []
+    for row in summary:
+        if "pooled" not in row["policy"]:
+            continue
+        for name, other in (("its start", find("SmolLM2 before training", row["mode"])),
+                            ("random choice", find("random choice", "sampled"))):
+            if other is None:
+                continue
+            above = float(row["ci_low"]) > float(other["ci_high"])
+            lines.append(f"{row['policy']} ({row['mode']}) vs {name}: [{float(row['ci_low']):.3f}, "
+                         f"{float(row['ci_high']):.3f}] vs [{float(other['ci_low']):.3f}, "
+                         f"{float(other['ci_high']):.3f}]: {'above, intervals apart' if above else 'OVERLAP'}")
+    return lines
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -222,15 +293,41 @@ def print_table(summary: list[dict[str, Any]]) -> None:
               f"{float(row['success']):8.3f}  [{float(row['ci_low']):.3f}, {float(row['ci_high']):.3f}]")
 
 
+class LoadMonitor:
+    """The 1-minute load average every ``every`` seconds in a background thread (other work on the cores
+    inflates the wall times; this records how much there was)."""
+
+    def __init__(self, every: float = 15.0):
+        import threading
+
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self.samples.append(os.getloadavg()[0])
+        return {"load_start": round(self.samples[0], 2), "load_mean": round(sum(self.samples) / len(self.samples), 2),
+                "load_max": round(max(self.samples), 2), "load_end": round(self.samples[-1], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="update steps per run")
+    parser.add_argument("--steps", type=int, default=4, help="update steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--estimators", nargs="+", default=["grpo", "gigpo"])
-    parser.add_argument("--samples", type=int, default=4, help="sampled episodes per held-out game")
+    parser.add_argument("--samples", type=int, default=3, help="sampled episodes per held-out game, per run")
+    parser.add_argument("--base-samples", type=int, default=8,
+                        help="sampled episodes per held-out game of the base model")
     parser.add_argument("--random-samples", type=int, default=25, help="random-choice episodes per game")
     parser.add_argument("--drrn-steps", type=int, default=3000)
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes (one torch thread each)")
+    parser.add_argument("--no-baselines", action="store_true", help="only the training runs (pilots)")
     parser.add_argument("--tag", default="learning_smollm2", help="output file stem under benchmarks/results")
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSVs")
     cli = parser.parse_args()
@@ -240,42 +337,55 @@ def main() -> None:
              f"games, {sum(map(len, HELD_OUT.values()))} held-out games, {MAX_TURNS} turns")
     if cli.replot:
         with open(curves_path) as a, open(summary_path) as b:
-            plot(list(csv.DictReader(a)), list(csv.DictReader(b)), png, title)
+            summary = [row for row in csv.DictReader(b) if row["mode"] != "wall"]
+            plot(list(csv.DictReader(a)), summary, png, title)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     RESULTS.mkdir(exist_ok=True)
     out = tempfile.mkdtemp(prefix="learning_smollm2_")
-    tick, load_start = time.perf_counter(), os.getloadavg()
+    tick, load = time.perf_counter(), LoadMonitor()
     from agentgym.wrappers.lm import load_causal_lm
 
     load_causal_lm("smollm2")  # converts the GGUF once, before the jobs race to
-    results: list[dict[str, Any]] = [job_random(cli.random_samples)]
+    results: list[dict[str, Any]] = [] if cli.no_baselines else [timed(job_random, cli.random_samples)]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(cli.jobs, mp_context=context) as pool:
-        futures = [pool.submit(job_before, cli.samples)]
-        futures += [pool.submit(job_train, est, seed, cli.steps, cli.samples, out)
-                    for est in cli.estimators for seed in cli.seeds]
-        futures.append(pool.submit(job_drrn, cli.drrn_steps, str(Path(out) / "drrn")))
+        # the longest jobs first, so the short ones fill the gaps at the end
+        futures = [pool.submit(timed, job_train, est, seed, cli.steps, cli.samples, out)
+                   for seed in cli.seeds for est in cli.estimators]
+        if not cli.no_baselines:
+            futures.append(pool.submit(timed, job_before, cli.base_samples))
+            futures.append(pool.submit(timed, job_drrn, cli.drrn_steps, str(Path(out) / "drrn")))
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
-            print(f"done: {result['policy']} ({result['wall_s']:.0f} s)", flush=True)
+            print(f"done: {result['policy']} ({result['wall_s']:.0f} s wall, {result['cpu_s']:.0f} CPU s) at "
+                  f"{time.perf_counter() - tick:.0f} s", flush=True)
             results.append(result)
     wall = time.perf_counter() - tick
+    loads = load.stop()
     order = {"random choice": 0, "SmolLM2 before training": 1}
-    results.sort(key=lambda r: (order.get(r["policy"], 2 if "DRRN" not in r["policy"] else 3),
+    results.sort(key=lambda r: (order.get(r["policy"], 2 if "DRRN" not in r["policy"] else 4),
                                 r.get("estimator", ""), r.get("seed", 0)))
     curves = [{"run": r["policy"], "estimator": r["estimator"], "seed": r["seed"], "step": k + 1, **metrics}
               for r in results if "history" in r for k, metrics in enumerate(r["history"])]
-    summary = summary_rows(results)
-    note = {"policy": "(run)", "mode": "wall", "wall_s": round(wall, 1),
-            "load_before": round(load_start[0], 2), "load_after": round(os.getloadavg()[0], 2),
-            "jobs": cli.jobs, "steps": cli.steps}
+    everything = results + pooled(results)
+    everything.sort(key=lambda r: (order.get(r["policy"], 2 if "pooled" in r else 3 if "DRRN" not in r["policy"]
+                                             else 4), r.get("estimator", ""), r.get("seed", 0)))
+    summary = summary_rows(everything)
+    cpu = sum(r["cpu_s"] for r in results)
+    note = {"policy": "(run)", "mode": "wall", "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), **loads,
+            "jobs": cli.jobs, "steps": cli.steps, "cpus": os.cpu_count()}
     write_csv(curves_path, curves)
     write_csv(summary_path, [*summary, note])
-    plot([{k: str(v) for k, v in row.items()} for row in curves], summary, png, title)
+    plot([{k: str(v) for k, v in row.items()} for row in curves],
+         [row for row in summary if "seed " not in row["policy"]], png, title)
     print_table(summary)
-    print(f"wall time {wall:.0f} s with {cli.jobs} jobs; 1-min load average {load_start[0]:.2f} at the start, "
-          f"{os.getloadavg()[0]:.2f} at the end; runs under {out}")
+    for line in verdicts(summary):
+        print(line)
+    print(f"wall time {wall:.0f} s with {cli.jobs} jobs on {os.cpu_count()} CPUs; 1-min load average "
+          f"{loads['load_start']:.2f} at the start, mean {loads['load_mean']:.2f}, max {loads['load_max']:.2f} "
+          f"(above {cli.jobs} means other work shared the cores and inflated the wall time); {cpu:.0f} CPU s in the "
+          f"jobs, about {cpu / cli.jobs:.0f} s of wall time on {cli.jobs} free cores; runs under {out}")
     shutil.rmtree(out, ignore_errors=True)
 
 
