@@ -274,3 +274,37 @@ def test_skipping_the_listing_does_not_change_a_genetics_episode():
         assert old != read and old[:40] == read[:40]  # diverges late, as the bug did
     finally:
         env.close()
+
+
+def _next_random(env: ScienceWorldEnv) -> int:
+    """The simulator's next global random number (draws it: call on both envs compared, at the same point)."""
+    klass = env._sim.gateway.jvm.java.lang.Class
+    return klass.forName("scala.util.Random$").getField("MODULE$").get(None).nextInt()
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["current-state-listed", "current-state-not-listed"])
+def test_planning_gold_mid_episode_restores_the_random_state(tmp_path, monkeypatch, listed):
+    """Planning the gold sequence mid-episode reloads the task and replays the episode; the replay must leave
+    the simulator's random number generator where the episode had it (listing draws included)."""
+    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))  # nothing cached: reading the expert action plans
+    task_id, actions = _first_test_task("find-animal"), ["look around", "open door to hallway", "xyzzy"]
+    planned = ScienceWorldEnv(split="test")
+    plain = ScienceWorldEnv(split="test", expert=False)
+    try:
+        infos = []
+        for env in (planned, plain):
+            _, info = env.reset(options={"task_id": task_id})
+            info["admissible_actions"]
+            for action in actions:
+                info = env.step(action)[4]
+            if listed:
+                info["admissible_actions"]
+            infos.append(info)
+        assert infos[0]["expert_action"] is None  # strayed; planning (reload + replay) happened here
+        assert list(tmp_path.rglob("gold.json"))
+        assert _next_random(planned) == _next_random(plain)  # not listed: both still owe the listing's draws
+        after = [env.step("go to hallway")[0] for env in (planned, plain)]
+        assert after[0] == after[1] and _next_random(planned) == _next_random(plain)
+    finally:
+        planned.close()
+        plain.close()
