@@ -44,16 +44,18 @@ Env card
     actions of the episode's gold sequence) and ``gold_exceeds_max_turns`` (``gold_length >
     max_turns``), both None until the gold sequence is known: from reset on when it is cached, else from
     the step after the expert action was first read (which plans it).
-* **Gold lengths and the turn limit**: some gold sequences are longer than the default ``max_turns=100``
-  (:data:`.gold.GOLD_LENGTHS`, printed by :func:`.gold.gold_length_table`), so the expert cannot finish them under the default.
-  When an episode's gold sequence is known and longer than ``max_turns``, the env warns once per task
-  (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``) and sets
-  ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the results as failures.
   - Whatever reads every value computes them all: worker processes (``EnvPool``, ``rollout``,
     ``agentgym eval``) pickle each info, unless ``info_keys=`` names the lazy values to send (the
     others arrive as None: ``rollout(..., info_keys=())`` for an agent that reads neither), and
     gymnasium's passive checker (off in ``agentgym`` registrations) reads every info. Pass
     ``expert=False`` where nobody reads the expert action, so no gold sequence is ever planned.
+* **Gold lengths and the turn limit**: many gold sequences are longer than the default
+  ``max_turns=100`` (boil, melt, freeze and change-of-state dev/test variations up to 182 actions,
+  inclined plane up to 760, genetics 132-161: :data:`.gold.GOLD_LENGTHS`, printed by
+  :func:`.gold.gold_length_table`), so the expert cannot finish them under the default. When an
+  episode's gold sequence is known and longer than ``max_turns``, the env warns once per task
+  (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``) and sets
+  ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the results as failures.
 * **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
   10x that), the env raises :class:`~agentgym.error.EngineFault` naming the task; the next ``reset()``
   starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM. The same in both engine paths.
@@ -65,9 +67,10 @@ Env card
   ``reproducible=False`` leaves the flag out.
 * **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 6
   engine calls (the step, score, completed, moves, and the two free actions of the anchor) and sends no
-  valid actions unless ``info["admissible_actions"]`` is read; a listing is one transfer (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the
-  py4j socket; an episode starts with ``load`` + "look around" (stock ``reset`` rebuilds the world
-  again); a small serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
+  valid actions unless ``info["admissible_actions"]`` is read; a listing is one transfer (the stock env
+  makes one round trip per action, ~350 per state); TCP_NODELAY on the py4j socket; an episode starts
+  with ``load`` + "look around" (stock ``reset`` rebuilds the world again); a small serial-GC JVM
+  (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
   ``scienceworld.ScienceWorldEnv`` instead: its own JVM launch with the JVM's default flags (plus the
   reproducibility flag unless ``reproducible=False``), its ``load``/``reset``/``step``, which list the
   valid actions at every step. Listing draws from the simulator's global random number generator

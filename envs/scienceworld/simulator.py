@@ -14,9 +14,9 @@ valid actions at every step) under the same watchdog, so any result of the fast 
   call history.
 * **Speed**: TCP_NODELAY on both ends of the py4j socket (otherwise every reply over 8 KiB waits
   ~40 ms for a delayed ACK), the valid-action list comes back as one joined string instead of one
-  round trip per element, a step makes 6 calls (plus an unsent listing when the state before was not listed) instead of
-  stock's 8 plus one round trip per listed action, and an episode
-  starts with ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
+  round trip per element, a step makes 6 calls (plus an unsent listing when the state before was not
+  listed) instead of stock's 8 plus one round trip per listed action, and an episode starts with
+  ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
 * **Identity with stock whatever is read**: listing the valid actions draws from the simulator's
   global random number generator (``InputParser.chooseUniqueReferents`` breaks ties between object
   names with ``scala.util.Random.nextInt``), which random events (genetics, wandering animals, bees,
