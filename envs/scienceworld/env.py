@@ -53,9 +53,10 @@ Env card
   ``max_turns=100`` (boil, melt, freeze and change-of-state dev/test variations up to 182 actions,
   inclined plane up to 760, genetics 132-161: :data:`.gold.GOLD_LENGTHS`, printed by
   :func:`.gold.gold_length_table`), so the expert cannot finish them under the default. When an
-  episode's gold sequence is known and longer than ``max_turns``, the env warns once per task
-  (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``) and sets
-  ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the results as failures.
+  episode's gold sequence is known and longer than ``max_turns``, the env (unless ``expert=False``)
+  warns once per task (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and
+  ``max_turns``) and sets ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the
+  results as failures.
 * **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
   10x that), the env raises :class:`~agentgym.error.EngineFault` naming the task; the next ``reset()``
   starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM. The same in both engine paths.
@@ -336,8 +337,9 @@ class ScienceWorldEnv(TextEnv):
         )
 
     def _check_gold_length(self, task: Task, length: int) -> None:
-        """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish)."""
-        if length > self.max_turns and task.task_id not in self._warned_gold:
+        """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish);
+        not with ``expert=False``, where no expert plays."""
+        if self.expert and length > self.max_turns and task.task_id not in self._warned_gold:
             self._warned_gold.add(task.task_id)
             warnings.warn(
                 f"ScienceWorld {task.task_id} (task type {task.definition['task_type']!r}, variation "
