@@ -32,6 +32,9 @@ demo: tasks
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent expert --split test --episodes 20 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent random --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
+	# ScienceWorld's gold sequences run past the default max_turns=100 on some tasks (up to 182 for boil/melt/freeze,
+	# ~150 for genetics, up to 760 for inclined planes: GOLD_LENGTHS in envs/scienceworld/gold.py), hence --max-turns 200
+	# here; the env warns (GoldExceedsMaxTurns) when an episode's gold sequence is longer than its limit.
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent random --split test --episodes 5 --seed 0 --max-turns 200 --env-kwargs '{"expert": false}' --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/ScienceWorld-v0 --agent expert --split test --episodes 5 --seed 0 --max-turns 200 --db $(DEMO_DB)
 	$(BIN)/agentgym eval --env agentgym/WebShop-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)

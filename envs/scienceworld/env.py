@@ -26,9 +26,10 @@ Env card
   - ``admissible_actions``: the engine's valid action-object combinations, deduplicated, in the
     engine's (sorted) order. Listing them costs more than the step itself, so they are computed only
     when read, at most once per state (however often, and through however many infos, they are read).
-    The state they describe is gone after the next step or reset; an info read only then gives None, so
-    read them (or ``dict(info)``) first. Whether they are read does not change the episode (see
-    Engine paths).
+    An info read only after the env moved on still has them: a state left unread is listed as the env
+    leaves it (its listing is made then anyway, see Engine paths; before a reset, one listing per
+    episode); None only when the engine was gone first (a crash). Whether they are read does not change
+    the episode.
   - ``expert_action``: the next action of the engine's gold sequence while the agent follows it (None
     once it strays, and at the end). The gold sequence is planned the first time an episode's expert
     action is read (0.2-20 s, once per variation, then cached on disk under ``$AGENTGYM_CACHE``).
@@ -67,18 +68,18 @@ Env card
   trajectories change with the call history (one extra read-only call changes them).
   ``reproducible=False`` leaves the flag out.
 * **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 6
-  engine calls (the step, score, completed, moves, and the two free actions of the anchor) and sends no
-  valid actions unless ``info["admissible_actions"]`` is read; a listing is one transfer (the stock env
-  makes one round trip per action, ~350 per state); TCP_NODELAY on the py4j socket; an episode starts
-  with ``load`` + "look around" (stock ``reset`` rebuilds the world again); a small serial-GC JVM
-  (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
+  engine calls (the step, score, completed, moves, and the two free actions of the anchor) and lists each
+  state's valid actions once, when read or else as the env leaves the state; a listing is one transfer
+  (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the py4j socket; an
+  episode starts with ``load`` + "look around" (stock ``reset`` rebuilds the world again); a small
+  serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
   ``scienceworld.ScienceWorldEnv`` instead: its own JVM launch with the JVM's default flags (plus the
   reproducibility flag unless ``reproducible=False``), its ``load``/``reset``/``step``, which list the
   valid actions at every step. Listing draws from the simulator's global random number generator
   (``InputParser.chooseUniqueReferents`` breaks name ties with ``scala.util.Random``), which random
   events (genetics, wandering animals, bees, plant growth) draw from too; so before each step whose state
-  was not listed, the fast path lists it in the JVM without sending the list (the draws are made by the
-  listing's name resolutions, which are nearly all of its cost, so not reading saves only the transfer).
+  was not listed, the fast path lists it (the draws are made by the listing's name resolutions, which are
+  nearly all of its cost, so not reading saves almost nothing) and keeps the listing for that state's info.
   Both paths therefore give identical observations, admissible
   actions, rewards, scores, won flags and anchors whether or not the listing is read
   (``tests/envs/test_scienceworld_identity.py``: gold paths of all 30 task types, both read patterns),
@@ -202,6 +203,8 @@ class ScienceWorldEnv(TextEnv):
         self._sim: Simulator | None = None
         self.step_timeout = step_timeout
         self._generation = 0  # advances whenever the engine state changes
+        # the current state's lazy listing, once fetched (see _settle_listing); None when it was not deferred
+        self._listing_cell: dict[str, Any] | None = None
         self._actions: list[tuple[str, bool]] = []  # this episode's commands sent to the engine, parsed?
         self._engine_obs = ""  # the engine's text after the last command (to check replays)
         self._raw_score = 0
@@ -262,6 +265,7 @@ class ScienceWorldEnv(TextEnv):
     # ----------------------------------------------------------------- hooks
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         definition = task.definition
+        self._settle_listing()
         self._generation += 1
         self._actions = []
         try:
@@ -280,6 +284,7 @@ class ScienceWorldEnv(TextEnv):
     def _advance(self, action: str) -> Transition:
         from py4j.protocol import Py4JJavaError
 
+        self._settle_listing(faults=True)
         self._generation += 1
         sim = self._sim
         try:
@@ -301,6 +306,7 @@ class ScienceWorldEnv(TextEnv):
         return self._transition(observation, score, completed, moves, valid, anchor, reward=reward, parsed=parsed)
 
     def _close_engine(self) -> None:
+        self._settle_listing()
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
@@ -350,19 +356,41 @@ class ScienceWorldEnv(TextEnv):
             )
 
     def _admissible_reader(self) -> Any:
-        """Reads the valid actions of this state; None once the env has moved on (the state is gone)."""
-        generation = self._generation
+        """Reads the valid actions of this state: listed when first read, or fetched by
+        :meth:`_settle_listing` as the env moves on, so an info read late still has them."""
+        cell = self._listing_cell = {}
 
         def read() -> list[str] | None:
-            if generation != self._generation or self._sim is None:
-                logger.debug("info['admissible_actions'] read after the env moved on: None")
-                return None
-            try:
-                return self._sim.valid_actions()
-            except SimulatorDied as exc:
-                raise self._fault(exc) from None
+            if "value" not in cell:
+                if self._sim is None:  # closed or crashed before anyone read them
+                    logger.debug("info['admissible_actions'] read after the engine was gone: None")
+                    return None
+                try:
+                    cell["value"] = self._sim.valid_actions()
+                except SimulatorDied as exc:
+                    raise self._fault(exc) from None
+            return cell["value"]
 
         return read
+
+    def _settle_listing(self, faults: bool = False) -> None:
+        """Fetch the current state's listing if no one read it, before the state goes (a step, a reset, close).
+
+        A step lists the state it leaves anyway (stock's random draws, :meth:`.simulator.Simulator.step`), so
+        fetching costs only the transfer; before a reset it is one listing per episode, and the reload
+        reseeds the random number generator, so it changes nothing. Infos then keep their listing however
+        late they are read (Gymnasium's ``check_env`` compares infos after the next reset). ``faults``: a
+        dead or hung engine raises :class:`EngineFault` (before a step); else the info just reads None."""
+        cell, self._listing_cell = self._listing_cell, None
+        if cell is not None and "value" not in cell and self._sim is not None and self._sim.alive:
+            try:
+                cell["value"] = self._sim.valid_actions()
+            except SimulatorDied as exc:
+                if faults:
+                    raise self._fault(exc) from None
+                logger.debug("the engine died listing the state before it went: %s", exc)
+            except Exception as exc:  # the engine threw: the info then reads None
+                logger.debug("listing the state before it went failed: %s", exc)
 
     def _expert_reader(self) -> Any:
         task, actions, count = self._task, self._actions, len(self._actions)
