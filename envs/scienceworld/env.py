@@ -54,10 +54,10 @@ Env card
   ``max_turns=100`` (boil, melt, freeze and change-of-state dev/test variations up to 182 actions,
   inclined plane up to 760, genetics 132-161: :data:`.gold.GOLD_LENGTHS`, printed by
   :func:`.gold.gold_length_table`), so the expert cannot finish them under the default. When an
-  episode's gold sequence is known and longer than ``max_turns``, the env (unless ``expert=False``)
-  warns once per task (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and
-  ``max_turns``) and sets ``gold_exceeds_max_turns``; the expert's truncated episodes stay in the
-  results as failures.
+  episode's gold sequence is known and longer than ``max_turns``, the env sets
+  ``gold_exceeds_max_turns`` and, when the expert is consulted (``expert_action`` read), warns once per
+  task (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``); the
+  expert's truncated episodes stay in the results as failures.
 * **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
   10x that), the env raises :class:`~agentgym.error.EngineFault` naming the task; the next ``reset()``
   starts a fresh JVM. ``close()`` (and interpreter exit) stops the JVM. The same in both engine paths.
@@ -317,8 +317,6 @@ class ScienceWorldEnv(TextEnv):
         definition = self._task.definition
         failed = score < 0
         gold = self._gold.get(self._task.task_id)
-        if gold is not None:
-            self._check_gold_length(self._task, len(gold))
         return Transition(
             observation=observation,
             reward=reward,
@@ -343,8 +341,9 @@ class ScienceWorldEnv(TextEnv):
         )
 
     def _check_gold_length(self, task: Task, length: int) -> None:
-        """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish);
-        not with ``expert=False``, where no expert plays."""
+        """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish),
+        when the expert is consulted (``info["expert_action"]`` read): a trainer's agent that never reads it
+        gets the info keys only, not a warning per task."""
         if self.expert and length > self.max_turns and task.task_id not in self._warned_gold:
             self._warned_gold.add(task.task_id)
             warnings.warn(
@@ -397,7 +396,10 @@ class ScienceWorldEnv(TextEnv):
 
         def read() -> str | None:
             gold = self.gold_actions(task, plan=self._sim is not None)  # no new JVM for a closed env
-            return None if gold is None else next_gold_action(gold, actions[:count])
+            if gold is None:
+                return None
+            self._check_gold_length(task, len(gold))
+            return next_gold_action(gold, actions[:count])
 
         return read
 
@@ -429,8 +431,6 @@ class ScienceWorldEnv(TextEnv):
             record = {"task_id": task.task_id, "engine_version": self.engine_version, "gold": gold}
             cached_folder(folder, lambda scratch: (scratch / "gold.json").write_text(json.dumps(record)), "gold.json")
         self._gold[task.task_id] = gold
-        if self._task is not None and task.task_id == self._task.task_id:
-            self._check_gold_length(task, len(gold))
         return gold
 
     def _plan_gold(self, task: Task) -> list[str]:
