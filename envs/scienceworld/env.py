@@ -43,8 +43,9 @@ Env card
   - Under ``info["scienceworld"]``: ``score`` (engine, -100..100), ``moves``, ``completed``,
     ``failed``, ``task_type``, ``variation``, ``simplifications``; ``gold_length`` (the number of
     actions of the episode's gold sequence) and ``gold_exceeds_max_turns`` (``gold_length >
-    max_turns``), both None until the gold sequence is known: from reset on when it is cached, else from
-    the step after the expert action was first read (which plans it).
+    max_turns``), both absent until the gold sequence is known (never None: Gymnasium's vector envs cannot
+    merge a number from one env with None from another): from reset on when it is cached, else from the
+    step after the expert action was first read (which plans it).
   - Whatever reads every value computes them all: worker processes (``EnvPool``, ``rollout``,
     ``agentgym eval``) pickle each info, unless ``info_keys=`` names the lazy values to send (the
     others arrive as None: ``rollout(..., info_keys=())`` for an agent that reads neither), and
@@ -210,6 +211,7 @@ class ScienceWorldEnv(TextEnv):
         self._raw_score = 0
         self._gold: dict[str, list[str]] = {}
         self._anchor = ""
+        self._moves = 0  # the engine's move count after the last command it processed
         self._warned_gold: set[str] = set()
 
     def _engine_version(self) -> str:
@@ -275,7 +277,7 @@ class ScienceWorldEnv(TextEnv):
             goal = sim.task_description()
         except SimulatorDied as exc:
             raise self._fault(exc) from None
-        self._engine_obs, self._raw_score, self._anchor = observation, score, anchor
+        self._engine_obs, self._raw_score, self._anchor, self._moves = observation, score, anchor, moves
         self.gold_actions(task, plan=False)  # a cached gold sequence gives the episode's gold length now
         transition = self._transition(observation, score, completed, moves, valid, anchor, reward=0.0, parsed=True)
         transition.observation = f"{goal}\n\n{observation}"
@@ -297,10 +299,10 @@ class ScienceWorldEnv(TextEnv):
             self._actions.append((action, False))
             message = str(exc.java_exception).strip() or type(exc).__name__
             return self._transition(f"The engine could not process this action ({message}).", self._raw_score,
-                                    False, None, None, self._anchor, reward=0.0, parsed=False)
+                                    False, self._moves, None, self._anchor, reward=0.0, parsed=False)
         parsed = observation.strip() != UNKNOWN_ACTION
         self._actions.append((action, parsed))
-        self._engine_obs, self._anchor = observation, anchor
+        self._engine_obs, self._anchor, self._moves = observation, anchor, moves
         reward = (score - self._raw_score) / 100.0
         self._raw_score = score
         return self._transition(observation, score, completed, moves, valid, anchor, reward=reward, parsed=parsed)
@@ -310,13 +312,16 @@ class ScienceWorldEnv(TextEnv):
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
-    def _transition(self, observation: str, score: int, completed: bool, moves: int | None,
+    def _transition(self, observation: str, score: int, completed: bool, moves: int,
                     valid: list[str] | None, anchor: str, *, reward: float, parsed: bool) -> Transition:
         """``valid``: the valid actions when the engine path listed them (stock), else None (read lazily)."""
         assert self._task is not None
         definition = self._task.definition
         failed = score < 0
         gold = self._gold.get(self._task.task_id)
+        # known-or-absent, never None: Gymnasium's vector envs cannot merge an int from one env with None
+        gold_info = {} if gold is None else {"gold_length": len(gold),
+                                             "gold_exceeds_max_turns": len(gold) > self.max_turns}
         return Transition(
             observation=observation,
             reward=reward,
@@ -335,8 +340,7 @@ class ScienceWorldEnv(TextEnv):
                 "task_type": definition["task_type"],
                 "variation": definition["variation"],
                 "simplifications": definition["simplifications"],
-                "gold_length": None if gold is None else len(gold),
-                "gold_exceeds_max_turns": None if gold is None else len(gold) > self.max_turns,
+                **gold_info,
             },
         )
 

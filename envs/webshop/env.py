@@ -37,7 +37,8 @@ Env card
   clicks), ``expert_action`` from an oracle that knows the goal product and options (it searches the
   product's title), ``ground_truth`` the goal ASIN and options. Under ``info["webshop"]``: ``page``,
   ``keywords``, ``page_num``, ``num_results``, ``asin``, ``options``, ``note``, ``reward_parts``
-  (``r_att``, ``r_option``, ``r_price``, ``r_type``, weights, type-reward inputs) after buying,
+  (``r_att``, ``r_option``, ``r_price``, ``r_type``, weights, type-reward inputs; present only after
+  buying),
   ``url`` in html mode, and ``goal`` (ASIN, attributes, options, price cap).
 * **Copies and snapshots**: ``env.unwrapped.clone_state()``/``restore_state()`` snapshot an episode cheaply
   (the shopper's state, goal and random generator), for tree search or best-of-n; ``copy.deepcopy``/``pickle``
@@ -247,7 +248,6 @@ class WebShopEnv(TextEnv):
             "asin": state.asin,
             "options": dict(state.options),
             "note": note,
-            "reward_parts": dict(state.reward_parts) if done and state.reward_parts else None,
             "goal": {
                 "asin": goal["asin"],
                 "attributes": list(goal["attributes"]),
@@ -255,6 +255,8 @@ class WebShopEnv(TextEnv):
                 "price_upper": goal["price_upper"],
             },
         }
+        if done and state.reward_parts:  # present once bought (never None: vector envs merge infos by type)
+            info["reward_parts"] = dict(state.reward_parts)
         if self._server is not None and self._task is not None:
             info["url"] = self.server_url + Urls(self._task.task_id, state).page()
         return Transition(
