@@ -520,12 +520,12 @@ class LLMAgent(Agent):
         cuts = [list(p).index(self.end_id) + 1 if self.end_id in p else 0 for p in prompts]
         cuts = [cut if cut < len(p) else 0 for cut, p in zip(cuts, prompts)]
         prefixes = [tuple(p[:cut]) for p, cut in zip(prompts, cuts)]
-        missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
         if not any(prefixes):
             return None
+        if len(self._prefix_kv) + len(set(prefixes)) > self.MAX_PREFIXES:
+            self._prefix_kv.clear()
+        missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
         if missing:
-            if len(self._prefix_kv) + len(missing) > self.MAX_PREFIXES:
-                self._prefix_kv.clear()
             ids, mask = self._left_padded(missing)
             output = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                                 use_cache=True, logits_to_keep=1)

@@ -35,6 +35,12 @@ Cost (CPU time dominates; everything is the model's matrix products, the game en
   small LoRA deltas away (measured: after one update the recomputed log-probs were bit-identical, so the
   policy never moved); it is not used.
 
+Measured (full default run, 2 jobs, 2 cores shared with other work, load average mean 3.4): 1612 s wall,
+2178 CPU s in the jobs (about 18 min on 2 free cores): a training run of 4 updates plus its evaluation
+310-345 CPU s, the base model's evaluation 149, DRRN 48. The learning rate matters: at 5e-3 every seed
+collapsed to one action sequence within two updates (all groups zero-variance); 3e-3 is the default, and
+even there the seeds disagree (see the README's Baselines section for the numbers and the verdict).
+
 Writes ``benchmarks/results/learning_smollm2.csv`` (one row per run and step: the training curve),
 ``learning_smollm2_summary.csv`` (one row per policy and evaluation mode, with wall, CPU, train and eval
 seconds, and a ``(run)`` row with the total wall and CPU time and the load average) and
@@ -84,7 +90,7 @@ TRAIN = dict(
     model="smollm2", output_format="choice", near_miss=False, history=0, max_prompt_tokens=200,
     temperature=1.0, system_prompt=SYSTEM,
     lora=True, lora_r=8, lora_alpha=16, lora_target_modules=LORA_MODULES,
-    learning_rate=5e-3, ppo_epochs=1, minibatch_rows=16, micro_batch_rows=16, max_rows=32,
+    learning_rate=3e-3, ppo_epochs=1, minibatch_rows=16, micro_batch_rows=16, max_rows=32,
     eval_every=0, save_every=0, torch_threads=1, tensorboard=False, progress=False,
 )
 #: The agent settings of the evaluations (the same prompt as in training).
