@@ -173,3 +173,23 @@ def test_one_step_agentgym_train_with_the_choice_format(tiny_path, tmp_path):
     assert float(metrics["losses/clipfrac"]) == 0.0 and abs(float(metrics["losses/approx_kl"])) < 1e-6
     assert float(metrics["charts/near_miss_rate"]) == 0.0
     assert (tmp_path / "runs" / "choice" / "checkpoint-000001" / "agent.json").is_file()
+
+
+def test_stored_system_prompt_state_gives_the_same_replies_and_is_dropped_when_weights_change(tiny):
+    """The choice format reuses the stored attention state of each prompt's system message (a rollout
+    repeats it at every turn): the replies and their log-probs equal those of whole-prompt forwards, and
+    an in-place weight update (an optimizer step) empties the store, so no stale state is reused."""
+    reused, whole = _agent(tiny, temperature=1.0, seed=3), _agent(tiny, temperature=1.0, seed=3)
+    whole._prefix_reuse = False
+    a, b = _play(reused), _play(whole)
+    assert reused._prefix_kv, "the system messages' state was not stored"
+    for ta, tb in zip(a, b, strict=True):
+        for x, y in zip(ta.turns, tb.turns, strict=True):
+            assert x.action == y.action and x.response_token_ids == y.response_token_ids
+            assert x.response_logprobs == pytest.approx(y.response_logprobs, abs=1e-4)
+    stored_version = reused._prefix_version
+    model, _ = tiny
+    with torch.no_grad():
+        next(model.parameters()).add_(0.0)  # an in-place update, as optimizer.step() makes
+    reused.act_batch(["Room 0."], [{"goal": "say a word", "admissible_actions": WORDS}], ["after-update"])
+    assert reused._prefix_version != stored_version and len(reused._prefix_kv) == 1  # rebuilt from scratch
