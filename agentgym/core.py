@@ -458,7 +458,9 @@ class TextEnv(gym.Env[str, str]):
             "anchor_obs": transition.anchor_obs,
             "turn": self._turn,
         }
-        info[self.family.lower()] = dict(transition.family_info)  # type: ignore[literal-required]
+        # a deep copy: a refused action answers with the last transition again, and infos of two calls must
+        # not share objects (Gymnasium's passive checker warns; users keep infos and may modify them)
+        info[self.family.lower()] = copy.deepcopy(transition.family_info)  # type: ignore[literal-required]
         deferred = {key: value for key, value in info.items() if isinstance(value, Deferred)}
         return LazyInfo(info, deferred) if deferred else info  # type: ignore[return-value]
 

@@ -52,6 +52,30 @@ def test_gym_make_keeps_the_passive_env_checker(env_id):
             env.close()
 
 
+def _shared(a, b, path=""):
+    """Paths of the dicts and lists that two infos share (the same object in both)."""
+    if isinstance(a, (dict, list)) and a is b:
+        return [path or "/"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for key in a if key in b for p in _shared(a[key], b[key], f"{path}/{key}")]
+    return []
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_infos_of_successive_calls_share_no_objects(env_id):
+    """Gymnasium's passive checker warns when two calls' infos share an object (users keep infos and modify
+    them): a refused action answers with the last state again, and it must come in fresh objects."""
+    env = gym.make(env_id, split="test", disable_env_checker=True)
+    try:
+        infos = [dict(env.reset(seed=0)[1])]
+        for action in ("\x00" * 3000, "\x00" * 3000, CHEAP):
+            infos.append(dict(env.step(action)[4]))
+        for before, after in zip(infos, infos[1:]):
+            assert _shared(before, after) == []
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_deepcopy_and_pickle_copy_correctly_or_refuse_clearly(env_id):
     check_copy_and_clone(env_id, split="test")
