@@ -14,7 +14,7 @@ Env card
     runs show at least one test going pass -> fail and others still passing. Built once by
     ``python -m agentgym.envs.swegym.build`` (fetches the sdists with pip; see :mod:`.build`). Splits
     ``train``/``valid``/``test`` by project module: test bugs sit in modules no training bug touched
-    (seed 0 on Python 3.11 / pytest 9.2: 288 tasks, 163 / 71 / 54, from 484 candidates).
+    (seed 0 on Python 3.11 / pytest 9.2: 287 tasks, 163 / 70 / 54, from 484 candidates).
   - *users' instances*: ``instances=PATH`` (a SWE-Gym / SWE-bench JSONL file), ``repos_dir=DIR`` holding
     one git clone per repo at ``DIR/<owner>__<name>`` (SWE-bench's naming; offline: clone them
     beforehand, e.g. ``git clone https://github.com/<owner>/<name> DIR/<owner>__<name>``), and
@@ -64,7 +64,9 @@ Env card
   times out is a valid action; its result says so. A sandbox that cannot run raises
   :class:`agentgym.sandbox.SandboxError` (an ``EngineFault``); ``reset()`` works afterwards.
 
-Version history: v0, initial release.
+Version history: v0, initial release. Grader 2 (issue 17: pristine checkout, isolated runner) and
+generator 2 (the task set validated under that runner: 287 tasks); both are in ``engine_version``, so
+results under the old grader or task set keep their own protocol rows.
 """
 
 from __future__ import annotations
