@@ -38,16 +38,15 @@ Change logs:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from agentgym.baselines import estimators as est
+from agentgym.baselines.checks import annotation, did_you_mean, literal_values
 from agentgym.baselines.vspo import VSPOState
 from agentgym.error import InvalidArgumentError
 from agentgym.wrappers.hooks import check_choice
@@ -338,8 +337,7 @@ ESTIMATORS: dict[str, Estimator] = {
 # --------------------------------------------------------------------------- validation and entry points
 def _lookup(name: str) -> Estimator:
     if name not in ESTIMATORS:
-        close = difflib.get_close_matches(str(name), ESTIMATORS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, ESTIMATORS)
         raise InvalidArgumentError(f"unknown estimator {name!r}{hint} (valid: {', '.join(ESTIMATORS)})")
     return ESTIMATORS[name]
 
@@ -361,11 +359,7 @@ def accepted_kwargs(name: str) -> tuple[str, ...]:
 def _literal_choices(entry: Estimator, key: str) -> tuple | None:
     if key in entry.options:
         return tuple(entry.options[key])
-    try:
-        hint = typing.get_type_hints(entry.pure).get(key)
-    except Exception:  # an unresolvable annotation: skip the value check
-        return None
-    return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+    return literal_values(annotation(entry.pure, key))
 
 
 def check_estimator(name: str, kwargs: Mapping[str, Any], hook_names: Sequence[str]) -> None:
@@ -383,10 +377,8 @@ def check_estimator(name: str, kwargs: Mapping[str, Any], hook_names: Sequence[s
                 f"accepted kwargs: {', '.join(accepted)}"
             )
         if key not in accepted:
-            close = difflib.get_close_matches(str(key), accepted, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise InvalidArgumentError(
-                f"unknown estimator_kwargs {key!r} for estimator {name!r}{hint} "
+                f"unknown estimator_kwargs {key!r} for estimator {name!r}{did_you_mean(key, accepted)} "
                 f"(accepted: {', '.join(accepted) or 'none'})"
             )
         choices = _literal_choices(entry, key)

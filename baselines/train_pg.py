@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import difflib
 import json
 import random
 import time
@@ -47,6 +46,7 @@ import numpy as np
 
 from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages
 from agentgym.baselines.advantages import make_state
+from agentgym.baselines.checks import did_you_mean
 from agentgym.baselines.tokens import turn_rows
 from agentgym.baselines.trainer_common import HookSpec, build_agent, build_hooks, evaluate_greedy, hook_names
 from agentgym.baselines.trainer_common import open_pool, resample_zero_variance, rollout_metrics, score_hooks
@@ -209,9 +209,7 @@ def load_config(config: dict[str, Any]) -> Args:
     names = {field.name for field in dataclasses.fields(Args)}
     for key in config:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidArgumentError(f"unknown config key {key!r}{hint}")
+            raise InvalidArgumentError(f"unknown config key {key!r}{did_you_mean(key, names)}")
     args = Args(**config)
     check_args(args)
     return args

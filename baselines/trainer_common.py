@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
 import importlib
 import inspect
 import json
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agentgym.baselines.checks import annotation, did_you_mean, literal_values
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EnvPool, group_specs, rollout
 from agentgym.trajectory import Trajectory
@@ -94,10 +93,8 @@ def _hook_class(name: Any, where: str) -> type:
             f"{where}: 'name' must be a hook name ({', '.join(HOOKS)}) or 'module:Class', got {name!r}"
         )
     if name not in HOOKS and ":" not in name:
-        close = difflib.get_close_matches(name, list(HOOKS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InvalidArgumentError(
-            f"{where}: unknown hook {name!r}{hint} Valid hooks: {', '.join(HOOKS)}, or 'module:Class'"
+            f"{where}: unknown hook {name!r}{did_you_mean(name, HOOKS)} Valid hooks: {', '.join(HOOKS)}, or 'module:Class'"
         )
     module, _, attr = HOOKS.get(name, name).partition(":")
     try:
@@ -142,12 +139,9 @@ def _literal_choices(cls: type, key: str) -> tuple | None:
     (``from_policy``'s own annotation first: it may allow fewer values than the constructor)."""
     builders = [cls.from_policy, cls.__init__] if needs_policy(cls) else [cls.__init__]
     for builder in builders:
-        try:
-            hint = typing.get_type_hints(builder).get(key)
-        except Exception:  # an annotation that does not resolve: no value check
-            continue
+        hint = annotation(builder, key)
         if hint is not None:
-            return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+            return literal_values(hint)
     return None
 
 
@@ -169,10 +163,8 @@ def validate_hook_specs(specs: Any) -> None:
             raise InvalidArgumentError(f"{where} must be a mapping with a 'name' key, got {spec!r}")
         for key in spec:
             if key not in HOOK_SPEC_KEYS:
-                close = difflib.get_close_matches(str(key), HOOK_SPEC_KEYS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise InvalidArgumentError(
-                    f"{where}: unknown key {key!r}{hint} A hook entry has keys {', '.join(HOOK_SPEC_KEYS)}"
+                    f"{where}: unknown key {key!r}{did_you_mean(key, HOOK_SPEC_KEYS)} A hook entry has keys {', '.join(HOOK_SPEC_KEYS)}"
                 )
         cls = _hook_class(spec["name"], where)
         where = f"{where} ({spec['name']})"
@@ -185,10 +177,8 @@ def validate_hook_specs(specs: Any) -> None:
         if accepted is not None:
             for key in kwargs:
                 if key not in accepted:
-                    close = difflib.get_close_matches(key, sorted(accepted), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
                     raise InvalidArgumentError(
-                        f"{where}: unknown kwarg {key!r}{hint} "
+                        f"{where}: unknown kwarg {key!r}{did_you_mean(key, sorted(accepted))} "
                         f"{cls.__name__} accepts: {', '.join(sorted(accepted))}"
                     )
         for key, value in kwargs.items():
