@@ -14,7 +14,12 @@ actions are Python ``str``. The base class owns everything that must behave the 
 * engine faults: a family raises :class:`~agentgym.error.EngineFault` when its engine crashes or
   hangs; it propagates unchanged, the episode is over, and the next ``reset()`` starts afresh;
 * the turn counter and the turn limit (``truncated=True`` when ``max_turns`` is reached);
-* the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family;
+* the standard ``info`` keys (:data:`INFO_KEYS`), the same in every family, in a plain ``dict``. Values that
+  cost more than a step (ScienceWorld's admissible actions, ALFWorld's expert move: a family's
+  :attr:`TextEnv.costly_info_keys`) are computed only when asked for, with the constructor option
+  ``info_keys=`` (default: all of them) or :meth:`TextEnv.set_info_keys`; a costly key not asked for is
+  *absent* from ``info`` (not computed), while a key the family cannot supply is present as ``None`` (not
+  available). A family adds top-level keys of its own only by declaring them (:attr:`TextEnv.extra_info_keys`);
 * copies: ``copy.deepcopy(env)``/``pickle`` raise :class:`~agentgym.error.NotCopyableError` (make a new env
   with ``gym.make``) unless the family's whole state is plain Python (:attr:`TextEnv.copyable`);
   :meth:`TextEnv.clone_state`/:meth:`TextEnv.restore_state` snapshot an episode where the family's engine
@@ -35,8 +40,11 @@ Change logs:
     v0: initial contract; per-engine byte limits and character sets, ``Transition.truncated`` and
     ``EngineFault`` ending the episode added later in v0 (actions that reached an engine before and were
     truncated or mis-decoded by it are now refused). Issue 20: ``TextSpace`` moved to :mod:`agentgym.spaces`
-    (re-exported here) and flattens to code points; ``LazyInfo`` moved to :mod:`agentgym.info` (re-exported);
-    copies refuse unless ``copyable``; ``clone_state``/``restore_state`` added.
+    (re-exported here) and flattens to code points; copies refuse unless ``copyable``;
+    ``clone_state``/``restore_state`` added. Issue 18: ``info`` is a plain dict; the lazily computed
+    ``LazyInfo`` values are replaced by the explicit ``info_keys=`` option (a costly key not asked for is
+    absent); declared top-level keys (``extra_info_keys``, ``Transition.extra_info``) replace ``_info``
+    overrides.
 """
 
 from __future__ import annotations
@@ -44,17 +52,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar, TypedDict
 
 import gymnasium as gym
 
-from agentgym.error import EngineFault, InvalidArgumentError, NotCopyableError, ResetNeeded, StateCloningUnsupported
-from agentgym.info import Deferred, LazyInfo
+from agentgym.error import (
+    EngineFault,
+    InvalidArgumentError,
+    NotCopyableError,
+    ResetNeeded,
+    StateCloningUnsupported,
+    did_you_mean,
+)
 from agentgym.spaces import TextSpace
 from agentgym.tasks import Manifest, Task, TaskSplit
 
-#: The standard info keys, present in every family's ``info`` (``None`` where a family cannot supply one).
+#: The standard info keys, present in every family's ``info`` (``None`` where a family cannot supply one;
+#: absent where the key is one of the family's :attr:`TextEnv.costly_info_keys` and was not asked for).
 INFO_KEYS: tuple[str, ...] = (
     "task_id",
     "goal",
@@ -84,7 +99,9 @@ class StepInfo(TypedDict, total=False):
     ``turn_reward_details`` (``{hook name: dict}``, what the hook computed the reward from) and, on the step
     that ends the episode, ``episode_turn_rewards`` (``{hook name: [reward of every turn]}``, for hooks such
     as RLVMR whose turn rewards are only known at the end). A family adds its own diagnostics under its
-    family name (``info["textworld"]``); any other key is free-form.
+    family name (``info["textworld"]``), and declared top-level keys (:attr:`TextEnv.extra_info_keys`): the
+    ones below are the multi-agent seat envs' ``agent_id`` (the learner's seat) and ``to_move`` (whose move
+    it is), and SWEGym's ``tools`` (the tool schemas, for LLM tool calling).
     """
 
     task_id: str
@@ -100,14 +117,14 @@ class StepInfo(TypedDict, total=False):
     turn_rewards: dict[str, float]
     turn_reward_details: dict[str, dict[str, Any]]
     episode_turn_rewards: dict[str, list[float]]
+    agent_id: str
+    to_move: str | None
+    tools: list[dict[str, Any]]
 
 
 def _computed(value: Any) -> Any:
-    return value() if isinstance(value, Deferred) else value
-
-
-def _deferrable(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, list, Deferred)) or not callable(value) else Deferred(value)
+    """A :class:`Transition` value, computed if the family handed over a callable for it."""
+    return value() if callable(value) else value
 
 
 @dataclasses.dataclass
@@ -118,8 +135,10 @@ class Transition:
     family whose observation is an event rather than a state (TextWorld: "You open the box.") passes a
     key of the state instead. ``truncated`` ends the episode without a terminal state (a scripted partner
     that cannot go on, say); the turn limit truncates on its own.
-    ``admissible_actions`` and ``expert_action`` may be zero-argument callables (wrapped in a
-    :class:`Deferred`): ``info`` then computes them only when read, at most once per transition.
+    ``admissible_actions`` and ``expert_action`` may be zero-argument callables, for values that cost more
+    than a step: the base class calls one only when the env's ``info_keys`` ask for that key, at most once
+    per transition. ``extra_info`` holds the values of the family's declared top-level info keys
+    (:attr:`TextEnv.extra_info_keys`).
     """
 
     observation: str
@@ -134,12 +153,11 @@ class Transition:
     anchor_obs: str | None = None
     truncated: bool = False
     family_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.anchor_obs is None:
             self.anchor_obs = self.observation
-        self.admissible_actions = _deferrable(self.admissible_actions)
-        self.expert_action = _deferrable(self.expert_action)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +246,8 @@ class TextEnv(gym.Env[str, str]):
         tasks: the split this env draws tasks from.
         max_turns: episode length limit; reaching it sets ``truncated=True``.
         max_action_length: longer actions are answered as invalid without reaching the engine.
+        info_keys: which of the family's :attr:`costly_info_keys` each ``info`` carries (None: all of them);
+            names of cheap keys are accepted and change nothing. See :meth:`set_info_keys`.
     """
 
     #: Family name; family-specific info goes under ``info[family.lower()]``.
@@ -245,6 +265,12 @@ class TextEnv(gym.Env[str, str]):
     #: whole state is plain Python objects sets it. Otherwise (a native game, a JVM, a sandbox on disk) both
     #: raise :class:`~agentgym.error.NotCopyableError` instead of sharing or half-copying the engine.
     copyable: ClassVar[bool] = False
+    #: The standard info keys this family computes only when asked for (``info_keys=``), because they cost
+    #: more than a step (a listing walk of the engine's state, a planner call).
+    costly_info_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Top-level info keys this family adds beside :data:`INFO_KEYS` (documented in :class:`StepInfo`); their
+    #: values come in :attr:`Transition.extra_info`.
+    extra_info_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -253,6 +279,7 @@ class TextEnv(gym.Env[str, str]):
         max_turns: int,
         max_action_length: int = DEFAULT_MAX_ACTION_LENGTH,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         if not isinstance(max_turns, int) or max_turns < 1:
             raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
@@ -272,6 +299,7 @@ class TextEnv(gym.Env[str, str]):
         self._done = True
         self._last: Transition | None = None
         self._goal: str | None = None
+        self.set_info_keys(info_keys)
 
     # ----------------------------------------------------------------- family hooks
     def _start(self, task: Task) -> tuple[Transition, str | None]:
@@ -307,6 +335,35 @@ class TextEnv(gym.Env[str, str]):
         raise StateCloningUnsupported(f"{type(self).__name__} does not offer restore_state()")
 
     # ----------------------------------------------------------------- public API
+    @property
+    def info_key_names(self) -> frozenset[str]:
+        """Every top-level key this env's ``info`` can hold (standard, declared and the family's own)."""
+        return frozenset(INFO_KEYS) | frozenset(self.extra_info_keys) | {self.family.lower()}
+
+    @property
+    def info_keys(self) -> frozenset[str]:
+        """The costly info keys this env computes (a subset of :attr:`costly_info_keys`)."""
+        return self._costly_wanted
+
+    def set_info_keys(self, keys: Collection[str] | None) -> None:
+        """Compute only these of the family's :attr:`costly_info_keys` from the next ``info`` on (None: all).
+
+        A costly key left out is absent from ``info``; every other key is always there. An unknown name
+        raises :class:`~agentgym.error.InvalidArgumentError` (a typo would otherwise leave a key silently
+        absent). Worker pools call this with their agent's keys (:class:`~agentgym.rollout.EnvPool`).
+        """
+        if keys is None:
+            self._costly_wanted = frozenset(self.costly_info_keys)
+            return
+        if isinstance(keys, str):
+            raise InvalidArgumentError(f"info_keys must be a collection of key names, got the string {keys!r}")
+        unknown = sorted(set(keys) - self.info_key_names)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
+                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}")
+        self._costly_wanted = frozenset(keys) & self.costly_info_keys
+
     @property
     def task_ids(self) -> list[str]:
         """The ids of the split's tasks, in a stable order."""
@@ -443,24 +500,34 @@ class TextEnv(gym.Env[str, str]):
             action_valid=False,
         )
 
+    def _costly_info_value(self, transition: Transition, key: str) -> tuple[bool, Any]:
+        """``(wanted, value)`` of a key whose value the family may hand over as a callable. A computed value
+        is kept in the transition, so a refused action (which answers with it again) does not recompute it."""
+        if key in self.costly_info_keys and key not in self._costly_wanted:
+            return False, None
+        value = _computed(getattr(transition, key))
+        setattr(transition, key, value)
+        return True, value
+
     def _info(self, transition: Transition) -> StepInfo:
         assert self._task is not None
-        admissible = transition.admissible_actions
-        info: StepInfo = {
-            "task_id": self._task.task_id,
-            "goal": self._goal,
-            "admissible_actions": list(admissible) if isinstance(admissible, list) else admissible,
-            "action_valid": bool(transition.action_valid),
-            "won": bool(transition.won),
-            "score": float(transition.score),
-            "expert_action": transition.expert_action,
-            "ground_truth": transition.ground_truth,
-            "anchor_obs": transition.anchor_obs,
-            "turn": self._turn,
-        }
-        # a deep copy: a refused action answers with the last transition again, and infos of two calls must
+        info: dict[str, Any] = {"task_id": self._task.task_id, "goal": self._goal}
+        wanted, admissible = self._costly_info_value(transition, "admissible_actions")
+        if wanted:
+            info["admissible_actions"] = None if admissible is None else list(admissible)
+        info.update(action_valid=bool(transition.action_valid), won=bool(transition.won),
+                    score=float(transition.score))
+        wanted, expert = self._costly_info_value(transition, "expert_action")
+        if wanted:
+            info["expert_action"] = expert
+        info.update(ground_truth=transition.ground_truth, anchor_obs=transition.anchor_obs, turn=self._turn)
+        undeclared = sorted(set(transition.extra_info) - set(self.extra_info_keys))
+        if undeclared:
+            raise TypeError(f"{type(self).__name__} returned info keys {undeclared} that it does not declare in "
+                            "extra_info_keys")
+        # deep copies: a refused action answers with the last transition again, and infos of two calls must
         # not share objects (Gymnasium's passive checker warns; users keep infos and may modify them)
-        info[self.family.lower()] = copy.deepcopy(transition.family_info)  # type: ignore[literal-required]
-        deferred = {key: value for key, value in info.items() if isinstance(value, Deferred)}
-        return LazyInfo(info, deferred) if deferred else info  # type: ignore[return-value]
+        info.update(copy.deepcopy(transition.extra_info))
+        info[self.family.lower()] = copy.deepcopy(transition.family_info)
+        return info  # type: ignore[return-value]
 

@@ -11,6 +11,13 @@ import difflib
 from collections.abc import Iterable
 
 
+def did_you_mean(word: object, options: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the option closest to ``word``, or ``""`` when none is close (the hint
+    every "unknown name" message of agentgym ends with)."""
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class AgentGymError(Exception):
     """Base class of every agentgym exception."""
 

@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 
 from agentgym.agents import Agent
-from agentgym.core import LazyInfo
+from agentgym.core import TextEnv
 from agentgym.error import EngineFault, WorkerStartError
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
 
@@ -86,18 +86,13 @@ def group_specs(task_ids: Iterable[str], seeds: Iterable[int], group_size: int) 
 
 
 # --------------------------------------------------------------------------- worker processes
-def _only_info_keys(result: Any, info_keys: Collection[str] | None) -> Any:
-    """Set the not yet computed info values outside ``info_keys`` to None (None: keep them all).
-
-    A worker pickles each answer, and pickling computes every lazy value (:class:`~agentgym.core.LazyInfo`),
-    such as ScienceWorld's admissible actions, which cost more than the step itself.
-    """
-    info = result[-1] if isinstance(result, tuple) and result else None
-    if info_keys is not None and isinstance(info, LazyInfo):
-        for key in info.pending():
-            if key not in info_keys:
-                info[key] = None
-    return result
+def request_info_keys(env: gym.Env, info_keys: Collection[str] | None) -> None:
+    """Ask an agentgym env to compute, of its costly info values, only those in ``info_keys`` (None: leave
+    the env as it was made). Names the env does not know (another family's keys, a hook's) are skipped: an
+    agent's ``info_keys`` may name keys of several families."""
+    base = getattr(env, "unwrapped", env)
+    if info_keys is not None and isinstance(base, TextEnv):
+        base.set_info_keys(frozenset(info_keys) & base.info_key_names)
 
 
 def _worker(env_fn: EnvFactory, conn: Connection, info_keys: Collection[str] | None = None) -> None:
@@ -106,6 +101,7 @@ def _worker(env_fn: EnvFactory, conn: Connection, info_keys: Collection[str] | N
     env = None
     try:
         env = env_fn()
+        request_info_keys(env, info_keys)
         conn.send(("ok", None))
         while True:
             try:
@@ -116,7 +112,7 @@ def _worker(env_fn: EnvFactory, conn: Connection, info_keys: Collection[str] | N
                 break
             try:
                 result = env.reset(**payload) if command == "reset" else env.step(payload)
-                conn.send(("ok", _only_info_keys(result, info_keys)))
+                conn.send(("ok", result))
             except Exception as exc:  # reported to the parent, which raises it there
                 conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     except Exception as exc:
@@ -156,10 +152,10 @@ class EnvPool:
     worker busy. Processes start with ``spawn`` (safe beside threads and torch); a dead worker raises
     :class:`~agentgym.error.EngineFault`. ``close()`` (or the context manager) ends every worker.
 
-    ``info_keys`` names the lazily computed info values (those a family computes only when read, such
-    as ScienceWorld's ``admissible_actions`` and ``expert_action``) that each answer carries; the others
-    arrive as None, so the worker never computes them. None (the default): every value, computed.
-    Values that are not lazy always arrive.
+    ``info_keys`` names the costly info values (a family's ``costly_info_keys``, such as ScienceWorld's
+    ``admissible_actions`` and ``expert_action``) each env computes: the others are absent from its infos,
+    and never computed (:meth:`~agentgym.core.TextEnv.set_info_keys`). None (the default): the envs stay as
+    ``env_fn`` made them. Keys that are not costly always arrive.
 
     A pool can serve many :func:`rollout` calls (a trainer's every update): its workers keep their
     processes and engines (a ScienceWorld JVM, ALFWorld's translation caches) between calls.
@@ -176,6 +172,8 @@ class EnvPool:
         self._in_flight: set[int] = set()  # workers sent a command whose answer was not received yet
         if in_process:
             self._envs = [env_fn() for _ in range(num_envs)]
+            for env in self._envs:
+                request_info_keys(env, self.info_keys)
             return
         _refuse_pool_in_spawned_import()
         context = mp.get_context("spawn")
@@ -211,7 +209,7 @@ class EnvPool:
         if self.in_process:
             env = self._envs[index]
             result = env.reset(**payload) if command == "reset" else env.step(payload)
-            self._results[index] = _only_info_keys(result, self.info_keys)
+            self._results[index] = result
         else:
             self._conns[index].send((command, payload))
         self._in_flight.add(index)
@@ -302,8 +300,8 @@ def rollout(
     ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
     so an interruption loses only the episodes in flight). ``token_budget`` caps prompt+response
     tokens per episode: the episode is truncated when the agent's decisions exceed it, and the
-    trajectory says so. ``info_keys``: which lazily computed info values the agent reads and the
-    trajectories record (the others are None; see :class:`EnvPool`); None: all of them.
+    trajectory says so. ``info_keys``: which costly info values the agent reads and the trajectories
+    record (the others are absent; see :class:`EnvPool`); None: as the envs were made (all, by default).
     """
     results: list[Trajectory | None] = [None] * len(specs)
     if not specs:

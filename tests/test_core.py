@@ -207,19 +207,6 @@ def test_text_space_flattens_any_text_and_back(text):
     assert unflatten(space, flat) == text and flatdim(space) == 12
 
 
-def test_lazy_info_deep_copies_to_its_own_type_with_values_computed():
-    import copy
-
-    from agentgym.core import Deferred, LazyInfo
-
-    info = LazyInfo({"a": 1, "b": None, "c": [1]}, {"b": Deferred(lambda: ["x"])})
-    twin = copy.deepcopy(info)
-    assert type(twin) is LazyInfo and twin == {"a": 1, "b": ["x"], "c": [1]} and twin.pending() == ()
-    twin["c"].append(2)
-    assert info["c"] == [1]  # deep: nothing shared
-    assert type(copy.copy(info)) is LazyInfo
-
-
 def test_envs_refuse_copies_by_default_and_say_what_to_do():
     import copy
     import pickle

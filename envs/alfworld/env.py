@@ -74,6 +74,7 @@ tasks unchanged).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import contextlib
 import functools
 import multiprocessing
@@ -84,7 +85,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agentgym.core import Deferred, TextEnv, Transition
+from agentgym.core import TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError, TaskFileError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
@@ -152,6 +153,8 @@ class ALFWorldEnv(TextEnv):
     """
 
     family = "ALFWorld"
+    #: Listing the admissible commands walks the engine's state; the expert may call a planner.
+    costly_info_keys = frozenset({"admissible_actions", "expert_action"})
     splits = games.SPLITS
 
     def __init__(
@@ -164,6 +167,7 @@ class ALFWorldEnv(TextEnv):
         exact_stock: bool = False,
         max_action_length: int = 4096,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         try:
             import alfworld  # noqa: F401
@@ -201,7 +205,8 @@ class ALFWorldEnv(TextEnv):
             self._paths = {task.task_id: path for task, path in pairs}
             tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
         super().__init__(
-            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode
+            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+            info_keys=info_keys,
         )
         self._engine: Any = None
         self._engine_path: Path | None = None
@@ -280,7 +285,7 @@ class ALFWorldEnv(TextEnv):
         if self.fast_engine and state.get("_last_action") is not None:
             valid = True  # the engine found the command among its valid commands: it is admissible
         else:
-            before = before() if isinstance(before, Deferred) else before
+            before = before() if callable(before) else before
             valid = _normalize(action) in {_normalize(command) for command in (before or [])}
         won = bool(state["won"])
         expert_action = None

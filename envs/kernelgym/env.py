@@ -64,6 +64,7 @@ Version history: v0, initial release; protocol v2 (judge/runner split, read-only
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import ast
 import dataclasses
 import hashlib
@@ -189,6 +190,7 @@ class KernelGymEnv(TextEnv):
         isolation: str = "auto",
         max_action_length: int = 100_000,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         if reward not in ("speedup", "table"):
             raise InvalidArgumentError(f"reward must be 'speedup' or 'table', got {reward!r}")
@@ -222,7 +224,7 @@ class KernelGymEnv(TextEnv):
                                f"reward={reward} coverage_weight={self.coverage_weight:g}")
         split_tasks = TaskSplit(split, [Task(t.task_id, t.definition()) for t in chosen], self.engine_version)
         super().__init__(split_tasks, max_turns=max_turns, max_action_length=max_action_length,
-                         render_mode=render_mode)
+                         render_mode=render_mode, info_keys=info_keys)
         self._task_def: KernelTask | None = None
         self._best: float | None = None
 

@@ -101,7 +101,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,8 @@ class ScienceWorldEnv(TextEnv):
     """
 
     family = "ScienceWorld"
+    #: The engine's listing of valid actions and its gold-path lookup each cost more than a step.
+    costly_info_keys = frozenset({"admissible_actions", "expert_action"})
     splits = tuple(catalog.SPLITS)
 
     def __init__(
@@ -162,6 +164,7 @@ class ScienceWorldEnv(TextEnv):
         reproducible: bool = True,
         max_action_length: int = 4096,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         try:
             import py4j  # noqa: F401
@@ -196,7 +199,7 @@ class ScienceWorldEnv(TextEnv):
             for variation in catalog.official_variations(name, official)
         ]
         super().__init__(TaskSplit(split, tasks, self.engine_version), max_turns=max_turns,
-                         max_action_length=max_action_length, render_mode=render_mode)
+                         max_action_length=max_action_length, render_mode=render_mode, info_keys=info_keys)
         if java_options is None:
             java_options = () if self.exact_stock else DEFAULT_JAVA_OPTIONS
         self.java_options = tuple(java_options)

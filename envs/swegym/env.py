@@ -71,6 +71,7 @@ results under the old grader or task set keep their own protocol rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import copy
 import dataclasses
 import difflib
@@ -164,6 +165,7 @@ class SWEGymEnv(TextEnv):
         memory_limit: int = 2 << 30,
         disk_quota: int = 256 << 20,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         from agentgym.envs.swegym import build  # not at import: `python -m ...build` would import it twice
 
@@ -208,7 +210,8 @@ class SWEGymEnv(TextEnv):
         self.engine_version = f"swegym-v0 (generator {build.GENERATOR_VERSION}, grader 2, bubblewrap sandbox)"
         self._instances = {record["instance_id"]: record for record in records}
         tasks = TaskSplit(split, [Task(r["instance_id"], r) for r in records], self.engine_version)
-        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode)
+        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+                         info_keys=info_keys)
         self.command_limits = dataclasses.replace(COMMAND_LIMITS, wall_seconds=float(command_timeout),
                                                   total_memory_bytes=memory_limit)
         self.test_limits = dataclasses.replace(harness.TEST_LIMITS, wall_seconds=float(test_timeout),

@@ -38,6 +38,7 @@ truncated or garbled by it, or raised).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import os
 import warnings
 from pathlib import Path
@@ -79,6 +80,7 @@ class TextWorldEnv(TextEnv):
         kinds: list[str] | None = None,
         max_action_length: int = 4096,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         try:
             import textworld  # noqa: F401  (fail early with a clear message)
@@ -102,7 +104,8 @@ class TextWorldEnv(TextEnv):
                         f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(games.KINDS)}")
                 suite = [task for task in suite if task.task_id.split("/")[0] in kinds]
             tasks = TaskSplit(split, suite, self.engine_version)
-        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode)
+        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+                         info_keys=info_keys)
         self._engine: Any = None
         self._engine_path: Path | None = None
         self._raw_score = 0

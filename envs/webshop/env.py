@@ -51,6 +51,7 @@ rewards and observations are unchanged, so the engine version is not bumped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import copy
 import os
 import random
@@ -113,6 +114,7 @@ class WebShopEnv(TextEnv):
         show_attrs: bool = False,
         max_action_length: int = 4096,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         if observation_mode not in OBSERVATION_MODES:
             raise InvalidArgumentError(
@@ -152,7 +154,8 @@ class WebShopEnv(TextEnv):
             self.engine_version,
         )
         super().__init__(
-            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode
+            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+            info_keys=info_keys,
         )
         self.catalog = catalog
         self.observation_mode = observation_mode
