@@ -37,9 +37,7 @@ def register_envs() -> None:
     """Register every family once (idempotent).
 
     Gymnasium's passive env checker stays on in ``gym.make`` (``disable_env_checker=True`` turns it off, as
-    for any Gymnasium env). It reads every ``info`` value of the first reset and the first two steps of an
-    env's life, so the values a family defers until read (ScienceWorld's admissible actions) are computed
-    there, once per env; later steps stay lazy.
+    for any Gymnasium env): ``info`` is a plain dict, and what it holds is chosen with ``info_keys=``.
     """
     for family, (_, entry_point) in FAMILIES.items():
         if env_id(family) not in gym.registry:
