@@ -3,15 +3,16 @@
 Env card
 --------
 * **Id**: ``agentgym/TextWorld-v0``
-* **Engine**: the PyPI ``textworld`` package (Z-machine games run by its bundled frotz through jericho).
-* **Tasks**: embedded suites generated with TextWorld's own generator (see :mod:`.games`): the
+* **Engine**: the PyPI ``textworld`` package (Z-machine games run by its bundled frotz through jericho),
+  reached through :mod:`.engine`.
+* **Tasks**: embedded suites generated with TextWorld's own generator (see :mod:`.tasks`): the
   coin-collector and treasure-hunter challenges and custom quests at three difficulties (easy, medium,
   hard); splits ``train`` (50 tasks), ``valid`` (10), ``test`` (10) on disjoint world seeds.
   Users' own games: ``game_files=[...]`` with ``.z8`` files made by ``tw-make`` (the ``.json``
   next to each); they then form the selected split. Each is checked before the engine sees it (the
   Z-machine header's version, length and checksum, the ``.json``'s fields, then one load in a child process
   under a timeout): a bad file raises ``TaskFileError`` naming the file and field instead of killing or
-  hanging the process (see :mod:`.gamefile`). ``kinds=["coin_collector", ...]`` keeps only those
+  hanging the process (see :mod:`.tasks`). ``kinds=["coin_collector", ...]`` keeps only those
   kinds of the embedded suites (the manifest hash then names the smaller task set).
 * **Observation**: the engine's text (the intro banner at reset). **Action**: one command, plain text.
 * **Reward**: the change in the game's score at this step (TextWorld's own reward). ``info["score"]``
@@ -38,17 +39,16 @@ truncated or garbled by it, or raised).
 
 from __future__ import annotations
 
-from collections.abc import Collection
 import os
-import warnings
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import DependencyNotInstalled, InvalidArgumentError
+from agentgym.error import InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.textworld import gamefile, games
+from agentgym.envs.textworld import tasks as suites
+from agentgym.envs.textworld.engine import Game, State, textworld_version
 
 
 def _normalize(command: str) -> str:
@@ -62,7 +62,7 @@ class TextWorldEnv(TextEnv):
         split: ``train``, ``valid`` or ``test`` (embedded suites only).
         max_turns: turn limit; reaching it truncates the episode.
         game_files: a user's own ``tw-make`` games; they replace the embedded suite.
-        kinds: keep only these kinds of the embedded suite (``games.KINDS``); None keeps all.
+        kinds: keep only these kinds of the embedded suite (``tasks.KINDS``); None keeps all.
         max_action_length: longer actions are answered as invalid.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -82,69 +82,44 @@ class TextWorldEnv(TextEnv):
         render_mode: str | None = None,
         info_keys: Collection[str] | None = None,
     ):
-        try:
-            import textworld  # noqa: F401  (fail early with a clear message)
-        except ImportError as exc:
-            raise DependencyNotInstalled("agentgym/TextWorld-v0 needs `pip install textworld==1.7.0`") from exc
-        self.engine_version = f"textworld {games.textworld_version()}"
+        self.engine_version = f"textworld {textworld_version()}"  # fails early without textworld
         if game_files is not None:
             if kinds is not None:
                 raise InvalidArgumentError("kinds= filters the embedded suites; it cannot be used with game_files=")
-            pairs = games.user_tasks(game_files)
+            pairs = suites.user_tasks(game_files)
             self._paths: dict[str, Path] = {task.task_id: path for task, path in pairs}
             tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
         else:
-            first_seed, per_kind = choose_split(games.SPLITS, split)
+            first_seed, per_kind = choose_split(suites.SPLITS, split)
             self._paths = {}
-            suite = games.suite_tasks(first_seed, per_kind)
+            suite = suites.suite_tasks(first_seed, per_kind)
             if kinds is not None:
-                unknown = sorted(set(kinds) - set(games.KINDS))
+                unknown = sorted(set(kinds) - set(suites.KINDS))
                 if unknown or not kinds:
                     raise InvalidArgumentError(
-                        f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(games.KINDS)}")
+                        f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(suites.KINDS)}")
                 suite = [task for task in suite if task.task_id.split("/")[0] in kinds]
             tasks = TaskSplit(split, suite, self.engine_version)
         super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
                          info_keys=info_keys)
-        self._engine: Any = None
-        self._engine_path: Path | None = None
+        self._game: Game | None = None
         self._raw_score = 0
 
     def game_file(self, task: Task) -> Path:
         """The game file of a task (generated and cached on first use for the embedded suites)."""
-        return self._paths.get(task.task_id) or games.game_path(task)
+        return self._paths.get(task.task_id) or suites.game_path(task)
 
     # ----------------------------------------------------------------- hooks
     def _start(self, task: Task) -> tuple[Transition, str | None]:
-        import textworld
-
         path = self.game_file(task)
-        if self._engine is None or self._engine_path != path:
+        if self._game is None or self._game.path != path:
             self._close_engine()
             if task.task_id in self._paths:  # a user's game: loaded once under a watchdog first
-                gamefile.check_loads(path, task.definition["sha256"])
-            infos = textworld.EnvInfos(
-                admissible_commands=True,
-                policy_commands=True,
-                intermediate_reward=True,
-                objective=True,
-                max_score=True,
-                score=True,
-                won=True,
-                lost=True,
-                moves=True,
-                description=True,
-                inventory=True,
-                extras=["walkthrough"],
-            )
-            with warnings.catch_warnings():
-                # jericho warns that it cannot track score in TextWorld games; TextWorld tracks it itself.
-                warnings.filterwarnings("ignore", message=".*is not fully supported", category=UserWarning)
-                self._engine = textworld.start(str(path), request_infos=infos)
-            self._engine_path = path
-        state = self._engine.reset()
-        self._raw_score = state["score"] or 0
-        return self._transition(state, reward=0.0, action_valid=True), state["objective"]
+                suites.check_loads(path, task.definition["sha256"])
+            self._game = Game(path)
+        state = self._game.reset()
+        self._raw_score = state.score or 0
+        return self._transition(state, reward=0.0, action_valid=True), state.objective
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
         if "\\" in action:
@@ -153,37 +128,36 @@ class TextWorldEnv(TextEnv):
 
     def _advance(self, action: str) -> Transition:
         admissible = {_normalize(command) for command in (self._last.admissible_actions or [])}
-        state, score, _ = self._engine.step(action)
-        reward = float((score or 0) - self._raw_score)
-        self._raw_score = score or 0
+        assert self._game is not None
+        state, score = self._game.step(action)
+        reward = float(score - self._raw_score)
+        self._raw_score = score
         return self._transition(state, reward=reward, action_valid=_normalize(action) in admissible)
 
     def _close_engine(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine, self._engine_path = None, None
+        if self._game is not None:
+            self._game.close()
+            self._game = None
 
     # ----------------------------------------------------------------- helpers
     @staticmethod
-    def _transition(state: Any, reward: float, action_valid: bool) -> Transition:
-        max_score = state["max_score"] or 1
-        won, lost = bool(state["won"]), bool(state["lost"])
-        plan = state["policy_commands"] or []
+    def _transition(state: State, reward: float, action_valid: bool) -> Transition:
+        won, lost = state.won, state.lost
         return Transition(
             observation=state.feedback,
             reward=reward,
             terminated=won or lost,
             action_valid=action_valid,
             won=won,
-            score=float(state["score"] or 0) / max_score,
-            admissible_actions=list(state["admissible_commands"] or []),
-            expert_action=plan[0] if plan and not (won or lost) else None,
-            anchor_obs=f"{state['description'] or ''}\n\n{state['inventory'] or ''}",
+            score=float(state.score or 0) / (state.max_score or 1),
+            admissible_actions=state.admissible_commands,
+            expert_action=state.plan[0] if state.plan and not (won or lost) else None,
+            anchor_obs=f"{state.description}\n\n{state.inventory}",
             family_info={
-                "score": state["score"],
-                "max_score": state["max_score"],
-                "intermediate_reward": state["intermediate_reward"],
-                "moves": state["moves"],
+                "score": state.score,
+                "max_score": state.max_score,
+                "intermediate_reward": state.intermediate_reward,
+                "moves": state.moves,
                 "lost": lost,
             },
         )

@@ -11,7 +11,7 @@ import textworld
 
 import agentgym  # noqa: F401
 from agentgym.agents import ExpertAgent
-from agentgym.envs.textworld import games
+from agentgym.envs.textworld import tasks as tw_tasks
 from agentgym.error import InvalidArgumentError, TaskFileError
 from agentgym.rollout import EpisodeSpec, rollout
 
@@ -26,7 +26,7 @@ def test_splits_have_documented_sizes_and_disjoint_worlds():
         assert len(tasks) == size
         seeds[split] = {task.definition["seed"] for task in tasks}
         kinds = {task.task_id.split("/")[0] for task in tasks}
-        assert kinds == set(games.KINDS)
+        assert kinds == set(tw_tasks.KINDS)
         env.close()
     assert not seeds["train"] & seeds["valid"] and not seeds["train"] & seeds["test"] and not seeds["valid"] & seeds["test"]
 
@@ -52,7 +52,7 @@ def test_generation_is_deterministic(tmp_path, monkeypatch):
     files = []
     for name in ("a", "b"):
         monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / name))
-        files.append(games.game_path(task))
+        files.append(tw_tasks.game_path(task))
     assert files[0] != files[1]
     assert files[0].read_bytes() == files[1].read_bytes()
     assert files[0].with_suffix(".json").read_bytes() == files[1].with_suffix(".json").read_bytes()
