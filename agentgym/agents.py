@@ -97,25 +97,41 @@ AGENTS: dict[str, Callable[[int], Agent]] = {
 }
 
 
-def make_agent(name: str, seed: int = 0) -> Agent:
-    """Build a registered agent by name, or load one from a checkpoint folder (:func:`load_agent`)."""
-    factory = AGENTS.get(name)
-    if factory is not None:
-        return factory(seed)
-    if (Path(name) / "agent.json").is_file():
-        return load_agent(name, seed)
-    raise InvalidArgumentError(
-        f"unknown agent {name!r}; expected one of {sorted(AGENTS)} or a checkpoint folder with an agent.json"
-    )
+def make_agent(spec: str, seed: int = 0, **kwargs: Any) -> Agent:
+    """The agent an ``agentgym eval --agent`` spec names, with ``kwargs`` from ``--agent-kwargs``.
+
+    The one place that turns a spec into an agent. Specs (:mod:`agentgym.agent_specs` documents each form
+    and the identity ``agent.name`` gets): a registered name (:data:`AGENTS`), ``openai:BASE_URL#MODEL``, a
+    checkpoint folder (``agent.json``), a Hugging Face model folder (``config.json``) or
+    ``package.module:Class``. ``seed`` seeds the agent's sampling. A bad spec raises
+    :class:`InvalidArgumentError` in one line that lists the accepted forms.
+    """
+    from agentgym import agent_specs
+
+    parsed = agent_specs.parse_agent_spec(spec, AGENTS)
+    if parsed.kind == "registered":
+        if kwargs:
+            raise InvalidArgumentError(f"agent {spec!r} takes no --agent-kwargs, got {sorted(kwargs)}")
+        return AGENTS[spec](seed)
+    if parsed.kind == "checkpoint":
+        return load_agent(spec, seed, **kwargs)
+    if parsed.kind == "hf":
+        return agent_specs.build_hf_agent(spec, seed, kwargs)
+    if parsed.kind == "class":
+        return agent_specs.build_class_agent(spec, seed, kwargs)
+    from agentgym.baselines.openai_agent import OpenAIAgent
+
+    return OpenAIAgent.from_spec(spec, seed=seed, **kwargs)
 
 
-def load_agent(path: str | os.PathLike, seed: int = 0) -> Agent:
+def load_agent(path: str | os.PathLike, seed: int = 0, **overrides: Any) -> Agent:
     """A trained agent from a checkpoint folder whose ``agent.json`` names its ``kind``.
 
-    ``"llm"``: :meth:`agentgym.baselines.llm_agent.LLMAgent.from_checkpoint`; ``"drrn"``:
-    :meth:`agentgym.baselines.drrn.DRRNAgent.from_checkpoint`. The baselines are imported here, inside the
-    function, so that the core never imports ``baselines`` at module import time (DESIGN.md: dependencies
-    point from baselines to the core).
+    ``"llm"``: :meth:`agentgym.baselines.llm_agent.LLMAgent.from_checkpoint` (``overrides`` replace its
+    recorded settings; they change the agent's behaviour, so its name gets ``@HASH`` of them);
+    ``"drrn"``: :meth:`agentgym.baselines.drrn.DRRNAgent.from_checkpoint`. The baselines are imported here,
+    inside the function, so that the core never imports ``baselines`` at module import time (DESIGN.md:
+    dependencies point from baselines to the core).
     """
     meta_path = Path(path) / "agent.json"
     try:
@@ -123,11 +139,17 @@ def load_agent(path: str | os.PathLike, seed: int = 0) -> Agent:
     except (OSError, ValueError, AttributeError) as exc:
         raise InvalidArgumentError(f"{meta_path}: not a readable agent checkpoint ({exc})") from None
     if kind == "llm":
+        from agentgym.agent_specs import name_agent
         from agentgym.baselines.llm_agent import LLMAgent
 
-        return LLMAgent.from_checkpoint(path, seed=seed)
+        agent: Agent = LLMAgent.from_checkpoint(path, **{"seed": seed, **overrides})
+        if overrides:
+            name_agent(agent, agent.name, {"spec": str(path), "kind": "checkpoint", "overrides": overrides})
+        return agent
     if kind == "drrn":
         from agentgym.baselines.drrn import DRRNAgent
 
+        if overrides:
+            raise InvalidArgumentError(f"{meta_path}: a DRRN checkpoint takes no --agent-kwargs, got {sorted(overrides)}")
         return DRRNAgent.from_checkpoint(path)
     raise InvalidArgumentError(f"{meta_path}: unknown agent kind {kind!r}; expected 'llm' or 'drrn'")
