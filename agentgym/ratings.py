@@ -10,7 +10,7 @@ stored: each agent starts at 1500; for a game between A and B, A's expected scor
 ``E_A = 1 / (1 + 10 ** ((R_B - R_A) / 400))`` and both ratings move by ``K * (S_A - E_A)`` (``K = 16``), in the
 order the games were stored. Ratings are only comparable within one table (env id, split, manifest).
 
-Games are played and stored by :func:`agentgym.envs.multiagent.matches.play_games` (a round robin, every game
+Games are played and stored by :func:`agentgym.matches.play_games` (a round robin, every game
 on both seat assignments so the opener's edge cancels out); :func:`format_ratings` prints the table that
 ``agentgym leaderboard --competitive`` shows. This module imports no env family.
 
@@ -154,4 +154,4 @@ def format_ratings(rows: Iterable[RatingRow]) -> str:
                     header, "-" * len(header)]
         out.append(f"{row.agent:<22} {row.rating:>7.1f} {row.games:>6d} {row.wins:>5d} {row.draws:>6d} "
                    f"{row.losses:>7d} {row.mean_reward:>7.2f}")
-    return "\n".join(out).lstrip("\n") if out else "No competitive games yet: play some with `python -m agentgym.envs.multiagent.matches`."
+    return "\n".join(out).lstrip("\n") if out else "No competitive games yet: play some with `python -m agentgym.matches`."

@@ -1,7 +1,9 @@
 """Rollouts: run many episodes over a pool of envs in worker processes and record trajectories.
 
 :class:`EnvPool` keeps one env per worker process and lets the caller reset and step each one
-independently; :func:`rollout` drives it with an agent. The agent sees every turn that is ready at
+independently; :func:`run_episodes` is the one scheduler that drives it, and :func:`rollout` plays
+single-agent episodes on it with an agent (:func:`agentgym.multiagent.multiagent_rollout` plays
+turn-based games on it, one agent per seat). The agent sees every turn that is ready at
 once (``act_batch``), so an LLM agent generates for many envs in one batch, and a worker never waits
 for the others to finish their step. The episodes to play are :class:`EpisodeSpec` s: a task, a seed
 and an id; :func:`group_specs` makes the N-rollouts-per-task groups GRPO-style training compares.
@@ -25,7 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Collection, Iterable, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 
@@ -91,7 +93,7 @@ def request_info_keys(env: gym.Env, info_keys: Collection[str] | None) -> None:
     the env as it was made). Names the env does not know (another family's keys, a hook's) are skipped: an
     agent's ``info_keys`` may name keys of several families."""
     base = getattr(env, "unwrapped", env)
-    if info_keys is not None and isinstance(base, TextEnv):
+    if info_keys is not None and (isinstance(base, TextEnv) or hasattr(base, "set_info_keys")):  # or a TurnGame view
         base.set_info_keys(frozenset(info_keys) & base.info_key_names)
 
 
@@ -279,6 +281,146 @@ def _reply(decision: Decision) -> str | None:
     return reply if isinstance(reply, str) else None
 
 
+class Episode(Protocol):
+    """One episode in progress on one pool worker, as :func:`run_episodes` drives it.
+
+    :func:`rollout` plays single-agent episodes (one trajectory); :func:`agentgym.multiagent.multiagent_rollout`
+    plays turn-based games (one trajectory per seat, the agent of the seat to move acts). Both run on the same
+    scheduler, so both get worker pools, pool reuse, batching across episodes and info keys.
+    """
+
+    def receive(self, answer: Any) -> bool:
+        """Take the env's answer to the last ``reset``/``step``; True when the episode is over."""
+
+    def pending(self) -> tuple[Agent, str, Any, str]:
+        """The awaited move: ``(agent, observation, info, episode id for the agent)``."""
+
+    def record(self, decision: Decision) -> Any:
+        """Record the agent's decision; return the action to send to ``env.step``."""
+
+    def finish(self) -> Any:
+        """The episode's result (the agents are told the episode ended)."""
+
+
+def decision_turn(decision: Decision) -> Turn:
+    """An open :class:`~agentgym.trajectory.Turn` for a decision: observation, reward and ``info`` are filled in
+    when the step's answer arrives."""
+    return Turn(
+        observation="", action=decision.text, reward=0.0, terminated=False, truncated=False, info={},
+        prompt_token_ids=decision.prompt_token_ids, response_token_ids=decision.response_token_ids,
+        response_logprobs=decision.response_logprobs, agent_info=decision.info, reply=_reply(decision),
+    )
+
+
+def run_episodes(
+    env_fn: EnvFactory | EnvPool,
+    specs: Sequence[EpisodeSpec],
+    open_episode: Callable[[EpisodeSpec], Episode],
+    *,
+    num_workers: int = 1,
+    in_process: bool = False,
+    info_keys: Collection[str] | None = None,
+    on_episode: Callable[[Any, float], None] | None = None,
+) -> list[Any]:
+    """The scheduler: play every spec (``open_episode(spec)`` tracks it) over a pool; results in spec order.
+
+    ``env_fn`` is an env factory (a pool of ``num_workers`` workers lives for this call) or an open
+    :class:`EnvPool` to reuse (pass ``info_keys`` to the pool then). Every waiting move of the pool goes to its
+    agent at once: one ``act_batch`` per distinct agent object. ``on_episode(result, seconds)`` runs as each
+    episode ends.
+    """
+    results: list[Any] = [None] * len(specs)
+    if not specs:
+        return []
+    queue = list(range(len(specs)))[::-1]  # pop() takes them in order
+    running: dict[int, tuple[int, Episode, float]] = {}  # worker -> (spec index, episode, start)
+    if isinstance(env_fn, EnvPool):
+        if info_keys is not None and frozenset(info_keys) != env_fn.info_keys:
+            raise ValueError(f"rollout got info_keys={sorted(info_keys)} but its pool was opened with "
+                             f"info_keys={None if env_fn.info_keys is None else sorted(env_fn.info_keys)}")
+        env_fn.drain()
+        context: contextlib.AbstractContextManager[EnvPool] = contextlib.nullcontext(env_fn)
+    else:
+        context = EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys)
+    with context as pool:
+
+        def start_next(worker: int) -> None:
+            if queue:
+                index = queue.pop()
+                spec = specs[index]
+                pool.send_reset(worker, spec.seed, {"task_id": spec.task_id} if spec.task_id is not None else None)
+                running[worker] = (index, open_episode(spec), time.perf_counter())
+
+        for worker in range(min(pool.num_envs, len(specs))):
+            start_next(worker)
+        while running:
+            awaiting: list[tuple[int, Episode]] = []
+            for worker in pool.ready(list(running)):
+                index, episode, started = running[worker]
+                if not episode.receive(pool.receive(worker)):
+                    awaiting.append((worker, episode))
+                    continue
+                results[index] = episode.finish()
+                del running[worker]
+                if on_episode is not None:
+                    on_episode(results[index], time.perf_counter() - started)
+                start_next(worker)
+            _act(pool, awaiting)
+    return results
+
+
+def _act(pool: EnvPool, waiting: list[tuple[int, Episode]]) -> None:
+    """One ``act_batch`` per distinct agent over every waiting move; send the steps."""
+    by_agent: dict[int, tuple[Agent, list[tuple[int, Episode, str, Any, str]]]] = {}
+    for worker, episode in waiting:
+        agent, observation, info, episode_id = episode.pending()
+        by_agent.setdefault(id(agent), (agent, []))[1].append((worker, episode, observation, info, episode_id))
+    for agent, batch in by_agent.values():
+        outputs = agent.act_batch([b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch])
+        for (worker, episode, *_), output in zip(batch, outputs, strict=True):
+            pool.send_step(worker, episode.record(_as_decision(output)))
+
+
+class _SingleAgentEpisode:
+    """A :class:`~agentgym.trajectory.Trajectory` in progress (the :class:`Episode` of :func:`rollout`)."""
+
+    def __init__(self, spec: EpisodeSpec, agent: Agent, env_id: str, token_budget: int | None):
+        self.spec, self.agent, self.env_id, self.token_budget = spec, agent, env_id, token_budget
+        self.trajectory: Trajectory | None = None
+
+    def receive(self, answer: Any) -> bool:
+        if self.trajectory is None:
+            obs, info = answer
+            self.trajectory = self.spec.start_trajectory(self.env_id, self.agent.name, obs, jsonable(info),
+                                                         token_budget=self.token_budget)
+            return False
+        obs, reward, terminated, truncated, info = answer
+        turn = self.trajectory.turns[-1]
+        turn.observation, turn.reward = obs, float(reward)
+        turn.terminated, turn.truncated = bool(terminated), bool(truncated)
+        turn.info = jsonable(info)
+        turn.turn_rewards = dict(turn.info.get("turn_rewards") or {})
+        over_budget = self.token_budget is not None and self.trajectory.tokens_used > self.token_budget
+        if over_budget and not (terminated or truncated):
+            turn.truncated = self.trajectory.token_budget_exceeded = True
+        return turn.terminated or turn.truncated
+
+    def pending(self) -> tuple[Agent, str, Any, str]:
+        t = self.trajectory
+        assert t is not None
+        return self.agent, t.turns[-1].observation if t.turns else t.initial_observation, t.final_info, t.episode_id
+
+    def record(self, decision: Decision) -> str:
+        assert self.trajectory is not None
+        self.trajectory.turns.append(decision_turn(decision))
+        return decision.text
+
+    def finish(self) -> Trajectory:
+        self.agent.end_episode(self.spec.episode_id)
+        assert self.trajectory is not None
+        return self.trajectory
+
+
 def rollout(
     env_fn: EnvFactory | EnvPool,
     agent: Agent,
@@ -303,93 +445,5 @@ def rollout(
     trajectory says so. ``info_keys``: which costly info values the agent reads and the trajectories
     record (the others are absent; see :class:`EnvPool`); None: as the envs were made (all, by default).
     """
-    results: list[Trajectory | None] = [None] * len(specs)
-    if not specs:
-        return []
-    queue = list(range(len(specs)))[::-1]  # pop() takes them in order
-    running: dict[int, tuple[int, Trajectory, float]] = {}  # worker -> (spec index, trajectory, start)
-    phase: dict[int, str] = {}  # worker -> "reset" | "step"
-    if isinstance(env_fn, EnvPool):
-        if info_keys is not None and frozenset(info_keys) != env_fn.info_keys:
-            raise ValueError(f"rollout got info_keys={sorted(info_keys)} but its pool was opened with "
-                             f"info_keys={None if env_fn.info_keys is None else sorted(env_fn.info_keys)}")
-        env_fn.drain()
-        context: contextlib.AbstractContextManager[EnvPool] = contextlib.nullcontext(env_fn)
-    else:
-        context = EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys)
-    with context as pool:
-        idle = list(range(min(pool.num_envs, len(specs))))
-
-        def start_next(worker: int) -> None:
-            if not queue:
-                return
-            index = queue.pop()
-            spec = specs[index]
-            options = {"task_id": spec.task_id} if spec.task_id is not None else None
-            pool.send_reset(worker, spec.seed, options)
-            phase[worker] = "reset"
-            running[worker] = (index, None, time.perf_counter())  # type: ignore[arg-type]
-
-        for worker in idle:
-            start_next(worker)
-        while running:
-            arrived = pool.ready(list(running))
-            awaiting: list[int] = []
-            for worker in arrived:
-                index, trajectory, started = running[worker]
-                spec = specs[index]
-                if phase[worker] == "reset":
-                    obs, info = pool.receive(worker)
-                    trajectory = spec.start_trajectory(
-                        env_id, agent.name, obs, jsonable(info), token_budget=token_budget
-                    )
-                    running[worker] = (index, trajectory, started)
-                    phase[worker] = "step"
-                    awaiting.append(worker)
-                    continue
-                obs, reward, terminated, truncated, info = pool.receive(worker)
-                turn = trajectory.turns[-1]
-                turn.observation, turn.reward = obs, float(reward)
-                turn.terminated, turn.truncated = bool(terminated), bool(truncated)
-                turn.info = jsonable(info)
-                turn.turn_rewards = dict(turn.info.get("turn_rewards") or {})
-                over_budget = token_budget is not None and trajectory.tokens_used > token_budget
-                if over_budget and not (terminated or truncated):
-                    turn.truncated = trajectory.token_budget_exceeded = True
-                if turn.terminated or turn.truncated:
-                    results[index] = trajectory
-                    agent.end_episode(spec.episode_id)
-                    del running[worker]
-                    if on_episode is not None:
-                        on_episode(trajectory, time.perf_counter() - started)
-                    start_next(worker)
-                else:
-                    awaiting.append(worker)
-            if awaiting:
-                _act(pool, agent, [(worker, running[worker][1]) for worker in awaiting])
-    return results  # type: ignore[return-value]
-
-
-def _act(pool: EnvPool, agent: Agent, batch: list[tuple[int, Trajectory]]) -> None:
-    """Ask the agent for the next action of every waiting episode at once, and send the steps."""
-    observations = [t.turns[-1].observation if t.turns else t.initial_observation for _, t in batch]
-    infos = [t.final_info for _, t in batch]
-    decisions = agent.act_batch(observations, infos, [t.episode_id for _, t in batch])
-    for (worker, trajectory), output in zip(batch, decisions, strict=True):
-        decision = _as_decision(output)
-        trajectory.turns.append(
-            Turn(
-                observation="",  # filled in when the step's answer arrives
-                action=decision.text,
-                reward=0.0,
-                terminated=False,
-                truncated=False,
-                info={},
-                prompt_token_ids=decision.prompt_token_ids,
-                response_token_ids=decision.response_token_ids,
-                response_logprobs=decision.response_logprobs,
-                agent_info=decision.info,
-                reply=_reply(decision),
-            )
-        )
-        pool.send_step(worker, decision.text)
+    return run_episodes(env_fn, specs, lambda spec: _SingleAgentEpisode(spec, agent, env_id, token_budget),
+                        num_workers=num_workers, in_process=in_process, info_keys=info_keys, on_episode=on_episode)

@@ -17,9 +17,10 @@ from agentgym.agents import RandomAgent
 from agentgym.ratings import RatingStore, format_ratings
 from agentgym.rollout import group_specs
 
-from agentgym.envs.multiagent import negotiation
-from agentgym.envs.multiagent.matches import play_games
-from agentgym.envs.multiagent.rollout import multiagent_rollout
+from agentgym.matches import play_games
+from agentgym.multiagent import multiagent_rollout
+
+from agentgym.envs import negotiation
 
 
 def main() -> None:

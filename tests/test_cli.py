@@ -56,7 +56,7 @@ def test_bad_arguments_give_clear_messages(tmp_path, capsys):
 
 def test_competitive_leaderboard(tmp_path, capsys):
     db = str(tmp_path / "games.sqlite")
-    from agentgym.envs.multiagent.matches import main as play_main
+    from agentgym.matches import main as play_main
 
     assert play_main(["--agents", "expert", "random", "--games", "10", "--split", "test", "--db", db]) == 0
     capsys.readouterr()

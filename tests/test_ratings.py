@@ -7,8 +7,8 @@ import pytest
 from agentgym.agents import ExpertAgent, RandomAgent
 from agentgym.ratings import INITIAL_RATING, Match, RatingStore, elo, format_ratings
 
-from agentgym.envs.multiagent.matches import main, play_games
-from agentgym.envs.multiagent.negotiation import ScriptedNegotiator
+from agentgym.envs.negotiation import ScriptedNegotiator
+from agentgym.matches import main, play_games
 
 
 def _match(a, b, reward_a, reward_b, env_id="agentgym/Negotiation-v0"):

@@ -10,8 +10,9 @@ from agentgym.agents import ExpertAgent, RandomAgent
 from agentgym.rollout import group_specs
 from agentgym.trajectory import load_jsonl, save_jsonl
 
-from agentgym.envs.multiagent import instructor_executor, negotiation
-from agentgym.envs.multiagent.rollout import by_episode, multiagent_rollout
+from agentgym.multiagent import by_episode, multiagent_rollout
+
+from agentgym.envs import instructor_executor, negotiation
 
 NEGOTIATION = partial(negotiation.parallel_env, split="test")
 

@@ -9,8 +9,9 @@ from pettingzoo.test import api_test, parallel_api_test, render_test, seed_test
 from agentgym.agents import ExpertAgent
 from agentgym.testing import BAD_ACTIONS, check_env
 
-from agentgym.envs.multiagent import instructor_executor as ie
-from agentgym.envs.multiagent.base import TextObs
+from agentgym.turngame import TextObs
+
+from agentgym.envs import instructor_executor as ie
 
 ADVISORY = pytest.mark.filterwarnings("ignore::UserWarning")  # PettingZoo's advice for numeric envs
 TASK = "treasure_hunter/3000"

@@ -1,55 +1,44 @@
-"""Instructor–executor: a cooperative pair solves a text-game task; one knows the goal, the other acts.
-
-Env card
---------
-* **Ids**: ``agentgym/InstructorExecutor-v0`` (one seat with a scripted partner, a :class:`~agentgym.core.TextEnv`);
-  PettingZoo ``env()`` (AEC) and ``parallel_env()`` from this module, agents ``instructor`` and ``executor``.
-* **Engine**: any agentgym single-agent family made with ``gymnasium.make(task_env, split=...)``; the default is
-  ``agentgym/TextWorld-v0`` (the real TextWorld engine). ALFWorld works the same way once registered
-  (``task_env="agentgym/ALFWorld-v0"``); ``task_env_kwargs`` passes its options (a data dir, say).
-* **Tasks**: the engine's split (same task ids and definitions; the engine version names the protocol).
-* **Turns**: the instructor moves first. The instructor's action is a message (any text) and never reaches the
-  game; the executor's action is one game command, optionally followed by ``| <note to the instructor>``.
-  They alternate: message, command, message, command...
-* **Observations**: the instructor sees the goal and, after each command, the command and what the executor
-  saw; the executor sees the game's text with the goal removed (wherever the engine prints it) and the
-  instructor's latest message. The executor never sees the goal.
-* **Reward**: both agents get the engine's reward for each command (TextWorld: the score change), so both are
-  rewarded when the task is solved. ``won``/``score`` are the engine's, shared.
-* **Termination**: the engine's (won or lost). **Truncation**: ``max_turns`` moves (PettingZoo views: both
-  agents' moves, default 100; single-agent view: the learner's moves, default 50).
-* **info**: the standard keys per agent. Instructor: ``goal`` is the task, ``expert_action`` the engine's expert
-  command (what a perfect instructor relays), ``admissible_actions`` None (free text). Executor: ``goal`` None,
-  ``admissible_actions`` the engine's commands on its move (``[]`` while waiting), ``expert_action`` None (it
-  would reveal the goal). ``anchor_obs`` is the engine's state key (TextWorld: room and inventory); the
-  executor's, with the goal redacted, also holds the instructor's message it acts on. Under
-  ``info["instructorexecutor"]``: ``message`` (the instructor's latest message),
-  ``command`` and ``note`` (the executor's latest), and ``engine`` (the engine's own family info).
-* **Bad actions**: the common checks for both agents (the instructor's messages may span several lines); the
-  executor's commands then get the engine's own checks.
-
-Scripted partners: the instructor :class:`~agentgym.agents.ExpertAgent` relays ``info["expert_action"]``;
-:class:`FollowerExecutor` sends the instructor's message as its command. Together they are the expert pair.
-
-Version history: v0, initial release.
-"""
+"""The instructor–executor protocol as a :class:`~agentgym.turngame.TurnGame` over a single-agent engine
+(see the env card in :mod:`agentgym.envs.instructor_executor.env`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from agentgym.agents import Agent, ExpertAgent
-from agentgym.core import Transition
-from agentgym.error import InvalidArgumentError
-from agentgym.tasks import Task, TaskSplit
+from gymnasium.envs.registration import load_env_creator
 
-from agentgym.envs.multiagent.base import Outcome, SingleAgentView, TurnGame
-from agentgym.envs.multiagent.views import pettingzoo_constructors
+from agentgym.agents import Agent
+from agentgym.core import TextEnv, Transition
+from agentgym.error import InvalidArgumentError
+from agentgym.registration import FAMILIES, check_env_id, env_id
+from agentgym.tasks import Task, TaskSplit
+from agentgym.turngame import Outcome, TurnGame
 
 PROTOCOL_VERSION = 0
 AGENTS = ("instructor", "executor")
 FAMILY_KEY = "instructorexecutor"
+#: What ``task_env`` may be: a :class:`~agentgym.core.TextEnv` class or a factory with its keyword arguments
+#: (``split``, ``max_turns``, ``info_keys`` and the engine's own), or a registered agentgym id.
+EngineFactory = Callable[..., TextEnv]
+
+
+def engine_class(task_env: EngineFactory | str | None) -> tuple[EngineFactory, str]:
+    """The engine factory ``task_env`` names and a label for the engine version (``None``: TextWorld). An id is
+    resolved to its registered entry point, so families never import each other and ``gym.make``'s wrappers
+    (order enforcing, the passive checker) stay out of the game's inner engine."""
+    if task_env is None:
+        task_env = env_id("TextWorld")
+    if isinstance(task_env, str):
+        import agentgym  # noqa: F401  (registers the ids)
+        import gymnasium as gym
+
+        return load_env_creator(gym.spec(check_env_id(task_env)).entry_point), task_env
+    if not callable(task_env):
+        raise InvalidArgumentError(f"task_env must be a TextEnv class, a factory or an env id, got {task_env!r}")
+    family = getattr(task_env, "family", None)
+    label = env_id(family) if family in FAMILIES else getattr(task_env, "__qualname__", repr(task_env))
+    return task_env, label
 
 
 class FollowerExecutor(Agent):
@@ -69,9 +58,12 @@ class InstructorExecutorGame(TurnGame):
     Args:
         split: the engine's split.
         max_turns: cap on both agents' moves (``None``: no cap).
-        task_env: the engine's env id.
+        task_env: the engine: a :class:`~agentgym.core.TextEnv` class or factory, or a registered id
+            (:func:`engine_class`; ``None``: TextWorld).
         task_env_kwargs: extra constructor arguments of the engine.
         max_action_length: longer messages and commands are answered as invalid.
+        info_keys: which of the engine's costly info keys to compute (None: all); see
+            :meth:`~agentgym.turngame.TurnGame.set_info_keys`.
     """
 
     family = "InstructorExecutor"
@@ -82,24 +74,30 @@ class InstructorExecutorGame(TurnGame):
         self,
         split: str = "train",
         max_turns: int | None = 100,
-        task_env: str = "agentgym/TextWorld-v0",
+        task_env: EngineFactory | str | None = None,
         task_env_kwargs: Mapping[str, Any] | None = None,
         max_action_length: int = 4096,
+        info_keys: Collection[str] | None = None,
     ):
-        import gymnasium as gym
-
-        import agentgym  # noqa: F401  (registers the engine ids)
-
+        factory, label = engine_class(task_env)
         engine_turns = max_turns if max_turns is not None else 10**9
-        self._engine = gym.make(task_env, split=split, max_turns=engine_turns, **dict(task_env_kwargs or {}))
-        base = self._engine.unwrapped
-        self.engine_family = base.family.lower()
-        self.engine_version = f"{base.engine_version}; instructor-executor v{PROTOCOL_VERSION} over {task_env}"
-        super().__init__(TaskSplit(split, base.tasks.tasks, self.engine_version), max_turns=max_turns,
-                         max_action_length=max_action_length)
+        self._engine: TextEnv = factory(split=split, max_turns=engine_turns, **dict(task_env_kwargs or {}))
+        if not isinstance(self._engine, TextEnv):
+            raise InvalidArgumentError(f"task_env must build an agentgym TextEnv, got {type(self._engine).__name__}")
+        self.costly_info_keys = self._engine.costly_info_keys
+        self.engine_family = self._engine.family.lower()
+        self.engine_version = f"{self._engine.engine_version}; instructor-executor v{PROTOCOL_VERSION} over {label}"
+        super().__init__(TaskSplit(split, self._engine.tasks.tasks, self.engine_version), max_turns=max_turns,
+                         max_action_length=max_action_length, info_keys=info_keys)
         self._info: dict[str, Any] = {}
         self._seen = ""
         self._message = self._command = self._note = ""
+
+    def set_info_keys(self, keys: Collection[str] | None) -> None:
+        """As :meth:`TurnGame.set_info_keys`; the engine computes the same costly keys (the instructor's expert
+        move is the engine's, the executor's admissible commands are the engine's)."""
+        super().set_info_keys(keys)
+        self._engine.set_info_keys(None if keys is None else frozenset(keys) & self._engine.info_key_names)
 
     def _redact(self, text: str) -> str:
         goal = self._info.get("goal")
@@ -171,40 +169,3 @@ class InstructorExecutorGame(TurnGame):
 
     def _close_engine(self) -> None:
         self._engine.close()
-
-
-class InstructorExecutorEnv(SingleAgentView):
-    """``agentgym/InstructorExecutor-v0``: one seat of the pair with a scripted partner (see the env card).
-
-    Args:
-        split: the engine's split (``train``, ``valid``, ``test`` for TextWorld).
-        max_turns: cap on the learner's moves (truncation).
-        seat: ``instructor`` (the partner is :class:`FollowerExecutor`) or ``executor`` (the partner is the
-            expert instructor, :class:`~agentgym.agents.ExpertAgent`).
-        task_env: the engine's env id. task_env_kwargs: its extra constructor arguments.
-        max_action_length: longer actions are answered as invalid.
-        render_mode: ``None`` or ``"ansi"``.
-    """
-
-    family = "InstructorExecutor"
-
-    def __init__(
-        self,
-        split: str = "train",
-        max_turns: int = 50,
-        seat: str = "instructor",
-        task_env: str = "agentgym/TextWorld-v0",
-        task_env_kwargs: Mapping[str, Any] | None = None,
-        max_action_length: int = 4096,
-        render_mode: str | None = None,
-    ):
-        if seat not in AGENTS:
-            raise InvalidArgumentError(f"seat must be one of {list(AGENTS)}, got {seat!r}")
-        game = InstructorExecutorGame(split, 2 * max_turns + 1, task_env, task_env_kwargs, max_action_length)
-        game.max_turns = None  # the learner's turn limit (the TextEnv's) is the one that applies
-        partners = {"executor": FollowerExecutor()} if seat == "instructor" else {"instructor": ExpertAgent()}
-        super().__init__(game, seat, partners, max_turns=max_turns, render_mode=render_mode)
-
-
-#: The PettingZoo constructors: ``env(...)`` (AEC) and ``parallel_env(...)``, with InstructorExecutorGame's arguments.
-env, parallel_env = pettingzoo_constructors(InstructorExecutorGame)

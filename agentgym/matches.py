@@ -4,15 +4,18 @@
 game in the ``matches`` table of :mod:`agentgym.ratings` (Elo ratings are computed from it when shown).
 From the command line::
 
-    python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test
+    python -m agentgym.matches --agents expert random --games 100 --split test
+    python -m agentgym.matches --agents expert mypackage.agents:MyAgent openai:http://localhost:8000/v1#my-model
     agentgym leaderboard --competitive
 
-In Negotiation the ``expert`` agent (:class:`~agentgym.agents.ExpertAgent`) plays ``info["expert_action"]``, which
-is the scripted negotiator's move.
+``--agents`` takes every spec ``agentgym eval --agent`` takes (:func:`agentgym.agents.make_agent`: a registered
+name, a checkpoint or Hugging Face model folder, ``package.module:Class``, ``openai:BASE_URL#MODEL``), one JSON
+``--agent-kwargs`` for all of them. In Negotiation the ``expert`` agent (:class:`~agentgym.agents.ExpertAgent`)
+plays ``info["expert_action"]``, which is the scripted negotiator's move.
 
 Example:
     >>> from agentgym.agents import RandomAgent
-    >>> from agentgym.envs.multiagent.negotiation import ScriptedNegotiator
+    >>> from agentgym.envs.negotiation import ScriptedNegotiator
     >>> with RatingStore(":memory:") as store:
     ...     _ = play_games(store, "agentgym/Negotiation-v0", "test", [ScriptedNegotiator(), RandomAgent(0)],
     ...                    games=4, seed=0)
@@ -24,20 +27,21 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from collections.abc import Sequence
 from functools import partial
 
-from agentgym.agents import AGENTS, Agent, make_agent
+from agentgym.agents import Agent, make_agent
 from agentgym.error import InvalidArgumentError
+from agentgym.multiagent import multiagent_rollout
 from agentgym.ratings import Match, RatingStore
 from agentgym.rollout import EpisodeSpec
 from agentgym.store import DEFAULT_DB
 
-from agentgym.envs.multiagent.rollout import multiagent_rollout
-
-#: Competitive env ids -> their PettingZoo parallel constructors ("module:function").
-COMPETITIVE_ENVS = {"agentgym/Negotiation-v0": "agentgym.envs.multiagent.negotiation:parallel_env"}
+#: Competitive env ids -> their PettingZoo parallel constructors ("module:function"; strings, so the core
+#: imports no family).
+COMPETITIVE_ENVS = {"agentgym/Negotiation-v0": "agentgym.envs.negotiation:parallel_env"}
 
 
 def _constructor(env_id: str):
@@ -85,19 +89,30 @@ def play_games(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agentgym.envs.multiagent.matches", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m agentgym.matches", description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="agentgym/Negotiation-v0", choices=sorted(COMPETITIVE_ENVS))
-    parser.add_argument("--agents", nargs="+", default=["expert", "random"], choices=sorted(AGENTS))
+    parser.add_argument("--agents", nargs="+", default=["expert", "random"], metavar="SPEC",
+                        help="agents as for `agentgym eval --agent`: expert, random, a checkpoint or Hugging Face "
+                        "model folder, package.module:Class, openai:BASE_URL#MODEL")
+    parser.add_argument("--agent-kwargs", default="{}", help="JSON object of options for every agent (format, "
+                        "temperature, ...), as for `agentgym eval --agent-kwargs`")
     parser.add_argument("--split", default="test")
     parser.add_argument("--games", type=int, default=100, help="games per pair and seat assignment")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--db", default=DEFAULT_DB)
     args = parser.parse_args(argv)
-    agents = [make_agent(name, seed=args.seed) for name in args.agents]
-    with RatingStore(args.db) as store:
-        played = play_games(store, args.env, args.split, agents, games=args.games, seed=args.seed,
-                            num_workers=args.workers)
+    try:
+        kwargs = json.loads(args.agent_kwargs)
+        if not isinstance(kwargs, dict):
+            raise InvalidArgumentError(f"--agent-kwargs must be a JSON object, got {args.agent_kwargs!r}")
+        agents = [make_agent(spec, seed=args.seed, **kwargs) for spec in args.agents]
+        with RatingStore(args.db) as store:
+            played = play_games(store, args.env, args.split, agents, games=args.games, seed=args.seed,
+                                num_workers=args.workers)
+    except (InvalidArgumentError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{len(played)} games stored in {args.db}; `agentgym leaderboard --competitive --db {args.db}` shows the ratings")
     return 0
 

@@ -1,22 +1,27 @@
 """The multi-agent contract: a turn-based text game behind three views.
 
 A multi-agent family implements one :class:`TurnGame` (the rules: who moves, what each agent sees, what each
-agent is paid). The game is then served three ways, all driven by the same code here:
+agent is paid). The game is then served three ways, all driven by the same code:
 
-* :class:`~agentgym.envs.multiagent.views.TextAECEnv` — a PettingZoo ``AECEnv`` (agents step one at a time, ``agent_iter``/``last``);
-* :class:`~agentgym.envs.multiagent.views.TextParallelEnv` — a PettingZoo ``ParallelEnv``; the games are turn-based, so in each ``step`` only
-  the agent to move (``info["to_move"]``) acts and the others' actions are ignored (send anything or leave them
-  out of the dict);
-* :class:`SingleAgentView` — a :class:`~agentgym.core.TextEnv` (``agentgym/<Family>-v0``) where one seat is the
-  learner and scripted :class:`~agentgym.agents.Agent` s play the others.
+* :class:`~agentgym.multiagent.TextAECEnv` — a PettingZoo ``AECEnv`` (agents step one at a time,
+  ``agent_iter``/``last``);
+* :class:`~agentgym.multiagent.TextParallelEnv` — a PettingZoo ``ParallelEnv``; the games are turn-based, so in
+  each ``step`` only the agent to move (``info["to_move"]``) acts and the others' actions are ignored (send
+  anything or leave them out of the dict);
+* :class:`SingleAgentView` (this module) — a :class:`~agentgym.core.TextEnv` (``agentgym/<Family>-v0``) where one
+  seat is the learner and scripted :class:`~agentgym.agents.Agent` s play the others.
+
+Self-play rollouts over the parallel view (one trajectory per seat) are :func:`agentgym.multiagent.multiagent_rollout`,
+on the same scheduler as :func:`agentgym.rollout.rollout`; competitive round robins are :mod:`agentgym.matches`.
 
 Shared behaviour (the single-agent contract, per agent):
 
 * Observations and actions are text. In the PettingZoo views an observation is a :class:`TextObs`, a ``str``
   subclass that also carries the text space's ``dtype`` (PettingZoo's ``api_test`` compares dtypes).
 * Every agent's ``info`` has the standard keys (:data:`agentgym.core.INFO_KEYS`) from its own point of view, the
-  family's keys under ``info[family.lower()]``, plus ``agent_id`` (this agent) and ``to_move`` (the agent whose
-  move it is, ``None`` once the game is over). ``turn`` counts the moves of all agents so far.
+  family's keys under ``info[family.lower()]``, plus the declared keys ``agent_id`` (this agent) and ``to_move``
+  (the agent whose move it is, ``None`` once the game is over; :class:`~agentgym.core.StepInfo`). ``turn`` counts
+  the moves of all agents so far (in the single-agent view: the learner's moves).
 * Bad actions never raise: they go through :func:`agentgym.core.check_action` (empty, huge, control characters,
   surrogates, non-strings; a game's ``message_agents``, whose actions are messages, may break lines) and then
   the game's own checks; the agent is answered ``"Invalid action: ..."`` with
@@ -36,7 +41,8 @@ Shared behaviour (the single-agent contract, per agent):
   ``turn_based_aec_to_parallel(env())``, which handles turn-based games.
 
 Change logs:
-    v0: initial multi-agent contract.
+    v0: initial multi-agent contract. Issue 18: moved from ``agentgym.envs.multiagent.base`` into the core;
+    the seat env declares ``agent_id``/``to_move`` (``extra_info_keys``) instead of overriding ``_info``.
 """
 
 from __future__ import annotations
@@ -44,14 +50,14 @@ from __future__ import annotations
 import abc
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from agentgym.agents import Agent
-from agentgym.core import DEFAULT_MAX_ACTION_LENGTH, TextEnv, TextSpace, Transition, check_action
-from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded
+from agentgym.core import DEFAULT_MAX_ACTION_LENGTH, INFO_KEYS, TextEnv, TextSpace, Transition, check_action
+from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded, did_you_mean
 from agentgym.tasks import Task, TaskSplit
 from agentgym.trajectory import Decision
 
@@ -91,6 +97,8 @@ class TurnGame(abc.ABC):
         tasks: the split tasks are drawn from.
         max_turns: cap on the moves of all agents together (``None``: no cap).
         max_action_length: longer actions are answered as invalid.
+        info_keys: which of :attr:`costly_info_keys` each ``info`` carries (None: all), as for
+            :class:`~agentgym.core.TextEnv`; see :meth:`set_info_keys`.
     """
 
     family: ClassVar[str] = "base"
@@ -102,8 +110,12 @@ class TurnGame(abc.ABC):
     #: Whether the game's whole state is plain Python objects (``copy.deepcopy`` copies it correctly); then its
     #: single-agent view can be copied and offers ``clone_state()``. A game around another engine leaves it False.
     copyable: ClassVar[bool] = False
+    #: The standard info keys the game computes only when asked for (:attr:`TextEnv.costly_info_keys`); a game
+    #: around another engine takes that engine's.
+    costly_info_keys: frozenset[str] = frozenset()
 
-    def __init__(self, tasks: TaskSplit, *, max_turns: int | None, max_action_length: int = DEFAULT_MAX_ACTION_LENGTH):
+    def __init__(self, tasks: TaskSplit, *, max_turns: int | None, max_action_length: int = DEFAULT_MAX_ACTION_LENGTH,
+                 info_keys: Collection[str] | None = None):
         if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
             raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
         self.tasks = tasks
@@ -117,6 +129,9 @@ class TurnGame(abc.ABC):
         self.terminated = self.truncated = False
         #: Why the latest move was refused (``None``: it was played).
         self.last_refusal: str | None = None
+        self._costly_wanted = frozenset(self.costly_info_keys)
+        if info_keys is not None:
+            self.set_info_keys(info_keys)
 
     # ----------------------------------------------------------------- family hooks
     @abc.abstractmethod
@@ -138,6 +153,22 @@ class TurnGame(abc.ABC):
         """The fixed-length list of every move ``agent`` could ever make in this task, which
         ``info["action_mask"]`` is aligned with; None (the default) when moves are open text."""
         return None
+
+    # ----------------------------------------------------------------- info keys
+    @property
+    def info_key_names(self) -> frozenset[str]:
+        """Every top-level key an agent's ``info`` can hold."""
+        return frozenset(INFO_KEYS) | {"agent_id", "to_move", "action_mask", self.family.lower()}
+
+    def set_info_keys(self, keys: Collection[str] | None) -> None:
+        """Compute only these of :attr:`costly_info_keys` from the next ``info`` on (None: all); the others are
+        absent from every agent's ``info``. Unknown names raise, as in :meth:`TextEnv.set_info_keys`. The
+        PettingZoo views offer it too, so worker pools (``EnvPool(info_keys=...)``) apply an agent's keys."""
+        if keys is not None and (isinstance(keys, str) or set(keys) - self.info_key_names):
+            unknown = [keys] if isinstance(keys, str) else sorted(set(keys) - self.info_key_names)
+            raise InvalidArgumentError(f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
+                                       f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}")
+        self._costly_wanted = frozenset(self.costly_info_keys if keys is None else keys) & self.costly_info_keys
 
     # ----------------------------------------------------------------- driver
     @property
@@ -237,6 +268,8 @@ class TurnGame(abc.ABC):
             "to_move": self.to_move,
             self.family.lower(): copy.deepcopy(t.family_info),
         }
+        for key in self.costly_info_keys - self._costly_wanted:
+            del info[key]
         if mask is not None:
             info["action_mask"] = mask
         return info
@@ -260,6 +293,7 @@ class SingleAgentView(TextEnv):
 
     #: A partner whose moves the game refuses this many times in a row ends the episode (truncated).
     MAX_PARTNER_TRIES = 50
+    extra_info_keys = ("agent_id", "to_move")
 
     def __init__(
         self,
@@ -269,6 +303,7 @@ class SingleAgentView(TextEnv):
         *,
         max_turns: int,
         render_mode: str | None = None,
+        info_keys: Collection[str] | None = None,
     ):
         if seat not in game.possible_agents:
             raise InvalidArgumentError(f"seat must be one of {list(game.possible_agents)}, got {seat!r}")
@@ -276,8 +311,10 @@ class SingleAgentView(TextEnv):
         self.seat = seat
         self.partners = dict(partners)
         self.engine_version = game.engine_version
+        # the learner's info leaves out what it did not ask for; the game computes it anyway for the partners
+        self.costly_info_keys = game.costly_info_keys
         super().__init__(game.tasks, max_turns=max_turns, max_action_length=game.max_action_length,
-                         render_mode=render_mode)
+                         render_mode=render_mode, info_keys=info_keys)
         self._episode = ""
 
     def step(self, action: str):
@@ -329,14 +366,8 @@ class SingleAgentView(TextEnv):
 
     def _learner_transition(self) -> Transition:
         transition = self.game.transition(self.seat)
-        return dataclasses.replace(transition, terminated=self.game.over)
-
-    def _info(self, transition: Transition):
-        info = super()._info(transition)
-        info[self.family.lower()] = copy.deepcopy(transition.family_info)  # nothing shared between steps
-        info["agent_id"] = self.seat
-        info["to_move"] = self.game.to_move
-        return info
+        return dataclasses.replace(transition, terminated=self.game.over,
+                                   extra_info={"agent_id": self.seat, "to_move": self.game.to_move})
 
     def _close_engine(self) -> None:
         self.game.close()

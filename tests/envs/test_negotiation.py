@@ -11,10 +11,14 @@ from agentgym.agents import RandomAgent
 from agentgym.ratings import RatingStore
 from agentgym.testing import BAD_ACTIONS, check_env
 
-from agentgym.envs.multiagent import negotiation
-from agentgym.envs.multiagent.base import TextObs
-from agentgym.envs.multiagent.matches import play_games
-from agentgym.envs.multiagent.negotiation import ScriptedNegotiator, make_pool, parse_move, split_tasks
+from agentgym.matches import play_games
+from agentgym.turngame import TextObs
+
+from agentgym.envs import negotiation
+from agentgym.envs.negotiation.game import other_agent
+from agentgym.envs.negotiation.moves import OFFER_KEEPS, offer_text, parse_move
+from agentgym.envs.negotiation.scripted import ScriptedNegotiator
+from agentgym.envs.negotiation.tasks import MAX_OFFERS, make_pool, split_tasks
 
 # PettingZoo's advice for numeric envs (Box/Discrete spaces, numpy observations, "player_0"-style names)
 ADVISORY = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -50,7 +54,7 @@ def test_deal_pays_each_agent_its_own_value_of_its_share():
     definition = split_tasks("test")[0].definition
     items, counts, values = definition["items"], definition["counts"], definition["values"]
     keeps = [counts[0], 0, 1]
-    env.step(negotiation.offer_text(items, keeps) + " | take it")
+    env.step(offer_text(items, keeps) + " | take it")
     obs, _, _, _, info = env.last()
     assert env.agent_selection == "player_1" and isinstance(obs, TextObs)
     assert 'player_0 says: "take it"' in obs and info["negotiation"]["message"] == "take it"
@@ -65,7 +69,7 @@ def test_deal_pays_each_agent_its_own_value_of_its_share():
     for agent in ("player_0", "player_1"):
         assert env._cumulative_rewards[agent] == expected[agent]
         assert env.infos[agent]["score"] == expected[agent] / 10
-        assert env.infos[agent]["won"] == (expected[agent] > expected[negotiation._other(agent)])
+        assert env.infos[agent]["won"] == (expected[agent] > expected[other_agent(agent)])
         assert env.infos[agent]["negotiation"]["deal"] == {"player_0": keeps, "player_1": gives}
     env.close()
 
@@ -104,7 +108,7 @@ def test_invalid_offers_are_answered_clearly_and_the_agent_keeps_the_move(move, 
 
 def test_counter_offer_after_the_last_offer_is_refused():
     env = _game()
-    for _ in range(negotiation.MAX_OFFERS):
+    for _ in range(MAX_OFFERS):
         env.step(env.infos[env.agent_selection]["admissible_actions"][0])
     info = env.infos[env.agent_selection]
     assert info["admissible_actions"] == ["accept", "walk away"] and info["negotiation"]["offers_left"] == 0
@@ -272,7 +276,7 @@ def test_action_mask_is_aligned_with_the_move_list_and_samples_legal_moves():
     info = env.infos["player_0"]
     moves = env.game.move_list("player_0")
     mask = info["action_mask"]
-    assert mask.dtype == np.int8 and mask.shape == (len(negotiation.OFFER_KEEPS) + 2,) == (len(moves),)
+    assert mask.dtype == np.int8 and mask.shape == (len(OFFER_KEEPS) + 2,) == (len(moves),)
     assert sorted(m for m, on in zip(moves, mask) if on) == sorted(info["admissible_actions"])
     assert not mask[moves.index("accept")] and mask[moves.index("walk away")]  # nothing on the table yet
     assert not env.infos["player_1"]["action_mask"].any()  # not its move

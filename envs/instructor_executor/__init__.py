@@ -1,0 +1,8 @@
+"""Instructor–executor (cooperative, two seats over a single-agent engine): the single-agent view
+``agentgym/InstructorExecutor-v0`` and the PettingZoo ``env()`` (AEC) / ``parallel_env()`` constructors; the env
+card is in :mod:`agentgym.envs.instructor_executor.env`."""
+
+from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
+from agentgym.envs.instructor_executor.game import FollowerExecutor, InstructorExecutorGame
+
+__all__ = ["FollowerExecutor", "InstructorExecutorEnv", "InstructorExecutorGame", "env", "parallel_env"]
