@@ -14,7 +14,7 @@ trainable tokens, 0 elsewhere.
 
 Example:
     >>> broadcast_to_tokens([2.0, -1.0], turn_index=[-1, 0, 0, 1, 1], loss_mask=[0, 1, 1, 0, 1]).tolist()
-    [0.0, 2.0, 2.0, 0.0, -1.0]
+    [0.0, 2.0, 2.0, -0.0, -1.0]
 """
 
 from __future__ import annotations

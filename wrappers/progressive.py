@@ -35,7 +35,7 @@ Example:
     >>> from agentgym.wrappers.progressive import well_formed
     >>> well_formed("open the chest"), well_formed('{"name": "search"}'), well_formed("<action>")
     (True, True, False)
-    >>> well_formed("The chest is locked.\nAction: take key")
+    >>> well_formed("The chest is locked.\\nAction: take key")
     True
 
 Change logs:
