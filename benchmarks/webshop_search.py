@@ -24,7 +24,7 @@ clock = time.process_time
 
 
 def measure_size(num_products: int, queries: int) -> dict[str, float]:
-    from agentgym.envs.webshop.catalog import generated_catalog
+    from agentgym.envs.webshop.tasks import generated_catalog
     from agentgym.envs.webshop.search import SearchEngine
 
     start = clock()

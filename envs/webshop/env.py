@@ -4,8 +4,9 @@ Env card
 --------
 * **Id**: ``agentgym/WebShop-v0``
 * **Engine**: a reimplementation of WebShop (Yao et al., 2022) from its documented behaviour
-  (``specs/webshop.md``; no upstream code, templates or data): pages and transitions in
-  :mod:`.shop`, BM25 search with ``bm25s`` (Lucene scoring, k1=0.9, b=0.4) in :mod:`.search`, the
+  (``specs/webshop.md``; no upstream code, templates or data): the page model and transitions in
+  :mod:`.engine`, their rendering in :mod:`.pages`, goals and splits in :mod:`.tasks`, products in
+  :mod:`.catalog`, BM25 search with ``bm25s`` (Lucene scoring, k1=0.9, b=0.4) in :mod:`.search`, the
   reward in :mod:`.reward`, an HTML server in :mod:`.server`.
 * **Tasks**: goals (an instruction naming attributes, options and a price cap, plus the target product)
   shuffled with seed 233 and split by index as upstream: ``test`` = goals 0-499, ``valid`` (upstream
@@ -62,9 +63,11 @@ from agentgym.core import TextEnv, Transition
 from agentgym.error import InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.webshop.catalog import SPLIT_RANGES, Catalog, generated_catalog, user_catalog
+from agentgym.envs.webshop.catalog import Catalog
+from agentgym.envs.webshop.engine import Shop, State, parse_action
+from agentgym.envs.webshop.pages import Urls, html_page, react_page, text_page
 from agentgym.envs.webshop.search import SearchEngine
-from agentgym.envs.webshop.shop import Shop, State, Urls, parse_action
+from agentgym.envs.webshop.tasks import SPLIT_RANGES, generated_catalog, split_goals, user_catalog
 
 #: Bump when the shop's pages, transitions or reward change.
 ENGINE_VERSION = 1
@@ -126,7 +129,7 @@ class WebShopEnv(TextEnv):
             if data_dir is not None
             else generated_catalog(catalog_seed, num_products)
         )
-        goals = catalog.split_goals(split)
+        goals = split_goals(catalog, split)
         if not goals:
             start, _ = SPLIT_RANGES[split]
             raise InvalidArgumentError(
@@ -217,10 +220,10 @@ class WebShopEnv(TextEnv):
     def _observation(self) -> str:
         instruction = self._goal_record["instruction_text"]
         if self.observation_mode == "react":
-            return self.shop.render_react(self._state, instruction)
+            return react_page(self.shop, self._state, instruction)
         if self.observation_mode == "html":
-            return self.shop.render_html(self._state, instruction, self._task.task_id)
-        return self.shop.render_text(self._state, instruction)
+            return html_page(self.shop, self._state, instruction, self._task.task_id)
+        return text_page(self.shop, self._state, instruction)
 
     def _admissible(self) -> list[str]:
         if self._state.page == "done":

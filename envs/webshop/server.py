@@ -32,7 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from agentgym.envs.webshop.shop import Shop, State, Urls
+from agentgym.envs.webshop.engine import Shop, State
+from agentgym.envs.webshop.pages import Urls, html_page
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class ShopServer:
             state = State(page="done", asin=asin, options=options, reward=reward, reward_parts=parts_)
         else:
             raise _NotFound(f"no page at {path!r}")
-        return shop.render_html(state, self.goal(args[0])["instruction_text"], args[0])
+        return html_page(shop, state, self.goal(args[0])["instruction_text"], args[0])
 
     def _asin(self, asin: str) -> str:
         asin = asin.upper()
@@ -212,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the embedded catalog (or a data directory) until interrupted."""
-    from agentgym.envs.webshop.catalog import generated_catalog, user_catalog
+    from agentgym.envs.webshop.tasks import generated_catalog, user_catalog
     from agentgym.envs.webshop.search import SearchEngine
 
     parser = argparse.ArgumentParser(description="WebShop's HTML mode on 127.0.0.1")

@@ -13,8 +13,10 @@ import gymnasium as gym
 import pytest
 
 import agentgym  # noqa: F401
-from agentgym.envs.webshop import catalog as catalog_mod
-from agentgym.envs.webshop.catalog import Catalog, clean_products, generate_raw, synthetic_goals
+from agentgym.envs.webshop import tasks as tasks_mod
+from agentgym.envs.webshop.catalog import Catalog, generate_raw
+from agentgym.envs.webshop.pages import react_page
+from agentgym.envs.webshop.tasks import clean_products, split_goals, synthetic_goals
 from agentgym.envs.webshop.reward import compute_reward, normalize_color, token_set_ratio, type_reward
 from agentgym.envs.webshop.search import B, K1, SearchEngine
 from agentgym.error import InvalidArgumentError, TaskFileError
@@ -59,11 +61,11 @@ def test_default_catalog_size_categories_and_splits(env):
     assert len({p["category"] for p in catalog.products}) >= 5
     assert sum(bool(p["options"]) for p in catalog.products) > 5_000
     assert all(p["name_nouns"] and p["BulletPoints"] and p["Description"] for p in catalog.products)
-    sizes = {split: len(catalog.split_goals(split)) for split in ("test", "valid", "train")}
+    sizes = {split: len(split_goals(catalog, split)) for split in ("test", "valid", "train")}
     assert sizes["test"] == 500 and sizes["valid"] == 1000 and sizes["train"] == len(catalog.goals) - 1500
     assert env.unwrapped.task_ids[:2] == ["fixed_0", "fixed_1"] and env.unwrapped.task_ids[-1] == "fixed_499"
     goal = catalog.goals[0]
-    assert goal["instruction_text"].endswith("dollars") or goal["price_upper"] == catalog_mod.NO_PRICE_CAP
+    assert goal["instruction_text"].endswith("dollars") or goal["price_upper"] == tasks_mod.NO_PRICE_CAP
     assert catalog.by_asin[goal["asin"]]["Price"] <= goal["price_upper"]
 
 
@@ -354,7 +356,7 @@ def test_react_observation_mode():
     value = info["expert_action"][len("click[") : -1]
     obs, _, _, _, info = env.step(info["expert_action"])
     assert obs == f"You have clicked {value}."
-    page = env.unwrapped.shop.render_react(env.unwrapped._state, "")
+    page = react_page(env.unwrapped.shop, env.unwrapped._state, "")
     assert f"[[{value}]]" in page
     while info["expert_action"]:
         obs, reward, terminated, _, info = env.step(info["expert_action"])

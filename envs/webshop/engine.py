@@ -1,4 +1,4 @@
-"""WebShop's pages and state machine, one page model rendered three ways (text, ReAct-style, HTML).
+"""WebShop's engine: the page model, the state machine, the reward and the oracle (rendering: :mod:`.pages`).
 
 Pages: ``index`` (search bar), ``results`` (10 of at most 50 hits per page), ``item`` (options, title,
 price, sub-page buttons, Buy Now), ``sub`` (Description, Features, Reviews, Attributes) and ``done``.
@@ -16,14 +16,11 @@ else is a no-op. The transitions follow upstream's:
 from __future__ import annotations
 
 import dataclasses
-import html
 import importlib.util
-import json
 import random
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from agentgym.envs.webshop.catalog import Catalog
 from agentgym.envs.webshop.reward import compute_reward, goal_option_values, normalize_color, token_set_ratio
@@ -160,6 +157,18 @@ class Shop:
     def has_search_bar(self, state: State) -> bool:
         return state.page == "index"
 
+    def react_clickables(self, state: State) -> list[str]:
+        """Click targets the ReAct-style page offers (no paging; the products it shows)."""
+        shown = {a.lower() for a in self.page_hits(state)[:REACT_PRODUCTS]}
+        out = []
+        for key, el in self.clickables(state).items():
+            if state.page == "results" and (
+                el.text in (NEXT_PAGE, PREV_PAGE) or (el.kind == "product" and key not in shown)
+            ):
+                continue
+            out.append(key)
+        return out
+
     # ------------------------------------------------------------------ transitions
     def step(
         self, state: State, action: str, goal: Mapping[str, Any], rng: random.Random
@@ -288,146 +297,6 @@ class Shop:
                 return f"click[{value}]"
         return f"click[{BUY_NOW.lower()}]"
 
-    # ------------------------------------------------------------------ renderers
-    def render_text(self, state: State, instruction: str) -> str:
-        """Upstream's ``text`` observation: the visible strings joined by `` [SEP] ``."""
-        return " [SEP] ".join(el.text.strip() for el in self.elements(state, instruction) if el.text.strip())
-
-    def render_react(self, state: State, instruction: str) -> str:
-        """The ReAct-style observation: ``[button]`` links, ``[[value]]`` for chosen options, 3 products."""
-        if state.page == "done":
-            return f"Your score (min 0.0, max 1.0): {state.reward}"
-        elements = self.elements(state, instruction)
-        if state.page != "index":
-            elements = elements[2:]  # the instruction is shown once, on the search page
-        shown = set(self.page_hits(state)[:REACT_PRODUCTS])
-        lines: list[str] = []
-        index = 0
-        while index < len(elements):
-            el = elements[index]
-            index += 1
-            if el.kind == "product" and el.text not in shown:
-                index += 2  # its title and price
-            elif el.kind == "button" and state.page == "results" and el.text in (NEXT_PAGE, PREV_PAGE):
-                continue
-            elif el.kind in ("button", "search", "product"):
-                lines.append(f"[{el.text}]")
-            elif el.kind == "option":
-                lines[-1] += f" [[{el.text}]]" if state.options.get(el.name) == el.text else f" [{el.text}]"
-            else:
-                lines.append(el.text)
-        return " \n".join(lines)
-
-    def react_clickables(self, state: State) -> list[str]:
-        """Click targets the ReAct-style page offers (no paging; the products it shows)."""
-        shown = {a.lower() for a in self.page_hits(state)[:REACT_PRODUCTS]}
-        out = []
-        for key, el in self.clickables(state).items():
-            if state.page == "results" and (
-                el.text in (NEXT_PAGE, PREV_PAGE) or (el.kind == "product" and key not in shown)
-            ):
-                continue
-            out.append(key)
-        return out
-
-    def render_html(self, state: State, instruction: str, session: str, score_note: str = "") -> str:
-        """A self-contained page (no scripts, no external resources) with upstream's URL scheme."""
-        urls = Urls(session, state)
-        body: list[str] = []
-        items = self.elements(state, instruction)
-        for el in items:
-            text = html.escape(el.text)
-            if el.kind == "search":
-                body.append(
-                    f'<form method="post" action="{urls.index()}"><input id="search_input" '
-                    f'name="search_query" type="text" autofocus> <button class="btn" id="search-button" '
-                    f'type="submit">{text}</button></form>'
-                )
-            elif el.kind == "button":
-                body.append(
-                    f'<a class="btn" id="btn-{_slug(el.text)}" href="{html.escape(urls.button(el.text))}">{text}</a>'
-                )
-            elif el.kind == "product":
-                body.append(
-                    f'<div class="product"><a class="product-link" href="{html.escape(urls.item(el.text, {}))}">{text}</a>'
-                )
-            elif el.kind == "option":
-                chosen = state.options.get(el.name) == el.text
-                href = html.escape(urls.item(state.asin, {**state.options, el.name: el.text}))
-                body.append(
-                    f'<a class="option{" selected" if chosen else ""}" name="{html.escape(el.name)}" '
-                    f'value="{text}" href="{href}">{"&#9673; " if chosen else "&#9675; "}{text}</a>'
-                )
-            elif el.text == "Instruction:":
-                body.append(f'<div class="instruction"><b>{text}</b>')
-            elif el.text == instruction and el.kind == "text":
-                body.append(f'<span id="instruction-text">{text}</span></div>')
-            elif state.page == "done" and el.text == f"{state.reward}":
-                body.append(f'<p id="reward">{text}</p>')
-            else:
-                body.append(f"<p>{text}</p>")
-            if el.kind == "text" and state.page == "results" and el.text.startswith("$"):
-                body.append("</div>")
-        return _PAGE.format(title=html.escape(f"WebShop - {state.page}"), body="\n".join(body) + score_note)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-class Urls:
-    """Upstream's URL scheme for one session and state."""
-
-    def __init__(self, session: str, state: State):
-        self.session, self.state = quote(session, safe=""), state
-        self.keywords = quote(" ".join(state.keywords) or "-", safe="")
-
-    def index(self) -> str:
-        return f"/{self.session}"
-
-    def page(self) -> str:
-        """The path of the state's own page."""
-        state = self.state
-        if state.page == "results":
-            return self.results(state.page_num)
-        if state.page == "item":
-            return self.item(state.asin, state.options)
-        if state.page == "sub":
-            return self.button(state.sub_page or "")
-        if state.page == "done":
-            return self.button(BUY_NOW)
-        return self.index()
-
-    def results(self, page: int) -> str:
-        return f"/search_results/{self.session}/{self.keywords}/{page}"
-
-    def item(self, asin: str | None, options: Mapping[str, str]) -> str:
-        return f"/item_page/{self.session}/{asin}/{self.keywords}/{self.state.page_num}/{_options(options)}"
-
-    def button(self, label: str) -> str:
-        state = self.state
-        if label == BACK_TO_SEARCH:
-            return self.index()
-        if label == NEXT_PAGE:
-            return self.results(state.page_num + 1)
-        if label == PREV_PAGE:
-            if state.page == "results":
-                return self.results(state.page_num - 1)
-            if state.page == "sub":
-                return self.item(state.asin, state.options)
-            return self.results(state.page_num)
-        if label == BUY_NOW:
-            return f"/done/{self.session}/{state.asin}/{_options(state.options)}"
-        return (
-            f"/item_sub_page/{self.session}/{state.asin}/{self.keywords}/{state.page_num}/"
-            f"{quote(label, safe='')}/{_options(state.options)}"
-        )
-
-
-def _options(options: Mapping[str, str]) -> str:
-    return quote(json.dumps(dict(options), sort_keys=True), safe="")
-
-
 def _tagged_nouns(title: str) -> list[str]:
     tagger = _spacy_tagger()
     if tagger is not None:
@@ -463,22 +332,3 @@ _NOT_NOUNS = frozenset(
     "premium quality high best large small medium extra soft long short lightweight portable wireless "
     "waterproof durable compatible adjustable natural organic free non compact easy".split()
 )
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 960px; margin: 1em auto; padding: 0 1em; color: #222; }}
-.btn {{ display: inline-block; margin: .2em .3em; padding: .3em .8em; border: 1px solid #888; border-radius: 4px;
-        background: #f3f3f3; color: #111; text-decoration: none; cursor: pointer; font-size: 1em; }}
-.product {{ border-bottom: 1px solid #ddd; padding: .4em 0; }}
-.product-link {{ font-weight: bold; }}
-.option {{ display: inline-block; margin: .2em; padding: .2em .6em; border: 1px solid #aaa; border-radius: 12px;
-           text-decoration: none; color: #111; }}
-.option.selected {{ background: #ffd27f; border-color: #d08a00; }}
-.instruction {{ background: #eef5ff; padding: .5em; margin-bottom: .5em; }}
-#reward {{ font-size: 2em; font-weight: bold; }}
-</style></head>
-<body>
-{body}
-</body></html>
-"""
