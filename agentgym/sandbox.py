@@ -8,6 +8,8 @@ Every command runs under ``bwrap`` (Debian package ``bubblewrap``) with:
   read-only where they live under any of these);
 * **one writable tree**: the work dir, bind-mounted at :attr:`Sandbox.mount_point` (``/tmp/repo``), plus
   a small private ``/tmp`` tmpfs and any extra ``writable`` binds the caller names;
+* **a minimal /dev** (null, zero, random, tty, ...) plus the host device nodes the caller names
+  (``devices=``, e.g. the NVIDIA devices for GPU work);
 * **an unprivileged uid**: as root, bwrap runs without a user namespace and the command is started
   through ``setpriv`` as a uid of its own (:func:`default_uid`, no capabilities, ``no_new_privs``), so
   ``RLIMIT_NPROC`` is enforced (it is not for root); as a normal user, bwrap's user namespace keeps the
@@ -33,6 +35,10 @@ itself cannot run (bwrap missing, a mount failing) :class:`SandboxError` (an
 :class:`~agentgym.error.EngineFault`) is raised; :meth:`SandboxResult.raise_if_killed` raises
 :class:`SandboxKilled` for callers (graders) that treat a killed command as a fault.
 
+Layout: this module runs commands and reads their output (:class:`Sandbox`, :class:`SandboxResult`);
+:mod:`agentgym.sandbox_bwrap` builds the bwrap command line and picks the uid; :mod:`agentgym.sandbox_limits`
+holds :class:`Limits`, the rlimits and the aggregate-limit watchdog. Import everything from here.
+
 Example:
     >>> from agentgym.sandbox import Sandbox                          # doctest: +SKIP
     >>> box = Sandbox("/tmp/work")                                    # doctest: +SKIP
@@ -43,15 +49,14 @@ Change logs:
     v0: initial sandbox.
     v1: aggregate memory and work-dir size limits (watchdog), ``pass_fds``, timeouts described by
         their limit (not the measured duration, so observations repeat).
+    v2: ``devices=`` binds host device nodes (KernelGym's GPU evaluation subclassed the sandbox for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import resource
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -61,15 +66,32 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
+from agentgym.sandbox_bwrap import (
+    HIDDEN,
+    MOUNT_POINT,
+    bwrap_path,
+    check_devices,
+    command_line,
+    default_uid,
+    give_to,
+    interpreter_paths,
+)
+from agentgym.sandbox_limits import (
+    ENTRY_BYTES,
+    POLL_SECONDS,
+    Limits,
+    Watchdog,
+    apply_rlimits,
+    process_memory,
+    process_tree,
+    tree_usage,
+    user_process_count,
+)
 
-#: Folders hidden behind an empty tmpfs inside the sandbox (secrets live there).
-HIDDEN = ("/root", "/home")
-#: Where the work dir appears inside the sandbox.
-MOUNT_POINT = "/tmp/repo"
-#: How often the watchdog of the aggregate limits polls (seconds); a slow poll stretches the interval.
-POLL_SECONDS = 0.1
-#: Smallest size an entry of the work dir counts for (a block), so a million empty files are not free.
-ENTRY_BYTES = 4096
+__all__ = ["ENTRY_BYTES", "HIDDEN", "MOUNT_POINT", "POLL_SECONDS", "Limits", "Sandbox", "SandboxError",
+           "SandboxKilled", "SandboxResult", "available", "bwrap_path", "default_uid", "interpreter_paths",
+           "process_memory", "process_tree", "tree_usage"]
+
 #: Signals a limit sends, and what to tell the agent.
 _SIGNAL_REASONS = {
     signal.SIGXCPU: "CPU time limit exceeded",
@@ -86,44 +108,6 @@ class SandboxError(EngineFault):
 
 class SandboxKilled(SandboxError):
     """A sandboxed command was killed by a limit (timeout, CPU, memory) where the caller needed it to finish."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Resource limits of one sandboxed command.
-
-    Attributes:
-        wall_seconds: wall-clock timeout; the whole process tree is killed after it.
-        cpu_seconds: CPU time per process (``RLIMIT_CPU``; SIGXCPU, then SIGKILL one second later).
-        memory_bytes: address space per process (``RLIMIT_AS``): allocations beyond it fail.
-        processes: processes and threads of the sandbox uid (``RLIMIT_NPROC``).
-        file_bytes: largest file a command may write (``RLIMIT_FSIZE``).
-        tmpfs_bytes: size of the private ``/tmp``.
-        output_bytes: captured output kept (half from the start, half from the end).
-        total_memory_bytes: memory of all the command's processes together (sum of PSS), or ``None``
-            for no aggregate cap; exceeding it kills the command (``exceeded="memory"``).
-        disk_bytes: size of the work dir (apparent size, every entry at least :data:`ENTRY_BYTES`), or
-            ``None`` for no quota; exceeding it kills the command (``exceeded="disk"``). It is also
-            checked once after the command ends, so a write faster than one poll is still reported.
-    """
-
-    wall_seconds: float = 60.0
-    cpu_seconds: int = 60
-    memory_bytes: int = 2 << 30
-    processes: int = 64
-    file_bytes: int = 64 << 20
-    tmpfs_bytes: int = 256 << 20
-    output_bytes: int = 1 << 20
-    total_memory_bytes: int | None = None
-    disk_bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None and field.name in ("total_memory_bytes", "disk_bytes"):
-                continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise InvalidArgumentError(f"Limits.{field.name} must be a positive number, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,11 +147,6 @@ class SandboxResult:
         return self
 
 
-def bwrap_path() -> str | None:
-    """The bwrap executable, or ``None`` when bubblewrap is not installed."""
-    return shutil.which("bwrap")
-
-
 def available() -> bool:
     """Whether sandboxed commands can run here (bwrap installed and namespaces allowed)."""
     return _probe()
@@ -189,138 +168,32 @@ def _probe() -> bool:
     return _PROBED["ok"]
 
 
-def default_uid() -> int:
-    """The uid sandboxed commands run as when the caller is root: one per host process.
+class _Output:
+    """The captured output of one command: the first half of ``limit`` bytes and the last half."""
 
-    A uid of its own per process keeps ``RLIMIT_NPROC`` (counted per uid) from letting a fork bomb in
-    one sandbox starve another process's sandboxes. The uid has no passwd entry and owns nothing else.
-    """
-    return 200_000 + os.getpid() % 100_000
+    def __init__(self, limit: int):
+        self.half = int(limit) // 2
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
 
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.head) < self.half:
+            take = self.half - len(self.head)
+            self.head += chunk[:take]
+            chunk = chunk[take:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > 2 * self.half:
+                del self.tail[: len(self.tail) - self.half]
 
-def _user_process_count(uid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += 1
-            except OSError:
-                pass
-    return count
-
-
-def tree_usage(path: str | os.PathLike, stop_above: int | None = None) -> int:
-    """Apparent size of a folder tree in bytes, every entry counted as at least :data:`ENTRY_BYTES`.
-
-    Symlinks are not followed; entries that vanish while walking are skipped. With ``stop_above`` the
-    walk stops as soon as the total exceeds it (the quota check does not need the exact excess).
-    """
-    total, stack = 0, [os.fspath(path)]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                total += max(st.st_size, ENTRY_BYTES)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                if stop_above is not None and total > stop_above:
-                    return total
-    return total
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants (host pids), from ``/proc``; orphans inside a bwrap pid
-    namespace are re-parented to its init, itself a descendant, so they are found too."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(children.get(pid, ()))
-    return out
-
-
-def process_memory(pid: int) -> int:
-    """A process's proportional set size in bytes (shared pages split among their users); its RSS where
-    ``smaps_rollup`` is unreadable; 0 when it has exited."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as handle:
-            return int(handle.read().split()[1]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class _Watchdog:
-    """Polls the aggregate limits of one running command (see the module docstring)."""
-
-    def __init__(self, pid: int, limits: Limits, workdir: Path):
-        self.pid, self.limits, self.workdir = pid, limits, workdir
-        self.active = limits.total_memory_bytes is not None or limits.disk_bytes is not None
-        self.interval = POLL_SECONDS
-        self.due = time.monotonic()
-
-    def poll(self, final: bool = False) -> tuple[str, str] | None:
-        """``(limit, reason)`` when a limit is exceeded, else ``None``; polls only when due (or final)."""
-        now = time.monotonic()
-        if not self.active or (not final and now < self.due):
-            return None
-        found = None
-        if self.limits.total_memory_bytes is not None and not final:
-            used = sum(process_memory(pid) for pid in process_tree(self.pid))
-            if used > self.limits.total_memory_bytes:
-                found = ("memory", f"memory limit exceeded: its processes used {used >> 20} MiB together "
-                                   f"(limit {self.limits.total_memory_bytes >> 20} MiB)")
-        if found is None and self.limits.disk_bytes is not None:
-            used = tree_usage(self.workdir, stop_above=self.limits.disk_bytes)
-            if used > self.limits.disk_bytes:
-                found = ("disk", f"disk quota exceeded: the working tree grew past "
-                                 f"{self.limits.disk_bytes >> 20} MiB")
-        spent = time.monotonic() - now
-        self.interval = max(POLL_SECONDS, 10 * spent)  # a slow poll must not eat the command's CPU
-        self.due = time.monotonic() + self.interval
-        return found
-
-
-def interpreter_paths(python: str | os.PathLike | None = None) -> list[str]:
-    """Folders a Python interpreter needs (its prefixes and the real executable's folder)."""
-    python = str(python or sys.executable)
-    if os.path.realpath(python) == os.path.realpath(sys.executable) or python == sys.executable:
-        paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    else:
-        try:
-            out = subprocess.run(
-                [python, "-c", "import sys,os;print(sys.prefix);print(sys.base_prefix);"
-                 "print(os.path.dirname(os.path.realpath(sys.executable)))"],
-                capture_output=True, text=True, timeout=60, check=True,
-            ).stdout.split("\n")
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise InvalidArgumentError(f"cannot run the Python interpreter {python!r}: {exc}") from exc
-        paths = {line for line in out if line}
-        paths.add(os.path.dirname(os.path.realpath(python)))
-    return sorted(paths)
+    def text(self) -> tuple[str, bool]:
+        """The output decoded (a marker where the middle was cut) and whether it was cut."""
+        tail = self.tail[-self.half:] if self.half else bytearray()
+        cut = self.total - len(self.head) - len(tail)
+        output = self.head.decode("utf-8", "replace")
+        if cut > 0:
+            output += f"\n[... {cut} bytes of output cut ...]\n"
+        return output + tail.decode("utf-8", "replace"), cut > 0
 
 
 class Sandbox:
@@ -335,6 +208,7 @@ class Sandbox:
             ``/home``); the running interpreter's folders are always included.
         env: environment variables of every command (on top of a minimal PATH/HOME/LANG set).
         uid: the uid commands run as when the caller is root (default :func:`default_uid`).
+        devices: host device nodes bound in read-write (paths under ``/dev/``, e.g. ``/dev/nvidia0``).
     """
 
     def __init__(
@@ -346,6 +220,7 @@ class Sandbox:
         readonly: Sequence[str | os.PathLike] = (),
         env: Mapping[str, str] | None = None,
         uid: int | None = None,
+        devices: Sequence[str | os.PathLike] = (),
     ):
         if bwrap_path() is None:
             raise DependencyNotInstalled(
@@ -360,64 +235,10 @@ class Sandbox:
         self.mount_point = mount_point
         self.readonly = [str(Path(p).resolve()) for p in readonly] + interpreter_paths()
         self.env = dict(env or {})
+        self.devices = check_devices(devices)
         self.as_root = os.geteuid() == 0
         self.uid = (uid if uid is not None else default_uid()) if self.as_root else os.getuid()
 
-    # ----------------------------------------------------------------- command line
-    def _bwrap_args(self, writable: Mapping[str, str | os.PathLike], limits: Limits, cwd: str) -> list[str]:
-        args = [bwrap_path() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
-        if not self.as_root:
-            args.append("--unshare-user")
-        args += ["--ro-bind", "/", "/"]
-        hidden = [h for h in HIDDEN if os.path.isdir(h)]
-        for path in hidden:
-            args += ["--tmpfs", path]
-        args += ["--perms", "1777", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp"]
-        # Read-only folders that the empty mounts above covered (an interpreter in /root/.pyenv, a
-        # virtualenv in a checkout under /tmp) are mounted back where they live.
-        for path in sorted(set(self.readonly)):
-            under = [h for h in (*hidden, "/tmp") if path.startswith(h + "/")]
-            if under and os.path.exists(path):
-                parts = Path(path).relative_to(under[0]).parts
-                for depth in range(1, len(parts)):  # parents bwrap would otherwise create as 0700
-                    args += ["--perms", "0755", "--dir", os.path.join(under[0], *parts[:depth])]
-                args += ["--ro-bind", path, path]
-        args += ["--bind", str(self.workdir), self.mount_point]
-        for inside, host in writable.items():
-            if not str(inside).startswith("/tmp/"):
-                raise InvalidArgumentError(f"writable mount points must lie under /tmp/, got {inside!r}")
-            args += ["--bind", str(host), str(inside)]
-        args += ["--dev", "/dev", "--proc", "/proc", "--chdir", cwd]
-        if self.as_root:
-            args += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return args
-
-    def _own(self, paths: Sequence[str | os.PathLike]) -> None:
-        """As root, give the sandbox uid the writable trees (files the host wrote belong to root)."""
-        if not self.as_root:
-            return
-        for top in paths:
-            for root, dirs, files in os.walk(top):
-                for name in (*dirs, *files, ""):
-                    path = os.path.join(root, name) if name else root
-                    try:
-                        st = os.lstat(path)
-                        if st.st_uid != self.uid:
-                            os.lchown(path, self.uid, self.uid)
-                    except OSError:
-                        pass
-
-    def _limit(self, limits: Limits) -> None:  # runs in the child between fork and exec
-        cpu = int(limits.cpu_seconds)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (int(limits.memory_bytes),) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits.file_bytes),) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (self._nproc,) * 2)
-
-    # ----------------------------------------------------------------- running
     def run(
         self,
         command: str | Sequence[str],
@@ -443,26 +264,28 @@ class Sandbox:
         if not self.workdir.is_dir():
             raise SandboxError(f"the sandbox work dir {str(self.workdir)!r} has disappeared")
         argv = ["/bin/bash", "-c", command] if isinstance(command, str) else [str(a) for a in command]
-        self._own([self.workdir, *writable.values()])
-        self._nproc = int(limits.processes) + (0 if self.as_root else _user_process_count(self.uid))
-        environment = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-                       "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2", "TERM": "dumb"}
+        if self.as_root:
+            give_to(self.uid, [self.workdir, *writable.values()])
+        nproc = int(limits.processes) + (0 if self.as_root else user_process_count(self.uid))
+        environment = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
+                       "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2", "TERM": "dumb"}
         environment.update(self.env)
         environment.update(env or {})
-        full = self._bwrap_args(writable, limits, cwd or self.mount_point) + argv
+        full = command_line(workdir=self.workdir, mount_point=self.mount_point, readonly=self.readonly,
+                            writable=writable, devices=self.devices, tmpfs_bytes=limits.tmpfs_bytes,
+                            cwd=cwd or self.mount_point, as_root=self.as_root, uid=self.uid) + argv
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
                 full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=environment, start_new_session=True, preexec_fn=lambda: self._limit(limits),
+                env=environment, start_new_session=True, preexec_fn=lambda: apply_rlimits(limits, nproc),
                 pass_fds=tuple(pass_fds),
             )
         except OSError as exc:
             raise SandboxError(f"cannot start bwrap: {exc}") from exc
-        head, tail, total, timed_out = bytearray(), bytearray(), 0, False
-        half = int(limits.output_bytes) // 2
-        deadline = start + limits.wall_seconds
-        watchdog, exceeded = _Watchdog(proc.pid, limits, self.workdir), None
+        captured = _Output(limits.output_bytes)
+        timed_out, deadline = False, start + limits.wall_seconds
+        watchdog, exceeded = Watchdog(proc.pid, limits, self.workdir), None
         try:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
@@ -484,28 +307,15 @@ class Sandbox:
                     except subprocess.TimeoutExpired:
                         timed_out = True
                     break
-                total += len(chunk)
-                if len(head) < half:
-                    take = half - len(head)
-                    head += chunk[:take]
-                    chunk = chunk[take:]
-                if chunk:
-                    tail += chunk
-                    if len(tail) > 2 * half:
-                        del tail[: len(tail) - half]
+                captured.add(chunk)
         finally:
             _kill_group(proc)
             proc.stdout.close()  # type: ignore[union-attr]
         if exceeded is None and not timed_out:
             exceeded = watchdog.poll(final=True)
         duration = time.monotonic() - start
-        tail = tail[-half:] if half else bytearray()
-        truncated = total > len(head) + len(tail)
-        output = head.decode("utf-8", "replace")
-        if truncated:
-            output += f"\n[... {total - len(head) - len(tail)} bytes of output cut ...]\n"
-        output += tail.decode("utf-8", "replace")
-        code = proc.returncode
+        output, truncated = captured.text()
+        code, total = proc.returncode, captured.total
         if timed_out:
             return SandboxResult(code, output, duration, True, f"timed out after {limits.wall_seconds:g} s",
                                  truncated, total)

@@ -182,3 +182,19 @@ def test_pass_fds_gives_a_channel_without_a_path(tmp_path):
         channel.seek(0)
         assert channel.read() == b"report"
     assert box.run([PY, "-c", f"import os; os.write({fd}, b'x')"]).returncode != 0  # not passed: not open
+
+
+def test_devices_are_bound_only_when_named(tmp_path):
+    from agentgym.error import InvalidArgumentError
+
+    # a host device node that bwrap's minimal /dev lacks (the NVIDIA nodes play this part on a GPU machine)
+    device = next((d for d in ("/dev/loop-control", "/dev/kmsg", "/dev/vcs", "/dev/fuse") if os.path.exists(d)), None)
+    if device is None:
+        pytest.skip("no host device node outside bwrap's minimal /dev to bind")
+    probe = f"test -e {device} && echo present || echo absent; test -e /dev/null && echo null"
+    assert Sandbox(tmp_path).run(probe).output.split() == ["absent", "null"]
+    assert Sandbox(tmp_path, devices=[device]).run(probe).output.split() == ["present", "null"]
+    with pytest.raises(InvalidArgumentError, match="under /dev/"):
+        Sandbox(tmp_path, devices=["/etc/passwd"])
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        Sandbox(tmp_path, devices=["/dev/agentgym-no-such-device"])

@@ -1,6 +1,6 @@
 """The shared ``load_inline`` build cache: content-hash keys, the trusted build's output, verification.
 
-Standard library only: the host (:mod:`.evaluate`) and the sandboxed runner (:mod:`.runner`, copied into
+Standard library only: the host (:mod:`.engine`) and the sandboxed runner (:mod:`.runner`, copied into
 the job folder) both import it, so they compute the same key.
 
 Who writes what:

@@ -3,7 +3,8 @@
 Env card
 --------
 * **Id**: ``agentgym/KernelGym-v0``
-* **Engine**: real PyTorch. Every submission is evaluated in a fresh sandbox (:mod:`agentgym.sandbox`:
+* **Engine**: real PyTorch. Every submission is checked statically (:mod:`.static`), then evaluated
+  (:mod:`.engine`) in a fresh sandbox (:mod:`agentgym.sandbox`:
   bubblewrap, no network, read-only system, an unprivileged uid, CPU/memory limits, a wall-clock
   timeout; ``isolation="process"`` where bubblewrap is missing, which keeps the protocol but not the
   uid and filesystem separation). Inside it a trusted **judge** (:mod:`.worker`, :mod:`.judge`) forks a
@@ -78,7 +79,7 @@ from agentgym.core import TextEnv, Transition
 from agentgym.error import InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.kernelgym.evaluate import EvalResult, Evaluator
+from agentgym.envs.kernelgym.engine import EvalResult, Evaluator
 from agentgym.envs.kernelgym.tasks import BACKENDS, KernelTask, load_tasks
 
 FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 
 import worker as wk
 from worker import Hack, RunnerFailed, RunnerProcess

@@ -16,7 +16,7 @@ import agentgym  # noqa: F401 - registers the ids
 from agentgym.baselines.estimators import profiling_rejection_filter, trloo_advantages
 from agentgym.envs.kernelgym import KernelGymEnv, extract_code, load_tasks, prs_inputs, static_checks
 from agentgym.envs.kernelgym.env import reward_speedup, reward_table
-from agentgym.envs.kernelgym.evaluate import EvalResult
+from agentgym.envs.kernelgym.engine import EvalResult
 from agentgym.error import TaskFileError
 from agentgym.sandbox import available
 

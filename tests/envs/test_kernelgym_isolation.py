@@ -11,7 +11,8 @@ import pytest
 
 import agentgym  # noqa: F401 - registers the ids
 from agentgym.envs.kernelgym import KernelGymEnv
-from agentgym.envs.kernelgym.evaluate import compile_cache_dir, static_checks
+from agentgym.envs.kernelgym.engine import compile_cache_dir
+from agentgym.envs.kernelgym.static import static_checks
 from agentgym.error import TaskFileError
 from agentgym.sandbox import available
 

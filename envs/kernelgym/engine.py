@@ -1,4 +1,4 @@
-"""Evaluating one KernelGym submission: static checks here, everything else in a sandboxed judge.
+"""KernelGym's engine adapter: one submission evaluated by the judge in a sandbox, seen from the host.
 
 :class:`Evaluator` writes the reference, the submission and a job description into a fresh folder,
 runs the judge (:mod:`.worker`, which forks the reference and submission runners, :mod:`.runner`) there
@@ -12,7 +12,7 @@ plain subprocess with the same rlimits and timeout.
 
 Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them voids the turn):
 
-* static, before anything runs (:func:`static_checks`): ``try_except`` (a submission catching its own
+* static, before anything runs (:func:`.static.static_checks`): ``try_except`` (a submission catching its own
   failure and falling back to PyTorch), ``timing_patch`` (assigning to timer functions),
   ``thread_injection`` (threads, processes, async), ``side_stream`` (CUDA streams), ``lazy_tensor``
   (tensor subclasses / ``__torch_function__``), ``reference_access`` (reaching the reference module);
@@ -32,12 +32,10 @@ Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them v
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -52,6 +50,7 @@ from agentgym.error import InvalidArgumentError, TaskFileError
 from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
 
 from agentgym.envs.kernelgym import buildcache
+from agentgym.envs.kernelgym.static import static_checks
 
 WORKER = Path(__file__).with_name("worker.py")
 #: The files of the judge and its runners, copied into every job folder (standard library and torch only).
@@ -72,71 +71,16 @@ TASK_EXPECTATIONS = {
     "get_inputs()": "a list of tensors (and plain values) built without error",
     "Model.forward": "Model.forward(*get_inputs()) to run without error",
 }
-TIMING_NAMES = {"perf_counter", "perf_counter_ns", "time", "monotonic", "Event", "elapsed_time", "synchronize",
-                "allclose", "isclose", "equal", "__eq__"}
-THREAD_MODULES = {"threading", "multiprocessing", "concurrent", "asyncio", "_thread", "subprocess"}
 #: Worker result fields kept in ``EvalResult.details``.
 DETAIL_KEYS = ("ops_called", "forbidden_ops_called", "forbidden_aten_ops", "patched", "profiled_kernels", "ref_stats",
                "new_stats", "compile_seconds", "stage_seconds")
 #: Host variables the worker sees (CUDA toolchain settings).
 PASS_THROUGH = ("TORCH_CUDA_ARCH_LIST", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "CXX", "CC")
-STREAM_PATTERN = re.compile(r"\b(cuda\.Stream|cuda\.stream|ExternalStream|set_stream|Stream\s*\()")
 
 
 def compile_cache_dir() -> Path:
     """The shared ``load_inline`` build cache (one folder per source hash)."""
     return cache_root() / "kernelgym" / "extensions"
-
-
-def static_checks(source: str) -> tuple[list[str], list[str]]:
-    """``(hacks, warnings)`` found in the submission's source without running it."""
-    hacks, warnings = set(), set()
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return [], []  # the worker reports the syntax error as a compile failure
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            hacks.add("try_except")
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names]
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.append(node.module)
-            if any(n.split(".")[0] in THREAD_MODULES for n in names):
-                hacks.add("thread_injection")
-            if any("kernelgym_reference" in n or n.split(".")[0] == "reference" for n in names):
-                hacks.add("reference_access")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Attribute) and target.attr in TIMING_NAMES:
-                    hacks.add("timing_patch")
-        elif isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name == "setattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and \
-                    node.args[1].value in TIMING_NAMES:
-                hacks.add("timing_patch")
-            if name in ("fork", "Thread", "Process", "start_new_thread"):
-                hacks.add("thread_injection")
-            if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant) \
-                    and str(node.args[0].value).split(".")[0] in THREAD_MODULES:
-                hacks.add("thread_injection")
-        elif isinstance(node, ast.ClassDef):
-            for base in node.bases:
-                if isinstance(base, ast.Attribute) and base.attr in ("Tensor", "TorchFunctionMode", "TorchDispatchMode"):
-                    hacks.add("lazy_tensor")
-        elif isinstance(node, ast.FunctionDef) and node.name in ("__torch_function__", "__torch_dispatch__"):
-            hacks.add("lazy_tensor")
-        elif isinstance(node, ast.Name) and node.id == "kernelgym_reference":
-            hacks.add("reference_access")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "kernelgym_reference" in node.value:
-            hacks.add("reference_access")
-    if STREAM_PATTERN.search(source):
-        hacks.add("side_stream")
-    if re.search(r"\.(half|bfloat16)\s*\(|float16|bfloat16", source):
-        warnings.add("precision_downgrade")
-    return sorted(hacks), sorted(warnings)
 
 
 @dataclasses.dataclass
@@ -294,8 +238,8 @@ class Evaluator:
     def _launch(self, folder: Path, argv_tail: list[str], env: dict, cache: Path) -> Any:
         """``python worker.py JOB_DIR ...`` in the sandbox (the build cache mounted read-only)."""
         if self.isolation == "bwrap":
-            box = _DeviceSandbox(folder, limits=self.limits, env=env, readonly=[cache],
-                                 devices=_gpu_devices() if self.device == "cuda" else ())
+            box = Sandbox(folder, limits=self.limits, env=env, readonly=[cache],
+                          devices=_gpu_devices() if self.device == "cuda" else ())
             return box.run([sys.executable, "worker.py", box.mount_point, *argv_tail])
         return _run_process([sys.executable, str(folder / "worker.py"), str(folder), *argv_tail], folder, env,
                             self.limits)
@@ -405,22 +349,6 @@ def _torch_version() -> str:
 
 def _gpu_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
-
-
-class _DeviceSandbox(Sandbox):
-    """The shared sandbox plus device nodes bound in (the NVIDIA devices for GPU evaluation)."""
-
-    def __init__(self, workdir: Path, *, devices: Any = (), **kwargs: Any):
-        super().__init__(workdir, **kwargs)
-        self.devices = list(devices)
-
-    def _bwrap_args(self, writable: Any, limits: Limits, cwd: str) -> list[str]:
-        args = super()._bwrap_args(writable, limits, cwd)
-        if self.devices:
-            at = args.index("/proc") + 1  # after "--dev /dev --proc /proc"
-            extra = [a for dev in self.devices for a in ("--dev-bind", dev, dev)]
-            args[at:at] = extra
-        return args
 
 
 def _run_process(argv: list[str], cwd: Path, env: dict, limits: Limits) -> SandboxResult:
