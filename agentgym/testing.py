@@ -1,7 +1,8 @@
 """The public conformance test every agentgym env passes (like PettingZoo's ``api_test``).
 
-``check_env("agentgym/<Family>-v0", split="test")`` makes the env and checks, with assertions that name
-the likely cause:
+``check_env("agentgym/<Family>-v0", split="test")`` makes the env and checks, raising
+:class:`ConformanceError` with a message that names the likely cause (explicit checks, not ``assert``:
+they hold under ``python -O`` too):
 
 1. reset/step return types and the observation and action spaces;
 2. the standard info keys (:data:`agentgym.core.INFO_KEYS`) and their types;
@@ -39,6 +40,17 @@ from typing import Any
 import gymnasium as gym
 
 from agentgym.core import INFO_KEYS
+from agentgym.error import AgentGymError
+
+
+class ConformanceError(AgentGymError, AssertionError):
+    """An env fails a conformance check; the message says which and the likely cause. An AssertionError
+    too, so test runners report it as a failed check, as Gymnasium's checker does."""
+
+
+def _expect(condition: object, message: str) -> None:
+    if not condition:
+        raise ConformanceError(message)
 
 #: The bad actions every env must answer without raising.
 BAD_ACTIONS: dict[str, Any] = {
@@ -70,31 +82,31 @@ def _children() -> set[int]:
 
 
 def _check_info(info: Any, where: str) -> None:
-    assert isinstance(info, dict), f"{where}: info must be a dict, got {type(info).__name__}"
+    _expect(isinstance(info, dict), f"{where}: info must be a dict, got {type(info).__name__}")
     missing = [key for key in INFO_KEYS if key not in info]
-    assert not missing, f"{where}: info lacks the standard keys {missing} (see agentgym.core.INFO_KEYS)"
-    assert isinstance(info["task_id"], str), f"{where}: info['task_id'] must be a str"
-    assert isinstance(info["action_valid"], bool), f"{where}: info['action_valid'] must be a bool"
-    assert isinstance(info["won"], bool), f"{where}: info['won'] must be a bool"
-    assert isinstance(info["score"], float) and 0.0 <= info["score"] <= 1.0, (
-        f"{where}: info['score'] must be a float in [0, 1], got {info['score']!r}"
-    )
-    assert isinstance(info["turn"], int), f"{where}: info['turn'] must be an int"
+    _expect(not missing, f"{where}: info lacks the standard keys {missing} (see agentgym.core.INFO_KEYS)")
+    _expect(isinstance(info["task_id"], str), f"{where}: info['task_id'] must be a str")
+    _expect(isinstance(info["action_valid"], bool), f"{where}: info['action_valid'] must be a bool")
+    _expect(isinstance(info["won"], bool), f"{where}: info['won'] must be a bool")
+    score = info["score"]
+    _expect(isinstance(score, float) and 0.0 <= score <= 1.0, f"{where}: info['score'] must be a float in [0, 1], "
+            f"got {score!r}")
+    _expect(isinstance(info["turn"], int), f"{where}: info['turn'] must be an int")
     admissible = info["admissible_actions"]
-    assert admissible is None or (isinstance(admissible, list) and all(isinstance(a, str) for a in admissible)), (
-        f"{where}: info['admissible_actions'] must be None or a list of str"
-    )
+    _expect(admissible is None or (isinstance(admissible, list) and all(isinstance(a, str) for a in admissible)),
+            f"{where}: info['admissible_actions'] must be None or a list of str")
     for key in ("goal", "expert_action", "ground_truth", "anchor_obs"):
-        assert info[key] is None or isinstance(info[key], str), f"{where}: info[{key!r}] must be None or a str"
+        _expect(info[key] is None or isinstance(info[key], str), f"{where}: info[{key!r}] must be None or a str")
 
 
 def _check_step(env: gym.Env, result: Any, where: str) -> tuple[str, dict]:
-    assert isinstance(result, tuple) and len(result) == 5, f"{where}: step must return a 5-tuple"
+    _expect(isinstance(result, tuple) and len(result) == 5, f"{where}: step must return a 5-tuple")
     obs, reward, terminated, truncated, info = result
-    assert isinstance(obs, str), f"{where}: observation must be a str, got {type(obs).__name__}"
-    assert env.observation_space.contains(obs), f"{where}: observation not in observation_space"
-    assert isinstance(reward, float), f"{where}: reward must be a float, got {type(reward).__name__}"
-    assert isinstance(terminated, bool) and isinstance(truncated, bool), f"{where}: terminated/truncated must be bool"
+    _expect(isinstance(obs, str), f"{where}: observation must be a str, got {type(obs).__name__}")
+    _expect(env.observation_space.contains(obs), f"{where}: observation not in observation_space")
+    _expect(isinstance(reward, float), f"{where}: reward must be a float, got {type(reward).__name__}")
+    _expect(isinstance(terminated, bool) and isinstance(truncated, bool),
+            f"{where}: terminated/truncated must be bool")
     _check_info(info, where)
     return obs, info
 
@@ -122,26 +134,26 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
     exempt = set(env.unwrapped.metadata.get("conformance_exempt", ()))
     try:
         base = env.unwrapped
-        assert isinstance(env.observation_space, gym.spaces.Text), "observation_space must be a text space"
-        assert isinstance(env.action_space, gym.spaces.Text), "action_space must be a text space"
+        _expect(isinstance(env.observation_space, gym.spaces.Text), "observation_space must be a text space")
+        _expect(isinstance(env.action_space, gym.spaces.Text), "action_space must be a text space")
 
         task_ids = base.task_ids
-        assert isinstance(task_ids, list) and task_ids and all(isinstance(t, str) for t in task_ids), (
-            "env.unwrapped.task_ids must be a non-empty list of str"
-        )
+        _expect(isinstance(task_ids, list) and task_ids and all(isinstance(t, str) for t in task_ids),
+                "env.unwrapped.task_ids must be a non-empty list of str")
         manifest = base.manifest
-        assert len(manifest.hash) == 64 and manifest.engine_version, "manifest needs a sha256 hash and an engine version"
+        _expect(len(manifest.hash) == 64 and manifest.engine_version,
+                "manifest needs a sha256 hash and an engine version")
 
         # 1-2. types and info keys
         result = env.reset(seed=seed)
-        assert isinstance(result, tuple) and len(result) == 2, "reset must return (observation, info)"
+        _expect(isinstance(result, tuple) and len(result) == 2, "reset must return (observation, info)")
         obs, info = result
-        assert isinstance(obs, str) and env.observation_space.contains(obs), "reset observation must be a str"
+        _expect(isinstance(obs, str) and env.observation_space.contains(obs), "reset observation must be a str")
         _check_info(info, "reset")
-        assert info["task_id"] in task_ids, f"reset picked {info['task_id']!r}, which is not in task_ids"
-        assert info["turn"] == 0, "info['turn'] must be 0 after reset"
+        _expect(info["task_id"] in task_ids, f"reset picked {info['task_id']!r}, which is not in task_ids")
+        _expect(info["turn"] == 0, "info['turn'] must be 0 after reset")
         _, info = _check_step(env, env.step(_first_action(info)), "step")
-        assert info["turn"] == 1, "info['turn'] must count steps"
+        _expect(info["turn"] == 1, "info['turn'] must count steps")
 
         # 4. bad actions
         if "bad_actions" not in exempt:
@@ -149,9 +161,10 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
             for name, action in BAD_ACTIONS.items():
                 result = env.step(action)
                 obs, info = _check_step(env, result, f"bad action ({name})")
-                assert info["action_valid"] is False, f"bad action ({name}) must give info['action_valid'] = False"
-                assert obs, f"bad action ({name}) must be answered with an observation saying what was wrong"
-                assert not result[2], f"bad action ({name}) must not end the episode"
+                _expect(info["action_valid"] is False,
+                        f"bad action ({name}) must give info['action_valid'] = False")
+                _expect(obs, f"bad action ({name}) must be answered with an observation saying what was wrong")
+                _expect(not result[2], f"bad action ({name}) must not end the episode")
                 if result[3]:  # turn limit reached: start again
                     env.reset(seed=seed)
 
@@ -160,20 +173,21 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
             other = make()
             try:
                 first, second = _play(env, seed, turns), _play(other, seed, turns)
-                assert first == second, "the same seed must give the same episode (observations, rewards, won)"
+                _expect(first == second,
+                        "the same seed must give the same episode (observations, rewards, won)")
                 for task_id in (task_ids[0], task_ids[-1]):
                     _, info = other.reset(seed=seed, options={"task_id": task_id})
-                    assert info["task_id"] == task_id, "reset(options={'task_id': ...}) must select that task"
+                    _expect(info["task_id"] == task_id, "reset(options={'task_id': ...}) must select that task")
                 picks = {other.reset(seed=s)[1]["task_id"] for s in range(3)}
                 again = {other.reset(seed=s)[1]["task_id"] for s in range(3)}
-                assert picks == again, "the same seed must pick the same task"
+                _expect(picks == again, "the same seed must pick the same task")
             finally:
                 other.close()
     finally:
         env.close()
         env.close()  # twice must be fine
     leaked = _children() - before
-    assert not leaked, f"close() left child processes behind: pids {sorted(leaked)}"
+    _expect(not leaked, f"close() left child processes behind: pids {sorted(leaked)}")
 
 
 # ----------------------------------------------------------------- ecosystem checks
@@ -198,12 +212,15 @@ def check_vectorization(env_id: str, seed: int = 0, **kwargs: Any) -> None:
     envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", **kwargs)
     try:
         obs, infos = envs.reset(seed=seed)  # sub-env i is seeded with seed + i
-        assert isinstance(obs, tuple) and len(obs) == 2, f"async reset must give a tuple of 2 texts, got {obs!r:.200}"
-        assert obs[0] == first, "async sub-env 0 must reset to the text one env gives under the same seed"
+        _expect(isinstance(obs, tuple) and len(obs) == 2,
+                f"async reset must give a tuple of 2 texts, got {obs!r:.200}")
+        _expect(obs[0] == first,
+                "async sub-env 0 must reset to the text one env gives under the same seed")
         stepped, _, _, _, infos = envs.step((CHEAP_ACTION, CHEAP_ACTION))
-        assert all(isinstance(o, str) and o for o in stepped), "async steps must give non-empty texts"
-        assert stepped[0] == then, "async sub-env 0 must step to the text one env gives (not a stale buffer)"
-        assert list(infos["turn"]) == [1, 1], "the vector info must carry each sub-env's turn"
+        _expect(all(isinstance(o, str) and o for o in stepped), "async steps must give non-empty texts")
+        _expect(stepped[0] == then,
+                "async sub-env 0 must step to the text one env gives (not a stale buffer)")
+        _expect(list(infos["turn"]) == [1, 1], "the vector info must carry each sub-env's turn")
     finally:
         envs.close()
 
@@ -213,7 +230,8 @@ def check_gymnasium(env_id: str, **kwargs: Any) -> None:
     keeps Gymnasium's passive env checker on."""
     from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
-    assert gym.spec(env_id).disable_env_checker is False, f"{env_id} is registered with the passive checker off"
+    _expect(gym.spec(env_id).disable_env_checker is False,
+            f"{env_id} is registered with the passive checker off")
     env = gym.make(env_id, **kwargs)
     try:
         gymnasium_check_env(env.unwrapped)
@@ -237,24 +255,28 @@ def check_copy_and_clone(env_id: str | Callable[[], gym.Env], seed: int = 0, **k
                 twin = duplicate(env)
             except NotCopyableError as error:
                 message = str(error)
-                assert f"cannot be {what}" in message and "gym.make(" in message, f"unclear refusal: {message}"
-                assert "clone_state()" in message, f"the refusal must say whether clone_state() is offered: {message}"
+                _expect(f"cannot be {what}" in message and "gym.make(" in message, f"unclear refusal: {message}")
+                _expect("clone_state()" in message,
+                        f"the refusal must say whether clone_state() is offered: {message}")
                 continue
             try:
-                assert twin.unwrapped is not base, f"{what} env is the original"
-                assert twin.step(CHEAP_ACTION)[:4] == env.step(CHEAP_ACTION)[:4], f"the {what} env plays differently"
+                _expect(twin.unwrapped is not base, f"{what} env is the original")
+                _expect(twin.step(CHEAP_ACTION)[:4] == env.step(CHEAP_ACTION)[:4],
+                        f"the {what} env plays differently")
             finally:
                 twin.close()
-            assert isinstance(env.step(CHEAP_ACTION)[0], str), f"closing the {what} env broke the original"
+            _expect(isinstance(env.step(CHEAP_ACTION)[0], str), f"closing the {what} env broke the original")
             env.reset(seed=seed)
         try:
             snapshot = base.clone_state()
         except StateCloningUnsupported:
-            assert not base.offers_clone_state(), "offers_clone_state() is True but clone_state() is unsupported"
+            _expect(not base.offers_clone_state(),
+                    "offers_clone_state() is True but clone_state() is unsupported")
             return
         after = [env.step(CHEAP_ACTION)[:4] for _ in range(2)]
         base.restore_state(snapshot)
-        assert [env.step(CHEAP_ACTION)[:4] for _ in range(2)] == after, "restore_state() must replay the same steps"
+        _expect([env.step(CHEAP_ACTION)[:4] for _ in range(2)] == after,
+                "restore_state() must replay the same steps")
     finally:
         env.close()
 
@@ -310,8 +332,8 @@ def fuzz_env(env_id: str | Callable[[], gym.Env], examples: int = 50, seed: int 
     Deterministic (hypothesis derandomized, no example database, no shrinking). Every step must return
     a str observation and the standard info keys; the only exception allowed is
     :class:`~agentgym.error.EngineFault` (the env is reset after one). Afterwards the env must be alive: a
-    reset and a step of its expert (or first admissible) action succeed. An assertion or another
-    exception fails the pass with the action that caused it.
+    reset and a step of its expert (or first admissible) action succeed. A failed check
+    (:class:`ConformanceError`) or another exception fails the pass with the action that caused it.
     """
     from hypothesis import HealthCheck, Phase, given, settings
 
