@@ -25,7 +25,7 @@ venv: $(STAMP)
 # Task sets that must exist before an env can start (cached on disk; instant once built).
 # SWEGym's tasks are bugs synthesized from three pinned PyPI sdists and validated in the sandbox.
 tasks: venv
-	$(BIN)/python -m agentgym.envs.swegym.build
+	$(BIN)/python -m agentgym.envs.swegym.tasks
 
 demo: tasks
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent random --split test --episodes 20 --seed 0 --db $(DEMO_DB)

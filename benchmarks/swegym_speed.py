@@ -18,7 +18,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import agentgym  # noqa: F401
-from agentgym.envs.swegym import build
+from agentgym.envs.swegym import tasks as build
 from agentgym.sandbox import Sandbox
 
 

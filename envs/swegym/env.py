@@ -7,12 +7,12 @@ Env card
   and test runs inside :mod:`agentgym.sandbox` (bubblewrap: no network, read-only system, the working
   copy at ``/tmp/repo`` as the only writable tree, an unprivileged uid, CPU/memory/process/file-size
   and wall-clock limits). Needs the Debian package ``bubblewrap``.
-* **Tasks** (SWE-bench schema, see :mod:`.harness`):
+* **Tasks** (:mod:`.tasks`; SWE-bench schema, see :mod:`.engine`):
 
   - *embedded* (default): bugs synthesized SWE-smith-style in three pinned PyPI projects (toolz 1.2.0,
     cachetools 8.0.2, boltons 26.2.0), one AST mutation in one function, kept only when real sandboxed
     runs show at least one test going pass -> fail and others still passing. Built once by
-    ``python -m agentgym.envs.swegym.build`` (fetches the sdists with pip; see :mod:`.build`). Splits
+    ``python -m agentgym.envs.swegym.tasks`` (fetches the sdists of :mod:`.sdists` with pip). Splits
     ``train``/``valid``/``test`` by project module: test bugs sit in modules no training bug touched
     (seed 0 on Python 3.11 / pytest 9.2: 287 tasks, 163 / 70 / 54, from 484 candidates).
   - *users' instances*: ``instances=PATH`` (a SWE-Gym / SWE-bench JSONL file), ``repos_dir=DIR`` holding
@@ -49,11 +49,12 @@ Env card
   ``info["swegym"]["pytest_seconds"]``/``duration``), so equal episodes give equal observations.
 * **Termination**: ``submit``. **Truncation**: ``max_turns`` (default 30) reached.
 * **info**: the standard keys; ``goal`` is the problem statement, ``admissible_actions`` None (open
-  action space), ``expert_action`` the next step of the expert (the gold patch as ``str_replace`` /
-  ``create_file`` calls, then ``submit``), ``ground_truth`` None, ``anchor_obs`` a key of the state:
+  action space), ``expert_action`` the next step of the expert (:mod:`.expert`: the gold patch as
+  ``str_replace`` / ``create_file`` calls, then ``submit``; a costly key, computed only when ``info_keys``
+  asks for it, which the default ``None`` does), ``ground_truth`` None, ``anchor_obs`` a key of the state:
   ``"SWEGym <instance id> tree <git tree hash of the working tree>"`` (bytecode excluded; ``... void``
   after a void), so the same tree gives the same anchor whatever the tool or turn that led there.
-  ``info["tools"]``: the tool schemas. Under ``info["swegym"]``: ``instance_id``, ``repo``, ``tool``
+  ``info["tools"]`` (a declared extra key): the tool schemas. Under ``info["swegym"]``: ``instance_id``, ``repo``, ``tool``
   (the tool run), ``exit_code``, ``timed_out`` (the command hit its time limit and was killed with its
   process tree), ``truncated`` (the observation was cut), and after ``run_tests``/``submit``:
   ``tests`` ({test id: status} for FAIL_TO_PASS and PASS_TO_PASS), ``fraction`` (of those passing),
@@ -66,21 +67,19 @@ Env card
 
 Version history: v0, initial release. Grader 2 (issue 17: pristine checkout, isolated runner) and
 generator 2 (the task set validated under that runner: 287 tasks); both are in ``engine_version``, so
-results under the old grader or task set keep their own protocol rows.
+results under the old grader or task set keep their own protocol rows. Issue 18 (no change to rewards or
+observations): ``expert_action`` is a costly info key; the task set is built by ``python -m ...swegym.tasks``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-import copy
 import dataclasses
-import difflib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import re
 import shutil
 
 from agentgym.core import TextEnv, Transition
@@ -88,7 +87,8 @@ from agentgym.error import DependencyNotInstalled, InvalidArgumentError
 from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths, tree_usage
 from agentgym.tasks import Task, TaskSplit
 
-from agentgym.envs.swegym import grading, harness, tools
+from agentgym.envs.swegym import engine, grading, tools
+from agentgym.envs.swegym.expert import Expert
 from agentgym.envs.swegym.workspace import Workspace, file_kind, read_regular, write_regular
 
 #: Default observation limit (characters).
@@ -97,19 +97,6 @@ MAX_OBSERVATION_CHARS = 10_000
 COMMAND_LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=2 << 30, processes=64)
 #: Largest file the host-side tools read (bytes).
 MAX_FILE_BYTES = 8 << 20
-#: pytest's "in 0.12s" in its summary lines, and object addresses: they differ between equal runs.
-_PYTEST_TIME = re.compile(r"^(=+ .*?) in (\d+(?:\.\d+)?)s(?: \(\d+:\d\d:\d\d\))? (=+)$", re.MULTILINE)
-_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
-
-
-def stable_test_output(text: str) -> tuple[str, float | None]:
-    """pytest output without what changes between identical runs (its wall time, object addresses);
-    also returns the wall time pytest reported (``None`` if none)."""
-    seconds = [float(m.group(2)) for m in _PYTEST_TIME.finditer(text)]
-    text = _ADDRESS.sub("0x?", _PYTEST_TIME.sub(r"\1 \3", text))
-    return text, seconds[-1] if seconds else None
-
-
 def truncate(text: str, limit: int) -> tuple[str, bool]:
     """Keep the first and last halves of ``text`` around a marker when it exceeds ``limit``."""
     if len(text) <= limit:
@@ -149,6 +136,10 @@ class SWEGymEnv(TextEnv):
     """
 
     family = "SWEGym"
+    #: The expert diffs the tree against the gold patch (a git checkout per episode): only when asked for.
+    costly_info_keys = frozenset({"expert_action"})
+    #: ``info["tools"]``: the tool schemas, for agents that call tools by JSON.
+    extra_info_keys = ("tools",)
 
     def __init__(
         self,
@@ -167,7 +158,7 @@ class SWEGymEnv(TextEnv):
         render_mode: str | None = None,
         info_keys: Collection[str] | None = None,
     ):
-        from agentgym.envs.swegym import build  # not at import: `python -m ...build` would import it twice
+        from agentgym.envs.swegym import tasks as task_set  # lazily: `python -m ...tasks` imports it too
 
         if bwrap_path() is None:
             raise DependencyNotInstalled(
@@ -184,37 +175,16 @@ class SWEGymEnv(TextEnv):
         self.python = str(python or sys.executable)
         if not os.access(self.python, os.X_OK):
             raise InvalidArgumentError(f"python={self.python!r} is not an executable interpreter")
-        if instances is not None:
-            if repos_dir is None:
-                raise InvalidArgumentError("instances=... needs repos_dir=DIR with one git clone per repo "
-                                           "at DIR/<owner>__<name>")
-            records = harness.load_instances(instances)
-            self.repos_dir = Path(repos_dir)
-        else:
-            if repos_dir is not None:
-                raise InvalidArgumentError("repos_dir is only used together with instances=PATH")
-            folder = build.dataset_dir(task_seed)
-            if not (folder / "instances.jsonl").exists():
-                raise DependencyNotInstalled(
-                    f"the embedded SWEGym task set (seed {task_seed}) is not built yet; run once (it fetches "
-                    f"three sdists from PyPI): {sys.executable} -m agentgym.envs.swegym.build --seed {task_seed}")
-            records = [r for r in harness.load_instances(folder / "instances.jsonl") if r.get("split") == split]
-            if not records:
-                raise InvalidArgumentError(f"unknown split {split!r}; expected one of ['test', 'train', 'valid']")
-            self.repos_dir = folder / "repos"
-        for record in records:
-            clone = self.repos_dir / harness.repo_folder(record["repo"])
-            if not clone.is_dir():
-                raise InvalidArgumentError(
-                    f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}")
-        self.engine_version = f"swegym-v0 (generator {build.GENERATOR_VERSION}, grader 2, bubblewrap sandbox)"
+        records, self.repos_dir = task_set.load_split(split, instances=instances, repos_dir=repos_dir,
+                                                      task_seed=task_seed)
+        self.engine_version = f"swegym-v0 (generator {task_set.GENERATOR_VERSION}, grader 2, bubblewrap sandbox)"
         self._instances = {record["instance_id"]: record for record in records}
         tasks = TaskSplit(split, [Task(r["instance_id"], r) for r in records], self.engine_version)
         super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
                          info_keys=info_keys)
         self.command_limits = dataclasses.replace(COMMAND_LIMITS, wall_seconds=float(command_timeout),
                                                   total_memory_bytes=memory_limit)
-        self.test_limits = dataclasses.replace(harness.TEST_LIMITS, wall_seconds=float(test_timeout),
+        self.test_limits = dataclasses.replace(engine.TEST_LIMITS, wall_seconds=float(test_timeout),
                                                total_memory_bytes=memory_limit)
         self.disk_quota = disk_quota
         self.max_observation_chars = max_observation_chars
@@ -223,7 +193,7 @@ class SWEGymEnv(TextEnv):
         self._sandbox: Sandbox | None = None
         self._instance: dict[str, Any] = {}
         self._history: dict[str, list[str | None]] = {}
-        self._target: dict[str, str | None] | None = None
+        self._expert: Expert | None = None
         self._score = 0.0
         self._quota = 0  # bytes the working tree may hold in this episode
         self._call: tuple[str, str, dict[str, Any]] | None = None  # the last action _clean_action parsed
@@ -232,11 +202,12 @@ class SWEGymEnv(TextEnv):
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         self._close_engine()
         self._instance = self._instances[task.task_id]
-        clone = self.repos_dir / harness.repo_folder(self._instance["repo"])
+        clone = self.repos_dir / engine.repo_folder(self._instance["repo"])
         self._workspace = Workspace(clone, self._instance["base_commit"])
         self._quota = tree_usage(self._workspace.repo) + self.disk_quota
         self._sandbox = self._make_sandbox(self._workspace.repo, self.command_limits)
-        self._history, self._target, self._score = {}, None, 0.0
+        self._history, self._score = {}, 0.0
+        self._expert = Expert(self._workspace, self._instance["patch"], self._read)
         observation = _prompt(self._instance, self._sandbox.mount_point)
         return self._transition(observation, {"tool": None}), self._instance["problem_statement"]
 
@@ -264,7 +235,8 @@ class SWEGymEnv(TextEnv):
                 "exit_code": None, "timed_out": False, "exceeded": None, "truncated": cut, "voided": None, **family}
         return Transition(observation, reward=reward, terminated=terminated, action_valid=valid, won=won,
                           score=self._score, expert_action=None if terminated else self._expert,
-                          anchor_obs=self._anchor(info["voided"]), family_info=info)
+                          anchor_obs=self._anchor(info["voided"]), family_info=info,
+                          extra_info={"tools": tools.TOOLS})
 
     def _anchor(self, voided: str | None) -> str:
         """GiGPO's state key: the instance and the git tree hash of the working tree (see the env card)."""
@@ -280,11 +252,6 @@ class SWEGymEnv(TextEnv):
         self._score = 0.0
         return self._transition(f"The episode is void: {reason}. Reward 0.", {**family, "voided": reason},
                                 reward=0.0, terminated=True)
-
-    def _info(self, transition: Transition) -> Any:
-        info = super()._info(transition)
-        info["tools"] = copy.deepcopy(tools.TOOLS)
-        return info
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
         """A tool call's syntax and argument values (NUL bytes, surrogates, lengths, types), checked
@@ -427,11 +394,11 @@ class SWEGymEnv(TextEnv):
             write_regular(full, previous.encode("utf-8", "surrogateescape"))
         return self._transition(f"Undid the last edit of {rel}.", {"tool": "undo_edit"})
 
-    def _tests_info(self, run: harness.TestRun, grade: harness.Grade) -> dict[str, Any]:
-        statuses = {t: harness.status_of(t, run.statuses) or "MISSING"
+    def _tests_info(self, run: engine.TestRun, grade: engine.Grade) -> dict[str, Any]:
+        statuses = {t: engine.status_of(t, run.statuses) or "MISSING"
                     for t in [*self._instance["FAIL_TO_PASS"], *self._instance["PASS_TO_PASS"]]}
         self._score = float(grade.fraction)
-        output, seconds = stable_test_output(run.output)
+        output, seconds = engine.stable_test_output(run.output)
         return {"tests": statuses, "fraction": grade.fraction, "f2p_fraction": grade.f2p_fraction,
                 "resolved": grade.resolved, "exit_code": run.exit_code, "timed_out": run.result.timed_out,
                 "exceeded": run.result.exceeded, "duration": run.result.duration, "pytest_seconds": seconds,
@@ -439,13 +406,13 @@ class SWEGymEnv(TextEnv):
 
     def _tool_run_tests(self, paths: list[str] | None = None) -> Transition:
         assert self._sandbox is not None and self._workspace is not None
-        files = harness.test_files(self._instance)
+        files = engine.test_files(self._instance)
         targets = [self._path(p.split("::")[0])[1] + (p[len(p.split("::")[0]):]) for p in paths] if paths else files
         changes, _ = self._workspace.changes()
-        run = harness.run_tests(self._sandbox, targets, python=self.python,
-                                test_cmd=self._instance.get("test_cmd") or harness.DEFAULT_TEST_CMD,
+        run = engine.run_tests(self._sandbox, targets, python=self.python,
+                                test_cmd=self._instance.get("test_cmd") or engine.DEFAULT_TEST_CMD,
                                 limits=self.test_limits, changed=[p for p, (st, _) in changes.items() if st != "D"])
-        grade = harness.grade(self._instance, run)
+        grade = engine.grade(self._instance, run)
         family = {"tool": "run_tests", **self._tests_info(run, grade)}
         summary = run.problem or f"{sum(s == 'PASSED' for s in run.statuses.values())} passed, " \
                                  f"{sum(s in ('FAILED', 'ERROR') for s in run.statuses.values())} failed"
@@ -474,44 +441,7 @@ class SWEGymEnv(TextEnv):
         family["resolved"] = resolved
         return self._transition(text, family, reward=1.0 if resolved else 0.0, terminated=True, won=resolved)
 
-    # ----------------------------------------------------------------- expert
-    def _expert(self) -> str:
-        """Next step towards the gold patch: one edit per differing region, then ``submit``."""
-        assert self._workspace is not None
-        if self._target is None:
-            files = harness.patch_files(self._instance["patch"])
-            self._target = self._workspace.apply_to_copy(self._instance["patch"], files)
-        for rel, want in self._target.items():
-            full = self._workspace.repo / rel
-            if full.is_symlink() or file_kind(full) is not None:
-                return tools.call_json("bash", command=f"rm -rf -- '{rel}'")
-            try:
-                have = self._read(full) if full.is_file() else None
-            except OSError:  # too big to read: start the file over
-                return tools.call_json("create_file", path=rel, content=want or "")
-            if have == want:
-                continue
-            if want is None:
-                return tools.call_json("bash", command=f"rm -f -- '{rel}'")
-            if have is None:
-                return tools.call_json("create_file", path=rel, content=want)
-            return _edit(rel, have, want)
-        return "submit"
-
 
 class _Refused(Exception):
     """A tool call that cannot be carried out (answered as an invalid action)."""
 
-
-def _edit(rel: str, have: str, want: str) -> str:
-    """A ``str_replace`` call for the first differing region (grown until ``old_str`` is unique)."""
-    a, b = have.splitlines(True), want.splitlines(True)
-    op = next(o for o in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if o[0] != "equal")
-    _, i1, i2, j1, j2 = op
-    for context in range(0, max(len(a), 1) + 1):
-        lo, hi = max(0, i1 - context), min(len(a), i2 + context)
-        old = "".join(a[lo:hi])
-        if old and have.count(old) == 1:
-            new = "".join(a[lo:i1]) + "".join(b[j1:j2]) + "".join(a[i2:hi])
-            return tools.call_json("str_replace", path=rel, old_str=old, new_str=new)
-    return tools.call_json("create_file", path=rel, content=want)

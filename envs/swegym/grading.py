@@ -36,7 +36,7 @@ from typing import Any
 from agentgym.error import InvalidArgumentError
 from agentgym.sandbox import Sandbox
 
-from agentgym.envs.swegym import harness
+from agentgym.envs.swegym import engine
 from agentgym.envs.swegym.workspace import Workspace
 
 #: Folders whose files are tests (restored before grading).
@@ -172,8 +172,8 @@ class Submission:
 
     review: Review
     patch: str
-    run: harness.TestRun | None
-    grade: harness.Grade | None
+    run: engine.TestRun | None
+    grade: engine.Grade | None
     voided: str | None
 
 
@@ -183,7 +183,7 @@ def grade_submission(workspace: Workspace, instance: Mapping[str, Any], *, pytho
     the pristine grading tree with the applied ones and the test patch, run the graded tests in
     ``sandbox(tree)`` under the runner, and void the submission on tampering."""
     changes, links = workspace.changes()
-    test_files = harness.test_files(instance)
+    test_files = engine.test_files(instance)
     verdict = review(changes, test_files=test_files, base_files=workspace.base_files(),
                      shadowed=importable_names(python), import_roots=import_roots(instance.get("test_env")),
                      symlinks=links)
@@ -195,7 +195,7 @@ def grade_submission(workspace: Workspace, instance: Mapping[str, Any], *, pytho
     applied = [p for p in verdict.applied if changes[p][0] != "D"]
     deleted = [p for p in verdict.applied if changes[p][0] == "D"]
     tree = workspace.grading_tree(applied, deleted, instance["test_patch"])
-    run = harness.run_tests(sandbox(tree), test_files, python=python,
-                            test_cmd=instance.get("test_cmd") or harness.DEFAULT_TEST_CMD, changed=applied)
+    run = engine.run_tests(sandbox(tree), test_files, python=python,
+                            test_cmd=instance.get("test_cmd") or engine.DEFAULT_TEST_CMD, changed=applied)
     voided = f"the graded run was tampered with: {run.tampered}" if run.tampered else None
-    return Submission(verdict, patch, run, harness.grade(instance, run), voided)
+    return Submission(verdict, patch, run, engine.grade(instance, run), voided)

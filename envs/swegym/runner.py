@@ -1,6 +1,6 @@
 """The pytest runner started inside the sandbox for every test run (``python -I -c <this source> ...``).
 
-agentgym never imports this module: :func:`agentgym.envs.swegym.harness.run_tests` passes its source
+agentgym never imports this module: :func:`agentgym.envs.swegym.engine.run_tests` passes its source
 to the sandboxed interpreter with ``-c``, so it needs no path inside the sandbox and nothing the agent
 wrote can stand in for it. What each step defends against:
 

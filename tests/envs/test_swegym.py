@@ -79,6 +79,19 @@ def test_user_instance_expert_resolves_and_clone_is_untouched(user_data):
     assert not (clone / ".git" / "worktrees").exists()
 
 
+def test_expert_is_computed_only_when_asked_and_tools_is_a_declared_key(user_data):
+    env = _make(user_data, info_keys=())
+    _, info = env.reset(seed=0)
+    assert "expert_action" not in info and "tools" in env.unwrapped.extra_info_keys
+    assert not (env.unwrapped._workspace.root / "target").exists()  # the gold patch was never applied
+    info["tools"].clear()  # each info owns its copy of the schemas
+    env.unwrapped.set_info_keys(["expert_action"])
+    _, _, _, _, info = env.step("view calc/__init__.py")
+    assert json.loads(info["expert_action"])["name"] == "str_replace"
+    assert [t["function"]["name"] for t in info["tools"]][-1] == "submit"
+    env.close()
+
+
 def test_submitting_nothing_or_hacking_the_tests_resolves_nothing(user_data):
     env = _make(user_data)
     env.reset(seed=0)

@@ -6,7 +6,7 @@ import ast
 import difflib
 
 from agentgym.envs.swegym import mutate
-from agentgym.envs.swegym.build import problem_statement
+from agentgym.envs.swegym.tasks import problem_statement
 from agentgym.envs.swegym.tools import ToolSyntaxError, parse
 
 SOURCE = '''\

@@ -1,4 +1,4 @@
-"""The embedded SWEGym task set (built by `python -m agentgym.envs.swegym.build`): schema, splits,
+"""The embedded SWEGym task set (built by `python -m agentgym.envs.swegym.tasks`): schema, splits,
 conformance, and the expert / empty-submit checks on the test split."""
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ import pytest
 
 import agentgym  # noqa: F401
 from agentgym.agents import Agent, ExpertAgent
-from agentgym.envs.swegym import build, harness
+from agentgym.envs.swegym import engine, tasks
 from agentgym.rollout import EpisodeSpec, rollout
 from agentgym.sandbox import available
 from agentgym.testing import check_env
 
-BUILT = (build.dataset_dir() / "instances.jsonl").exists()
+BUILT = (tasks.dataset_dir() / "instances.jsonl").exists()
 pytestmark = [
     pytest.mark.skipif(not available(), reason="bubblewrap is not installed (bash scripts/system-deps.sh)"),
-    pytest.mark.skipif(not BUILT, reason="SWEGym tasks not built: python -m agentgym.envs.swegym.build"),
+    pytest.mark.skipif(not BUILT, reason="SWEGym tasks not built: python -m agentgym.envs.swegym.tasks"),
 ]
 
 
 @functools.cache
 def _instances() -> list[dict]:
-    return harness.load_instances(build.dataset_dir() / "instances.jsonl")
+    return engine.load_instances(tasks.dataset_dir() / "instances.jsonl")
 
 
 def test_task_set_schema_and_splits():
@@ -33,12 +33,12 @@ def test_task_set_schema_and_splits():
     assert len(instances) >= 200
     splits: dict[str, set[tuple[str, str]]] = {"train": set(), "valid": set(), "test": set()}
     for inst in instances:
-        for key in (*harness.REQUIRED, "hints_text", "created_at", "version", "environment_setup_commit"):
+        for key in (*engine.REQUIRED, "hints_text", "created_at", "version", "environment_setup_commit"):
             assert key in inst
         assert inst["FAIL_TO_PASS"] and inst["PASS_TO_PASS"]
         assert not set(inst["FAIL_TO_PASS"]) & set(inst["PASS_TO_PASS"])
         assert inst["base_commit"] != inst["environment_setup_commit"] and len(inst["base_commit"]) == 40
-        assert harness.patch_files(inst["patch"]) == [inst["module"]]
+        assert engine.patch_files(inst["patch"]) == [inst["module"]]
         statement = inst["problem_statement"]
         assert inst["FAIL_TO_PASS"][0] in statement and "diff --git" not in statement and "@@" not in statement
         splits[inst["split"]].add((inst["repo"], inst["module"]))
@@ -51,11 +51,11 @@ def test_task_set_schema_and_splits():
 
 
 def test_candidates_are_deterministic_from_the_seed():
-    project = build.PROJECTS[0]
-    tree = build.fetch(project)  # cached by the build
-    first = build.candidates(project, tree, seed=0, per_module=2)
-    assert first == build.candidates(project, tree, seed=0, per_module=2)
-    assert first != build.candidates(project, tree, seed=1, per_module=2)
+    project = tasks.PROJECTS[0]
+    tree = tasks.fetch(project)  # cached by the build
+    first = tasks.candidates(project, tree, seed=0, per_module=2)
+    assert first == tasks.candidates(project, tree, seed=0, per_module=2)
+    assert first != tasks.candidates(project, tree, seed=1, per_module=2)
 
 
 def test_conformance_on_the_test_split():

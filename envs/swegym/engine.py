@@ -277,6 +277,19 @@ def run_tests(
     return TestRun(statuses, code, problem is None, problem, result, failures, tampered)
 
 
+#: pytest's "in 0.12s" in its summary lines, and object addresses: they differ between equal runs.
+_PYTEST_TIME = re.compile(r"^(=+ .*?) in (\d+(?:\.\d+)?)s(?: \(\d+:\d\d:\d\d\))? (=+)$", re.MULTILINE)
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
+def stable_test_output(text: str) -> tuple[str, float | None]:
+    """pytest output without what changes between identical runs (its wall time, object addresses);
+    also returns the wall time pytest reported (``None`` if none)."""
+    seconds = [float(m.group(2)) for m in _PYTEST_TIME.finditer(text)]
+    text = _ADDRESS.sub("0x?", _PYTEST_TIME.sub(r"\1 \3", text))
+    return text, seconds[-1] if seconds else None
+
+
 def status_of(test_id: str, statuses: Mapping[str, str]) -> str | None:
     """A test's status; truncated parametrised ids (SWE-bench logs) are prefix-matched."""
     if test_id in statuses:

@@ -1,12 +1,19 @@
-"""Build the embedded SWEGym task set: fetch pinned sdists, mutate, validate in the sandbox, cache.
+"""SWEGym's task set: loading a split (embedded or the user's instances), and building the embedded one.
 
-Run once at set-up (the only step that uses the network, and only PyPI through pip)::
+:func:`load_split` gives the env its records: the embedded set's split, or every instance of a user's
+SWE-Gym / SWE-bench file (read and checked by :func:`.engine.load_instances`), with the folder of the
+repositories they check out.
 
-    python -m agentgym.envs.swegym.build            # default seed 0; resumable; 2 worker processes
+The embedded set is built once at set-up, fetching the pinned sdists of :mod:`.sdists`, mutating them
+(:mod:`.mutate`) and validating every candidate in the sandbox; it is the only step that uses the
+network, and only PyPI through pip::
 
+    python -m agentgym.envs.swegym.tasks            # default seed 0; resumable; 2 worker processes
+
+Build steps:
 Steps:
 
-1. **Fetch** each project of :data:`PROJECTS` with ``pip download --no-deps --no-binary :all:`` and check
+1. **Fetch** each project of :data:`.sdists.PROJECTS` with ``pip download --no-deps --no-binary :all:`` and check
    its sha256; unpack it (sdists carry their tests).
 2. **Baseline**: run each module's test files twice on the clean tree in the sandbox; tests that pass
    both times are the stable ones.
@@ -41,17 +48,16 @@ import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agentgym.cache import cache_root
-from agentgym.error import EngineFault, InvalidArgumentError
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
 
-from agentgym.envs.swegym import harness, mutate
+from agentgym.envs.swegym import engine, mutate
+from agentgym.envs.swegym.sdists import OWNER, PROJECTS, Project, fetch, swegym_cache, tree_files
 
 #: Part of the task-set cache key and of the env's engine version: bump when what the build keeps can change.
 #: 2: candidates are validated under grader 2's test runner (``python -I``, report through a private fd);
@@ -59,58 +65,8 @@ from agentgym.envs.swegym import harness, mutate
 #: (boltons ``swap_arguments`` in ioutils) that the new runner rejects, so the same key gave 288 or 287 tasks.
 GENERATOR_VERSION = "2"
 DEFAULT_SEED = 0
-OWNER = "agentgym-sdist"
 #: Fixed git identity and date, so commit hashes are deterministic.
 GIT_IDENTITY = "agentgym <agentgym@localhost> 1700000000 +0000"
-
-
-@dataclasses.dataclass(frozen=True)
-class Project:
-    """A pinned PyPI source distribution and how its modules map to test files."""
-
-    name: str
-    version: str
-    sha256: str
-    license: str
-    modules: tuple[tuple[str, tuple[str, ...]], ...]
-    test_env: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def repo(self) -> str:
-        return f"{OWNER}/{self.name}"
-
-    @property
-    def sdist(self) -> str:
-        return f"{self.name}-{self.version}.tar.gz"
-
-
-def _same_name(package: str, names: Sequence[str], tests: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return tuple((f"{package}/{n}.py", (f"{tests}/test_{n}.py",)) for n in names)
-
-
-#: Small permissive pure-Python projects whose sdists include fast test suites (pytest only).
-PROJECTS: tuple[Project, ...] = (
-    Project("toolz", "1.2.0", "9667a038e9d6ecba37995e26cb2f59ec6420b6ad8dd9677de59db9b956b08490", "BSD-3-Clause",
-            _same_name("toolz", ("functoolz", "itertoolz", "dicttoolz", "recipes"), "toolz/tests")
-            + _same_name("toolz/sandbox", ("core", "parallel"), "toolz/sandbox/tests")),
-    Project("cachetools", "8.0.2", "30ac523adfc118b51d2b2e7bad8a0ddb31370dfe2700c7f10ca224f36ccf81e0", "MIT",
-            (("src/cachetools/__init__.py", tuple(f"tests/test_{n}.py" for n in
-                                                  ("cache", "fifo", "lfu", "lru", "rr", "tlru", "ttl"))),
-             ("src/cachetools/_cached.py", ("tests/test_cached.py",)),
-             ("src/cachetools/_cachedmethod.py", ("tests/test_cachedmethod.py",)),
-             ("src/cachetools/keys.py", ("tests/test_keys.py",)),
-             ("src/cachetools/func.py", ("tests/test_func.py",))),
-            test_env=(("PYTHONPATH", "src"),)),
-    Project("boltons", "26.2.0", "d39cfd15c1a1c3bd4d705c82252fa9edb8e4f5e8cc039f8e39afac7b1b47e92c", "BSD-3-Clause",
-            _same_name("boltons", ("cacheutils", "dictutils", "fileutils", "formatutils", "funcutils",
-                                   "ioutils", "iterutils", "jsonutils", "listutils", "mathutils", "namedutils",
-                                   "queueutils", "setutils", "statsutils", "strutils", "tableutils", "tbutils",
-                                   "timeutils", "typeutils", "urlutils"), "tests")),
-)
-
-
-def swegym_cache() -> Path:
-    return cache_root() / "swegym"
 
 
 def dataset_key(seed: int = DEFAULT_SEED, per_module: int = 24, projects: Sequence[Project] = PROJECTS) -> str:
@@ -132,50 +88,43 @@ def dataset_dir(seed: int = DEFAULT_SEED, per_module: int = 24) -> Path:
     return swegym_cache() / f"tasks-{dataset_key(seed, per_module)}"
 
 
-# ----------------------------------------------------------------------------- fetch
-def fetch(project: Project) -> Path:
-    """The project's unpacked sdist (downloaded with pip on first use, sha256-checked)."""
-    sdists = swegym_cache() / "sdists"
-    archive = sdists / project.sdist
-    if not archive.exists() or _sha256(archive) != project.sha256:
-        sdists.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=sdists))
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            f"{project.name}=={project.version}", "-d", str(scratch)], check=True)
-            got = scratch / project.sdist
-            if not got.exists() or _sha256(got) != project.sha256:
-                raise InvalidArgumentError(
-                    f"{project.sdist} from PyPI does not have the pinned sha256 {project.sha256}")
-            os.replace(got, archive)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    tree = sdists / f"{project.name}-{project.version}"
-    if not tree.exists():
-        scratch = Path(tempfile.mkdtemp(dir=sdists))
-        with tarfile.open(archive) as tar:
-            tar.extractall(scratch, filter="data")
-        os.rename(scratch / f"{project.name}-{project.version}", tree)
-        shutil.rmtree(scratch)
-    return tree
+def load_split(split: str, *, instances: str | os.PathLike | None = None, repos_dir: str | os.PathLike | None = None,
+               task_seed: int = DEFAULT_SEED) -> tuple[list[dict[str, Any]], Path]:
+    """The instances of one split and the folder holding their repositories' clones.
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def tree_files(tree: Path) -> list[str]:
-    """The project's files, relative, sorted (caches and build leftovers excluded)."""
-    out = []
-    for root, dirs, files in os.walk(tree):
-        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".pytest_cache") and not d.endswith(".egg-info"))
-        out += [os.path.relpath(os.path.join(root, f), tree) for f in files if not f.endswith(".pyc")]
-    return sorted(out)
+    Embedded tasks (no ``instances``): the records of ``split`` in the task set built with ``task_seed``
+    and its ``repos`` folder. A user's file (``instances=PATH`` with ``repos_dir=DIR``): all its records,
+    whatever the split's name, with clones at ``DIR/<owner>__<name>``. Every clone must exist.
+    """
+    if instances is not None:
+        if repos_dir is None:
+            raise InvalidArgumentError("instances=... needs repos_dir=DIR with one git clone per repo "
+                                       "at DIR/<owner>__<name>")
+        records = engine.load_instances(instances)
+        repos = Path(repos_dir)
+    else:
+        if repos_dir is not None:
+            raise InvalidArgumentError("repos_dir is only used together with instances=PATH")
+        folder = dataset_dir(task_seed)
+        if not (folder / "instances.jsonl").exists():
+            raise DependencyNotInstalled(
+                f"the embedded SWEGym task set (seed {task_seed}) is not built yet; run once (it fetches "
+                f"three sdists from PyPI): {sys.executable} -m agentgym.envs.swegym.tasks --seed {task_seed}")
+        records = [r for r in engine.load_instances(folder / "instances.jsonl") if r.get("split") == split]
+        if not records:
+            raise InvalidArgumentError(f"unknown split {split!r}; expected one of ['test', 'train', 'valid']")
+        repos = folder / "repos"
+    for record in records:
+        clone = repos / engine.repo_folder(record["repo"])
+        if not clone.is_dir():
+            raise InvalidArgumentError(
+                f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}")
+    return records, repos
 
 
 # ----------------------------------------------------------------------------- sandboxed runs
 def _run_module_tests(tree: Path, project: Project, files: Sequence[str], replace: tuple[str, str] | None,
-                      keep_failures: bool = False) -> harness.TestRun:
+                      keep_failures: bool = False) -> engine.TestRun:
     from agentgym.sandbox import Sandbox
 
     work = Path(tempfile.mkdtemp(prefix="agentgym-swegym-"))
@@ -184,8 +133,8 @@ def _run_module_tests(tree: Path, project: Project, files: Sequence[str], replac
         if replace is not None:
             (work / "repo" / replace[0]).write_text(replace[1])
         box = Sandbox(work / "repo")
-        return harness.run_tests(box, files, python=sys.executable, env=dict(project.test_env),
-                                 limits=dataclasses.replace(harness.TEST_LIMITS, wall_seconds=120),
+        return engine.run_tests(box, files, python=sys.executable, env=dict(project.test_env),
+                                 limits=dataclasses.replace(engine.TEST_LIMITS, wall_seconds=120),
                                  keep_failures=keep_failures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -408,7 +357,7 @@ def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dic
                 kept.append((cand, result))
         tags = [(f"{OWNER}__{project.name}.{cand['kind']}__{cand['id']}", cand["module"], cand["mutated"])
                 for cand, _ in kept]
-        clean, commits = _git_repo(scratch / "repos" / harness.repo_folder(project.repo), tree, tags)
+        clean, commits = _git_repo(scratch / "repos" / engine.repo_folder(project.repo), tree, tags)
         for (cand, result), (tag, module, _) in zip(kept, tags):
             original = (tree / module).read_text()
             rng = random.Random(f"{seed}:{tag}")
@@ -416,10 +365,10 @@ def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dic
                 "instance_id": tag, "repo": project.repo, "base_commit": commits[tag],
                 "patch": _diff(module, cand["mutated"], original), "test_patch": "",
                 "problem_statement": problem_statement(result["FAIL_TO_PASS"], result["failures"],
-                                                       harness.DEFAULT_TEST_CMD, rng),
+                                                       engine.DEFAULT_TEST_CMD, rng),
                 "hints_text": "", "created_at": "2026-01-01T00:00:00Z", "version": project.version,
                 "environment_setup_commit": clean, "FAIL_TO_PASS": result["FAIL_TO_PASS"],
-                "PASS_TO_PASS": result["PASS_TO_PASS"], "test_cmd": harness.DEFAULT_TEST_CMD,
+                "PASS_TO_PASS": result["PASS_TO_PASS"], "test_cmd": engine.DEFAULT_TEST_CMD,
                 "test_env": dict(project.test_env), "split": splits[cand["module"]], "module": module,
                 "bug": {"function": cand["function"], "kind": cand["kind"], "line": cand["line"]},
                 "license": project.license,
