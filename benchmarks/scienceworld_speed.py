@@ -8,8 +8,9 @@ a timed pass. Variants:
    valid actions every time, one py4j round trip per action);
 2. ``agentgym exact_stock``: ``agentgym/ScienceWorld-v0`` with ``exact_stock=True`` (the same stock
    path under agentgym, plus ``-XX:hashCode=2``);
-3. ``fast, read``: agentgym's default path, the agent reads ``info["admissible_actions"]`` every step;
-4. ``fast, not read``: the same, the agent never reads them (each step still runs the listing's two
+3. ``fast, read``: agentgym's default path, ``info["admissible_actions"]`` computed every step (the
+   default ``info_keys=None``);
+4. ``fast, not read``: the same with ``info_keys=()``, so they are never listed (each step still runs the listing's two
    name resolutions, which draw from the simulator's random number generator, so the episode stays
    identical to stock's: about 80% of a listing's JVM time).
 
@@ -105,7 +106,8 @@ class _Stock:
 
 class _Agentgym:
     def __init__(self, read: bool, **kwargs: Any) -> None:
-        self.env = ScienceWorldEnv(split="test", max_turns=10_000, expert=False, **kwargs)
+        self.env = ScienceWorldEnv(split="test", max_turns=10_000, expert=False, info_keys=None if read else (),
+                                   **kwargs)
         self.read = read
         self.jvm_pid: int | None = None
 

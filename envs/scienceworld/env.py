@@ -4,11 +4,11 @@ Env card
 --------
 * **Id**: ``agentgym/ScienceWorld-v0``
 * **Engine**: the PyPI ``scienceworld`` package: its bundled simulator jar runs in a JVM (Java 11+)
-  reached through py4j, one JVM per env instance (see :mod:`.simulator`).
+  reached through py4j, one JVM per env instance (see :mod:`.engine`).
 * **Tasks**: all 30 task types with their variations (7,207 in all), ids ``<task type>/<variation>``
   such as ``boil/17``. Splits ``train``, ``valid``, ``test`` are ScienceWorld's official train, dev and
   test variations; ``train_L`` (training) and ``L0``, ``L1``, ``L2`` are RLVMR-style generalization
-  levels over 20 seen and 10 held-out task types (see :mod:`.catalog`).
+  levels over 20 seen and 10 held-out task types (see :mod:`.tasks`).
   ``task_types=[...]`` restricts a split to some task types.
 * **Simplifications**: ``simplifications="easy"`` (or some of ``teleportAction``, ``openDoors``,
   ``openContainers``, ``selfWateringFlowerPots``, ``noElectricalAction``). They are part of every task
@@ -21,42 +21,41 @@ Env card
   the engine's own score (negative on failure) is ``info["scienceworld"]["score"]``.
 * **Termination**: the task is completed (``won``) or failed (engine score below 0,
   ``info["scienceworld"]["failed"]``). **Truncation**: ``max_turns`` (default 100) reached.
-* **info**: the standard keys.
+* **info**: the standard keys, in a plain dict. ``admissible_actions`` and ``expert_action`` are this
+  family's ``costly_info_keys``: each is computed only when the constructor option ``info_keys=`` (or
+  ``env.unwrapped.set_info_keys``) asks for it, and is absent from ``info`` when it does not. The default
+  (``info_keys=None``) computes both, so a plain ``gym.make`` gives the full info; an agent that reads
+  neither runs with ``info_keys=()``, one that reads the listing only with ``("admissible_actions",)``.
+  Worker pools (``EnvPool``, ``rollout``, ``agentgym eval``) set each worker's env to their agent's
+  ``info_keys``.
 
   - ``admissible_actions``: the engine's valid action-object combinations, deduplicated, in the
-    engine's (sorted) order. Listing them costs more than the step itself, so they are computed only
-    when read, at most once per state (however often, and through however many infos, they are read).
-    An info read only after the env moved on still has them: a state left unread is listed as the env
-    leaves it (its listing is made then anyway, see Engine paths; before a reset, one listing per
-    episode); None only when the engine was gone first (a crash). Whether they are read does not change
-    the episode.
+    engine's (sorted) order. Listing them costs more than the step itself (one listing per state when
+    asked for). Whether they are asked for does not change the episode (see Engine paths).
   - ``expert_action``: the next action of the engine's gold sequence while the agent follows it (None
-    once it strays, and at the end). The gold sequence is planned the first time an episode's expert
-    action is read (0.2-20 s, once per variation, then cached on disk under ``$AGENTGYM_CACHE``).
+    once it strays, at the end, and always with ``expert=False``). The gold sequence is planned the first
+    time an episode computes its expert action (0.2-20 s, once per variation, then cached on disk under
+    ``$AGENTGYM_CACHE``); pass ``expert=False`` or leave the key out of ``info_keys`` where nobody reads
+    it, so no gold sequence is ever planned.
   - ``action_valid``: the engine parsed the command (it did not answer "No known action matches that
     input."). ``ground_truth``: None.
   - ``anchor_obs``: a key of the engine state, not its last message: the room as "look around"
     describes it, a blank line, then the inventory (the engine's free actions, which take no time; stock
     computes the same two texts at every step). No move counter or score, so revisiting a state
-    (leaving a room and coming back, or a command that changes nothing) gives the same anchor. Eager,
-    so it reaches worker pools whatever ``info_keys`` says.
+    (leaving a room and coming back, or a command that changes nothing) gives the same anchor. Always
+    present, whatever ``info_keys`` says.
   - Under ``info["scienceworld"]``: ``score`` (engine, -100..100), ``moves``, ``completed``,
     ``failed``, ``task_type``, ``variation``, ``simplifications``; ``gold_length`` (the number of
     actions of the episode's gold sequence) and ``gold_exceeds_max_turns`` (``gold_length >
     max_turns``), both absent until the gold sequence is known (never None: Gymnasium's vector envs cannot
     merge a number from one env with None from another): from reset on when it is cached, else from the
-    step after the expert action was first read (which plans it).
-  - Whatever reads every value computes them all: worker processes (``EnvPool``, ``rollout``,
-    ``agentgym eval``) pickle each info, unless ``info_keys=`` names the lazy values to send (the
-    others arrive as None: ``rollout(..., info_keys=())`` for an agent that reads neither), and
-    gymnasium's passive checker (off in ``agentgym`` registrations) reads every info. Pass
-    ``expert=False`` where nobody reads the expert action, so no gold sequence is ever planned.
+    step after the expert action was first computed (which plans it).
 * **Gold lengths and the turn limit**: many gold sequences are longer than the default
   ``max_turns=100`` (boil, melt, freeze and change-of-state dev/test variations up to 182 actions,
   inclined plane up to 760, genetics 132-161: :data:`.gold.GOLD_LENGTHS`, printed by
   :func:`.gold.gold_length_table`), so the expert cannot finish them under the default. When an
   episode's gold sequence is known and longer than ``max_turns``, the env sets
-  ``gold_exceeds_max_turns`` and, when the expert is consulted (``expert_action`` read), warns once per
+  ``gold_exceeds_max_turns`` and, when the expert is consulted (``expert_action`` computed), warns once per
   task (:class:`.gold.GoldExceedsMaxTurns`, naming task, variation, gold length and ``max_turns``); the
   expert's truncated episodes stay in the results as failures.
 * **Engine faults**: if the JVM dies or a call takes longer than ``step_timeout`` seconds (loads get
@@ -68,9 +67,9 @@ Env card
   hashes that every call advances, so object order in observations, the valid-action wording and even
   trajectories change with the call history (one extra read-only call changes them).
   ``reproducible=False`` leaves the flag out.
-* **Engine paths (speed)**: by default the fast path (:class:`.simulator.Simulator`): a step makes 6
+* **Engine paths (speed)**: by default the fast path (:class:`.engine.Simulator`): a step makes 6
   engine calls (the step, score, completed, moves, and the two free actions of the anchor) and lists each
-  state's valid actions once, when read or else as the env leaves the state; a listing is one transfer
+  state's valid actions once when ``info_keys`` ask for them; a listing is one transfer
   (the stock env makes one round trip per action, ~350 per state); TCP_NODELAY on the py4j socket; an
   episode starts with ``load`` + "look around" (stock ``reset`` rebuilds the world again); a small
   serial-GC JVM (~150 MB instead of ~1.2 GB). ``exact_stock=True`` runs the unmodified
@@ -79,11 +78,11 @@ Env card
   valid actions at every step. Listing draws from the simulator's global random number generator
   (``InputParser.chooseUniqueReferents`` breaks name ties with ``scala.util.Random``), which random
   events (genetics, wandering animals, bees, plant growth) draw from too; so before each step whose state
-  was not listed, the fast path lists it (the draws are made by the listing's name resolutions, which are
-  nearly all of its cost, so not reading saves almost nothing) and keeps the listing for that state's info.
+  was not listed, the fast path lists it in the JVM without sending the list (the draws are made by the
+  listing's name resolutions, which are nearly all of its cost, so not asking saves little).
   Both paths therefore give identical observations, admissible
-  actions, rewards, scores, won flags and anchors whether or not the listing is read
-  (``tests/envs/test_scienceworld_identity.py``: gold paths of all 30 task types, both read patterns),
+  actions, rewards, scores, won flags and anchors whether or not the listing is asked for
+  (``tests/envs/test_scienceworld_identity.py``: gold paths of all 30 task types, listing asked for or not),
   so ``engine_version`` and the evaluation protocol are the same; use ``exact_stock=True`` to confirm
   any result.
 
@@ -91,31 +90,27 @@ Version history: v0, initial release; ``exact_stock`` and ``reproducible`` optio
 (issue 11), results unchanged; the fast path makes the listing's random draws when the listing is not
 read (issue 17: before, an agent that skipped listings saw other random events than stock from some step
 on, in the same protocol row), ``anchor_obs`` became a key of the state (was the last message), gold
-lengths in info.
+lengths in info. Issue 18: ``info`` is a plain dict; the costly keys are asked for with ``info_keys=``
+(default: both) instead of being computed lazily when read, and a key not asked for is absent (it was
+None in a worker pool); episodes and results unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
 import warnings
 from collections.abc import Collection, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from agentgym.cache import cache_root, cached_folder
 from agentgym.core import TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.scienceworld import catalog
-from agentgym.envs.scienceworld.gold import GOLD_CACHE_VERSION, GoldExceedsMaxTurns, next_gold_action
-from agentgym.envs.scienceworld.simulator import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
-
-logger = logging.getLogger(__name__)
+from agentgym.envs.scienceworld import tasks as catalog
+from agentgym.envs.scienceworld.engine import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
+from agentgym.envs.scienceworld.gold import GoldCache, GoldExceedsMaxTurns, next_gold_action
 
 #: The engine's answer to a command it cannot parse.
 UNKNOWN_ACTION = "No known action matches that input."
@@ -206,13 +201,10 @@ class ScienceWorldEnv(TextEnv):
         self.expert = bool(expert)
         self._sim: Simulator | None = None
         self.step_timeout = step_timeout
-        self._generation = 0  # advances whenever the engine state changes
-        # the current state's lazy listing, once fetched (see _settle_listing); None when it was not deferred
-        self._listing_cell: dict[str, Any] | None = None
         self._actions: list[tuple[str, bool]] = []  # this episode's commands sent to the engine, parsed?
         self._engine_obs = ""  # the engine's text after the last command (to check replays)
         self._raw_score = 0
-        self._gold: dict[str, list[str]] = {}
+        self._gold = GoldCache(self.engine_version)
         self._anchor = ""
         self._moves = 0  # the engine's move count after the last command it processed
         self._warned_gold: set[str] = set()
@@ -270,8 +262,6 @@ class ScienceWorldEnv(TextEnv):
     # ----------------------------------------------------------------- hooks
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         definition = task.definition
-        self._settle_listing()
-        self._generation += 1
         self._actions = []
         try:
             sim = self._simulator()
@@ -289,8 +279,6 @@ class ScienceWorldEnv(TextEnv):
     def _advance(self, action: str) -> Transition:
         from py4j.protocol import Py4JJavaError
 
-        self._settle_listing(faults=True)
-        self._generation += 1
         sim = self._sim
         try:
             if sim is None:
@@ -311,17 +299,17 @@ class ScienceWorldEnv(TextEnv):
         return self._transition(observation, score, completed, moves, valid, anchor, reward=reward, parsed=parsed)
 
     def _close_engine(self) -> None:
-        self._settle_listing()
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
     def _transition(self, observation: str, score: int, completed: bool, moves: int,
                     valid: list[str] | None, anchor: str, *, reward: float, parsed: bool) -> Transition:
-        """``valid``: the valid actions when the engine path listed them (stock), else None (read lazily)."""
+        """``valid``: the valid actions when the engine path listed them (stock), else None (listed only when
+        ``info_keys`` ask for them)."""
         assert self._task is not None
         definition = self._task.definition
         failed = score < 0
-        gold = self._gold.get(self._task.task_id)
+        gold = self._gold.known(self._task)
         # known-or-absent, never None: Gymnasium's vector envs cannot merge an int from one env with None
         gold_info = {} if gold is None else {"gold_length": len(gold),
                                              "gold_exceeds_max_turns": len(gold) > self.max_turns}
@@ -332,9 +320,9 @@ class ScienceWorldEnv(TextEnv):
             action_valid=parsed,
             won=completed,
             score=min(max(score, 0), 100) / 100.0,
-            admissible_actions=self._admissible_reader() if valid is None else valid,
+            admissible_actions=self._valid_actions if valid is None else valid,
             anchor_obs=anchor,
-            expert_action=None if completed or failed or not self.expert else self._expert_reader(),
+            expert_action=None if completed or failed or not self.expert else self._expert_action,
             family_info={
                 "score": score,
                 "moves": moves,
@@ -349,8 +337,8 @@ class ScienceWorldEnv(TextEnv):
 
     def _check_gold_length(self, task: Task, length: int) -> None:
         """Warn once per task when its gold sequence is longer than the turn limit (the expert cannot finish),
-        when the expert is consulted (``info["expert_action"]`` read): a trainer's agent that never reads it
-        gets the info keys only, not a warning per task."""
+        when the expert is consulted (``info["expert_action"]`` computed): a trainer's agent that never asks
+        for it gets the info keys only, not a warning per task."""
         if self.expert and length > self.max_turns and task.task_id not in self._warned_gold:
             self._warned_gold.add(task.task_id)
             warnings.warn(
@@ -361,62 +349,25 @@ class ScienceWorldEnv(TextEnv):
                 GoldExceedsMaxTurns, stacklevel=2,
             )
 
-    def _admissible_reader(self) -> Any:
-        """Reads the valid actions of this state: listed when first read, or fetched by
-        :meth:`_settle_listing` as the env moves on, so an info read late still has them."""
-        cell = self._listing_cell = {}
+    def _valid_actions(self) -> list[str] | None:
+        """The current state's valid actions (the engine lists a state at most once; None after a crash)."""
+        if self._sim is None:
+            return None
+        try:
+            return self._sim.valid_actions()
+        except SimulatorDied as exc:
+            raise self._fault(exc) from None
 
-        def read() -> list[str] | None:
-            if "value" not in cell:
-                if self._sim is None:  # closed or crashed before anyone read them
-                    logger.debug("info['admissible_actions'] read after the engine was gone: None")
-                    return None
-                try:
-                    cell["value"] = self._sim.valid_actions()
-                except SimulatorDied as exc:
-                    raise self._fault(exc) from None
-            return cell["value"]
-
-        return read
-
-    def _settle_listing(self, faults: bool = False) -> None:
-        """Fetch the current state's listing if no one read it, before the state goes (a step, a reset, close).
-
-        A step lists the state it leaves anyway (stock's random draws, :meth:`.simulator.Simulator.step`), so
-        fetching costs only the transfer; before a reset it is one listing per episode, and the reload
-        reseeds the random number generator, so it changes nothing. Infos then keep their listing however
-        late they are read (Gymnasium's ``check_env`` compares infos after the next reset). ``faults``: a
-        dead or hung engine raises :class:`EngineFault` (before a step); else the info just reads None."""
-        cell, self._listing_cell = self._listing_cell, None
-        if cell is not None and "value" not in cell and self._sim is not None and self._sim.alive:
-            try:
-                cell["value"] = self._sim.valid_actions()
-            except SimulatorDied as exc:
-                if faults:
-                    raise self._fault(exc) from None
-                logger.debug("the engine died listing the state before it went: %s", exc)
-            except Exception as exc:  # the engine threw: the info then reads None
-                logger.debug("listing the state before it went failed: %s", exc)
-
-    def _expert_reader(self) -> Any:
-        task, actions, count = self._task, self._actions, len(self._actions)
-
-        def read() -> str | None:
-            gold = self.gold_actions(task, plan=self._sim is not None)  # no new JVM for a closed env
-            if gold is None:
-                return None
-            self._check_gold_length(task, len(gold))
-            return next_gold_action(gold, actions[:count])
-
-        return read
+    def _expert_action(self) -> str | None:
+        """The next gold action after this episode's commands (planning the gold sequence if needed)."""
+        task = self._task
+        gold = self.gold_actions(task, plan=self._sim is not None)  # no new JVM for a closed env
+        if gold is None:
+            return None
+        self._check_gold_length(task, len(gold))
+        return next_gold_action(gold, self._actions)
 
     # ----------------------------------------------------------------- gold sequences
-    def _gold_folder(self, task: Task) -> Path:
-        key = hashlib.sha256(self.engine_version.encode()).hexdigest()[:16]
-        simplifications = task.definition["simplifications"] or "none"
-        name = task.task_id.replace("/", "-")
-        return cache_root() / "scienceworld" / f"gold{GOLD_CACHE_VERSION}-{key}" / simplifications / name
-
     def gold_actions(self, task: Task | str, plan: bool = True) -> list[str] | None:
         """The engine's gold action sequence of a task: from memory, the disk cache, or planned now
         (None when it is not cached and ``plan`` is False).
@@ -425,20 +376,7 @@ class ScienceWorldEnv(TextEnv):
         commands to restore the state (the engine is deterministic under the JVM flags used).
         """
         task = self.tasks.get(task) if isinstance(task, str) else task
-        gold = self._gold.get(task.task_id)
-        if gold is not None:
-            return gold
-        folder = self._gold_folder(task)
-        try:
-            gold = json.loads((folder / "gold.json").read_text())["gold"]
-        except (OSError, ValueError, KeyError):
-            if not plan:
-                return None
-            gold = self._plan_gold(task)
-            record = {"task_id": task.task_id, "engine_version": self.engine_version, "gold": gold}
-            cached_folder(folder, lambda scratch: (scratch / "gold.json").write_text(json.dumps(record)), "gold.json")
-        self._gold[task.task_id] = gold
-        return gold
+        return self._gold.get(task, self._plan_gold if plan else None)
 
     def _plan_gold(self, task: Task) -> list[str]:
         definition = task.definition
@@ -448,31 +386,12 @@ class ScienceWorldEnv(TextEnv):
             sim = self._simulator()
             sim.load(definition["task_type"], definition["variation"], definition["simplifications"], True)
             gold = [action for action in sim.gold_actions() if action]
-            if in_episode:
-                self._restore(sim, listed)
+            if in_episode:  # a gold load leaves another world and random state: rebuild the episode's
+                current = self._task.definition
+                observation = sim.replay(current["task_type"], current["variation"], current["simplifications"],
+                                         [command for command, _ in self._actions], listed)
+                if observation != self._engine_obs:
+                    raise SimulatorDied("replaying the episode to restore its state gave a different observation")
         except SimulatorDied as exc:
             raise self._fault(exc) from None
         return gold
-
-    def _restore(self, sim: Simulator, listed: bool) -> None:
-        """Rebuild the current episode's engine state by replaying its commands.
-
-        Always reloads (a gold load leaves another world and random state than a plain one). The replay
-        makes the same random draws as the episode did: every state before the current one had its listing
-        draws made (listed or not, :meth:`Simulator.step` sees to it), and the current one has them only
-        when it was ``listed``, so it is listed again then.
-        """
-        from py4j.protocol import Py4JJavaError
-
-        current = self._task.definition
-        sim.load(current["task_type"], current["variation"], current["simplifications"], False)
-        observation, *_ = sim.start()
-        for command, _ in self._actions:
-            try:
-                observation, *_ = sim.step(command)
-            except Py4JJavaError:
-                pass  # the engine threw on it in the episode too (the observation is the one before)
-        if observation != self._engine_obs:
-            raise SimulatorDied("replaying the episode to restore its state gave a different observation")
-        if listed:
-            sim.valid_actions()

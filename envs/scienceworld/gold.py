@@ -1,7 +1,8 @@
 """ScienceWorld's gold action sequences: following them, and how long they are.
 
-The engine plans a gold sequence per task variation (``load(..., generateGoldPath=True)``); the env
-caches it on disk and offers its next action as ``info["expert_action"]``. Some sequences are longer
+The engine plans a gold sequence per task variation (``load(..., generateGoldPath=True)``);
+:class:`GoldCache` keeps it in memory and on disk (``$AGENTGYM_CACHE/scienceworld/``, keyed by the engine
+version), and the env offers its next action (:func:`next_gold_action`) as ``info["expert_action"]``. Some sequences are longer
 than the default turn limit (``max_turns=100``): :data:`GOLD_LENGTHS` gives their lengths per task type
 and split, so users can set ``max_turns`` for the expert, and the env warns
 (:class:`GoldExceedsMaxTurns`) when an episode's sequence is longer than its limit.
@@ -9,7 +10,13 @@ and split, so users can set ``max_turns`` for the expert, and the env warns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agentgym.cache import cache_root, cached_folder
+from agentgym.tasks import Task
 
 #: Bump when the gold-sequence cache format changes.
 GOLD_CACHE_VERSION = 1
@@ -57,6 +64,48 @@ GOLD_LENGTHS: dict[str, dict[str, tuple[int, int, int]]] = {
 
 class GoldExceedsMaxTurns(UserWarning):
     """An episode's gold sequence is longer than the env's ``max_turns``: the expert may be truncated."""
+
+
+class GoldCache:
+    """The gold sequences of one engine version: in memory, then on disk, then planned by the caller.
+
+    Args:
+        engine_version: the env's ``engine_version`` (it keys the disk cache: another jar, simplification
+            set or JVM flag never reuses a sequence).
+    """
+
+    def __init__(self, engine_version: str):
+        self.engine_version = engine_version
+        self._key = hashlib.sha256(engine_version.encode()).hexdigest()[:16]
+        self._known: dict[str, list[str]] = {}
+
+    def folder(self, task: Task) -> Path:
+        """Where a task's ``gold.json`` is cached."""
+        simplifications = task.definition["simplifications"] or "none"
+        name = task.task_id.replace("/", "-")
+        return cache_root() / "scienceworld" / f"gold{GOLD_CACHE_VERSION}-{self._key}" / simplifications / name
+
+    def known(self, task: Task) -> list[str] | None:
+        """The sequence if it is in memory (no disk access)."""
+        return self._known.get(task.task_id)
+
+    def get(self, task: Task, plan: Callable[[Task], list[str]] | None) -> list[str] | None:
+        """The task's gold sequence: from memory, the disk cache, or ``plan(task)`` (then cached; None when it
+        is not cached and ``plan`` is None)."""
+        gold = self._known.get(task.task_id)
+        if gold is not None:
+            return gold
+        folder = self.folder(task)
+        try:
+            gold = json.loads((folder / "gold.json").read_text())["gold"]
+        except (OSError, ValueError, KeyError):
+            if plan is None:
+                return None
+            gold = plan(task)
+            record = {"task_id": task.task_id, "engine_version": self.engine_version, "gold": gold}
+            cached_folder(folder, lambda scratch: (scratch / "gold.json").write_text(json.dumps(record)), "gold.json")
+        self._known[task.task_id] = gold
+        return gold
 
 
 def _normalize(command: str) -> str:

@@ -1,4 +1,4 @@
-"""ScienceWorld on the real engine: splits, lazy info, rewards, failure, the JVM's life and the expert.
+"""ScienceWorld on the real engine: splits, costly info keys, rewards, failure, the JVM's life and the expert.
 
 Each test holds at most two JVMs (about 0.3-1 GB each).
 """
@@ -16,8 +16,8 @@ import pytest
 
 import agentgym  # noqa: F401
 from agentgym.agents import RandomAgent
-from agentgym.core import LazyInfo
-from agentgym.envs.scienceworld import ScienceWorldEnv, catalog
+from agentgym.envs.scienceworld import ScienceWorldEnv
+from agentgym.envs.scienceworld import tasks as catalog
 from agentgym.envs.scienceworld.env import next_gold_action
 from agentgym.error import EngineFault, InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
@@ -92,46 +92,49 @@ def test_every_task_type_starts_and_split_table_matches_engine(env):
             assert list(sim.call(method)) == list(catalog.official_variations(task_type, official)), task_type
 
 
-def test_lazy_admissible_actions_and_gold_episode(env):
-    _, info = env.reset(options={"task_id": SHORT_TASK})
+def test_costly_info_keys_are_computed_only_when_asked_and_gold_episode(env):
     calls = []
+    _, info = env.reset(options={"task_id": SHORT_TASK})
     sim = env._sim
     original = sim.valid_actions
     sim.valid_actions = lambda: calls.append(1) or original()  # count the engine listings
-    assert isinstance(info, LazyInfo) and calls == []
-    expert = info["expert_action"]
-    assert calls == [] and expert
-    admissible = info["admissible_actions"]
-    assert info["admissible_actions"] == admissible and info.get("admissible_actions") == admissible
-    assert calls == [1]  # once per step, however often it is read
+    assert type(info) is dict and env.info_keys == {"admissible_actions", "expert_action"}  # default: both
+    admissible, expert = info["admissible_actions"], info["expert_action"]
     assert len(admissible) == len(set(admissible)) > 10 and expert in admissible
     again = env.reset(options={"task_id": SHORT_TASK})[1]
-    assert again["admissible_actions"] == admissible  # stable order
+    assert again["admissible_actions"] == admissible and calls == [1]  # stable order; one listing per state
+    gold = env.gold_actions(SHORT_TASK)
+    env.unwrapped.set_info_keys(())  # an agent that reads neither: nothing listed, no expert
+    _, info = env.reset(options={"task_id": SHORT_TASK})
     calls.clear()
     total, steps, terminated = 0.0, 0, False
-    info, infos = again, []
     while not terminated:
-        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
-        total, steps, infos = total + reward, steps + 1, infos + [info]
+        assert "admissible_actions" not in info and "expert_action" not in info  # not computed: absent
+        obs, reward, terminated, truncated, info = env.step(gold[steps])
+        total, steps = total + reward, steps + 1
         assert info["action_valid"] and not truncated
-    # nobody read them, yet each state but the last was listed as the env left it (the draws a step makes
-    # anyway): the infos keep their listing, read late
-    assert calls == [1] * (steps - 1) and steps >= 2
-    assert isinstance(infos[0]["admissible_actions"], list) and calls == [1] * (steps - 1)
+    assert calls == [] and steps >= 2
     family = info["scienceworld"]
     assert info["won"] and info["score"] == 1.0 and family["score"] == 100 and family["completed"]
-    assert abs(total - 1.0) < 1e-9 and info["expert_action"] is None and not family["failed"]
-    assert steps <= len(env.gold_actions(SHORT_TASK))
+    assert abs(total - 1.0) < 1e-9 and not family["failed"] and steps <= len(gold)
+    env.unwrapped.set_info_keys(["expert_action", "won"])  # cheap names are accepted and change nothing
+    _, info = env.reset(options={"task_id": SHORT_TASK})
+    assert info["expert_action"] == gold[0] and "admissible_actions" not in info and calls == []
+    with pytest.raises(InvalidArgumentError, match="admissible_actions"):
+        env.unwrapped.set_info_keys(["admissible_action"])  # a typo names the close match
 
 
 def test_unparsed_command_failure_and_gold_planned_mid_episode(env, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))  # no cached gold sequence: it is planned when read
+    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))  # no cached gold sequence: it is planned when asked for
+    env.set_info_keys(["admissible_actions"])  # the expert not asked for at reset: nothing planned yet
     _, info = env.reset(options={"task_id": "find-animal/225"})
+    assert "expert_action" not in info and not list(tmp_path.rglob("gold.json"))
+    env.set_info_keys(None)
     obs, reward, terminated, _, unparsed = env.step("xyzzy plugh")
     assert "No known action" in obs and unparsed["action_valid"] is False and not terminated
-    obs, _, _, _, strayed = env.step("look around")
-    # Planning reloads the task, then replays the two commands above to restore the state.
+    # Planning (here, mid-episode) reloads the task, then replays the command above to restore the state.
     assert unparsed["expert_action"] == env.gold_actions("find-animal/225")[0]  # unparsed: changes nothing
+    obs, _, _, _, strayed = env.step("look around")
     assert strayed["expert_action"] is None and list(tmp_path.rglob("find-animal-225/gold.json"))
     assert any(action.startswith("focus on") for action in strayed["admissible_actions"])
     obs, reward, terminated, truncated, info = env.step("focus on door to hallway")  # not an animal
@@ -144,6 +147,7 @@ def test_unparsed_command_failure_and_gold_planned_mid_episode(env, tmp_path, mo
 
 
 def test_killed_or_hung_jvm_raises_engine_fault_then_resets_cleanly(env):
+    env.set_info_keys(["admissible_actions"])  # no gold planning for boil
     _, info = env.reset(options={"task_id": "boil/21"})  # some history in this JVM first
     for action in info["admissible_actions"][:3]:
         env.step(action)
@@ -159,7 +163,7 @@ def test_killed_or_hung_jvm_raises_engine_fault_then_resets_cleanly(env):
     obs, info = env.reset(options={"task_id": SHORT_TASK})
     assert env.jvm_pid not in (None, pid) and info["turn"] == 0
     assert (obs, info["admissible_actions"]) == seen  # a fresh JVM gives the same state: no history effect
-    assert env.step(info["expert_action"])[4]["action_valid"]
+    assert env.step(env.gold_actions(SHORT_TASK)[0])[4]["action_valid"]
 
     env.step_timeout = 2.0
     pid = env.jvm_pid
@@ -228,6 +232,7 @@ def test_expert_solves_first_test_variation(expert_env, task_type):
 
 def test_anchor_is_a_key_of_the_state_revisits_give_the_same_anchor(env):
     """``anchor_obs`` is the room ("look around") and the inventory, not the engine's last message."""
+    env.set_info_keys(())  # always present, whatever info_keys ask for
     _, start = env.reset(options={"task_id": "find-living-thing/225"})  # starts in the art studio, door closed
     assert start["anchor_obs"].startswith("This room is called the art studio.") and "inventory" in start["anchor_obs"]
     opened = env.step("open door to hallway")[4]

@@ -1,6 +1,6 @@
 """ScienceWorld's fast engine path gives exactly what the stock ``scienceworld.ScienceWorldEnv`` gives.
 
-The fast path (the default) skips listing valid actions unless they are read, lists them in one
+The fast path (the default) skips listing valid actions unless ``info_keys`` ask for them, lists them in one
 transfer, and starts an episode without stock's second world build; ``exact_stock=True`` runs the
 unmodified stock env. Both JVMs run with ``-XX:hashCode=2``: under default flags the stock engine is
 not even identical to itself once its call history changes (see the env card), so a comparison
@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from agentgym.envs.scienceworld import ScienceWorldEnv, catalog
-from agentgym.envs.scienceworld.simulator import REPRODUCIBLE_JAVA_OPTIONS, Simulator, StockSimulator
+from agentgym.envs.scienceworld import ScienceWorldEnv
+from agentgym.envs.scienceworld import tasks as catalog
+from agentgym.envs.scienceworld.engine import REPRODUCIBLE_JAVA_OPTIONS, Simulator, StockSimulator
 from agentgym.error import EngineFault
 
 #: Task types with short gold sequences (4-19 actions), so planning them stays cheap.
@@ -63,6 +64,7 @@ def _record(env: ScienceWorldEnv, task_id: str, prefix: list[str], random_steps:
 
 
 def _replay(env: ScienceWorldEnv, task_id: str, actions: list[str], read: bool = True) -> list:
+    env.set_info_keys(None if read else ())
     obs, info = env.reset(options={"task_id": task_id})
     states = [_state(obs, info, read=read)]
     for action in actions:
@@ -135,9 +137,8 @@ def test_fast_path_is_independent_of_the_jvms_call_history():
             admissible: list[str] = []  # listed at steps 0, 3, 6, 9
             for step in range(10):
                 admissible = used._sim.valid_actions() if step % 3 == 0 else admissible
+                used.set_info_keys(("admissible_actions",) if step % 2 else ())
                 obs, _, terminated, _, info = used.step(admissible[int(rng.integers(len(admissible)))])
-                if step % 2:
-                    info["admissible_actions"]
                 if terminated:
                     break
             used._sim.call("getPossibleObjects")
@@ -155,7 +156,7 @@ def test_stock_path_flags_and_engine_fault():
     try:
         seen_obs, info = env.reset(options={"task_id": task_id})
         seen = (seen_obs, info["admissible_actions"])
-        assert isinstance(env._sim, StockSimulator) and type(info) is dict  # listed at every step: nothing lazy
+        assert isinstance(env._sim, StockSimulator) and type(info) is dict  # listed at every step
         pid = env.jvm_pid
         with open(f"/proc/{pid}/environ", "rb") as handle:
             environ = handle.read().decode(errors="replace")
@@ -212,6 +213,7 @@ def _gold_episode(env: ScienceWorldEnv, task_id: str, gold: list[str], read: boo
         return (obs, reward, terminated, truncated, info["score"], info["won"], info["scienceworld"]["score"],
                 info["anchor_obs"], info["admissible_actions"] if read else "-")
 
+    env.set_info_keys(None if read else ())
     obs, info = env.reset(options={"task_id": task_id})
     states = [seen(obs, 0.0, False, False, info)]
     for action in gold:
@@ -269,10 +271,8 @@ def test_skipping_the_listing_does_not_change_a_genetics_episode():
         unread = [state[:-1] for state in _gold_episode(env, task_id, gold, read=False)]
         assert len(read) == 51 and unread == read, _first_difference(read, unread)
         sim = env._sim
-        # the old fast path: a state not listed draws nothing (neither the simulator's listing in the JVM nor
-        # the env's fetch of an unread listing as it leaves a state)
+        # the old fast path: a state not listed draws nothing (no listing in the JVM before the next step)
         sim._draw_as_listing = lambda: None
-        env._settle_listing = lambda faults=False: None
         old = [state[:-1] for state in _gold_episode(env, task_id, gold, read=False)]
         assert old != read and old[:40] == read[:40]  # diverges late, as the bug did
     finally:
@@ -289,20 +289,20 @@ def _next_random(env: ScienceWorldEnv) -> int:
 def test_planning_gold_mid_episode_restores_the_random_state(tmp_path, monkeypatch, listed):
     """Planning the gold sequence mid-episode reloads the task and replays the episode; the replay must leave
     the simulator's random number generator where the episode had it (listing draws included)."""
-    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))  # nothing cached: reading the expert action plans
+    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))  # nothing cached: asking for the expert action plans
     task_id, actions = _first_test_task("find-animal"), ["look around", "open door to hallway", "xyzzy"]
     planned = ScienceWorldEnv(split="test")
     plain = ScienceWorldEnv(split="test", expert=False)
     try:
         infos = []
         for env in (planned, plain):
-            _, info = env.reset(options={"task_id": task_id})
-            info["admissible_actions"]
-            for action in actions:
-                info = env.step(action)[4]
-            if listed:
-                info["admissible_actions"]
-            infos.append(info)
+            env.set_info_keys(["admissible_actions"])  # the first state listed
+            env.reset(options={"task_id": task_id})
+            env.set_info_keys(())
+            for action in actions[:-1]:
+                env.step(action)
+            env.set_info_keys((["admissible_actions"] if listed else []) + ["expert_action"])
+            infos.append(env.step(actions[-1])[4])  # listed (or not), then the expert action planned
         assert infos[0]["expert_action"] is None  # strayed; planning (reload + replay) happened here
         assert list(tmp_path.rglob("gold.json"))
         assert _next_random(planned) == _next_random(plain)  # not listed: both still owe the listing's draws

@@ -17,7 +17,7 @@ valid actions at every step) under the same watchdog, so any result of the fast 
   round trip per element, a step makes 6 calls (plus an unsent listing when the state before was not
   listed) instead of stock's 8 plus one round trip per listed action, and an episode starts with
   ``load`` + "look around" (stock's ``reset`` rebuilds the world ``load`` just built).
-* **Identity with stock whatever is read**: listing the valid actions draws from the simulator's
+* **Identity with stock whether or not the listing is asked for**: listing the valid actions draws from the simulator's
   global random number generator (``InputParser.chooseUniqueReferents`` breaks ties between object
   names with ``scala.util.Random.nextInt``), which random events (genetics, wandering animals, bees,
   plant growth) draw from too. Stock lists at every step, so before each step whose state was not
@@ -321,6 +321,27 @@ class Simulator:
     def call(self, name: str, *args: Any) -> Any:
         """Any other ``PythonInterface`` method, under the same deadline."""
         return self._call(lambda: getattr(self.server, name)(*args))
+
+    def replay(self, task: str, variation: int, simplifications: str, commands: Sequence[str], listed: bool) -> str:
+        """Rebuild an episode's state: reload the task and replay its commands; the last observation.
+
+        The replay makes the same random draws as the episode did: every state before the current one had
+        its listing draws made (listed or not, :meth:`step` sees to it), and the current one has them only
+        when it was ``listed``, so it is listed again then. A command the engine threw on in the episode
+        throws again and changes nothing (the observation stays the one before).
+        """
+        from py4j.protocol import Py4JJavaError
+
+        self.load(task, variation, simplifications, False)
+        observation, *_ = self.start()
+        for command in commands:
+            try:
+                observation, *_ = self.step(command)
+            except Py4JJavaError:
+                pass
+        if listed:
+            self.valid_actions()
+        return observation
 
 
 
