@@ -108,7 +108,7 @@ from agentgym.core import TextEnv, Transition
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
 from agentgym.tasks import Task, TaskSplit, choose_split
 
-from agentgym.envs.scienceworld import tasks as catalog
+from agentgym.envs.scienceworld import tasks as sw_tasks
 from agentgym.envs.scienceworld.engine import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
 from agentgym.envs.scienceworld.gold import GoldCache, GoldExceedsMaxTurns, next_gold_action
 
@@ -143,7 +143,7 @@ class ScienceWorldEnv(TextEnv):
     family = "ScienceWorld"
     #: The engine's listing of valid actions and its gold-path lookup each cost more than a step.
     costly_info_keys = frozenset({"admissible_actions", "expert_action"})
-    splits = tuple(catalog.SPLITS)
+    splits = tuple(sw_tasks.SPLITS)
 
     def __init__(
         self,
@@ -167,15 +167,15 @@ class ScienceWorldEnv(TextEnv):
         except ImportError as exc:
             raise DependencyNotInstalled("agentgym/ScienceWorld-v0 needs `pip install scienceworld==1.2.3`") from exc
         try:
-            self.simplifications = catalog.normalize_simplifications(simplifications)
+            self.simplifications = sw_tasks.normalize_simplifications(simplifications)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
-        which, official = choose_split(catalog.SPLITS, split)
-        types = catalog.split_types(which)
+        which, official = choose_split(sw_tasks.SPLITS, split)
+        types = sw_tasks.split_types(which)
         if task_types is not None:
-            unknown = sorted(set(task_types) - set(catalog.TASK_TYPES))
+            unknown = sorted(set(task_types) - set(sw_tasks.TASK_TYPES))
             if unknown:
-                raise InvalidArgumentError(f"unknown task types {unknown}; expected some of {list(catalog.TASK_TYPES)}")
+                raise InvalidArgumentError(f"unknown task types {unknown}; expected some of {list(sw_tasks.TASK_TYPES)}")
             outside = sorted(set(task_types) - set(types))
             if outside:
                 raise InvalidArgumentError(f"task types {outside} are not in split {split!r}")
@@ -188,10 +188,10 @@ class ScienceWorldEnv(TextEnv):
             Task(f"{name}/{variation}", {
                 "task_type": name,
                 "variation": variation,
-                "simplifications": catalog.engine_simplifications(name, self.simplifications),
+                "simplifications": sw_tasks.engine_simplifications(name, self.simplifications),
             })
             for name in types
-            for variation in catalog.official_variations(name, official)
+            for variation in sw_tasks.official_variations(name, official)
         ]
         super().__init__(TaskSplit(split, tasks, self.engine_version), max_turns=max_turns,
                          max_action_length=max_action_length, render_mode=render_mode, info_keys=info_keys)

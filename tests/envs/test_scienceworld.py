@@ -17,7 +17,7 @@ import pytest
 import agentgym  # noqa: F401
 from agentgym.agents import RandomAgent
 from agentgym.envs.scienceworld import ScienceWorldEnv
-from agentgym.envs.scienceworld import tasks as catalog
+from agentgym.envs.scienceworld import tasks as sw_tasks
 from agentgym.envs.scienceworld.env import next_gold_action
 from agentgym.error import EngineFault, InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
@@ -40,20 +40,20 @@ def env():
 
 def test_splits_task_ids_and_generalization_levels():
     sizes = {}
-    for split in catalog.SPLITS:
+    for split in sw_tasks.SPLITS:
         env = ScienceWorldEnv(split=split)
         assert env.jvm_pid is None  # the JVM starts lazily, at the first reset
         sizes[split] = set(env.task_ids)
-        assert all(task_id.split("/")[0] in catalog.TASK_TYPES and task_id.split("/")[1].isdigit()
+        assert all(task_id.split("/")[0] in sw_tasks.TASK_TYPES and task_id.split("/")[1].isdigit()
                    for task_id in env.task_ids)
     assert len(sizes["train"]) + len(sizes["valid"]) + len(sizes["test"]) == 7207
     assert not sizes["train"] & sizes["valid"] and not sizes["train"] & sizes["test"] and not sizes["valid"] & sizes["test"]
-    assert {t.split("/")[0] for t in sizes["test"]} == set(catalog.TASK_TYPES)
+    assert {t.split("/")[0] for t in sizes["test"]} == set(sw_tasks.TASK_TYPES)
     assert "boil/17" in sizes["valid"] and "boil/21" in sizes["test"]
-    held_out = set(catalog.HELD_OUT_TYPES)
+    held_out = set(sw_tasks.HELD_OUT_TYPES)
     assert len(held_out) == 10
     types = {split: {t.split("/")[0] for t in ids} for split, ids in sizes.items()}
-    assert types["train_L"] == types["L0"] == types["L1"] == set(catalog.TASK_TYPES) - held_out
+    assert types["train_L"] == types["L0"] == types["L1"] == set(sw_tasks.TASK_TYPES) - held_out
     assert types["L2"] == held_out and sizes["L2"] <= sizes["test"]
     assert sizes["train_L"] == sizes["L0"] <= sizes["train"] and sizes["L1"] <= sizes["test"]
     assert not sizes["L0"] & sizes["L1"]
@@ -81,15 +81,15 @@ def test_simplifications_are_part_of_manifest_and_protocol():
 @pytest.mark.slow
 def test_every_task_type_starts_and_split_table_matches_engine(env):
     engine_types = set(env._simulator().call("getTaskNames"))
-    assert engine_types == set(catalog.TASK_TYPES)
-    for task_type in catalog.TASK_TYPES:
-        first = catalog.official_variations(task_type, "test")[0]
+    assert engine_types == set(sw_tasks.TASK_TYPES)
+    for task_type in sw_tasks.TASK_TYPES:
+        first = sw_tasks.official_variations(task_type, "test")[0]
         obs, info = env.reset(options={"task_id": f"{task_type}/{first}"})
         assert info["goal"] and obs.startswith(info["goal"]) and "This " in info["anchor_obs"]
         sim = env._sim
         for official, method in (("train", "getVariationsTrain"), ("dev", "getVariationsDev"),
                                  ("test", "getVariationsTest")):
-            assert list(sim.call(method)) == list(catalog.official_variations(task_type, official)), task_type
+            assert list(sim.call(method)) == list(sw_tasks.official_variations(task_type, official)), task_type
 
 
 def test_costly_info_keys_are_computed_only_when_asked_and_gold_episode(env):
@@ -219,9 +219,9 @@ def expert_env():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task_type", list(catalog.TASK_TYPES))
+@pytest.mark.parametrize("task_type", list(sw_tasks.TASK_TYPES))
 def test_expert_solves_first_test_variation(expert_env, task_type):
-    task_id = f"{task_type}/{catalog.official_variations(task_type, 'test')[0]}"
+    task_id = f"{task_type}/{sw_tasks.official_variations(task_type, 'test')[0]}"
     _, info = expert_env.reset(options={"task_id": task_id})
     terminated = truncated = False
     while not (terminated or truncated):
@@ -271,12 +271,12 @@ def test_gold_length_in_info_and_a_warning_when_it_exceeds_max_turns():
         assert info["scienceworld"]["gold_length"] == 4 and info["scienceworld"]["gold_exceeds_max_turns"] is False
     finally:
         env.close()
-    assert set(GOLD_LENGTHS) == set(catalog.TASK_TYPES)
+    assert set(GOLD_LENGTHS) == set(sw_tasks.TASK_TYPES)
     for task_type, splits in GOLD_LENGTHS.items():
         assert set(splits) == {"train", "valid", "test"}, task_type
         for split, (low, high, measured) in splits.items():
             official = {"valid": "dev"}.get(split, split)
-            assert 0 < low <= high and 0 < measured <= len(catalog.official_variations(task_type, official))
+            assert 0 < low <= high and 0 < measured <= len(sw_tasks.official_variations(task_type, official))
     low, high, _ = GOLD_LENGTHS["lifespan-longest-lived"]["test"]
     assert low <= 4 <= high
     table = gold_length_table(100)

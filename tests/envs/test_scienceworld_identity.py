@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from agentgym.envs.scienceworld import ScienceWorldEnv
-from agentgym.envs.scienceworld import tasks as catalog
+from agentgym.envs.scienceworld import tasks as sw_tasks
 from agentgym.envs.scienceworld.engine import REPRODUCIBLE_JAVA_OPTIONS, Simulator, StockSimulator
 from agentgym.error import EngineFault
 
@@ -38,7 +38,7 @@ RANDOM_STEPS = 24  # per random episode, after half of the gold sequence
 
 
 def _first_test_task(task_type: str) -> str:
-    return f"{task_type}/{catalog.official_variations(task_type, 'test')[0]}"
+    return f"{task_type}/{sw_tasks.official_variations(task_type, 'test')[0]}"
 
 
 def _state(obs, info, reward=0.0, terminated=False, truncated=False, read=True) -> tuple:
@@ -231,7 +231,7 @@ def test_gold_paths_of_all_task_types_are_identical_to_stock_read_or_not():
     read every step and never read, against ``exact_stock=True``: observation, reward, done flags, scores,
     won and anchor at every state (and the listing itself when read). The stock episode runs in a thread
     beside the two fast ones (two JVMs). About 6 minutes on 2 busy cores."""
-    assert set(GOLD_VARIATIONS) == set(catalog.TASK_TYPES)
+    assert set(GOLD_VARIATIONS) == set(sw_tasks.TASK_TYPES)
     fast = ScienceWorldEnv(split="test", max_turns=400)
     stock = ScienceWorldEnv(split="test", max_turns=400, expert=False, exact_stock=True)
     started, steps = time.monotonic(), 0
