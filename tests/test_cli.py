@@ -1,5 +1,6 @@
 """The agentgym command line."""
 
+import argparse
 import subprocess
 import sys
 
@@ -8,19 +9,33 @@ import pytest
 from agentgym.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["list", "play", "eval", "leaderboard", "prepare"])
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand of the parser (read from the parser, so a new command is tested without a list)."""
+    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_the_help_test_sees_every_documented_command():
+    assert {"list", "play", "eval", "train", "leaderboard", "prepare"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
-    assert "usage: agentgym " + command in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("usage: agentgym " + command)
+    description = subcommands()[command].description
+    assert description, f"`agentgym {command}` has no description (its function's docstring)"
+    assert " ".join(description.split()[:6]) in " ".join(out.split())
 
 
 def test_list_shows_ids_splits_and_counts(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "agentgym/TextWorld-v0" in out
-    line = next(l for l in out.splitlines() if l.startswith("agentgym/TextWorld-v0") and " train " in l)
+    line = next(row for row in out.splitlines() if row.startswith("agentgym/TextWorld-v0") and " train " in row)
     assert line.split()[2] == "50"
 
 
@@ -50,8 +65,11 @@ def test_bad_arguments_give_clear_messages(tmp_path, capsys):
     assert main(["eval", "--env", "agentgym/TextWorld-v0", "--agent", "expert", "--split", "tset",
                  "--db", str(tmp_path / "x.sqlite"), "--quiet"]) == 2
     assert "unknown split 'tset'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["eval", "--env", "x", "--agent", "nobody"])
+    assert exit_info.value.code == 2  # argparse's usage error, not a crash or a success
+    err = capsys.readouterr().err
+    assert "error: argument --agent: unknown agent 'nobody': expected" in err and "random" in err
 
 
 def test_competitive_leaderboard(tmp_path, capsys):

@@ -60,9 +60,18 @@ def test_unknown_split_lists_the_splits():
 
 
 def test_selection_draws_from_the_generator_only():
+    """The same seed picks the same task; different seeds (and successive draws of one generator) spread
+    uniformly over the split: a selection that ignores the generator, or uses another random source, fails."""
     split = _split(n=50)
     picks = [split.select(np.random.default_rng(7)).task_id for _ in range(3)]
     assert len(set(picks)) == 1
+    assert picks[0] == split.tasks[int(np.random.default_rng(7).integers(50))].task_id  # drawn from that generator
+    by_seed = [split.select(np.random.default_rng(seed)).task_id for seed in range(500)]
+    rng = np.random.default_rng(0)
+    successive = [split.select(rng).task_id for _ in range(500)]
+    for draws in (by_seed, successive):
+        counts = np.bincount([split.task_ids.index(t) for t in draws], minlength=50)
+        assert counts.min() >= 1 and counts.max() <= 25, counts  # uniform: about 10 each, every task reachable
 
 
 class CounterEnv(TextEnv):
