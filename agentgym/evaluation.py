@@ -3,8 +3,10 @@
 For ``--episodes N --seed K`` episode ``i`` plays task ``task_ids[perm[i mod n]]`` with reset seed
 ``K + i``, where ``perm`` is the permutation of the split's ``n`` tasks drawn by
 ``numpy.random.default_rng(K)``: every task is played once before any is repeated, and the plan depends
-only on (split, N, K). Finished episodes are stored one by one; a rerun of the same command plays only
-the missing ones, so an interrupted evaluation resumes without redoing or losing an episode.
+only on (split, N, K). Finished episodes are stored one by one, each with its trajectory, task type and the
+env's constructor arguments (:mod:`agentgym.store`); a rerun of the same command plays only the missing
+ones, so an interrupted evaluation resumes without redoing or losing an episode. ``save_trajectories``
+also writes the run's trajectories (stored ones included) to a JSONL file when it ends.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 from agentgym.agents import Agent
 from agentgym.rollout import EpisodeSpec, rollout
 from agentgym.store import DEFAULT_DB, EpisodeResult, Protocol, ResultStore
-from agentgym.trajectory import Trajectory
+from agentgym.tasktypes import task_types
+from agentgym.trajectory import Trajectory, jsonable, save_jsonl
 
 
 def episode_plan(task_ids: Sequence[str], episodes: int, seed: int) -> list[EpisodeSpec]:
@@ -42,6 +45,8 @@ class EvalSummary:
     already_done: int
     played: int
     results: list[EpisodeResult]
+    #: Trajectories written to ``save_trajectories`` (episodes stored before trajectories were kept have none).
+    saved_trajectories: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -55,6 +60,15 @@ def make_env_factory(env_id: str, **kwargs: Any) -> functools.partial:
 
 def describe(env_id: str, split: str, max_turns: int | None, env_kwargs: Mapping[str, Any]) -> tuple[Protocol, list[str]]:
     """The protocol and task ids of an env configuration (builds the env once, plays nothing)."""
+    protocol, types = describe_tasks(env_id, split, max_turns, env_kwargs)
+    return protocol, list(types)
+
+
+def describe_tasks(
+    env_id: str, split: str, max_turns: int | None, env_kwargs: Mapping[str, Any]
+) -> tuple[Protocol, dict[str, str]]:
+    """The protocol and ``{task_id: task type}`` (:mod:`agentgym.tasktypes`) of an env configuration, in the
+    split's order."""
     kwargs = dict(env_kwargs, split=split)
     if max_turns is not None:
         kwargs["max_turns"] = max_turns
@@ -63,7 +77,7 @@ def describe(env_id: str, split: str, max_turns: int | None, env_kwargs: Mapping
         base = env.unwrapped
         manifest = base.manifest
         protocol = Protocol(env_id, manifest.engine_version, manifest.hash, split, base.max_turns)
-        return protocol, list(base.task_ids)
+        return protocol, task_types(base)
     finally:
         env.close()
 
@@ -80,11 +94,14 @@ def evaluate(
     num_workers: int = 1,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
+    save_trajectories: str | os.PathLike | None = None,
 ) -> EvalSummary:
-    """Run (or resume) the protocol for ``agent`` and record every episode in the store at ``db``."""
+    """Run (or resume) the protocol for ``agent`` and record every episode in the store at ``db``;
+    ``save_trajectories``: also write the ``episodes`` trajectories to this JSONL file (in episode order)."""
     env_kwargs = dict(env_kwargs or {})
-    protocol, task_ids = describe(env_id, split, max_turns, env_kwargs)
-    plan = episode_plan(task_ids, episodes, seed)
+    protocol, types = describe_tasks(env_id, split, max_turns, env_kwargs)
+    plan = episode_plan(list(types), episodes, seed)
+    made_with = jsonable(dict(env_kwargs, split=split, max_turns=protocol.max_turns))
     with ResultStore(db) as store:
         done = store.finished_indices(protocol, agent.name, seed)
         todo = [spec for index, spec in enumerate(plan) if index not in done]
@@ -97,7 +114,8 @@ def evaluate(
 
         def record(trajectory: Trajectory, seconds: float) -> None:
             index = int(trajectory.episode_id.rsplit(":", 1)[1])
-            store.add(protocol, agent.name, seed, _result(index, trajectory, seconds))
+            result = _result(index, trajectory, seconds, types.get(trajectory.task_id))
+            store.add(protocol, agent.name, seed, result, trajectory, made_with)
             if bar is not None:
                 bar.update(1)
 
@@ -109,10 +127,20 @@ def evaluate(
             if bar is not None:
                 bar.close()
         results = [r for r in store.episodes(protocol, agent.name, seed) if r.episode_index < episodes]
-    return EvalSummary(protocol, agent.name, seed, episodes, already, len(todo), results)
+        saved = 0
+        if save_trajectories is not None:
+            kept = [
+                stored.trajectory
+                for stored in store.stored(env_id, agent.name)
+                if stored.protocol == protocol and stored.seed == seed and stored.result.episode_index < episodes
+                and stored.trajectory is not None
+            ]
+            save_jsonl(kept, save_trajectories)
+            saved = len(kept)
+    return EvalSummary(protocol, agent.name, seed, episodes, already, len(todo), results, saved)
 
 
-def _result(index: int, trajectory: Trajectory, seconds: float) -> EpisodeResult:
+def _result(index: int, trajectory: Trajectory, seconds: float, task_type: str | None = None) -> EpisodeResult:
     return EpisodeResult(
         episode_index=index,
         task_id=trajectory.task_id,
@@ -123,4 +151,5 @@ def _result(index: int, trajectory: Trajectory, seconds: float) -> EpisodeResult
         turns=len(trajectory.turns),
         truncated=trajectory.truncated,
         seconds=seconds,
+        task_type=task_type,
     )
