@@ -189,9 +189,12 @@ def test_igpo_curriculum_weights():
 def test_igpo_degenerate_and_unfinished():
     # a one-element pool: std 1, mean the value -> 0
     assert flat(E.igpo_advantages([[0.3, 1.0]], ["g"])) == [0.0, 0.0]
-    # an unfinished trajectory has only IG rewards, pooled with the other IG rewards
+    # an unfinished trajectory has only IG rewards, pooled with the other IG rewards: IG pool {0.2, 0.0} ->
+    # +1, -1; the lone outcome 1.0 -> 0; A_t sums from t on
     adv = E.igpo_advantages([[0.2, 1.0], [0.0]], ["g", "g"], finals=[True, False])
-    assert adv[1][0] == pytest.approx(-1.0, abs=1e-4) and adv[0][1] == pytest.approx(0.0)
+    assert flat(adv) == [1.0, 0.0, -1.0]
+    # read as finished, the unfinished one's 0.0 is an outcome: pools {0.2} and {1.0, 0.0} instead
+    assert flat(E.igpo_advantages([[0.2, 1.0], [0.0]], ["g", "g"])) == [1.0, 1.0, -1.0]
 
 
 # ------------------------------------------------------------------ OPRL (§9.3)

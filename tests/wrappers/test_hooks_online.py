@@ -6,6 +6,7 @@ import copy
 from functools import partial
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import agentgym  # noqa: F401  (registers the envs)
@@ -116,8 +117,20 @@ def test_hooks_through_rollout_feed_the_estimators(hooks):
             set(turn.turn_rewards) == {"rlvmr", "prs_progressive", "igpo"} for turn in trajectory.turns
         )
     inputs = from_trajectories(trajectories, hook="igpo")
+    assert inputs["turn_rewards"] == [[turn.turn_rewards["igpo"] for turn in t.turns] for t in trajectories]
     adv = igpo_advantages(inputs["turn_rewards"], inputs["groups"], finals=inputs["finals"])
-    assert [len(a) for a in adv] == inputs["num_turns"]
+    assert [len(a) for a in adv] == inputs["num_turns"] and all(inputs["finals"])
+    # IGPO by hand for two identical finished episodes (gamma 1): the outcome rewards (last turns) are equal,
+    # so they normalise to 0; the information gains of the other turns are normalised over the group's
+    # pool ((x - mean) / (sqrt(var + 1e-8) + 1e-6), the official code's population std); the advantage of
+    # turn t sums the normalised rewards from t on.
+    gains = np.array([r for row in inputs["turn_rewards"] for r in row[:-1]])
+    assert np.ptp(gains) > 0, "the IGPO hook gave constant information gains: nothing to check"
+    normalised = (gains - gains.mean()) / (np.sqrt(gains.var() + 1e-8) + 1e-6)
+    for i, row in enumerate(adv):
+        mine = normalised[i * (len(row) - 1):(i + 1) * (len(row) - 1)]
+        expected = np.append(np.cumsum(mine[::-1])[::-1], 0.0)
+        assert row.tolist() == pytest.approx(expected.tolist(), abs=1e-3)
     gigpo = gigpo_advantages(inputs["step_rewards"], inputs["groups"], inputs["anchors"])
     assert [len(a) for a in gigpo] == inputs["num_turns"]
     # identical deterministic episodes give identical advantages; anchors are states, so the refused turn 2
