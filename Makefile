@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # CPU work in tests and the demo runs one thread per process; parallelism comes from processes.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv tasks demo test test-fast bench lock clean
+.PHONY: venv tasks demo test test-fast lint bench lock clean
 
 $(STAMP): Makefile requirements.lock setup.cfg pyproject.toml debian-packages.txt scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -53,7 +53,7 @@ demo: tasks
 	$(BIN)/agentgym train baselines/configs/textworld_smollm2_cpu.yaml --set num_steps=1 --set output_dir=results/runs --set run_name=demo_llm
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent results/runs/demo_llm/checkpoint-000001 --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 2 --max-turns 6 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
-	$(BIN)/python -m agentgym.envs.multiagent.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
+	$(BIN)/python -m agentgym.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)
 
 test: tasks
@@ -61,6 +61,12 @@ test: tasks
 
 test-fast: tasks
 	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+# Lint and format check (ruff, configured in pyproject.toml); changes nothing. `ruff format` and
+# `ruff check --fix` apply the fixes.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py

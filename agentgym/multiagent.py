@@ -16,16 +16,19 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from gymnasium.utils import seeding
-from pettingzoo import AECEnv, ParallelEnv
 
 from agentgym.agents import Agent
 from agentgym.core import MAX_OBSERVATION_LENGTH, TextSpace
 from agentgym.error import InvalidArgumentError, ResetNeeded
+from agentgym.extras import needs
 from agentgym.rollout import EnvPool, EpisodeSpec, decision_turn, run_episodes
 from agentgym.tasks import Task
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
 
 from agentgym.turngame import TextObs, TurnGame
+
+with needs("multiagent"):  # PettingZoo: one line naming the extra when it is missing
+    from pettingzoo import AECEnv, ParallelEnv
 
 
 def _select_task(game: TurnGame, rng: np.random.Generator, options: Mapping[str, Any] | None) -> Task:

@@ -2,7 +2,10 @@
 ``agentgym/InstructorExecutor-v0`` and the PettingZoo ``env()`` (AEC) / ``parallel_env()`` constructors; the env
 card is in :mod:`agentgym.envs.instructor_executor.env`."""
 
-from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
-from agentgym.envs.instructor_executor.game import FollowerExecutor, InstructorExecutorGame
+from agentgym.extras import needs
+
+with needs("multiagent"):  # one line naming the extra when it is missing
+    from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
+    from agentgym.envs.instructor_executor.game import FollowerExecutor, InstructorExecutorGame
 
 __all__ = ["FollowerExecutor", "InstructorExecutorEnv", "InstructorExecutorGame", "env", "parallel_env"]
