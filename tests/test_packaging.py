@@ -310,3 +310,15 @@ def test_the_core_install_imports_and_each_family_names_its_extra():
         if not _names_the_extra(message, extra):
             wrong[env_id] = message
     assert not wrong, "\n".join(f"{key}: {message}" for key, message in wrong.items())
+
+
+def test_the_readme_table_of_extras_matches_setup_cfg():
+    """The README's install table lists every extra with the distributions setup.cfg gives it."""
+    readme = (ROOT / "README.md").read_text()
+    setup = readme[readme.index("## Set-up"):]
+    setup = setup[: setup.index("\n## ", 1)]
+    rows = re.findall(r"^\| `([a-z]+)` \|[^|]*\|([^|]*)\|$", setup, re.MULTILINE)
+    table = {extra: {_name(d.strip()) for d in brings.split(",") if d.strip()} for extra, brings in rows}
+    expected = {extra: {_name(r.name) for r in reqs} for extra, reqs in setup_cfg()[1].items() if extra != ALL}
+    assert {k: v for k, v in table.items() if k != ALL} == expected
+    assert ALL in table
