@@ -29,9 +29,9 @@ A family implements four small hooks: :meth:`TextEnv._start` (begin an episode o
 
 Example:
     >>> import gymnasium as gym, agentgym
-    >>> env = gym.make("agentgym/TextWorld-v0", split="test")      # doctest: +SKIP
-    >>> obs, info = env.reset(seed=0)                               # doctest: +SKIP
-    >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])  # doctest: +SKIP
+    >>> env = gym.make("agentgym/TextWorld-v0", split="test")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])
 
 Change logs:
     v0: initial contract; per-engine byte limits and character sets, ``Transition.truncated`` and

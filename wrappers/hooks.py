@@ -40,11 +40,11 @@ its reference to the updated policy, PRS advances its curriculum); it returns me
 Example:
     >>> import gymnasium as gym, agentgym
     >>> from agentgym.wrappers import TurnRewardWrapper, RLVMRHook, ProgressiveRewardHook
-    >>> env = TurnRewardWrapper(gym.make("agentgym/TextWorld-v0", split="test"),          # doctest: +SKIP
+    >>> env = TurnRewardWrapper(gym.make("agentgym/TextWorld-v0", split="test"),
     ...                         [RLVMRHook(), ProgressiveRewardHook()])
-    >>> obs, info = env.reset(seed=0)                                                   # doctest: +SKIP
-    >>> obs, r, term, trunc, info = env.step("<planning>go</planning><action>look</action>")  # doctest: +SKIP
-    >>> info["turn_rewards"]                                                            # doctest: +SKIP
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, r, term, trunc, info = env.step("<planning>go</planning><action>look</action>")
+    >>> info["turn_rewards"]
     {'rlvmr': 0.0, 'prs_progressive': 1.0}
 
 Change logs:
