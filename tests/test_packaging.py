@@ -216,7 +216,7 @@ def test_setup_cfg_lists_every_package_folder():
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder).parts
             present.add(".".join((package, *rel)))
-    assert present == listed, f"missing from setup.cfg: {sorted(present - listed)}; not folders: {sorted(listed - present)}"
+    assert present == listed, f"not in setup.cfg: {sorted(present - listed)}; no folder: {sorted(listed - present)}"
 
 
 def test_every_part_exists():
