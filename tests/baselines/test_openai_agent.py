@@ -200,7 +200,7 @@ def test_eval_retries_a_server_error_reports_a_timeout_and_resumes_without_loss(
         assert log[attempt - 1][1] != "ok"
         assert any(outcome == "ok" and payload == log[attempt - 1][2] for _, outcome, payload, _ in log[attempt:])
     stored = len(_rows(db))
-    assert 1 <= stored < 4  # measured: 2 (the first two episodes finished before the server stalled)
+    assert 1 <= stored < 4  # 1 or 2: the episodes that finished before the server stalled
 
     script.stall_from = None
     assert main(argv) == 0
