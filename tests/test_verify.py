@@ -67,3 +67,19 @@ def test_episodes_without_trajectory_are_skipped(db):
 def test_verify_refuses_a_missing_database(tmp_path, capsys):
     assert cli_main(["verify", "--db", str(tmp_path / "none.sqlite")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "none.sqlite").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, agent, kwargs", [
+    ("agentgym/ALFWorld-v0", "expert", {}),
+    ("agentgym/ScienceWorld-v0", "random", {"expert": False}),
+    ("agentgym/WebShop-v0", "random", {}),
+])
+def test_stored_episodes_of_deterministic_families_verify(tmp_path, env_id, agent, kwargs):
+    from agentgym.agents import make_agent
+    from agentgym.evaluation import evaluate
+
+    db = tmp_path / "r.sqlite"
+    evaluate(env_id, make_agent(agent), split="test", episodes=2, seed=0, max_turns=15, db=db, num_workers=1,
+             env_kwargs=kwargs, progress=False)
+    assert [v.status for v in verify(db)] == ["ok", "ok"]
