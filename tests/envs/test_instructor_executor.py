@@ -1,10 +1,9 @@
-"""Instructor–executor over the real TextWorld engine: PettingZoo API tests, roles, rewards, the expert pair."""
+"""Instructor–executor over the real TextWorld engine: roles, rewards, the expert pair."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, render_test, seed_test
 
 from agentgym.agents import ExpertAgent
 from agentgym.testing import BAD_ACTIONS, check_env
@@ -13,41 +12,22 @@ from agentgym.turngame import TextObs
 
 from agentgym.envs import instructor_executor as ie
 
-ADVISORY = pytest.mark.filterwarnings("ignore::UserWarning")  # PettingZoo's advice for numeric envs
 TASK = "treasure_hunter/3000"
 
 
 @pytest.fixture(scope="module")
 def one_game():
     """The engine's options for a one-task split (one test game, given as the user's own game file), so that
-    the API tests, which reset many times, generate a single game on a cold cache."""
+    tests which reset many times generate a single game on a cold cache."""
     engine = gym.make("agentgym/TextWorld-v0", split="test").unwrapped
     path = engine.game_file(engine.tasks.get(TASK))
     engine.close()
     return {"game_files": [str(path)]}
 
 
-@ADVISORY
-def test_pettingzoo_api_test_aec(one_game):
-    env = ie.env(split="test", max_turns=30, task_env_kwargs=one_game)
-    assert env.task_ids == ["game.z8"]
-    api_test(env, num_cycles=100)
-    env.close()
-
-
-@ADVISORY
-def test_pettingzoo_parallel_api_test(one_game):
-    env = ie.parallel_env(split="test", max_turns=30, task_env_kwargs=one_game)
-    parallel_api_test(env, num_cycles=100)
-    env.close()
-
-
-@ADVISORY
-def test_pettingzoo_render_test_seed_test_and_max_cycles(one_game, capsys):
-    render_test(lambda render_mode=None: ie.env(split="test", task_env_kwargs=one_game, render_mode=render_mode))
-    assert "[instructor]" in capsys.readouterr().out  # human mode prints
-    seed_test(lambda: ie.env(split="test", max_turns=30, task_env_kwargs=one_game), num_cycles=20)
+def test_max_cycles_and_no_action_mask_for_open_text_moves(one_game):
     env = ie.parallel_env(split="test", task_env_kwargs=one_game, max_cycles=1)
+    assert env.task_ids == ["game.z8"]
     env.reset(seed=0)
     assert "action_mask" not in env.game.info("executor")  # open-text moves: no fixed move list to mask
     for _ in range(2):

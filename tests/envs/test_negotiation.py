@@ -1,10 +1,9 @@
-"""Negotiation: PettingZoo API tests, the rules, bad moves, seeded pools, and scripted vs random play."""
+"""Negotiation: the rules, bad moves, seeded pools, and scripted vs random play."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, render_test, seed_test
 from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
 from agentgym.agents import RandomAgent
@@ -19,24 +18,6 @@ from agentgym.envs.negotiation.game import other_agent
 from agentgym.envs.negotiation.moves import OFFER_KEEPS, offer_text, parse_move
 from agentgym.envs.negotiation.scripted import ScriptedNegotiator
 from agentgym.envs.negotiation.tasks import MAX_OFFERS, make_pool, split_tasks
-
-# PettingZoo's advice for numeric envs (Box/Discrete spaces, numpy observations, "player_0"-style names)
-ADVISORY = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@ADVISORY
-def test_pettingzoo_api_test_aec():
-    env = negotiation.env(split="test")
-    api_test(env, num_cycles=200)
-    env.close()
-
-
-@ADVISORY
-def test_pettingzoo_parallel_api_test():
-    env = negotiation.parallel_env(split="test")
-    parallel_api_test(env, num_cycles=200)
-    env.close()
-
 
 @pytest.mark.parametrize("kwargs", [{}, {"seat": "player_1"}, {"opponent": "random", "opponent_seed": 3}])
 def test_single_agent_view_conformance(kwargs):
@@ -232,14 +213,8 @@ def test_anchor_is_the_position_not_the_words():
     assert anchors[0] == anchors[1] and "offers made" in anchors[0]
 
 
-# ----------------------------------------------------------------- PettingZoo conventions (issue 20)
-@ADVISORY
-def test_pettingzoo_render_test_and_seed_test(capsys):
-    render_test(lambda render_mode=None: negotiation.env(split="test", render_mode=render_mode))
-    assert "[player_0]" in capsys.readouterr().out  # human mode prints each step's views
-    seed_test(lambda: negotiation.env(split="test"), num_cycles=50)
-
-
+# ----------------------------------------------------------------- PettingZoo conventions (issue 20; PettingZoo's
+# own API tests: test_pettingzoo_api.py)
 def test_human_render_mode_prints_and_returns_none(capsys):
     env = negotiation.parallel_env(split="test", render_mode="human")
     env.reset(seed=0)
