@@ -5,7 +5,7 @@ Env card
 * **Ids**: ``agentgym/InstructorExecutor-v0`` (one seat with a scripted partner, a :class:`~agentgym.core.TextEnv`);
   PettingZoo ``env()`` (AEC) and ``parallel_env()`` from this module, agents ``instructor`` and ``executor``.
 * **Engine**: any agentgym single-agent family, given as ``task_env``: its :class:`~agentgym.core.TextEnv` class
-  or a factory called as ``task_env(split=..., max_turns=..., info_keys=..., **task_env_kwargs)``, or a
+  or a factory called as ``task_env(split=..., max_turns=..., **task_env_kwargs)``, or a
   registered id (``"agentgym/ALFWorld-v0"``: its class, from the registry). The default is TextWorld's class
   (the real TextWorld engine), found through the registry, since families do not import each other.
   ``task_env_kwargs`` passes its options (game files, a data dir). The engine is the bare env, without

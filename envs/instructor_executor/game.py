@@ -19,7 +19,7 @@ PROTOCOL_VERSION = 0
 AGENTS = ("instructor", "executor")
 FAMILY_KEY = "instructorexecutor"
 #: What ``task_env`` may be: a :class:`~agentgym.core.TextEnv` class or a factory with its keyword arguments
-#: (``split``, ``max_turns``, ``info_keys`` and the engine's own), or a registered agentgym id.
+#: (``split``, ``max_turns`` and the engine's own), or a registered agentgym id.
 EngineFactory = Callable[..., TextEnv]
 
 

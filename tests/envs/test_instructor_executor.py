@@ -11,6 +11,7 @@ from agentgym.testing import BAD_ACTIONS, check_env
 from agentgym.turngame import TextObs
 
 from agentgym.envs import instructor_executor as ie
+from agentgym.envs.textworld import TextWorldEnv
 
 TASK = "treasure_hunter/3000"
 
@@ -141,4 +142,38 @@ def test_messages_the_engine_cannot_take_are_answered_not_raised(message):
     assert isinstance(obs, str) and not terminated and not truncated
     _, _, _, _, info = env.step(info["expert_action"])
     assert info["action_valid"] is True
+    env.close()
+
+
+def test_the_engine_is_a_class_a_factory_or_an_id(one_game):
+    made = []
+
+    def factory(**kwargs):
+        made.append(sorted(kwargs))
+        return TextWorldEnv(**kwargs)
+
+    default = ie.InstructorExecutorGame(split="test", task_env_kwargs=one_game)
+    by_class = ie.InstructorExecutorGame(split="test", task_env=TextWorldEnv, task_env_kwargs=one_game)
+    by_id = ie.InstructorExecutorGame(split="test", task_env="agentgym/TextWorld-v0", task_env_kwargs=one_game)
+    by_factory = ie.InstructorExecutorGame(split="test", task_env=factory, task_env_kwargs=one_game)
+    assert made == [["game_files", "max_turns", "split"]]
+    # the same engine gives the same protocol version and task manifest, however it is named
+    assert default.engine_version == by_class.engine_version == by_id.engine_version
+    assert default.engine_version.endswith("over agentgym/TextWorld-v0")
+    assert default.tasks.manifest == by_class.tasks.manifest == by_id.tasks.manifest
+    for game in (default, by_class, by_id, by_factory):
+        assert type(game._engine) is TextWorldEnv  # the bare engine, no gym.make wrappers
+        game.close()
+    with pytest.raises(ValueError, match="unknown env id"):
+        ie.InstructorExecutorGame(split="test", task_env="agentgym/TextWrld-v0")
+    with pytest.raises(ValueError, match="must build an agentgym TextEnv"):
+        ie.InstructorExecutorGame(split="test", task_env=lambda **kwargs: object())
+
+
+def test_the_single_agent_view_declares_its_seat_keys(one_game):
+    env = gym.make("agentgym/InstructorExecutor-v0", split="test", seat="executor", task_env=TextWorldEnv,
+                   task_env_kwargs=one_game)
+    _, info = env.reset(seed=0)
+    assert env.unwrapped.extra_info_keys == ("agent_id", "to_move")
+    assert info["agent_id"] == "executor" and info["to_move"] == "executor" and info["goal"] is None
     env.close()

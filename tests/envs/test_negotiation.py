@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
-from agentgym.agents import RandomAgent
+from agentgym.agents import Agent, RandomAgent
 from agentgym.ratings import RatingStore
 from agentgym.testing import BAD_ACTIONS, check_env
 
+from agentgym.matches import main as matches_main
 from agentgym.matches import play_games
 from agentgym.turngame import TextObs
 
@@ -272,3 +273,25 @@ def test_aec_to_parallel_refuses_up_front_and_turn_based_conversion_plays_throug
         assert infos["player_0"]["active_agent"] == "player_0" and not infos["player_0"]["action_valid"]
     _, rewards, terminations, _, _ = par.step({"player_0": "walk away", "player_1": "walk away"})
     assert all(terminations.values()) and rewards == {"player_0": 0.0, "player_1": 0.0} and par.agents == []
+
+
+class AlwaysWalkAway(Agent):
+    """A user's own agent class, played by the matches command as ``<this module>:AlwaysWalkAway``."""
+
+    name = "always_walk_away"
+
+    def act(self, observation, info, *, episode_id=""):
+        return "walk away"
+
+
+def test_matches_command_plays_any_agent_spec(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    spec = f"{__name__}:AlwaysWalkAway"
+    assert matches_main(["--agents", "expert", spec, "--games", "2", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith("4 games stored in")
+    with RatingStore(db) as store:
+        games = store.matches()
+    assert {(g.agent_a, g.agent_b) for g in games} == {("expert", "always_walk_away")}
+    assert all(g.reward_a == g.reward_b == 0.0 for g in games)  # walking away: no deal, 0 points each
+    assert matches_main(["--agents", "expert", f"{__name__}:NoSuchAgent", "--db", str(db)]) == 2
+    assert "has no attribute 'NoSuchAgent'" in capsys.readouterr().err
