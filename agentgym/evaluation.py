@@ -103,6 +103,7 @@ def evaluate(
     plan = episode_plan(list(types), episodes, seed)
     made_with = jsonable(dict(env_kwargs, split=split, max_turns=protocol.max_turns))
     with ResultStore(db) as store:
+        store.add_agent(agent.name, getattr(agent, "identity", None))
         done = store.finished_indices(protocol, agent.name, seed)
         todo = [spec for index, spec in enumerate(plan) if index not in done]
         already = len(plan) - len(todo)

@@ -14,6 +14,8 @@ Storage (schema version 2, ``PRAGMA user_version``):
   (``encoding = 'json+zlib'``), under the same key as its row and written in the same transaction; with
   ``env_kwargs``, the JSON constructor arguments the episode's env was made with (what ``agentgym verify``
   rebuilds it from). Episodes evaluated before version 2 have no trajectory.
+* ``agents``: what each agent name stands for (``config``: the JSON of ``agent.identity``, the settings its
+  name hashes: model, prompt format, sampling...), so a row's agent can be traced to its configuration.
 
 A version-1 database (no ``task_type``, no ``trajectories``) is migrated in place when opened for writing
 (one ``ALTER TABLE ... ADD COLUMN`` and a new table: no row is rewritten or lost).
@@ -34,7 +36,7 @@ from typing import Any
 
 from agentgym.error import InvalidArgumentError, TaskFileError
 from agentgym.tasktypes import task_type_from_id
-from agentgym.trajectory import Trajectory
+from agentgym.trajectory import Trajectory, jsonable
 
 #: Default database, relative to the working directory.
 DEFAULT_DB = "results/agentgym.sqlite"
@@ -72,6 +74,10 @@ CREATE TABLE IF NOT EXISTS trajectories (
     encoding       TEXT    NOT NULL,
     data           BLOB    NOT NULL,
     PRIMARY KEY (protocol_key, agent, seed, episode_index)
+);
+CREATE TABLE IF NOT EXISTS agents (
+    name           TEXT    PRIMARY KEY,
+    config         TEXT    NOT NULL
 );
 """
 
@@ -253,7 +259,21 @@ class ResultStore:
                      encode_trajectory(trajectory)),
                 )
 
+    def add_agent(self, name: str, config: Mapping[str, Any] | None) -> None:
+        """Record what agent ``name`` stands for (kept from its first evaluation; the name hashes it)."""
+        if config is not None:
+            with self._db:
+                self._db.execute("INSERT OR IGNORE INTO agents VALUES (?, ?)",
+                                 (name, json.dumps(jsonable(dict(config)), sort_keys=True)))
+
     # ------------------------------------------------------------------ reading
+    def agent_config(self, name: str) -> dict[str, Any] | None:
+        """The configuration recorded for agent ``name`` (None: not recorded, or a database from before)."""
+        if not self._has_table("agents"):
+            return None
+        row = self._db.execute("SELECT config FROM agents WHERE name=?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def _episode_columns(self, prefix: str = "") -> str:
         """The SELECT list of an :class:`EpisodeResult` (NULL for the task type of a version-1 database)."""
         has_type = "task_type" in self._columns("episodes")

@@ -108,3 +108,16 @@ def test_leaderboard_rows_name_their_seeds_or_split_by_seed(tmp_path):
         split = store.leaderboard(by_seed=True)
     assert [(r.seeds, r.episodes) for r in pooled] == [((0, 1), 2)]
     assert sorted((r.seeds, r.success_rate) for r in split) == [((0,), 1.0), ((1,), 0.0)]
+
+
+def test_an_agent_name_is_stored_with_the_configuration_it_hashes(tmp_path):
+    from agentgym.agents import make_agent
+    from agentgym.evaluation import evaluate
+
+    agent = make_agent("agentgym.agents:RandomAgent", seed=0)
+    agent.name, agent.identity = "random@cafe0001", {"kind": "module:Class", "kwargs": {"seed": 0}}
+    db = tmp_path / "agents.sqlite"
+    evaluate(ENV_ID, agent, split="test", episodes=1, seed=0, db=db, num_workers=1, progress=False)
+    with ResultStore(db, create=False) as store:
+        assert store.agent_config("random@cafe0001") == {"kind": "module:Class", "kwargs": {"seed": 0}}
+        assert store.agent_config("expert") is None  # never evaluated here
