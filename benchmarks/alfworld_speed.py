@@ -1,5 +1,6 @@
 """ALFWorld speed, stock vs fast engine path (issue 11): steps/s, load+reset with and without the disk
-cache, memory per env, 1 vs 2 workers; plus game generation and the handcoded expert's success rate.
+cache, memory per env, 1 vs 2 workers; plus game generation and the experts' success rates (the default
+oracle, ALFWorld's handcoded).
 
 Everything is measured in this one run, on the same generated games (exported to an ``alfworld-download``
 folder so ALFWorld's own loader reads them) and the same actions (a seeded choice among the admissible
@@ -131,11 +132,13 @@ def role_engine(folder: Path, steps: int) -> dict:
     import textworld
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
-    from agentgym.envs.alfworld import fast
-    from agentgym.envs.alfworld.env import official_tasks
+    from agentgym.envs.alfworld import patches
+    from agentgym.envs.alfworld.engine import FastPddlEnv
+    from agentgym.envs.alfworld.tasks import official_tasks
 
+    patches.install()
     infos = textworld.EnvInfos(admissible_commands=True, won=True, extras=["gamefile"])
-    env = AlfredInfos(AlfredDemangler(fast.fast_pddl_env_class()(infos)))
+    env = AlfredInfos(AlfredDemangler(FastPddlEnv(infos)))
 
     def reset(path):
         env.load(str(path))
@@ -232,19 +235,19 @@ def _summary(results: dict) -> dict:
 
 
 def bench_generation(count: int) -> None:
-    from agentgym.envs.alfworld import games
+    from agentgym.envs.alfworld import generator, tasks
 
-    triples = games.split_triples("train")[:: max(1, 3553 // count)][:count]
-    games.generate(*triples[0])  # imports
+    triples = tasks.split_triples("train")[:: max(1, 3553 // count)][:count]
+    generator.generate(*triples[0])  # imports
     start = time.perf_counter()
     for triple in triples:
-        games.generate(*triple)
+        generator.generate(*triple)
     in_memory = len(triples) / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AGENTGYM_CACHE"] = cache
         start = time.perf_counter()
         for triple in triples:
-            games.game_path(games.task_id(*triple))
+            tasks.game_path(tasks.task_id(*triple))
         on_disk = len(triples) / (time.perf_counter() - start)
         del os.environ["AGENTGYM_CACHE"]
     print(
@@ -285,10 +288,10 @@ def bench_workers(folder: Path, episodes: int, turns: int, repeat: int = 1) -> N
     )
 
 
-def bench_expert(count: int) -> None:
+def bench_expert(count: int, expert: str) -> None:
     from agentgym.envs.alfworld import ALFWorldEnv
 
-    env = ALFWorldEnv(split="valid_unseen", expert="handcoded", max_turns=50)
+    env = ALFWorldEnv(split="valid_unseen", expert=expert, max_turns=50)
     wins, lengths = defaultdict(list), []
     for task_id in env.task_ids[:: max(1, len(env.task_ids) // count)][:count]:
         obs, info = env.reset(options={"task_id": task_id})
@@ -304,7 +307,7 @@ def bench_expert(count: int) -> None:
     total = [w for ws in wins.values() for w in ws]
     per_type = ", ".join(f"{t}: {sum(w)}/{len(w)}" for t, w in sorted(wins.items()))
     print(
-        f"handcoded expert, generated valid_unseen, <= 50 turns: {sum(total)}/{len(total)} won ({per_type})"
+        f"{expert} expert, generated valid_unseen, <= 50 turns: {sum(total)}/{len(total)} won ({per_type})"
     )
     if lengths:
         print(
@@ -330,13 +333,13 @@ def main() -> None:
         print(json.dumps(ROLES[args.role](args.folder, args.steps)))
         return
 
-    from agentgym.envs.alfworld import games
+    from agentgym.envs.alfworld import tasks
 
     print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     bench_generation(args.generate)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        games.export_official_layout("valid_unseen", folder, limit=None)
+        tasks.export_official_layout("valid_unseen", folder, limit=None)
         # keep an evenly spread subset of the exported games
         trials = sorted((folder / "json_2.1.1" / "valid_unseen").glob("*/trial_*"))
         keep = set(trials[:: max(1, len(trials) // (args.games + 1))][: args.games + 1])  # + the warm-up game
@@ -407,7 +410,8 @@ def main() -> None:
               f"stock {rss['stock']:.1f} MB, fast {rss['fast']:.1f} MB, fast with disk cache {rss['fast_disk']:.1f} MB")
         bench_workers(folder, args.episodes, args.steps, args.repeat)
     if args.expert_games:
-        bench_expert(args.expert_games)
+        for expert in ("oracle", "handcoded"):
+            bench_expert(args.expert_games, expert)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import gymnasium as gym
 import pytest
 
 import agentgym  # noqa: F401
-from agentgym.envs.alfworld import ALFWorldEnv, games
+from agentgym.envs.alfworld import ALFWorldEnv, floorplans, generator, tasks
 from agentgym.error import InvalidArgumentError, TaskFileError
 
 ENV_ID = "agentgym/ALFWorld-v0"
@@ -25,8 +25,8 @@ ENV_ID = "agentgym/ALFWorld-v0"
 
 def _small_train_task(task_type):
     """The task of this type on the training floor plan with the fewest receptacles (fast to load)."""
-    plan = min(games.feasible_floor_plans(task_type, "train"), key=lambda p: len(games.scene(p).receptacles))
-    return games.task_id(plan, task_type, 0)
+    plan = min(floorplans.feasible_floor_plans(task_type, "train"), key=lambda p: len(floorplans.scene(p).receptacles))
+    return tasks.task_id(plan, task_type, 0)
 
 
 def _init_facts(problem: str) -> list[tuple[str, ...]]:
@@ -35,11 +35,11 @@ def _init_facts(problem: str) -> list[tuple[str, ...]]:
 
 
 def test_split_sizes_counts_and_disjointness():
-    sizes = {name: len(games.split_triples(name)) for name in ("train", "valid_seen", "valid_unseen")}
+    sizes = {name: len(tasks.split_triples(name)) for name in ("train", "valid_seen", "valid_unseen")}
     assert sizes == {"train": 3553, "valid_seen": 140, "valid_unseen": 134}
-    for name, counts in games.SPLIT_COUNTS.items():
-        assert Counter(t for _, t, _ in games.split_triples(name)) == counts
-    triples = {name: set(games.split_triples(name)) for name in games.SPLITS}
+    for name, counts in tasks.SPLIT_COUNTS.items():
+        assert Counter(t for _, t, _ in tasks.split_triples(name)) == counts
+    triples = {name: set(tasks.split_triples(name)) for name in tasks.SPLITS}
     assert len(triples["train"]) == 3553  # no duplicate ids
     assert not triples["train"] & triples["valid_seen"]
     plans = {name: {p for p, _, _ in triples[name]} for name in triples}
@@ -47,26 +47,26 @@ def test_split_sizes_counts_and_disjointness():
     assert not plans["valid_unseen"] & (plans["train"] | plans["valid_seen"]), "unseen floor plans leak"
     assert triples["test"] == triples["valid_unseen"] and triples["valid"] == triples["valid_seen"]
     # RLVMR-style levels
-    held_out = games.L2_HELD_OUT
+    held_out = tasks.L2_HELD_OUT
     assert {t for _, t, _ in triples["L2"]} == {held_out}
     assert all(held_out not in {t for _, t, _ in triples[name]} for name in ("train_L", "L0", "L1"))
     assert triples["L0"] <= triples["valid_seen"] and triples["L1"] <= triples["valid_unseen"]
     assert not {p for p, _, _ in triples["L1"]} & {p for p, _, _ in triples["train_L"]}
-    assert {t for _, t, _ in triples["train_L"]} | {held_out} == set(games.TASK_TYPES)
+    assert {t for _, t, _ in triples["train_L"]} | {held_out} == set(tasks.TASK_TYPES)
 
 
 def test_generation_is_byte_identical_across_processes_and_caches(tmp_path, monkeypatch):
     ids = [
-        games.task_id(402, "pick_clean_then_place_in_recep", 3),
-        games.task_id(10, "pick_cool_then_place_in_recep", 0),
+        tasks.task_id(402, "pick_clean_then_place_in_recep", 3),
+        tasks.task_id(10, "pick_cool_then_place_in_recep", 0),
     ]
     folders = []
     for name in ("a", "b"):
         monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / name))
-        folders.append([games.game_path(task_id).parent for task_id in ids])
+        folders.append([tasks.game_path(task_id).parent for task_id in ids])
     script = (
-        "import sys, json; from agentgym.envs.alfworld import games; "
-        "print(json.dumps([str(games.game_path(t).parent) for t in sys.argv[1:]]))"
+        "import sys, json; from agentgym.envs.alfworld import tasks; "
+        "print(json.dumps([str(tasks.game_path(t).parent) for t in sys.argv[1:]]))"
     )
     env = {**os.environ, "AGENTGYM_CACHE": str(tmp_path / "c"), "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
@@ -78,14 +78,14 @@ def test_generation_is_byte_identical_across_processes_and_caches(tmp_path, monk
             contents = {(run[index] / filename).read_bytes() for run in folders}
             assert len(contents) == 1, f"{ids[index]} {filename} differs between runs"
     # a different seed gives a different game
-    other = games.generate(402, "pick_clean_then_place_in_recep", 4)["initial_state"]
+    other = generator.generate(402, "pick_clean_then_place_in_recep", 4)["initial_state"]
     assert other != (folders[0][0] / "initial_state.pddl").read_text()
 
 
 @pytest.mark.parametrize("split", ["valid_seen", "valid_unseen"])
 def test_generated_games_are_well_formed_and_never_half_satisfied(split):
-    for plan, task_type, seed in games.split_triples(split):
-        made = games.generate(plan, task_type, seed)
+    for plan, task_type, seed in tasks.split_triples(split):
+        made = generator.generate(plan, task_type, seed)
         game, traj = made["game"], made["traj_data"]
         assert game["solvable"] is True and game["walkthrough"]
         assert traj["task_type"] == task_type and traj["scene"]["scene_num"] == plan
@@ -111,7 +111,7 @@ def test_walkthrough_wins_and_info_on_the_real_engine():
     obs, info = env.reset(options={"task_id": task_id})
     assert obs.startswith("-= Welcome to TextWorld, ALFRED! =-") and f"Your task is to: {info['goal']}" in obs
     family = info["alfworld"]
-    assert family["task_source"] == "generated" and family["alfworld_version"] == games.alfworld_version()
+    assert family["task_source"] == "generated" and family["alfworld_version"] == floorplans.alfworld_version()
     assert family["task_type"] == task_id.split("/")[1] and family["action_vocabulary"] == "move {o} to {r}"
     manifest = env.unwrapped.manifest
     assert "alfworld 0.4.2" in manifest.engine_version and "generated" in manifest.engine_version
@@ -163,8 +163,8 @@ def test_planner_expert_follows_to_a_win():
 
 def test_official_layout_loader(tmp_path, monkeypatch):
     pytest.importorskip("alfworld")
-    games.export_official_layout("valid_unseen", tmp_path, limit=3)
-    games.export_official_layout("train", tmp_path, limit=2)
+    tasks.export_official_layout("valid_unseen", tmp_path, limit=3)
+    tasks.export_official_layout("train", tmp_path, limit=2)
     unsolvable = next((tmp_path / "json_2.1.1" / "train").glob("*/trial_*"))
     game = json.loads((unsolvable / "game.tw-pddl").read_text())
     (unsolvable / "game.tw-pddl").write_text(json.dumps({**game, "solvable": False}))
@@ -201,21 +201,21 @@ def test_bad_arguments_raise_helpfully(tmp_path):
     with pytest.raises(TaskFileError, match="json_2.1.1"):
         ALFWorldEnv(data_dir=tmp_path)
     with pytest.raises(InvalidArgumentError, match="expert"):
-        ALFWorldEnv(expert="oracle")
+        ALFWorldEnv(expert="wizard")
 
 
 # -------------------------------------------------------------------------------------- slow: walkthroughs
 def _sample(name):
     if name == "train":
-        return random.Random(2024).sample(games.split_triples("train"), 200)
-    return games.split_triples(name)
+        return random.Random(2024).sample(tasks.split_triples("train"), 200)
+    return tasks.split_triples(name)
 
 
 def _chunks():
     train = _sample("train")
     return {
-        "valid_seen": games.split_triples("valid_seen"),
-        "valid_unseen": games.split_triples("valid_unseen"),
+        "valid_seen": tasks.split_triples("valid_seen"),
+        "valid_unseen": tasks.split_triples("valid_unseen"),
         "train_sample_a": train[:100],
         "train_sample_b": train[100:],
     }
@@ -230,7 +230,7 @@ def test_walkthrough_wins_every_game(chunk):
     env = ALFWorldEnv(split=split, expert=None, max_turns=100)
     failures = []
     for plan, task_type, seed in _chunks()[chunk]:
-        task_id = games.task_id(plan, task_type, seed)
+        task_id = tasks.task_id(plan, task_type, seed)
         obs, info = env.reset(options={"task_id": task_id})
         for action in info["alfworld"]["walkthrough"]:
             if action not in info["admissible_actions"]:
@@ -279,14 +279,14 @@ def _corrupt(path, change):
     ],
 )
 def test_bad_official_files_name_file_and_field_at_construction(tmp_path, file, change, message):
-    games.export_official_layout("valid_unseen", tmp_path, limit=1)
+    tasks.export_official_layout("valid_unseen", tmp_path, limit=1)
     _corrupt(next(tmp_path.rglob(file)), change)
     with pytest.raises(TaskFileError, match=message):
         ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert=None)
 
 
 def test_a_traj_file_broken_after_construction_fails_at_reset_before_the_engine(tmp_path):
-    games.export_official_layout("valid_unseen", tmp_path, limit=1)
+    tasks.export_official_layout("valid_unseen", tmp_path, limit=1)
     env = ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert="handcoded")
     _corrupt(next(tmp_path.rglob("traj_data.json")), lambda d: json.dumps({**d, "pddl_params": []}))
     bad_params = r"traj_data.json: field 'pddl_params' must be an object, got a list"
@@ -298,7 +298,7 @@ def test_a_traj_file_broken_after_construction_fails_at_reset_before_the_engine(
 
 def test_unsolvable_or_other_task_types_are_skipped_without_checking_their_params(tmp_path):
     """As ALFWorld's loader: skipped games are not played, so their pddl_params are not required."""
-    games.export_official_layout("valid_unseen", tmp_path, limit=2)
+    tasks.export_official_layout("valid_unseen", tmp_path, limit=2)
     skipped = sorted(tmp_path.rglob("traj_data.json"))[0]
     _corrupt(skipped, lambda d: json.dumps({"task_type": "pick_and_place_with_movable_recep"}))
     env = ALFWorldEnv(split="valid_unseen", data_dir=tmp_path, expert=None)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agentgym.envs.alfworld import ALFWorldEnv, anchor, games
+from agentgym.envs.alfworld import ALFWorldEnv, anchor, floorplans, tasks
 
 TASK = "FloorPlan1/pick_and_place_simple/200000"  # bread 2 on countertop 1, goal: put it in fridge 1
 
@@ -22,7 +22,7 @@ def env():
 def _engine_key(env):
     """The world state itself: every PDDL fact except those the anchor leaves out by design (and textworld's
     ``not_`` residue of removed facts, which is history)."""
-    state = env._pddl_env(env._engine)._pddl_state
+    state = env._engine.pddl_state
     return frozenset(
         str(fact) for fact in state.facts if fact.name not in anchor.LEFT_OUT and not fact.is_negation
     )
@@ -62,8 +62,8 @@ def test_revisits_failed_actions_and_changes(env):
 
 
 def _small_train_task(task_type):
-    plan = min(games.feasible_floor_plans(task_type, "train"), key=lambda p: len(games.scene(p).receptacles))
-    return games.task_id(plan, task_type, 0)
+    plan = min(floorplans.feasible_floor_plans(task_type, "train"), key=lambda p: len(floorplans.scene(p).receptacles))
+    return tasks.task_id(plan, task_type, 0)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """ALFWorld's fast engine path against the stock engine (issue 11): identical observations, admissible
 commands, rewards, scores, won flags and state anchors on the same actions; ``exact_stock=True`` runs the
 unmodified engine even in a process where fast envs run; the seam check falls back to stock speed, with a
-warning, when a seam is missing; the on-disk translation cache and the lazy admissible commands give the
-same results."""
+warning, when a seam is missing; the on-disk translation cache gives the same results, and leaving the
+costly expert out of ``info_keys`` changes nothing else."""
 
 import cProfile
 import json
@@ -14,23 +14,23 @@ import sys
 
 import pytest
 
-from agentgym.envs.alfworld import ALFWorldEnv, fast, games
+from agentgym.envs.alfworld import ALFWorldEnv, caches, engine, floorplans, patches, seams, tasks
 
 
 def _small_train_tasks(per_type):
     """``per_type`` train tasks of each of the six types, on the floor plans with the fewest receptacles."""
     chosen = []
-    triples = games.split_triples("train")
-    for task_type in games.TASK_TYPES:
+    triples = tasks.split_triples("train")
+    for task_type in tasks.TASK_TYPES:
         ranked = sorted(
-            (t for t in triples if t[1] == task_type), key=lambda t: (len(games.scene(t[0]).receptacles), t)
+            (t for t in triples if t[1] == task_type), key=lambda t: (len(floorplans.scene(t[0]).receptacles), t)
         )
-        chosen += [games.task_id(*t) for t in ranked[:per_type]]
+        chosen += [tasks.task_id(*t) for t in ranked[:per_type]]
     return chosen
 
 
 def _engine_class(env):
-    return type(env._pddl_env(env._engine))
+    return type(env._engine.pddl_env)
 
 
 def _record(obs, reward, terminated, truncated, info):
@@ -53,10 +53,17 @@ def _scripted(turn):
     return "jump over the fridge" if turn % 7 == 6 else "UPPER" if turn % 9 == 4 else "RANDOM"
 
 
+#: engine.py's functions that only the fast path runs.
+FAST_ONLY = {"_applicable_actions", "_gather_infos", "_derive_commands", "static_templates", "_static_flags", "load"}
+
+
 def _fast_functions_called(profile):
-    """Functions of the fast module that ran, other than the dispatchers that call the originals."""
+    """Functions of the fast path that ran: of the patches and memos (other than the dispatchers that call the
+    originals), and FastPddlEnv's own (engine.py's Engine adapter runs for both paths)."""
     stats = pstats.Stats(profile).stats
-    return {name for (file, _, name) in stats if file == fast.__file__ and name != "call"}
+    fast_files = {patches.__file__, caches.__file__}
+    return {name for (file, _, name) in stats if (file in fast_files and name != "call")
+            or (file == engine.__file__ and name in FAST_ONLY)}
 
 
 @pytest.mark.slow
@@ -75,7 +82,7 @@ def test_fast_path_is_identical_to_stock_on_500_states(tmp_path, monkeypatch):
     for index, task_id in enumerate(_small_train_tasks(per_type=2)):
         if index % 2:  # fill the disk cache, forget the in-memory memos: the fast env loads from disk
             warmer.reset(options={"task_id": task_id})
-            fast.clear_memory_caches()
+            caches.clear_memory_caches()
         rng = random.Random(task_id)
         both = [env.reset(options={"task_id": task_id}) for env in (fast_env, stock_env)]
         if index == 0:  # the stock env runs only the unpatched originals, even with fast envs alive
@@ -122,56 +129,51 @@ def test_fast_path_is_identical_to_stock_on_500_states(tmp_path, monkeypatch):
         types.add(task_id.split("/")[1])
     for env in (fast_env, stock_env, warmer):
         env.close()
-    assert types == won_types == set(games.TASK_TYPES)
+    assert types == won_types == set(tasks.TASK_TYPES)
     assert states >= 500, states
 
 
-def test_lazy_admissible_commands_read_late_are_exact(tmp_path, monkeypatch):
-    """Admissible commands read after later steps (or never) equal those read at once; the info pickles
-    with them; ``action_valid`` does not need them."""
+def test_expert_action_is_computed_only_when_asked_for_and_changes_nothing_else(tmp_path, monkeypatch):
+    """``info_keys=()`` leaves the costly ``expert_action`` out of info (absent, not None); observations and
+    admissible commands are those of an env that computes it; the info pickles."""
     monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))
     task_id = _small_train_tasks(per_type=1)[0]
-    eager, late = ALFWorldEnv(split="train", expert=None), ALFWorldEnv(split="train", expert=None)
-    eager_trace, late_infos = [], []
-    obs, info = eager.reset(options={"task_id": task_id})
-    late_infos.append(late.reset(options={"task_id": task_id})[1])
-    eager_trace.append(info["admissible_actions"])
+    full, lean = ALFWorldEnv(split="train"), ALFWorldEnv(split="train", info_keys=())
+    assert ALFWorldEnv.costly_info_keys == {"expert_action"}
+    obs, info = full.reset(options={"task_id": task_id})
+    lean_obs, lean_info = lean.reset(options={"task_id": task_id})
+    assert "expert_action" not in lean_info and info["expert_action"] in info["admissible_actions"]
     rng = random.Random(7)
     for turn in range(12):
-        action = "look around the room" if turn == 5 else rng.choice(eager_trace[-1])
-        obs, reward, terminated, truncated, info = eager.step(action)
-        eager_trace.append(info["admissible_actions"])
-        late_obs, _, _, _, late_info = late.step(action)
-        assert late_obs == obs and late_info["action_valid"] == info["action_valid"]
-        assert late_info["action_valid"] == (turn != 5)
-        late_infos.append(late_info)
-    assert [info["admissible_actions"] for info in late_infos] == eager_trace
-    assert pickle.loads(pickle.dumps(late_infos[-1]))["admissible_actions"] == eager_trace[-1]
-    state = late._pddl_env(late._engine).state  # the engine's own GameState: lazy keys behave as a dict's
-    assert "admissible_commands" in state and state.get("admissible_commands") == eager_trace[-1]
-    assert set(dict(state)["_valid_commands"]) == set(eager_trace[-1])
-    eager.close()
-    late.close()
+        action = "look around the room" if turn == 5 else rng.choice(info["admissible_actions"])
+        obs, reward, terminated, truncated, info = full.step(action)
+        lean_obs, _, _, _, lean_info = lean.step(action)
+        assert lean_obs == obs and lean_info["admissible_actions"] == info["admissible_actions"]
+        assert lean_info["action_valid"] == info["action_valid"] == (turn != 5)
+        assert "expert_action" not in lean_info and "expert_action" in info
+    assert pickle.loads(pickle.dumps(lean_info))["admissible_actions"] == info["admissible_actions"]
+    full.close()
+    lean.close()
 
 
 def test_disk_cache_round_trip(tmp_path, monkeypatch):
     """The translation and grammar parse land on disk keyed by the game's content, a fresh process-state
     reads them back with the same result, a damaged entry is recomputed, and the cache can be turned off."""
     monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / "cache"))
-    fast.clear_memory_caches()  # another test in this worker may have loaded the same game already
+    caches.clear_memory_caches()  # another test in this worker may have loaded the same game already
     task_id = _small_train_tasks(per_type=1)[1]
     env = ALFWorldEnv(split="train", expert=None)
     first = env.reset(options={"task_id": task_id})
-    entries = sorted(fast.disk_cache_dir().rglob("*.pkl.z"))
+    entries = sorted(caches.disk_cache_dir().rglob("*.pkl.z"))
     assert {entry.parent.parent.name for entry in entries} == {"sas", "grammar"}
-    fast.clear_memory_caches()
+    caches.clear_memory_caches()
     env.close()
     env = ALFWorldEnv(split="train", expert=None)
     again = env.reset(options={"task_id": task_id})
     assert again[0] == first[0] and again[1]["admissible_actions"] == first[1]["admissible_actions"]
     for entry in entries:
         entry.write_bytes(b"damaged")
-    fast.clear_memory_caches()
+    caches.clear_memory_caches()
     env.close()
     env = ALFWorldEnv(split="train", expert=None)
     repaired = env.reset(options={"task_id": task_id})
@@ -179,8 +181,8 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     assert all(entry.read_bytes() != b"damaged" for entry in entries)
     env.close()
     monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path / "off"))
-    monkeypatch.setenv(fast.DISK_CACHE_VARIABLE, "0")
-    fast.clear_memory_caches()
+    monkeypatch.setenv(caches.DISK_CACHE_VARIABLE, "0")
+    caches.clear_memory_caches()
     env = ALFWorldEnv(split="train", expert=None)
     assert env.reset(options={"task_id": task_id})[0] == first[0]
     assert not (tmp_path / "off" / "alfworld-engine").exists()
@@ -188,10 +190,10 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
 
 
 def test_seam_check_names_missing_seams_and_versions(monkeypatch):
-    assert fast.AVAILABLE and fast.seam_problems() == []
-    monkeypatch.setitem(fast.PINNED, "textworld", "0.0.1")
-    monkeypatch.setitem(fast.SOURCES, "textworld.envs.pddl.PddlEnv._no_such_seam", "0")
-    problems = fast.seam_problems()
+    assert seams.AVAILABLE and seams.seam_problems() == []
+    monkeypatch.setitem(seams.PINNED, "textworld", "0.0.1")
+    monkeypatch.setitem(seams.SOURCES, "textworld.envs.pddl.PddlEnv._no_such_seam", "0")
+    problems = seams.seam_problems()
     assert any("textworld 1.7.0 (fast path pinned to 0.0.1)" in p for p in problems)
     assert any("PddlEnv._no_such_seam is missing" in p for p in problems)
 
@@ -208,15 +210,15 @@ def _gather_infos(self):  # a different seam than the one the fast path was veri
 pddl.PddlEnv._gather_infos = _gather_infos
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    from agentgym.envs.alfworld import ALFWorldEnv, fast
+    from agentgym.envs.alfworld import ALFWorldEnv, seams
     env = ALFWorldEnv(split="train", expert=None)
 obs, info = env.reset(options={"task_id": sys.argv[1]})
 obs, reward, terminated, truncated, info = env.step(info["alfworld"]["walkthrough"][0])
 print(json.dumps({
-    "available": fast.AVAILABLE,
+    "available": seams.AVAILABLE,
     "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
     "engine": info["alfworld"]["engine"],
-    "engine_class": type(env._pddl_env(env._engine)).__name__,
+    "engine_class": type(env._engine.pddl_env).__name__,
     "action_valid": info["action_valid"],
 }))
 """
