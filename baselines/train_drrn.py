@@ -5,15 +5,18 @@ TextWorld coin-collector games); the agent picks among the admissible actions (e
 decaying linearly); finished episodes go to a replay buffer (episodes that earned reward also to its
 priority part); every env step does ``updates_per_step`` Q-learning updates (Huber TD loss, double DQN,
 target network synced every ``target_network_frequency`` updates). Every ``eval_every`` env steps the
-greedy agent plays each task of the training split, and of ``eval_split`` when given, once: the success
-rates, losses and CPU time go to ``metrics.csv``, the agent to ``checkpoint/`` (see
+greedy agent plays each task of the training split, and of ``eval_split`` when given, once. The run folder
+is every trainer's (:mod:`agentgym.baselines.runs`): ``<output_dir>/<run_name>/`` with ``config.json``,
+``metrics.jsonl`` (``rollout/success_rate``, ``train/loss``, ``eval/<split>/success_rate``, ``perf/cpu_s``,
+...; ``step`` counts env steps) and the agent after each evaluation in ``checkpoint-NNNNNN/`` (see
 :meth:`agentgym.baselines.drrn.DRRNAgent.save`).
 
 Usage:
+    agentgym train baselines/configs/textworld_drrn.yaml --set total_steps=5000
     OMP_NUM_THREADS=1 python -m agentgym.baselines.train_drrn --kind coin_collector --total-steps 5000
-    agentgym eval --env agentgym/TextWorld-v0 --agent results/runs/<run>/checkpoint --split train
+    agentgym eval --env agentgym/TextWorld-v0 --agent runs/<run>/checkpoint-005000 --split train
 
-``--help`` lists every option (tyro).
+``--help`` lists every option (tyro); a YAML config takes the same keys (``algo: drrn``).
 
 Measured (``benchmarks/drrn_learning.py``, defaults, seed 1, one CPU thread): on the 10 coin-collector
 games of the TextWorld train split the greedy agent first reaches 90% success after 1,256 env steps
@@ -26,19 +29,20 @@ training games the DRRN memorizes worlds rather than learning to follow the inst
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
-import time
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import tyro
-from tqdm import tqdm
 
 import agentgym  # noqa: F401  (registers the envs)
+from agentgym.baselines.checks import did_you_mean
 from agentgym.baselines.drrn import DRRNAgent, DRRNConfig, ReplayBuffer, Transition, td_loss
+from agentgym.baselines.runs import Clock, MetricsLog, RolloutProgress, TrainResult, checkpoint_dir
+from agentgym.baselines.runs import default_run_name, eval_metrics, rounded, step_bar, write_config
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
 
@@ -47,6 +51,10 @@ from agentgym.rollout import EpisodeSpec, rollout
 class Args:
     exp_name: str = "drrn"
     """the name of this experiment (part of the run name)"""
+    output_dir: str = "runs"
+    """runs are written to output_dir/run_name (agentgym.baselines.runs)"""
+    run_name: str | None = None
+    """default: <env>__<exp_name>__<seed>__<unix time>"""
     seed: int = 1
     """seed of torch, the replay buffer, exploration and the task order"""
     device: str = "auto"
@@ -116,10 +124,10 @@ class Args:
     """a second split to evaluate on (same kind filter); None: only the training tasks"""
     stop_at_success: float | None = None
     """stop once the greedy success on the training tasks reaches this (e.g. 0.9)"""
-    output_dir: str = "results/runs"
-    """the run folder ``<output_dir>/<run name>`` gets metrics.csv and checkpoint/"""
+    tensorboard: bool = False
+    """also write TensorBoard events to the run folder"""
     progress: bool = True
-    """show a tqdm progress bar"""
+    """tqdm progress bars: env steps, and episodes and turns of each evaluation"""
 
 
 def select_tasks(env_id: str, split: str, kind: str | None, task_ids: tuple[str, ...] = ()) -> list[str]:
@@ -139,27 +147,45 @@ def select_tasks(env_id: str, split: str, kind: str | None, task_ids: tuple[str,
     return chosen
 
 
-def evaluate(agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max_turns: int) -> float:
-    """Greedy success rate: each task played once (seed 0) by a greedy view of the agent."""
+def evaluate(agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max_turns: int,
+             progress: bool = False) -> dict[str, float]:
+    """Greedy ``eval/<split>/...`` metrics: each task played once (seed 0) by a greedy view of the agent."""
     greedy = DRRNAgent(
         agent.config, device=str(agent.device), network=agent.network, vocab=agent.vocab, grow_vocab=False
     )
     specs = [EpisodeSpec(f"eval/{split}/{t}", t, 0) for t in task_ids]
     env_fn = lambda: gym.make(env_id, split=split, max_turns=max_turns)  # noqa: E731
-    with torch.no_grad():
-        trajectories = rollout(env_fn, greedy, specs, num_workers=min(8, len(specs)), in_process=True)
-    return float(np.mean([t.won for t in trajectories]))
+    with torch.no_grad(), RolloutProgress(len(specs), f"eval {split}", progress) as bar:
+        trajectories = rollout(env_fn, bar.agent(greedy), specs, num_workers=min(8, len(specs)), in_process=True,
+                               on_episode=bar.episode_done)
+    return eval_metrics(split, trajectories)
 
 
 def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
     return max(end, start + (end - start) * t / max(duration, 1))
 
 
-def main(args: Args) -> dict:
-    """Train; return the final numbers (also the last row of metrics.csv)."""
-    run_name = f"{args.env_id.split('/')[-1]}__{args.exp_name}__{args.seed}__{int(time.time())}"
+def load_config(config: dict[str, Any]) -> Args:
+    """:class:`Args` from a YAML mapping (lists become tuples); unknown keys raise (did-you-mean)."""
+    names = {field.name for field in dataclasses.fields(Args)}
+    for key in config:
+        if key not in names:
+            raise InvalidArgumentError(f"unknown config key {key!r}{did_you_mean(key, names)}")
+    return Args(**{key: tuple(value) if isinstance(value, list) else value for key, value in config.items()})
+
+
+def run_config(config: dict[str, Any]) -> TrainResult:
+    """Entry of ``agentgym train CONFIG.yaml`` with ``algo: drrn`` (the mapping without its ``algo`` key)."""
+    return train(load_config(config))
+
+
+def train(args: Args) -> TrainResult:
+    """Train; prints nothing. Returns the run folder, the rows logged (also in ``metrics.jsonl``: one per
+    evaluation, the first before training) and the last checkpoint."""
+    run_name = args.run_name or default_run_name(args.env_id, args.exp_name, args.seed)
     run_dir = Path(args.output_dir) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, {"algo": "drrn", **dataclasses.asdict(args)})
+    clock = Clock()
 
     # seeding: every random draw comes from a generator seeded here (weights, exploration, replay, tasks)
     torch.set_num_threads(args.torch_threads)
@@ -177,51 +203,49 @@ def main(args: Args) -> dict:
     optimizer = torch.optim.Adam(agent.network.parameters(), lr=args.learning_rate)
     replay = ReplayBuffer(args.buffer_size, args.priority_fraction, seed=args.seed)
 
-    log_file = open(run_dir / "metrics.csv", "w", newline="")
-    log: csv.DictWriter | None = None  # its columns are the first row's keys
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    logger = MetricsLog(run_dir, tensorboard=args.tensorboard)
+    history: list[dict[str, Any]] = []
+    saved: Path | None = None
+    recent: deque[tuple[bool, float, int]] = deque(maxlen=100)  # (won, env return, turns) of finished episodes
+    counts = {"episodes": 0, "updates": 0, "env_steps": 0}
+    loss_value, grad_norm = 0.0, 0.0
 
-    def checkpoint(step: int, episodes: int, updates: int, loss: float, recent: list[bool]) -> dict:
-        """Evaluate greedily, log a row of metrics.csv (CPU time includes evaluations), save the agent."""
-        nonlocal log
-        row = {
-            "step": step, "episodes": episodes, "updates": updates,
-            "cpu_s": round(time.process_time() - start_cpu, 1),
-            "wall_s": round(time.perf_counter() - start_wall, 1),
-            "epsilon": round(agent.epsilon, 3), "loss": round(loss, 5),
-            "charts/train_success": round(float(np.mean(recent[-100:])) if recent else 0.0, 3),
-            "eval/train_success": evaluate(agent, args.env_id, args.split, train_ids, args.max_turns),
+    def checkpoint(step: int) -> dict[str, Any]:
+        """Evaluate greedily, log a row (CPU time includes evaluations), save the agent (after step 0)."""
+        nonlocal saved
+        won, returns, turns = zip(*recent) if recent else ((0.0,), (0.0,), (0,))
+        metrics = {
+            "rollout/success_rate": float(np.mean(won)), "rollout/episode_return": float(np.mean(returns)),
+            "rollout/episode_turns": float(np.mean(turns)), "rollout/episodes": counts["episodes"],
+            "rollout/env_steps": counts["env_steps"], "train/loss": loss_value, "train/grad_norm": grad_norm,
+            "train/updates": counts["updates"], "train/epsilon": agent.epsilon,
+            **evaluate(agent, args.env_id, args.split, train_ids, args.max_turns, args.progress),
         }
         if eval_ids:
-            row[f"eval/{args.eval_split}_success"] = evaluate(
-                agent, args.env_id, args.eval_split, eval_ids, args.max_turns
-            )
-        if log is None:
-            log = csv.DictWriter(log_file, fieldnames=list(row))
-            log.writeheader()
-        log.writerow(row)
-        log_file.flush()
-        agent.save(run_dir / "checkpoint", name=f"drrn:{run_name}")
+            metrics.update(evaluate(agent, args.env_id, args.eval_split, eval_ids, args.max_turns, args.progress))
+        row = logger.log(step, {**metrics, **clock.metrics()})
+        history.append(row)
+        if step > 0:
+            saved = agent.save(checkpoint_dir(run_dir, step), name=f"drrn:{run_name}@{step}")
         return row
 
     # start every env on a task
-    episode_counter = 0
+    started = 0  # episodes started so far: the next one's id and reset seed
 
     def start(index: int) -> tuple[str, str, dict]:
-        nonlocal episode_counter
-        episode_id = f"train/{episode_counter}"
+        nonlocal started
         task_id = train_ids[int(rng.integers(len(train_ids)))]
-        obs, info = envs[index].reset(seed=episode_counter, options={"task_id": task_id})
-        episode_counter += 1
-        return episode_id, obs, info
+        obs, info = envs[index].reset(seed=started, options={"task_id": task_id})
+        started += 1
+        return f"train/{started - 1}", obs, info
 
     current = [start(i) for i in range(args.num_envs)]
     pending: list[list[Transition]] = [[] for _ in envs]
     returns = [0.0] * args.num_envs
-    recent_wins: list[bool] = []
-    loss_value, updates, update_credit, finished = 0.0, 0, 0.0, 0
-    row = checkpoint(0, 0, 0, 0.0, recent_wins)
-    bar = tqdm(total=args.total_steps, disable=not args.progress, desc="drrn", unit="step")
+    update_credit = 0.0
+    success_key = f"eval/{args.split}/success_rate"
+    row = checkpoint(0)
+    bar = step_bar(args.total_steps, 0, run_name, args.progress, "step")
     step = 0
     while step < args.total_steps:
         # act in every env with one batched forward pass
@@ -241,14 +265,15 @@ def main(args: Args) -> dict:
             returns[i] += float(reward)
             if terminated or truncated:
                 replay.add_episode(pending[i], priority=returns[i] > 0)
-                recent_wins.append(bool(next_info["won"]))
+                recent.append((bool(next_info["won"]), returns[i], len(pending[i])))
                 agent.end_episode(episode_id)
                 pending[i], returns[i] = [], 0.0
-                finished += 1
+                counts["episodes"] += 1
                 current[i] = start(i)
             else:
                 current[i] = (episode_id, next_obs, next_info)
         step += args.num_envs
+        counts["env_steps"] = step
         bar.update(args.num_envs)
 
         # Q-learning updates
@@ -259,25 +284,28 @@ def main(args: Args) -> dict:
                 loss = td_loss(agent, target, replay.sample(args.batch_size), args.gamma, args.double_q)
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(agent.network.parameters(), args.max_grad_norm)
+                norm = torch.nn.utils.clip_grad_norm_(agent.network.parameters(), args.max_grad_norm)
                 optimizer.step()
-                loss_value, updates = loss.item(), updates + 1
-                if updates % args.target_network_frequency == 0:
+                loss_value, grad_norm = loss.item(), float(norm)
+                counts["updates"] += 1
+                if counts["updates"] % args.target_network_frequency == 0:
                     target.load_state_dict(agent.network.state_dict())
 
         # evaluate, log, checkpoint
         if step // args.eval_every != (step - args.num_envs) // args.eval_every or step >= args.total_steps:
-            row = checkpoint(step, finished, updates, loss_value, recent_wins)
-            bar.set_postfix(success=row["eval/train_success"], loss=loss_value, eps=agent.epsilon)
-            if args.stop_at_success is not None and row["eval/train_success"] >= args.stop_at_success:
+            row = checkpoint(step)
+            bar.set_postfix(rounded(row, (success_key, "train/loss", "train/epsilon")))
+            if args.stop_at_success is not None and row[success_key] >= args.stop_at_success:
                 break
     bar.close()
-    log_file.close()
+    logger.close()
     for env in envs:
         env.close()
-    row["run_dir"] = str(run_dir)
-    return row
+    return TrainResult(run_dir, history, saved)
 
 
 if __name__ == "__main__":
-    print(main(tyro.cli(Args)))
+    import tyro
+
+    result = train(tyro.cli(Args))
+    print(f"run folder: {result.run_dir}; last checkpoint: {result.checkpoint}")

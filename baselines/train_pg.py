@@ -19,15 +19,17 @@ One readable file in the CleanRL spirit. Each update step:
    model (the base model: LoRA adapters disabled, or a frozen copy), gradient accumulation over
    micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA; then
    every hook's ``on_update(step, batch, metrics)`` (OPRL trains its PRM, PRS moves its curriculum);
-5. **log and save**: TensorBoard (``charts/``, ``losses/``, ``hooks/<name>/``, ``eval/``, ``perf/``),
-   ``metrics.csv``, a tqdm bar. ``charts/mean_reward`` is the mean task return (no hook reward),
-   ``charts/env_return`` the mean of the env's own rewards, ``hooks/<name>/mean`` a hook's mean raw
-   per-turn reward. Checkpoints hold the model (or adapter), optimizer, every RNG state, the estimator's
+5. **log and save**: the run folder of every trainer (:mod:`agentgym.baselines.runs`: ``config.json``,
+   ``metrics.jsonl``, ``checkpoint-NNNNNN/``, TensorBoard), a tqdm bar per update step and one per rollout
+   (episodes, turns). ``rollout/task_return`` is the mean task return (no hook reward),
+   ``rollout/episode_return`` the mean of the env's own rewards, ``hooks/<name>/mean`` a hook's mean raw
+   per-turn reward (every name: :mod:`agentgym.baselines.runs`). Checkpoints hold the model (or adapter), optimizer, every RNG state, the estimator's
    state and the step: a resumed run continues exactly (hooks are rebuilt: OPRL's PRM starts over).
 
 Run: ``agentgym train baselines/configs/textworld.yaml`` or
 ``python -m agentgym.baselines.train_pg --env-id agentgym/TextWorld-v0 --num-steps 10``.
 A checkpoint folder is also an agent: ``agentgym eval --agent runs/<run>/checkpoint-000010 ...``.
+The PPO pieces (rows, log-probs, loss, update) are in :mod:`agentgym.baselines.ppo`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import random
 import time
 from collections.abc import Callable
@@ -47,21 +48,16 @@ import numpy as np
 from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages
 from agentgym.baselines.advantages import make_state
 from agentgym.baselines.checks import did_you_mean
-from agentgym.baselines.tokens import turn_rows
+from agentgym.baselines.ppo import _tensor_rows, batch_logprobs, make_rows, ppo_loss, ppo_update  # noqa: F401
+from agentgym.baselines.runs import Clock, MetricsLog, RolloutProgress, TrainResult, default_run_name
+from agentgym.baselines.runs import latest_checkpoint, rounded, step_bar, write_config
 from agentgym.baselines.trainer_common import HookSpec, build_agent, build_hooks, evaluate_greedy, hook_names
 from agentgym.baselines.trainer_common import open_pool, resample_zero_variance, rollout_metrics, score_hooks
 from agentgym.baselines.trainer_common import split_task_ids, task_rewards, validate_hook_specs
-from agentgym.baselines.trainer_io import (
-    Logger,
-    latest_checkpoint,
-    load_hook_states,
-    save_checkpoint,
-    set_rng_state,
-)
+from agentgym.baselines.trainer_io import load_hook_states, save_checkpoint, set_rng_state
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
 from agentgym.trajectory import Trajectory
-from agentgym.wrappers.lm import allowed_mask, next_token_logprobs
 
 
 @dataclasses.dataclass
@@ -71,7 +67,7 @@ class Args:
     seed: int = 0
     """seed of task sampling, sampling and initialisation"""
     output_dir: str = "runs"
-    """runs are written to output_dir/run_name"""
+    """runs are written to output_dir/run_name (agentgym.baselines.runs)"""
     run_name: str | None = None
     """default: <env>__<exp_name>__<seed>__<unix time>"""
     # environment
@@ -188,11 +184,11 @@ class Args:
     resume: str | None = None
     """a checkpoint folder to continue from, or 'auto' (the run folder's latest)"""
     eval_only: bool = False
-    """only run the greedy evaluation of the model (or of the ``resume`` checkpoint) and return it"""
+    """only run the greedy evaluation of the model (or of the ``resume`` checkpoint): one metrics row"""
     tensorboard: bool = True
     """write TensorBoard events (skipped with a warning when tensorboard is missing)"""
     progress: bool = True
-    """tqdm progress bar"""
+    """tqdm progress bars: update steps, and episodes and turns of each rollout"""
 
 
 def check_args(args: Args) -> None:
@@ -215,158 +211,26 @@ def load_config(config: dict[str, Any]) -> Args:
     return args
 
 
-# --------------------------------------------------------------------------- model, rows, loss
-def make_rows(trajectories: list[Trajectory], turn_adv: list[np.ndarray]) -> list[dict[str, Any]]:
-    """One row per turn: token ids, the response start, its advantage, the recorded log-probs and, for a
-    constrained (choice-format) reply, the allowed token ids of each response position (else None)."""
-    rows = []
-    for trajectory, adv in zip(trajectories, turn_adv):
-        for k, (ids, mask) in enumerate(turn_rows(trajectory)):
-            start = mask.index(1) if 1 in mask else len(ids)
-            turn = trajectory.turns[k]
-            rows.append({"ids": ids, "start": start, "adv": float(adv[k]),
-                         "old": list(turn.response_logprobs or []),
-                         "allowed": (turn.agent_info or {}).get("allowed_token_ids")})
-    return [row for row in rows if row["start"] < len(row["ids"])]
-
-
-def batch_logprobs(
-    model: Any, rows: list[dict[str, Any]], device: str, temperature: float, bf16: bool
-) -> tuple[Any, Any]:
-    """Log-probs of the rows' response tokens, ``(logp [B, T], mask [B, T])`` aligned so column ``j`` of row
-    ``b`` is response token ``j``; ``mask`` is 1 exactly on response (agent) tokens.
-
-    Rows are left-padded so that every response starts at the same column: the vocabulary projection then
-    runs on the response positions only (``logits_to_keep``), never over the prompts. A row with
-    ``allowed`` sets (a choice-format reply) gets each position's distribution renormalised over its
-    allowed tokens, the distribution it was sampled from, so the first PPO epoch's ratio is 1.
-    """
-    import torch
-
-    start = max(r["start"] for r in rows)  # the common response start after left padding
-    longest = max(len(r["ids"]) - r["start"] for r in rows)
-    ids = torch.zeros((len(rows), start + longest), dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for b, row in enumerate(rows):
-        pad = start - row["start"]
-        ids[b, pad : pad + len(row["ids"])] = torch.tensor(row["ids"])
-        attn[b, pad : pad + len(row["ids"])] = 1
-    ids, attn = ids.to(device), attn.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(start - 1, start - 1 + longest, device=device)
-    allowed = None
-    if any(row.get("allowed") for row in rows):
-        vocab = model.get_output_embeddings().weight.shape[0]
-        per_position = [(row.get("allowed") or [])[j] if j < len(row.get("allowed") or []) else None
-                        for row in rows for j in range(longest)]
-        allowed = allowed_mask(per_position, vocab, device=device).view(len(rows), longest, vocab)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.startswith("cuda")):
-        logp = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature,
-                                   allowed=allowed)
-    mask = torch.zeros((len(rows), longest), device=device)
-    for b, row in enumerate(rows):
-        mask[b, : len(row["ids"]) - row["start"]] = 1
-    return logp * mask, mask
-
-
-def ppo_loss(
-    logp: Any, old: Any, ref: Any | None, adv: Any, mask: Any, args: Args, n_tokens: int
-) -> tuple[Any, dict[str, float]]:
-    """PPO-clip (+ k3 KL) summed over the agent tokens and divided by the minibatch's token count."""
-    import torch
-
-    ratio = torch.exp(logp - old)
-    high = args.clip_eps if args.clip_eps_high is None else args.clip_eps_high
-    pg = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 1 - args.clip_eps, 1 + high) * adv[:, None])
-    loss_tok = pg
-    kl = torch.zeros_like(pg)
-    if ref is not None:
-        kl = torch.exp(ref - logp) - (ref - logp) - 1
-        loss_tok = pg + args.kl_coef * kl
-    loss = (loss_tok * mask).sum() / n_tokens
-    with torch.no_grad():
-        stats = {"pg_loss": float((pg * mask).sum() / n_tokens), "kl": float((kl * mask).sum() / n_tokens),
-                 "clipfrac": float((((ratio - 1).abs() > args.clip_eps).float() * mask).sum() / n_tokens),
-                 "approx_kl": float((((ratio - 1) - torch.log(ratio)) * mask).sum() / n_tokens)}
-    return loss, stats
-
-
-def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) -> Any:
-    import torch
-
-    out = torch.zeros((len(rows), width), device=device)
-    for b, row in enumerate(rows):
-        out[b, : len(row[key])] = torch.tensor(row[key], dtype=torch.float32)
-    return out
-
-
-def ppo_update(model: Any, reference: Any | None, optimizer: Any, params: list[Any],
-               rows: list[dict[str, Any]], args: Args, device: str, step: int) -> dict[str, float]:
-    """Reference log-probs (no grad; the frozen copy, or the model with its adapters disabled) when
-    ``kl_coef > 0``, then ``ppo_epochs`` passes over ``rows`` in minibatches, with gradient accumulation over
-    micro-batches. Returns the ``losses/`` metrics, each the mean over minibatches."""
-    import torch
-
-    model.train()
-    if args.kl_coef > 0:
-        with torch.no_grad():
-            for i in range(0, len(rows), args.micro_batch_rows):
-                chunk = rows[i : i + args.micro_batch_rows]
-                if reference is not None:
-                    ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
-                else:
-                    with model.disable_adapter():
-                        ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                for row, values in zip(chunk, ref):
-                    row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
-    stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl")}
-    stats["grad_norm"] = []
-    order = torch.Generator().manual_seed(args.seed * 100003 + step)
-    for _ in range(args.ppo_epochs):
-        perm = torch.randperm(len(rows), generator=order).tolist()
-        for m in range(0, len(rows), args.minibatch_rows):
-            minibatch = [rows[i] for i in perm[m : m + args.minibatch_rows]]
-            n_tokens = sum(len(r["ids"]) - r["start"] for r in minibatch)
-            optimizer.zero_grad(set_to_none=True)
-            sums = dict.fromkeys(("loss", "pg_loss", "kl", "clipfrac", "approx_kl"), 0.0)
-            for i in range(0, len(minibatch), args.micro_batch_rows):
-                chunk = minibatch[i : i + args.micro_batch_rows]
-                logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                old = _tensor_rows(chunk, "old", logp.shape[1], device)
-                ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
-                adv = torch.tensor([r["adv"] for r in chunk], device=device)
-                loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
-                loss.backward()
-                for key, value in {"loss": float(loss.detach()), **parts}.items():
-                    sums[key] += value  # each part is already divided by the minibatch's token count
-            for key, value in sums.items():
-                stats[key].append(value)
-            stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
-            optimizer.step()
-    return {f"losses/{key}": float(np.mean(values)) for key, values in stats.items()}
-
-
 #: ``on_step(step, trajectories, inputs, advantages, hooks)``: called by :func:`train` each step, after the
 #: advantages and before the update that uses them (``step`` counts from 0). A test seam.
 OnStep = Callable[[int, list[Trajectory], EstimatorInputs, list[np.ndarray], list[HookSpec]], None]
 
 
 # --------------------------------------------------------------------------- the loop
-def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
-    """Run the training loop; returns the metrics of every step run (also in metrics.csv)."""
+def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
+    """Run the training loop (or, with ``eval_only``, one greedy evaluation); prints nothing.
+
+    Returns the run folder, the rows logged (also in its ``metrics.jsonl``) and the last checkpoint."""
     import torch
-    from tqdm import tqdm
 
     check_args(args)  # Args built in code skip load_config
-    env_name = args.env_id.replace("/", "_").replace(":", "_")
-    run_name = args.run_name or f"{env_name}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    clock = Clock()
+    run_name = args.run_name or default_run_name(args.env_id, args.exp_name, args.seed)
     folder = Path(args.output_dir) / run_name
     checkpoint = Path(args.resume) if args.resume and args.resume != "auto" else None
     if args.resume == "auto":
         checkpoint = latest_checkpoint(folder)
-    if not args.eval_only:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
+    write_config(folder, {"algo": "pg", **dataclasses.asdict(args)})
 
     # seeding, model, optimizer, estimator state (and the state of a resumed run)
     if args.torch_threads:
@@ -389,31 +253,35 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
         if state.get("estimator_state") is not None:  # VSPO's pass rates and running RMS
             estimator_state = type(estimator_state).from_dict(state["estimator_state"])
         start = state["step"]
-    if args.eval_only:
-        result = evaluate_greedy(agent, args)
-        print(json.dumps({"checkpoint": str(checkpoint) if checkpoint else args.model, "step": start, **result}))
-        return [result]
+    if args.eval_only:  # one row at the checkpoint's step, in this run's folder
+        logger = MetricsLog(folder, upto_step=start)
+        row = logger.log(start, {**evaluate_greedy(agent, args, progress=args.progress), **clock.metrics()})
+        logger.close()
+        return TrainResult(folder, [row], checkpoint)
     # hooks (model-based ones from the policy), tasks, logging
     hooks = build_hooks(args.hooks, policy=model, tokenizer=agent.tokenizer)
     hook_weights = {spec.hook.name: spec.weight for spec in hooks}
     if checkpoint is not None:  # OPRL's PRM, PRS's stage: where the run stood
         load_hook_states(checkpoint, [spec.hook for spec in hooks])
     task_ids = list(args.task_ids or split_task_ids(args, args.split))
-    logger = Logger(folder, args.tensorboard, upto_step=start)
-    history: list[dict[str, float]] = []
+    logger = MetricsLog(folder, tensorboard=args.tensorboard, upto_step=start)
+    history: list[dict[str, Any]] = []
+    saved: Path | None = None
     # worker processes (and their engines) live for the whole run
     with contextlib.ExitStack() as workers:
         pool = workers.enter_context(open_pool(args, args.split, agent, args.tasks_per_step * args.group_size))
         eval_pool = workers.enter_context(open_pool(args, args.eval_split, agent, args.eval_episodes)) \
             if args.eval_every else None
         if args.eval_every and start == 0:
-            logger.log(0, evaluate_greedy(agent, args, eval_pool))
+            history.append(logger.log(0, evaluate_greedy(agent, args, eval_pool, progress=args.progress)))
 
         scoring_time = 0.0  # seconds the hooks spent scoring this step
 
         def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
             nonlocal scoring_time
-            batch = rollout(pool, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+            with RolloutProgress(len(specs), "rollout", args.progress) as progress:
+                batch = rollout(pool, progress.agent(agent), specs, env_id=args.env_id,
+                                token_budget=args.token_budget, on_episode=progress.episode_done)
             tick = time.perf_counter()
             score_hooks(batch, hooks)
             scoring_time += time.perf_counter() - tick
@@ -423,9 +291,8 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
             return EstimatorInputs.from_trajectories(
                 batch, env_rewards=task_rewards(batch, args), hook_weights=hook_weights)
 
-        bar = tqdm(range(start, args.num_steps), initial=start, total=args.num_steps, desc=run_name,
-                   disable=not args.progress)
-        for step in bar:
+        bar = step_bar(args.num_steps, start, run_name, args.progress, "update")
+        for step in range(start, args.num_steps):
             # rollout: tasks_per_step groups of group_size episodes (same task and reset seed), hooks score
             tick, scoring_time = time.perf_counter(), 0.0
             many = args.tasks_per_step > len(task_ids)
@@ -456,6 +323,8 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
             update_time = time.perf_counter() - tick
             done = step + 1
             metrics = {**rollout_metrics(trajectories, inputs), **sampler_metrics, **losses}
+            metrics["rollout/episodes"] = logger.last("rollout/episodes") + len(trajectories)
+            metrics["rollout/env_steps"] = logger.last("rollout/env_steps") + sum(len(t.turns) for t in trajectories)
             for spec in hooks:
                 for key, value in spec.hook.on_update(done, trajectories, metrics).items():
                     metrics[f"hooks/{spec.hook.name}/{key}"] = float("nan") if value is None else float(value)
@@ -468,24 +337,22 @@ def train(args: Args, on_step: OnStep | None = None) -> list[dict[str, float]]:
                 "perf/hook_scoring_s": scoring_time,
             })
             if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
-                metrics.update(evaluate_greedy(agent, args, eval_pool))
-            logger.log(done, metrics)
-            history.append(metrics)
-            bar.set_postfix(reward=f"{metrics['charts/mean_reward']:.3f}",
-                            success=f"{metrics['charts/success']:.2f}", loss=f"{metrics['losses/loss']:.4f}")
+                metrics.update(evaluate_greedy(agent, args, eval_pool, progress=args.progress))
+            history.append(logger.log(done, {**metrics, **clock.metrics()}))
+            bar.update(1)
+            bar.set_postfix(rounded(metrics, ("rollout/task_return", "rollout/success_rate", "train/loss")))
             if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
-                save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name,
-                                estimator_state.to_dict() if estimator_state is not None else None,
-                                {spec.hook.name: spec.hook.state_dict() for spec in hooks})
+                saved = save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name,
+                                        estimator_state.to_dict() if estimator_state is not None else None,
+                                        {spec.hook.name: spec.hook.state_dict() for spec in hooks})
         bar.close()
     logger.close()
-    return history
+    return TrainResult(folder, history, saved)
 
 
-def run_config(config: dict[str, Any]) -> int:
-    """Entry of ``agentgym train CONFIG.yaml`` (the mapping without its ``algo`` key)."""
-    train(load_config(config))
-    return 0
+def run_config(config: dict[str, Any]) -> TrainResult:
+    """Entry of ``agentgym train CONFIG.yaml`` with ``algo: pg`` (the mapping without its ``algo`` key)."""
+    return train(load_config(config))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Small pieces the LLM trainers share: envs, hooks from the config, task rewards, batch metrics, the policy,
-VSPO's sampler, evaluation (checkpoints and the logger: :mod:`agentgym.baselines.trainer_io`).
+VSPO's sampler, evaluation (checkpoints: :mod:`agentgym.baselines.trainer_io`; the run folder and metric
+names: :mod:`agentgym.baselines.runs`).
 
 A trainer's ``Args`` provides the attributes these functions read (``env_id``, ``env_kwargs``, ``max_turns``,
 ``env_reward_weight``, ``info_reward``, ``info_reward_weight``, ``num_workers``, ``in_process``,
@@ -265,26 +266,27 @@ def task_rewards(trajectories: list[Trajectory], args: Any) -> list[list[float]]
 
 
 def rollout_metrics(trajectories: list[Trajectory], inputs: Any) -> dict[str, float]:
-    """``charts/`` and ``hooks/<name>/mean`` metrics of a batch (and ``perf/generated_tokens``).
+    """``rollout/`` and ``hooks/<name>/mean`` metrics of a batch (and ``perf/generated_tokens``); the names
+    are those of :mod:`agentgym.baselines.runs`.
 
     ``inputs`` is the batch's :class:`~agentgym.baselines.advantages.EstimatorInputs`.
-    ``charts/mean_reward`` is the mean task return (the sum of :func:`task_rewards`: weighted env reward
-    plus ``info_reward``, no hook reward); ``charts/env_return`` the mean sum of the env's own rewards;
+    ``rollout/task_return`` is the mean task return (the sum of :func:`task_rewards`: weighted env reward
+    plus ``info_reward``, no hook reward); ``rollout/episode_return`` the mean sum of the env's own rewards;
     ``hooks/<name>/mean`` the mean raw per-turn reward of each hook."""
     from agentgym.baselines.estimators import zero_variance_fraction
 
     infos = [turn.agent_info or {} for t in trajectories for turn in t.turns] or [{}]
     returns = list(inputs.outcomes)
     metrics = {
-        "charts/mean_reward": float(np.mean(returns)),
-        "charts/env_return": float(np.mean([t.total_reward for t in trajectories])),
-        "charts/success": float(np.mean([t.won for t in trajectories])),
-        "charts/turns": float(np.mean([len(t.turns) for t in trajectories])),
-        "charts/zero_variance_groups": float(zero_variance_fraction(returns, list(inputs.groups))),
-        "charts/near_miss_rate": float(np.mean([bool(i.get("near_miss")) for i in infos])),
-        "charts/format_fallback_rate": float(np.mean([i.get("parse") == "fallback" for i in infos])),
-        "charts/response_truncated_rate": float(np.mean([bool(i.get("response_truncated")) for i in infos])),
-        "charts/token_budget_exceeded": float(np.mean([t.token_budget_exceeded for t in trajectories])),
+        "rollout/task_return": float(np.mean(returns)),
+        "rollout/episode_return": float(np.mean([t.total_reward for t in trajectories])),
+        "rollout/success_rate": float(np.mean([t.won for t in trajectories])),
+        "rollout/episode_turns": float(np.mean([len(t.turns) for t in trajectories])),
+        "rollout/zero_variance_groups": float(zero_variance_fraction(returns, list(inputs.groups))),
+        "rollout/near_miss_rate": float(np.mean([bool(i.get("near_miss")) for i in infos])),
+        "rollout/format_fallback_rate": float(np.mean([i.get("parse") == "fallback" for i in infos])),
+        "rollout/response_truncated_rate": float(np.mean([bool(i.get("response_truncated")) for i in infos])),
+        "rollout/token_budget_exceeded": float(np.mean([t.token_budget_exceeded for t in trajectories])),
         "perf/generated_tokens": float(
             sum(len(turn.response_token_ids or ()) for t in trajectories for turn in t.turns)
         ),
@@ -353,18 +355,22 @@ def resample_zero_variance(
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None) -> dict[str, float]:
-    """Greedy success and score on the first ``eval_episodes`` tasks of ``eval_split`` (seed = index), on
-    ``pool`` (from :func:`open_pool` on ``eval_split``) or on workers started for this call."""
+def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None, *, progress: bool = False
+                    ) -> dict[str, float]:
+    """Greedy ``eval/<eval_split>/...`` metrics (:func:`agentgym.baselines.runs.eval_metrics`) of the first
+    ``eval_episodes`` tasks of ``eval_split`` (seed = index), on ``pool`` (from :func:`open_pool` on
+    ``eval_split``) or on workers started for this call; ``progress``: a bar over the episodes."""
+    from agentgym.baselines.runs import RolloutProgress, eval_metrics
+
     task_ids = split_task_ids(args, args.eval_split)
     n = args.eval_episodes
     specs = group_specs([task_ids[i % len(task_ids)] for i in range(n)], range(n), 1)
     greedy, agent.greedy = agent.greedy, True
     try:
-        with contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers:
-            trajectories = rollout(workers, agent, specs, env_id=args.env_id, token_budget=args.token_budget)
+        with contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers, \
+                RolloutProgress(n, f"eval {args.eval_split}", progress) as bar:
+            trajectories = rollout(workers, bar.agent(agent), specs, env_id=args.env_id,
+                                   token_budget=args.token_budget, on_episode=bar.episode_done)
     finally:
         agent.greedy = greedy
-    return {"eval/success": float(np.mean([t.won for t in trajectories])),
-            "eval/score": float(np.mean([t.score for t in trajectories])),
-            "eval/turns": float(np.mean([len(t.turns) for t in trajectories]))}
+    return eval_metrics(args.eval_split, trajectories)

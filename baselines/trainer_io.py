@@ -1,19 +1,19 @@
-"""Checkpoints that resume exactly and the metrics logger of the LLM trainer
-(:mod:`agentgym.baselines.train_pg`)."""
+"""Checkpoints of the LLM trainer (:mod:`agentgym.baselines.train_pg`) that resume exactly (the run folder
+and the metrics log: :mod:`agentgym.baselines.runs`)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
 import random
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agentgym.baselines.runs import checkpoint_dir
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -42,7 +42,7 @@ def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, agent: A
 def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rng: np.random.Generator,
                     step: int, run_name: str, estimator_state: Any = None,
                     hook_states: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Write ``folder/checkpoint-<step>`` atomically and return it.
+    """Write ``folder/checkpoint-NNNNNN`` atomically and return it.
 
     It holds ``agent.json`` (``kind: llm``, the base model, the agent's settings: an agent for
     ``agentgym eval``), ``adapter/`` (LoRA) or ``model/`` (full weights and tokenizer), and
@@ -52,7 +52,7 @@ def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rn
     """
     import torch
 
-    final = folder / f"checkpoint-{step:06d}"
+    final = checkpoint_dir(folder, step)
     tmp = folder / f".tmp-checkpoint-{step:06d}-{os.getpid()}"
     base = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
     meta = {"kind": "llm", "name": f"llm:{run_name}@{step}", "base_model": base, "step": step,
@@ -86,46 +86,3 @@ def load_hook_states(checkpoint: Path, hooks: list[Any]) -> None:
     for hook in hooks:
         if hook.name in states:
             hook.load_state_dict(states[hook.name])
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"))
-    return found[-1] if found else None
-
-
-# --------------------------------------------------------------------------- logging, evaluation
-class Logger:
-    """Metrics to TensorBoard (when installed), ``metrics.csv`` (one row per step) and nowhere else."""
-
-    def __init__(self, folder: Path, use_tensorboard: bool, *, upto_step: int | None = None):
-        self.writer = None
-        if use_tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(folder))
-            except ImportError:
-                warnings.warn("tensorboard is not installed; metrics go to metrics.csv only", stacklevel=2)
-        self.csv_path = folder / "metrics.csv"
-        self.rows: list[dict[str, Any]] = []
-        if self.csv_path.exists() and upto_step is not None:  # resumed: keep the rows up to the checkpoint
-            with open(self.csv_path, newline="") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= upto_step]
-
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        if self.writer is not None:
-            for key, value in metrics.items():
-                self.writer.add_scalar(key, value, step)
-            self.writer.flush()
-        self.rows.append({"step": step, **metrics})
-        columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        tmp = self.csv_path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as handle:  # rewritten whole: later rows may add columns (eval/)
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()

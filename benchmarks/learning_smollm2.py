@@ -168,7 +168,7 @@ def job_train(estimator: str, seed: int, steps: int, samples: int, out: str) -> 
     run_name = f"{estimator}_seed{seed}"
     args = load_config({**TRAIN, "estimator": estimator, "seed": seed, "num_steps": steps, "output_dir": out,
                         "run_name": run_name})
-    history = train(args)
+    history = train(args).history
     train_s = time.perf_counter() - tick
     agent = LLMAgent.from_checkpoint(Path(out) / run_name / f"checkpoint-{steps:06d}", seed=seed, device="cpu")
     result = llm_evaluation(agent, samples, run_name)
@@ -186,9 +186,8 @@ def job_drrn(total_steps: int, out: str) -> dict[str, Any]:
     tick = time.perf_counter()
     args = train_drrn.Args(task_ids=tuple(TRAIN_IDS), max_turns=MAX_TURNS, total_steps=total_steps,
                            eval_every=total_steps, eval_split=None, output_dir=out, progress=False, seed=1)
-    train_drrn.main(args)
-    (run,) = list(Path(out).glob("*__drrn__*"))
-    agent = DRRNAgent.from_checkpoint(run / "checkpoint", device="cpu")
+    result = train_drrn.train(args)
+    agent = DRRNAgent.from_checkpoint(result.checkpoint, device="cpu")
     return {"policy": f"DRRN ({total_steps} env steps)", "wins": {"greedy": held_out_wins(agent, 1, "drrn")},
             "wall_s": time.perf_counter() - tick}
 
@@ -268,7 +267,7 @@ def plot(curves: list[dict[str, str]], summary: list[dict[str, str]], path: Path
     for run in dict.fromkeys(row["run"] for row in curves):
         rows = [row for row in curves if row["run"] == run]
         estimator = rows[0]["estimator"]
-        left.plot([int(r["step"]) for r in rows], [float(r["charts/success"]) for r in rows], "o-", ms=3,
+        left.plot([int(r["step"]) for r in rows], [float(r["rollout/success_rate"]) for r in rows], "o-", ms=3,
                   color=colors.get(estimator), alpha=0.8, label=run)
     left.set_xlabel("update step")
     left.set_ylabel("success of the training rollouts (sampled)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import random
 
 import pytest
@@ -12,6 +11,7 @@ torch = pytest.importorskip("torch")
 from llm_helpers import WORDS, SayEnv  # noqa: E402
 
 from agentgym.baselines.llm_agent import LLMAgent  # noqa: E402
+from agentgym.baselines.runs import read_metrics  # noqa: E402
 from agentgym.baselines.train_pg import batch_logprobs, make_rows  # noqa: E402
 from agentgym.cli import main as cli_main  # noqa: E402
 from agentgym.rollout import group_specs, rollout  # noqa: E402
@@ -167,11 +167,10 @@ def test_one_step_agentgym_train_with_the_choice_format(tiny_path, tmp_path):
         f"output_dir: {tmp_path / 'runs'}\nrun_name: choice\ntensorboard: false\nprogress: false\n"
     )
     assert cli_main(["train", str(config)]) == 0
-    with open(tmp_path / "runs" / "choice" / "metrics.csv", newline="") as handle:
-        (metrics,) = list(csv.DictReader(handle))
+    (metrics,) = read_metrics(tmp_path / "runs" / "choice")
     # one minibatch, first epoch: the fresh masked log-probs equal the recorded ones, so nothing is clipped
-    assert float(metrics["losses/clipfrac"]) == 0.0 and abs(float(metrics["losses/approx_kl"])) < 1e-6
-    assert float(metrics["charts/near_miss_rate"]) == 0.0
+    assert metrics["step"] == 1 and metrics["train/clipfrac"] == 0.0 and abs(metrics["train/approx_kl"]) < 1e-6
+    assert metrics["rollout/near_miss_rate"] == 0.0
     assert (tmp_path / "runs" / "choice" / "checkpoint-000001" / "agent.json").is_file()
 
 

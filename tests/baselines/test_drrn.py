@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import subprocess
 import sys
@@ -15,7 +14,9 @@ import torch
 
 import agentgym  # noqa: F401
 from agentgym.baselines import train_drrn
+from agentgym.baselines.runs import COMMON_METRICS, read_metrics
 from agentgym.baselines.drrn import DRRNAgent, DRRNConfig, ReplayBuffer, State, Transition, Vocab, td_loss
+from agentgym.cli import main as cli_main
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
 
@@ -149,25 +150,48 @@ def test_short_training_run_beats_the_untrained_agent(tmp_path):
         output_dir=str(tmp_path),
         progress=False,
     )
-    final = train_drrn.main(args)
-    with open(f"{final['run_dir']}/metrics.csv") as file:
-        rows = list(csv.DictReader(file))
-    untrained, trained = float(rows[0]["eval/train_success"]), float(rows[-1]["eval/train_success"])
-    assert int(rows[-1]["step"]) == 600 and int(rows[-1]["updates"]) > 0
+    result = train_drrn.train(args)
+    rows = read_metrics(result.run_dir)
+    assert rows == result.history and [row["step"] for row in rows] == [0, 300, 600]
+    untrained, trained = rows[0]["eval/train/success_rate"], rows[-1]["eval/train/success_rate"]
+    assert rows[-1]["train/updates"] > 0 and all(set(COMMON_METRICS) <= set(row) for row in rows)
     assert trained >= untrained + 0.5, rows  # 2 games: at least one more game won, greedily
-    loaded = DRRNAgent.from_checkpoint(f"{final['run_dir']}/checkpoint")
-    assert loaded.name.startswith("drrn:TextWorld-v0__drrn__3")
+    assert result.checkpoint == result.run_dir / "checkpoint-000600"
+    assert sorted(p.name for p in result.run_dir.glob("checkpoint-*")) == ["checkpoint-000300", "checkpoint-000600"]
+    loaded = DRRNAgent.from_checkpoint(result.checkpoint)
+    assert loaded.name.startswith("drrn:TextWorld-v0__drrn__3__") and loaded.name.endswith("@600")
+
+
+TINY_RUN = ["--total-steps", "8", "--num-envs", "2", "--task-ids", "coin_collector/1000", "--eval-split", "None",
+            "--hidden-dim", "16", "--embed-dim", "8", "--learning-starts", "0", "--batch-size", "2",
+            "--max-turns", "3"]
 
 
 def test_training_script_cli_smoke(tmp_path):
-    command = [sys.executable, "-m", "agentgym.baselines.train_drrn", "--total-steps", "8", "--num-envs", "2",
-               "--task-ids", "coin_collector/1000", "--eval-split", "None", "--hidden-dim", "16",
-               "--embed-dim", "8", "--learning-starts", "0", "--batch-size", "2", "--max-turns", "3",
-               "--output-dir", str(tmp_path), "--no-progress"]
+    command = [sys.executable, "-m", "agentgym.baselines.train_drrn", *TINY_RUN, "--output-dir", str(tmp_path),
+               "--run-name", "smoke", "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    (run,) = tmp_path.iterdir()
-    assert (run / "checkpoint" / "agent.json").is_file() and (run / "metrics.csv").is_file()
+    assert (tmp_path / "smoke" / "checkpoint-000008" / "agent.json").is_file()
+    assert [row["step"] for row in read_metrics(tmp_path / "smoke")] == [0, 8]
+
+
+def test_agentgym_train_runs_a_drrn_config_with_progress(tmp_path, capsys):
+    """``algo: drrn`` through ``agentgym train``: the run folder of every trainer, and progress bars (env
+    steps; episodes and turns of the evaluation rollouts) on stderr, nothing parsed from stdout."""
+    config = tmp_path / "drrn.yaml"
+    config.write_text(
+        "algo: drrn\ntotal_steps: 8\nnum_envs: 2\ntask_ids: [coin_collector/1000]\neval_split: null\n"
+        "hidden_dim: 16\nembed_dim: 8\nlearning_starts: 0\nbatch_size: 2\nmax_turns: 3\n"
+        f"output_dir: {tmp_path}\nrun_name: cli\n"
+    )
+    assert cli_main(["train", str(config), "--set", "eval_every=4"]) == 0
+    err = capsys.readouterr().err
+    assert "eval train" in err and "1/1" in err and "turns=" in err, err[-500:]
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["algo"] == "drrn"
+    assert [row["step"] for row in read_metrics(tmp_path / "cli")] == [0, 4, 8]
+    assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint-*")) == ["checkpoint-000004",
+                                                                              "checkpoint-000008"]
 
 
 def test_task_selection_by_kind():

@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from agentgym.baselines.runs import COMMON_METRICS, read_metrics  # noqa: E402
 from agentgym.baselines.train_pg import Args, train  # noqa: E402
 from agentgym.cli import main as cli_main  # noqa: E402
 from agentgym.store import ResultStore  # noqa: E402
@@ -31,11 +32,12 @@ def _args(tiny_path, out, **kwargs):
 
 
 def test_trainer_raises_mean_reward_on_a_learnable_env(tiny_path, tmp_path):
-    history = train(_args(tiny_path, tmp_path, lora=False, learning_rate=1e-2, num_steps=25, seed=0))
-    rewards = [m["charts/mean_reward"] for m in history]
+    result = train(_args(tiny_path, tmp_path, lora=False, learning_rate=1e-2, num_steps=25, seed=0))
+    rewards = [m["rollout/task_return"] for m in result.history]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last >= first + 0.4, rewards  # measured: about 0.02 -> 1.0
-    assert (tmp_path / "run" / "checkpoint-000025" / "agent.json").is_file()
+    assert result.checkpoint == tmp_path / "run" / "checkpoint-000025" and result.run_dir == tmp_path / "run"
+    assert (result.checkpoint / "agent.json").is_file()
     from agentgym.agents import make_agent  # a full fine-tuning checkpoint is an agent too (greedy)
     from llm_helpers import SayEnv
 
@@ -43,7 +45,9 @@ def test_trainer_raises_mean_reward_on_a_learnable_env(tiny_path, tmp_path):
     env = SayEnv()
     obs, info = env.reset(seed=0)
     assert env.step(trained.act(obs, info, episode_id="e").text)[1] == 1.0
-    assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == 26
+    assert read_metrics(tmp_path / "run") == result.history and [m["step"] for m in result.history] == list(
+        range(1, 26))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["algo"] == "pg"
 
 
 def test_checkpoint_resumes_to_the_identical_next_step(tiny_path, tmp_path):
@@ -51,13 +55,13 @@ def test_checkpoint_resumes_to_the_identical_next_step(tiny_path, tmp_path):
     common = dict(lora=True, lora_target_modules=["q_proj", "v_proj"], learning_rate=5e-3, kl_coef=0.1,
                   estimator="gigpo", gamma=0.9, env_kwargs={"turns": 2}, tasks_per_step=2, group_size=4,
                   micro_batch_rows=4, minibatch_rows=8, ppo_epochs=2, seed=3)
-    full = train(_args(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common))
+    full = train(_args(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)).history
     checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
-    resumed = train(_args(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common))
-    assert len(resumed) == 1
-    for key in ("losses/loss", "losses/kl", "charts/mean_reward", "perf/rows"):
+    resumed = train(_args(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common)).history
+    assert len(resumed) == 1 and resumed[0]["step"] == 3
+    for key in ("train/loss", "train/kl", "rollout/task_return", "perf/rows"):
         assert resumed[0][key] == full[2][key], key
-    assert full[2]["losses/kl"] > 0
+    assert full[2]["train/kl"] > 0
 
 
 def test_agentgym_train_and_eval_a_checkpoint(tiny_path, tmp_path, capsys):
@@ -66,17 +70,22 @@ def test_agentgym_train_and_eval_a_checkpoint(tiny_path, tmp_path, capsys):
         "algo: pg\n"
         f"env_id: {SAY}\nmodel: {tiny_path}\nin_process: true\ntasks_per_step: 2\ngroup_size: 2\n"
         "output_format: action\nmax_new_tokens: 3\nlora: true\nlora_target_modules: [q_proj, v_proj]\n"
-        f"output_dir: {tmp_path / 'runs'}\nrun_name: cli\ntensorboard: true\nprogress: false\n"
+        f"output_dir: {tmp_path / 'runs'}\nrun_name: cli\ntensorboard: true\n"
     )
-    assert cli_main(["train", str(config), "--set", "num_steps=2"]) == 0
+    assert cli_main(["train", str(config), "--set", "num_steps=2", "--no-progress"]) == 0
+    assert "episode" not in capsys.readouterr().err  # --no-progress: no bar at all
     checkpoint = tmp_path / "runs" / "cli" / "checkpoint-000002"
     meta = json.loads((checkpoint / "agent.json").read_text())
     assert meta["kind"] == "llm" and meta["adapter"] == "adapter" and meta["step"] == 2
     assert list((tmp_path / "runs" / "cli").glob("events.out.tfevents.*"))
-    capsys.readouterr()
-    assert cli_main(["train", str(config), "--set", "eval_only=true", "--set", f"resume={checkpoint}"]) == 0
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["step"] == 2 and 0.0 <= report["eval/success"] <= 1.0
+    rows = read_metrics(tmp_path / "runs" / "cli")
+    assert [row["step"] for row in rows] == [1, 2] and all(set(COMMON_METRICS) <= set(row) for row in rows)
+    assert rows[1]["rollout/episodes"] == 8 and rows[1]["rollout/env_steps"] == 8  # cumulative, 1-turn episodes
+    # eval only: one row at the checkpoint's step in its own run folder (nothing parsed from stdout)
+    assert cli_main(["train", str(config), "--no-progress", "--set", "eval_only=true", "--set",
+                     f"resume={checkpoint}", "--set", "run_name=cli_eval", "--set", "eval_split=train"]) == 0
+    (report,) = read_metrics(tmp_path / "runs" / "cli_eval")
+    assert report["step"] == 2 and 0.0 <= report["eval/train/success_rate"] <= 1.0
     db = tmp_path / "results.sqlite"
     code = cli_main(["eval", "--env", "agentgym/TextWorld-v0", "--agent", str(checkpoint), "--episodes", "2",
                      "--max-turns", "2", "--workers", "1", "--db", str(db), "--quiet"])
@@ -98,21 +107,26 @@ def test_unknown_checkpoint_kind_is_refused(tmp_path):
 
 
 def test_example_configs_are_valid():
+    """Every example config loads with the trainer its ``algo`` names (the one ``agentgym train`` runs)."""
+    import importlib
     from pathlib import Path
 
     import yaml
 
     from agentgym.baselines.train_pg import load_config
+    from agentgym.cli import TRAINERS
     from agentgym.error import InvalidArgumentError
 
     configs = sorted((Path(__file__).resolve().parents[2] / "baselines" / "configs").glob("*.yaml"))
     families = {c.stem.split("_")[0] for c in configs}
     assert {"textworld", "alfworld", "scienceworld", "webshop", "swegym"} <= families
+    algos = set()
     for path in configs:
         config = yaml.safe_load(path.read_text())
-        assert config.pop("algo") == "pg"
-        args = load_config(config)
-        assert args.env_id.startswith("agentgym/"), path
+        algos.add(algo := config.pop("algo"))
+        args = importlib.import_module(TRAINERS[algo]).load_config(config)
+        assert type(args).__module__ == TRAINERS[algo] and args.env_id.startswith("agentgym/"), path
+    assert algos == {"pg", "drrn"} == set(TRAINERS)
     with pytest.raises(InvalidArgumentError, match="did you mean 'num_steps'"):
         load_config({"num_step": 3})
 
