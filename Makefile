@@ -47,14 +47,16 @@ demo: tasks
 	$(BIN)/agentgym eval --env agentgym/ALFWorld-v0 --agent expert --split test --episodes 3 --seed 0 --env-kwargs '{"exact_stock": true}' --db results/demo-alfworld-stock.sqlite
 	$(BIN)/agentgym eval --env agentgym/InstructorExecutor-v0 --agent expert --split test --episodes 10 --seed 0 --db $(DEMO_DB)
 	# DRRN from scratch on the coin-collector games (about a minute of CPU), then its checkpoint on the leaderboard.
-	$(BIN)/python -m agentgym.baselines.train_drrn --kind coin_collector --total-steps 3000 --stop-at-success 0.9 --eval-split None --output-dir results/runs --exp-name demo --no-progress
-	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent $$(ls -d results/runs/TextWorld-v0__demo__* | tail -1)/checkpoint --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 10 --seed 0 --db $(DEMO_DB)
+	$(BIN)/agentgym train baselines/configs/textworld_drrn.yaml --set total_steps=3000 --set stop_at_success=0.9 --set eval_split=null --set output_dir=results/runs --set run_name=demo_drrn --no-progress
+	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent $$(ls -d results/runs/demo_drrn/checkpoint-* | tail -1) --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 10 --seed 0 --db $(DEMO_DB)
 	# One PPO update of SmolLM2-135M-Instruct with LoRA (a few CPU minutes), then its checkpoint on the leaderboard.
 	$(BIN)/agentgym train baselines/configs/textworld_smollm2_cpu.yaml --set num_steps=1 --set output_dir=results/runs --set run_name=demo_llm
 	$(BIN)/agentgym eval --env agentgym/TextWorld-v0 --agent results/runs/demo_llm/checkpoint-000001 --split train --env-kwargs '{"kinds": ["coin_collector"]}' --episodes 2 --max-turns 6 --seed 0 --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --db $(DEMO_DB)
 	$(BIN)/python -m agentgym.matches --agents expert random --games 100 --split test --db $(DEMO_DB)
 	$(BIN)/agentgym leaderboard --competitive --db $(DEMO_DB)
+	# The leaderboard as a self-contained web page (tables with intervals, task-type heat map, learning curves, trajectories).
+	$(BIN)/agentgym leaderboard --db $(DEMO_DB) --html results/site --runs results/runs
 
 test: tasks
 	$(BIN)/python -m pytest -n 2 tests
