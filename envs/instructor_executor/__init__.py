@@ -6,6 +6,6 @@ from agentgym.extras import needs
 
 with needs("multiagent"):  # one line naming the extra when it is missing
     from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
-    from agentgym.envs.instructor_executor.game import FollowerExecutor, InstructorExecutorGame
+    from agentgym.envs.instructor_executor.engine import FollowerExecutor, InstructorExecutorGame
 
 __all__ = ["FollowerExecutor", "InstructorExecutorEnv", "InstructorExecutorGame", "env", "parallel_env"]

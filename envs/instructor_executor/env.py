@@ -48,7 +48,7 @@ from agentgym.error import InvalidArgumentError
 from agentgym.multiagent import pettingzoo_constructors
 from agentgym.turngame import SingleAgentView
 
-from agentgym.envs.instructor_executor.game import AGENTS, EngineFactory, FollowerExecutor, InstructorExecutorGame
+from agentgym.envs.instructor_executor.engine import AGENTS, EngineFactory, FollowerExecutor, InstructorExecutorGame
 
 
 class InstructorExecutorEnv(SingleAgentView):

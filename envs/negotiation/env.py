@@ -57,7 +57,7 @@ from agentgym.error import InvalidArgumentError
 from agentgym.multiagent import pettingzoo_constructors
 from agentgym.turngame import SingleAgentView
 
-from agentgym.envs.negotiation.game import NegotiationGame
+from agentgym.envs.negotiation.engine import NegotiationGame
 from agentgym.envs.negotiation.scripted import ScriptedNegotiator
 from agentgym.envs.negotiation.tasks import AGENTS
 

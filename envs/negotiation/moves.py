@@ -11,7 +11,7 @@ from agentgym.envs.negotiation.tasks import MAX_COUNT
 
 #: The fixed move list ``info["action_mask"]`` is aligned with (PettingZoo views): every offer keeping
 #: ``(k1, k2, k3)`` of the pool's three item types, 0 to MAX_COUNT each in ``itertools.product`` order
-#: (125 offers), then ``accept``, then ``walk away``; :meth:`~agentgym.envs.negotiation.game.NegotiationGame.move_list`
+#: (125 offers), then ``accept``, then ``walk away``; :meth:`~agentgym.envs.negotiation.engine.NegotiationGame.move_list`
 #: spells them for a pool.
 OFFER_KEEPS: tuple[tuple[int, ...], ...] = tuple(itertools.product(range(MAX_COUNT + 1), repeat=3))
 

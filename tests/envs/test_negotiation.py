@@ -15,7 +15,7 @@ from agentgym.matches import play_games
 from agentgym.turngame import TextObs
 
 from agentgym.envs import negotiation
-from agentgym.envs.negotiation.game import other_agent
+from agentgym.envs.negotiation.engine import other_agent
 from agentgym.envs.negotiation.moves import OFFER_KEEPS, offer_text, parse_move
 from agentgym.envs.negotiation.scripted import ScriptedNegotiator
 from agentgym.envs.negotiation.tasks import MAX_OFFERS, make_pool, split_tasks
