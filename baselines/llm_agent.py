@@ -6,6 +6,8 @@ list), generates for every pending episode of a rollout in **one batch** with th
 sampling loop, so each token's log-prob is the one it was sampled from), extracts the action, and returns a
 :class:`~agentgym.trajectory.Decision` carrying the exact prompt and response token ids and log-probs
 as generated. Nothing is ever re-tokenized from text.
+The prompt (formats, instructions, messages) is built by :mod:`agentgym.baselines.llm_prompts`, shared
+with the OpenAI-compatible agent; the batched sampling loop is :mod:`agentgym.baselines.llm_sampling`.
 
 Output formats (``output_format``); replies are parsed by :func:`agentgym.actions.parse_reply`, the one
 parser the hooks use too (the first action of a reply wins):
@@ -43,86 +45,39 @@ Example:
 """
 
 from __future__ import annotations
-
 import collections
-import dataclasses
-import difflib
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from agentgym.actions import extract_action
 from agentgym.actions import one_line as _one_line
 from agentgym.agents import Agent
+from agentgym.baselines.llm_prompts import (
+    DEFAULT_SYSTEM_PROMPT,
+    FORMATS,
+    Episode,
+    OutputFormat,
+    closest_action,
+    prompt_messages,
+    shown_actions,
+    turn_format,
+)
+from agentgym.baselines.llm_sampling import BatchedSampling, token_logprobs
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Decision
 from agentgym.wrappers.hooks import check_choice
-from agentgym.wrappers.lm import (
-    ActionTrie,
-    allowed_mask,
-    build_cache,
-    cache_argument,
-    cache_key_values,
-    load_causal_lm,
-    masked_log_softmax,
-    next_token_logprobs,
-    returned_cache,
-)
+from agentgym.wrappers.lm import ActionTrie, load_causal_lm
 
-OutputFormat = Literal["auto", "react", "action", "tool", "raw", "choice"]
-FORMATS = ("auto", "react", "action", "tool", "raw", "choice")
-
-_INSTRUCTIONS = {
-    "react": "Think in one short sentence, then give the next command on its own line as:\nAction: <command>",
-    "action": "Reply with the next command only.",
-    "tool": 'Reply with exactly one tool call as JSON: {"name": "<tool>", "arguments": {...}}',
-    "raw": "Reply with your next move.",
-    "choice": "Reply with one of the admissible actions, exactly as written.",
-}
+#: Re-exported: the prompt and sampling helpers lived here before they had modules of their own.
+__all__ = ["FORMATS", "LLMAgent", "OutputFormat", "closest_action", "extract_action", "token_logprobs"]
+_Episode = Episode
 
 
-def closest_action(action: str, admissible: Sequence[str], cutoff: float) -> str | None:
-    """The admissible action closest to ``action`` (case and spaces ignored), or None below ``cutoff``."""
-    norm = {" ".join(a.lower().split()): a for a in admissible}
-    match = difflib.get_close_matches(" ".join(action.lower().split()), list(norm), n=1, cutoff=cutoff)
-    return norm[match[0]] if match else None
 
-
-def _tool_lines(tools: Sequence[Mapping[str, Any]]) -> str:
-    lines = []
-    for tool in tools:
-        spec = tool.get("function", tool)
-        params = ", ".join(spec.get("parameters", {}).get("properties", {}))
-        lines.append(f"- {spec.get('name')}({params}): {spec.get('description', '')}")
-    return "Tools:\n" + "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- log-probs of given tokens
-def token_logprobs(
-    model: Any, input_ids: Any, attention_mask: Any, start: int = 0, temperature: float = 1.0
-) -> Any:
-    """``out[b, j] = log p(input_ids[b, start + j + 1] | prefix)`` under ``logits / temperature``.
-
-    Rows are right-padded; positions follow the attention mask. Keeps the autograd graph, and computes
-    the vocabulary projection only from position ``start`` on.
-    """
-    import torch
-
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(start, input_ids.shape[1] - 1, device=input_ids.device)
-    return next_token_logprobs(model, input_ids, attention_mask, position_ids, keep=keep, temperature=temperature)
-
-
-# --------------------------------------------------------------------------- the agent
-@dataclasses.dataclass
-class _Episode:
-    history: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (observation, reply)
-    tokens: int = 0
-
-
-class LLMAgent(Agent):
+class LLMAgent(BatchedSampling, Agent):
     """A chat LLM policy; see the module docstring.
 
     Args:
@@ -190,7 +145,7 @@ class LLMAgent(Agent):
         self.max_prompt_tokens = max_prompt_tokens
         self.max_admissible = max_admissible
         self.token_budget = token_budget
-        self.system_prompt = system_prompt or "You are an agent acting in a text environment."
+        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
         self.seed = seed
         self.bf16 = bf16 and self.device.startswith("cuda")
         if name:
@@ -208,15 +163,8 @@ class LLMAgent(Agent):
         #: Running counts: decisions, near_miss, fallback (no format rule matched), response_truncated,
         #: prompt_truncated, budget_limited, no_admissible (a choice-format turn without admissible actions).
         self.counters: collections.Counter[str] = collections.Counter()
-        self._episodes: dict[str, _Episode] = {}
-        #: Choice-format prefill reuse: the KV of each prompt's system message (role, goal, instructions), the
-        #: same at every turn of an episode and in every episode of a task, keyed by its token ids; valid
-        #: while the weights are unchanged (``_prefix_version``), at most ``MAX_PREFIXES`` kept.
-        self._prefix_kv: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
-        self._prefix_version: tuple[int, int] | None = None
-        self._prefix_reuse = True
-
-    MAX_PREFIXES = 256
+        self._episodes: dict[str, Episode] = {}
+        self._init_prefix_store()
 
     # ------------------------------------------------------------------ construction
     def config(self) -> dict[str, Any]:
@@ -259,38 +207,15 @@ class LLMAgent(Agent):
 
     # ------------------------------------------------------------------ prompts
     def _format(self, info: Mapping[str, Any]) -> str:
-        if self.output_format == "choice" and not info.get("admissible_actions"):
-            self.counters["no_admissible"] += 1
-            return "action"
-        if self.output_format != "auto":
-            return self.output_format
-        return "tool" if info.get("tools") else "react"
+        return turn_format(self.output_format, info, self.counters)
 
     def _shown_actions(self, info: Mapping[str, Any]) -> list[str]:
-        """The admissible actions listed in the prompt (the first ``max_admissible``, duplicates dropped);
-        a choice-format reply is one of exactly these."""
-        return list(dict.fromkeys(info.get("admissible_actions") or []))[: self.max_admissible]
+        return shown_actions(info, self.max_admissible)
 
-    def _messages(self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str,
+    def _messages(self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str,
                   window: int, obs_chars: int | None) -> list[dict[str, str]]:
-        system = self.system_prompt
-        if info.get("goal"):
-            system += f"\nGoal: {info['goal']}"
-        if fmt == "tool" and info.get("tools"):
-            system += "\n" + _tool_lines(info["tools"])
-        system += "\n" + _INSTRUCTIONS[fmt]
-        messages = [{"role": "system", "content": system}]
-        for past_obs, reply in episode.history[len(episode.history) - window :] if window else []:
-            messages += [{"role": "user", "content": past_obs}, {"role": "assistant", "content": reply}]
-        # a shortened observation keeps its end: the latest text
-        current = observation if obs_chars is None else "..." + observation[-obs_chars:]
-        actions = list(dict.fromkeys(info.get("admissible_actions") or []))
-        if actions and fmt != "tool":
-            shown = self._shown_actions(info)
-            more = f" (and {len(actions) - len(shown)} more)" if len(actions) > len(shown) and fmt != "choice" else ""
-            current += "\n\nAdmissible actions: " + " | ".join(shown) + more
-        messages.append({"role": "user", "content": current})
-        return messages
+        return prompt_messages(self.system_prompt, episode, observation, info, fmt, window, obs_chars,
+                               self.max_admissible)
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -321,7 +246,7 @@ class LLMAgent(Agent):
             )
 
     def _prompt(
-        self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str
+        self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str
     ) -> tuple[list[int], bool]:
         """Prompt ids within ``max_prompt_tokens``: drop old turns first, then shorten the observation."""
         window = min(self.history, len(episode.history))
@@ -345,7 +270,7 @@ class LLMAgent(Agent):
     def act_batch(
         self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]], episode_ids: Sequence[str]
     ) -> list[Decision]:
-        episodes = [self._episodes.setdefault(e, _Episode()) for e in episode_ids]
+        episodes = [self._episodes.setdefault(e, Episode()) for e in episode_ids]
         formats = [self._format(info) for info in infos]
         prompts, cut, limits, limited, tries, choices = [], [], [], [], [], []
         for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True):
@@ -406,148 +331,3 @@ class LLMAgent(Agent):
 
     def end_episode(self, episode_id: str) -> None:
         self._episodes.pop(episode_id, None)
-
-    # ------------------------------------------------------------------ batched generation
-    def generate(
-        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int]
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        """Sample a reply for each prompt in one left-padded batch with the KV cache.
-
-        Returns the response ids (ending with the stop token when one was produced) and the log-prob of
-        each under ``logits / temperature``, as computed while sampling.
-        """
-        responses, logprobs, _ = self.sample(prompts, max_new)
-        return responses, logprobs
-
-    def sample(
-        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int],
-        tries: Sequence[ActionTrie | None] | None = None,
-    ) -> tuple[list[list[int]], list[list[float]], list[list[list[int]] | None]]:
-        """:meth:`generate`, where a row with a trie in ``tries`` samples only tokens that continue one of its
-        actions, from the distribution renormalised over them; also returns, per row, the allowed token ids
-        of every response position (None for a row without a trie)."""
-        import torch
-
-        batch = len(prompts)
-        limit = torch.tensor(list(max_new), device=self.device)
-        stops = torch.tensor(self.stop_ids, device=self.device)
-        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        steps: list[tuple[Any, Any, Any]] = []  # (token, log-prob, row still active) per step, on the device
-        tries = list(tries) if tries is not None else [None] * batch
-        prefixes: list[list[int]] = [[] for _ in range(batch)]
-        allowed: list[list[list[int]] | None] = [[] if trie is not None else None for trie in tries]
-        was_training = self.model.training
-        self.model.eval()
-        cache_key = cache_argument(getattr(self.model, "get_base_model", lambda: self.model)())
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            first = self._reuse_prefixes(prompts) if all(trie is not None for trie in tries) else None
-            if first is None:
-                step_input, mask = self._left_padded(prompts)
-                step_pos, cache = (mask.cumsum(-1) - 1).clamp(min=0), None
-            else:
-                step_input, mask, step_pos, cache = first
-            for step in range(int(limit.max())):
-                extra = {cache_key: cache} if cache is not None else {}
-                output = self.model(input_ids=step_input, attention_mask=mask, position_ids=step_pos,
-                                    use_cache=True, logits_to_keep=1, **extra)
-                cache = returned_cache(output)
-                scores = output.logits[:, -1].float() / self.temperature
-                constraint = None
-                if any(trie is not None and not done[b] for b, trie in enumerate(tries)):
-                    choices = [trie.allowed(prefixes[b]) if trie is not None and not done[b] else None
-                               for b, trie in enumerate(tries)]
-                    for b, ids_b in enumerate(choices):
-                        if ids_b is not None:
-                            allowed[b].append(ids_b)
-                    constraint = allowed_mask(choices, scores.shape[-1], device=self.device)
-                logp = masked_log_softmax(scores, constraint)
-                if self.greedy:
-                    token = logp.argmax(-1)
-                else:
-                    token = torch.multinomial(logp.exp(), 1, generator=self.generator).squeeze(-1)
-                steps.append((token, logp.gather(-1, token[:, None]).squeeze(-1), ~done))
-                if constraint is not None:
-                    for b in range(batch):
-                        if tries[b] is not None and not done[b]:
-                            prefixes[b].append(int(token[b]))
-                done = done | torch.isin(token, stops) | (step + 1 >= limit)
-                if bool(done.all()):
-                    break
-                step_input = token[:, None]
-                step_pos = step_pos[:, -1:] + 1
-                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=self.device)], dim=1)
-        self.model.train(was_training)
-        tokens, logps, active = (torch.stack(parts, dim=1).cpu() for parts in zip(*steps))
-        out_ids = [tokens[b][active[b]].tolist() for b in range(batch)]
-        out_lp = [logps[b][active[b]].tolist() for b in range(batch)]
-        return out_ids, out_lp, allowed
-
-    def _left_padded(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any]:
-        """``(ids, attention_mask)`` of ``prompts`` left-padded to one width, on the device."""
-        import torch
-
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            if prompt:
-                ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-                mask[row, width - len(prompt) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-    def _reuse_prefixes(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any] | None:
-        """The first forward's ``(input ids, attention mask, position ids, KV cache)`` with each prompt's
-        system message (its ids up to the first end-of-turn token) taken from stored KV, so only the rest
-        (observation and actions) is computed; None when no prompt has such a prefix or the model's cache
-        is not a plain one (the caller then runs the whole prompts).
-
-        A choice-format rollout repeats the same system message (role, goal, instructions: about two
-        thirds of the prompt) at every turn and in every episode of a task, so this cuts the prefill cost
-        about threefold. Layout of each row: ``[pad | prefix | pad | rest]``; the mask hides the pads and
-        the position ids continue the prefix's, so the result is the full prompt's forward pass up to float
-        rounding. The store is emptied when any weight changes (the sum of the parameters' version counters,
-        which every in-place update bumps), so a trainer's update never meets a stale prefix.
-        """
-        import torch
-        from torch.nn.functional import pad
-
-        if not self._prefix_reuse:
-            return None
-        version = (id(self.model), sum(p._version for p in self.model.parameters()))
-        if version != self._prefix_version:
-            self._prefix_kv.clear()
-            self._prefix_version = version
-        cuts = [list(p).index(self.end_id) + 1 if self.end_id in p else 0 for p in prompts]
-        cuts = [cut if cut < len(p) else 0 for cut, p in zip(cuts, prompts)]
-        prefixes = [tuple(p[:cut]) for p, cut in zip(prompts, cuts)]
-        if not any(prefixes):
-            return None
-        if len(self._prefix_kv) + len(set(prefixes)) > self.MAX_PREFIXES:
-            self._prefix_kv.clear()
-        missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
-        if missing:
-            ids, mask = self._left_padded(missing)
-            output = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                                use_cache=True, logits_to_keep=1)
-            layers = cache_key_values(returned_cache(output))
-            if layers is None:
-                self._prefix_reuse = False
-                return None
-            for b, prefix in enumerate(missing):
-                start = ids.shape[1] - len(prefix)
-                self._prefix_kv[prefix] = [(k[b : b + 1, :, start:].clone(), v[b : b + 1, :, start:].clone())
-                                           for k, v in layers]
-        template = self._prefix_kv[next(x for x in prefixes if x)]
-        width = max(len(x) for x in prefixes)
-
-        def stored(prefix: tuple[int, ...], layer: int, which: int) -> Any:
-            tensor = self._prefix_kv[prefix][layer][which] if prefix else template[layer][which][:, :, :0]
-            return pad(tensor, (0, 0, width - len(prefix), 0))
-
-        cache = build_cache([tuple(torch.cat([stored(x, layer, which) for x in prefixes]) for which in (0, 1))
-                             for layer in range(len(template))])
-        rest_ids, rest_mask = self._left_padded([p[cut:] for p, cut in zip(prompts, cuts)])
-        prefix_mask = self._left_padded(prefixes)[1]
-        lengths = torch.tensor([len(x) for x in prefixes], device=self.device)
-        positions = (rest_mask.cumsum(-1) - 1).clamp(min=0) + lengths[:, None]
-        return rest_ids, torch.cat([prefix_mask, rest_mask], dim=1), positions, cache

@@ -2,7 +2,8 @@
 
 ``agentgym eval --agent openai:BASE_URL#MODEL`` builds :class:`OpenAIAgent` (``--agent-kwargs`` are its
 keyword arguments). Each turn it sends the :class:`~agentgym.baselines.llm_agent.LLMAgent`'s prompt (the
-same system message, history window and admissible-action list, built by the same code) as chat
+same system message, history window and admissible-action list, built by
+:func:`agentgym.baselines.llm_prompts.prompt_messages`) as chat
 ``messages`` in ``POST BASE_URL/chat/completions``, reads ``choices[0].message.content`` (or its first
 ``tool_calls`` entry, as JSON) and extracts the action with :func:`agentgym.actions.parse_reply`. The client
 is the standard library's (``urllib``): no extra dependency.
@@ -48,7 +49,14 @@ from typing import Any
 from agentgym.actions import one_line, parse_reply
 from agentgym.agent_specs import name_agent, split_openai_spec
 from agentgym.agents import Agent
-from agentgym.baselines.llm_agent import FORMATS, LLMAgent, _Episode, closest_action
+from agentgym.baselines.llm_prompts import (
+    DEFAULT_SYSTEM_PROMPT,
+    FORMATS,
+    Episode,
+    closest_action,
+    prompt_messages,
+    turn_format,
+)
 from agentgym.error import AgentGymError, InvalidArgumentError
 from agentgym.trajectory import Decision
 from agentgym.wrappers.hooks import check_choice
@@ -126,7 +134,7 @@ class OpenAIAgent(Agent):
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
-        self.system_prompt = system_prompt or "You are an agent acting in a text environment."
+        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
         self.max_admissible = max_admissible
         self.near_miss = near_miss
         self.near_miss_cutoff = near_miss_cutoff
@@ -141,8 +149,7 @@ class OpenAIAgent(Agent):
         #: Sums over the agent's life: decisions, requests, retries, prompt_tokens, completion_tokens,
         #: total_tokens, near_miss, fallback.
         self.stats: collections.Counter[str] = collections.Counter()
-        self.counters = self.stats  # the LLM agent's prompt code counts into ``counters``
-        self._episodes: dict[str, _Episode] = {}
+        self._episodes: dict[str, Episode] = {}
         name_agent(self, name or f"openai:{model}", {"spec": f"openai:{base_url}#{model}", "kind": "openai",
                                                      "model": model, "agent": self.config()})
 
@@ -165,11 +172,11 @@ class OpenAIAgent(Agent):
     def act_batch(
         self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]], episode_ids: Sequence[str]
     ) -> list[Decision]:
-        episodes = [self._episodes.setdefault(e, _Episode()) for e in episode_ids]
-        formats = [LLMAgent._format(self, info) for info in infos]  # type: ignore[arg-type]
+        episodes = [self._episodes.setdefault(e, Episode()) for e in episode_ids]
+        formats = [turn_format(self.output_format, info, self.stats) for info in infos]
         payloads = [
-            self._payload(LLMAgent._messages(self, episode, obs, info, fmt,  # type: ignore[arg-type]
-                                             min(self.history, len(episode.history)), None))
+            self._payload(prompt_messages(self.system_prompt, episode, obs, info, fmt,
+                                          min(self.history, len(episode.history)), None, self.max_admissible))
             for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True)
         ]
         if len(payloads) == 1:
@@ -182,9 +189,6 @@ class OpenAIAgent(Agent):
     def end_episode(self, episode_id: str) -> None:
         self._episodes.pop(episode_id, None)
 
-    def _shown_actions(self, info: Mapping[str, Any]) -> list[str]:
-        return LLMAgent._shown_actions(self, info)  # type: ignore[arg-type]
-
     def _payload(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
                                    "max_tokens": self.max_tokens, "seed": self.seed}
@@ -192,7 +196,7 @@ class OpenAIAgent(Agent):
             payload["top_p"] = self.top_p
         return {**payload, **self.extra_body}
 
-    def _decide(self, episode: _Episode, observation: str, info: Mapping[str, Any], fmt: str,
+    def _decide(self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str,
                 answer: tuple[str, str | None, dict[str, int], int, float]) -> Decision:
         reply, finish_reason, usage, attempts, seconds = answer
         parsed = parse_reply(reply, fmt)
