@@ -321,13 +321,14 @@ def run_episodes(
     in_process: bool = False,
     info_keys: Collection[str] | None = None,
     on_episode: Callable[[Any, float], None] | None = None,
+    on_turn: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """The scheduler: play every spec (``open_episode(spec)`` tracks it) over a pool; results in spec order.
 
     ``env_fn`` is an env factory (a pool of ``num_workers`` workers lives for this call) or an open
     :class:`EnvPool` to reuse (pass ``info_keys`` to the pool then). Every waiting move of the pool goes to its
     agent at once: one ``act_batch`` per distinct agent object. ``on_episode(result, seconds)`` runs as each
-    episode ends.
+    episode ends; ``on_turn(n)`` after each ``act_batch``, with the number of turns it decided.
     """
     results: list[Any] = [None] * len(specs)
     if not specs:
@@ -365,18 +366,20 @@ def run_episodes(
                 if on_episode is not None:
                     on_episode(results[index], time.perf_counter() - started)
                 start_next(worker)
-            _act(pool, awaiting)
+            _act(pool, awaiting, on_turn)
     return results
 
 
-def _act(pool: EnvPool, waiting: list[tuple[int, Episode]]) -> None:
-    """One ``act_batch`` per distinct agent over every waiting move; send the steps."""
+def _act(pool: EnvPool, waiting: list[tuple[int, Episode]], on_turn: Callable[[int], None] | None) -> None:
+    """One ``act_batch`` per distinct agent over every waiting move; ``on_turn(n)`` after each; send the steps."""
     by_agent: dict[int, tuple[Agent, list[tuple[int, Episode, str, Any, str]]]] = {}
     for worker, episode in waiting:
         agent, observation, info, episode_id = episode.pending()
         by_agent.setdefault(id(agent), (agent, []))[1].append((worker, episode, observation, info, episode_id))
     for agent, batch in by_agent.values():
         outputs = agent.act_batch([b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch])
+        if on_turn is not None:
+            on_turn(len(outputs))
         for (worker, episode, *_), output in zip(batch, outputs, strict=True):
             pool.send_step(worker, episode.record(_as_decision(output)))
 
@@ -432,6 +435,7 @@ def rollout(
     token_budget: int | None = None,
     on_episode: Callable[[Trajectory, float], None] | None = None,
     info_keys: Collection[str] | None = None,
+    on_turn: Callable[[int], None] | None = None,
 ) -> list[Trajectory]:
     """Play every spec with ``agent`` over ``num_workers`` envs; return trajectories in spec order.
 
@@ -440,10 +444,13 @@ def rollout(
     call (pass ``info_keys`` to the pool then, not here).
 
     ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
-    so an interruption loses only the episodes in flight). ``token_budget`` caps prompt+response
+    so an interruption loses only the episodes in flight); ``on_turn(n)`` after each ``act_batch`` of the
+    agent, with the number of turns it decided (``n`` summed over the call is the turns played: a progress
+    bar's turn count). ``token_budget`` caps prompt+response
     tokens per episode: the episode is truncated when the agent's decisions exceed it, and the
     trajectory says so. ``info_keys``: which costly info values the agent reads and the trajectories
     record (the others are absent; see :class:`EnvPool`); None: as the envs were made (all, by default).
     """
     return run_episodes(env_fn, specs, lambda spec: _SingleAgentEpisode(spec, agent, env_id, token_budget),
-                        num_workers=num_workers, in_process=in_process, info_keys=info_keys, on_episode=on_episode)
+                        num_workers=num_workers, in_process=in_process, info_keys=info_keys, on_episode=on_episode,
+                        on_turn=on_turn)

@@ -50,8 +50,6 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.agents import Agent
-
 #: The metrics every trainer logs in each training row, under the same names (the table above).
 COMMON_METRICS = ("rollout/success_rate", "rollout/episode_return", "rollout/episode_turns", "rollout/episodes",
                   "rollout/env_steps", "train/loss", "train/grad_norm", "perf/wall_s", "perf/cpu_s")
@@ -166,33 +164,12 @@ class Clock:
 
 
 # --------------------------------------------------------------------------- progress
-class _CountingAgent(Agent):
-    """Forwards to ``inner`` and reports each batch of turns to ``on_turns(n)``: the rollout scheduler calls
-    ``act_batch`` once per turn batch, so this is where a progress bar sees turns being played."""
-
-    def __init__(self, inner: Agent, on_turns: Any):
-        self.inner, self.on_turns = inner, on_turns
-        self.name, self.info_keys = inner.name, inner.info_keys
-
-    def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> Any:
-        return self.act_batch([observation], [info], [episode_id])[0]
-
-    def act_batch(self, observations: Sequence[str], infos: Sequence[Mapping[str, Any]],
-                  episode_ids: Sequence[str]) -> list[Any]:
-        out = self.inner.act_batch(observations, infos, episode_ids)
-        self.on_turns(len(out))
-        return out
-
-    def end_episode(self, episode_id: str) -> None:
-        self.inner.end_episode(episode_id)
-
-
 class RolloutProgress:
     """A tqdm bar over one rollout: episodes finished of ``total``, and the turns played so far.
 
-    Use: ``with RolloutProgress(total, desc, enabled) as progress: rollout(pool, progress.agent(agent),
-    specs, on_episode=progress.episode_done)``. Disabled, it costs nothing and wraps nothing.
-    ``file`` defaults to stderr (tests pass a buffer).
+    Use: ``with RolloutProgress(total, desc, enabled) as progress: rollout(pool, agent, specs,
+    on_episode=progress.episode_done, on_turn=progress.turns_done)`` (the scheduler reports each batch of
+    turns the agent decided). Disabled, it draws nothing. ``file`` defaults to stderr (tests pass a buffer).
     """
 
     def __init__(self, total: int, desc: str, enabled: bool = True, *, file: Any = None):
@@ -204,10 +181,8 @@ class RolloutProgress:
             self.bar = tqdm(total=total, desc=desc, unit="episode", leave=False, file=file, dynamic_ncols=True)
             self.bar.set_postfix(turns=0)
 
-    def agent(self, agent: Agent) -> Agent:
-        return _CountingAgent(agent, self.turns_done) if self.bar is not None else agent
-
     def turns_done(self, n: int) -> None:
+        """``rollout(on_turn=)``: ``n`` more turns were decided."""
         self.turns += n
         if self.bar is not None:
             self.bar.set_postfix(turns=self.turns)

@@ -156,8 +156,8 @@ def evaluate(agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max
     specs = [EpisodeSpec(f"eval/{split}/{t}", t, 0) for t in task_ids]
     env_fn = lambda: gym.make(env_id, split=split, max_turns=max_turns)  # noqa: E731
     with torch.no_grad(), RolloutProgress(len(specs), f"eval {split}", progress) as bar:
-        trajectories = rollout(env_fn, bar.agent(greedy), specs, num_workers=min(8, len(specs)), in_process=True,
-                               on_episode=bar.episode_done)
+        trajectories = rollout(env_fn, greedy, specs, num_workers=min(8, len(specs)), in_process=True,
+                               on_episode=bar.episode_done, on_turn=bar.turns_done)
     return eval_metrics(split, trajectories)
 
 

@@ -280,7 +280,7 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
         def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
             nonlocal scoring_time
             with RolloutProgress(len(specs), "rollout", args.progress) as progress:
-                batch = rollout(pool, progress.agent(agent), specs, env_id=args.env_id,
+                batch = rollout(pool, agent, specs, env_id=args.env_id, on_turn=progress.turns_done,
                                 token_budget=args.token_budget, on_episode=progress.episode_done)
             tick = time.perf_counter()
             score_hooks(batch, hooks)

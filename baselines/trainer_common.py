@@ -369,7 +369,7 @@ def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None, *, progr
     try:
         with contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers, \
                 RolloutProgress(n, f"eval {args.eval_split}", progress) as bar:
-            trajectories = rollout(workers, bar.agent(agent), specs, env_id=args.env_id,
+            trajectories = rollout(workers, agent, specs, env_id=args.env_id, on_turn=bar.turns_done,
                                    token_budget=args.token_budget, on_episode=bar.episode_done)
     finally:
         agent.greedy = greedy

@@ -32,6 +32,16 @@ def test_parallel_rollout_equals_serial_rollout():
     assert len({tuple(a) for a in actions}) > 1
 
 
+def test_on_turn_reports_every_batch_of_turns_decided():
+    """``on_turn(n)`` follows each ``act_batch``: the counts sum to the turns played, in batches of up to
+    the pool's width (a progress bar's turn count)."""
+    specs = group_specs(["coin_collector/3000", "custom_easy/3001"], seeds=[0, 1], group_size=3)
+    with EnvPool(FACTORY, 3, in_process=True) as pool:
+        counts: list[int] = []
+        trajectories = rollout(pool, RandomAgent(seed=2), specs, on_turn=counts.append)
+    assert sum(counts) == sum(len(t.turns) for t in trajectories) > len(specs)
+    assert max(counts) == 3 and all(1 <= n <= 3 for n in counts)
+
 class WorkerPid(Agent):
     """Records which worker process served each episode (``info["pid"]`` of :class:`PidEnv`)."""
 
