@@ -1,7 +1,7 @@
 """SWEGym speed: sandbox overhead per command, test-run time per step, task synthesis rate.
 
 Usage: ``python benchmarks/swegym_speed.py [--commands 30] [--candidates 12]`` (needs bubblewrap and the
-built task set: ``python -m agentgym.envs.swegym.build``). Every number is measured in this one run.
+built task set: ``python -m agentgym.envs.swegym.tasks``). Every number is measured in this one run.
 """
 
 from __future__ import annotations

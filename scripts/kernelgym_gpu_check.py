@@ -3,7 +3,7 @@
     python scripts/kernelgym_gpu_check.py [--task level1/relu] [--perf-trials 20] [--json out.json]
 
 It evaluates, on ``level1/relu`` with its GPU shapes (4096 x 65536 fp32), through the same
-:class:`~agentgym.envs.kernelgym.evaluate.Evaluator` the env uses (sandboxed worker, CUDA events, the
+:class:`~agentgym.envs.kernelgym.engine.Evaluator` the env uses (sandboxed worker, CUDA events, the
 device synchronized and a 256 MB L2 flush before every call, each call timed by the judge from
 outside the submission's process and its outputs checked there, eager and ``torch.compile`` baselines,
 profiler coverage; a ``load_inline`` CUDA source is built by the trusted build step, then loaded from
