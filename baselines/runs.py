@@ -188,8 +188,11 @@ class RolloutProgress:
             self.bar.set_postfix(turns=self.turns)
 
     def episode_done(self, trajectory: Any = None, seconds: float = 0.0) -> None:
+        """``rollout(on_episode=)``: one more episode finished. Drawn at once (tqdm's ``update`` skips
+        drawing within ``mininterval`` of the last draw, and the last episode would then never show)."""
         if self.bar is not None:
             self.bar.update(1)
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
