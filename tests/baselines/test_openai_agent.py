@@ -55,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
             script.log.append((attempt, outcome, payload, dict(self.headers)))
             script.in_flight += 1
             script.max_in_flight = max(script.max_in_flight, script.in_flight)
+        counted = True
         try:
             if outcome == "stall":
                 script.release.wait(5.0)
@@ -65,6 +66,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(script.delay)
                 prompt = sum(len(m["content"].split()) for m in payload["messages"])
                 content = script.reply(payload)
+                with script.lock:  # done before the answer leaves: the client may send its next request at once
+                    script.in_flight -= 1
+                    counted = False
                 self._send(200, {
                     "id": f"chatcmpl-{attempt}", "object": "chat.completion", "model": payload["model"],
                     "choices": [{"index": 0, "finish_reason": "stop",
@@ -72,8 +76,9 @@ class Handler(BaseHTTPRequestHandler):
                     "usage": {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7},
                 })
         finally:
-            with script.lock:
-                script.in_flight -= 1
+            if counted:
+                with script.lock:
+                    script.in_flight -= 1
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -155,7 +160,7 @@ def test_names_follow_model_and_settings_not_address():
 
 def test_concurrency_limit_and_each_answer_stays_with_its_episode(server):
     url, script = server
-    script.delay = 0.2
+    script.delay = 0.3
     agent = OpenAIAgent(url, "m", concurrency=2, history=0)
     observations = [f"say {k}" for k in range(5)]
     decisions = agent.act_batch(observations, [{}] * 5, [f"e{k}" for k in range(5)])
