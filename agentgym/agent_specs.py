@@ -126,8 +126,11 @@ def folder_hash(path: str | os.PathLike) -> str:
     from agentgym.cache import cache_root
 
     root = Path(path).resolve()
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     key = hashlib.sha256(json.dumps([str(root), stats]).encode()).hexdigest()
     cache_file = cache_root() / "model-hashes.json"
@@ -193,8 +196,7 @@ def build_class_agent(spec: str, seed: int, kwargs: Mapping[str, Any]) -> Agent:
     module = _import(spec, module_name)
     cls = getattr(module, class_name, None)
     if cls is None:
-        agents = [name for name, value in vars(module).items()
-                  if inspect.isclass(value) and issubclass(value, Agent)]
+        agents = [name for name, value in vars(module).items() if inspect.isclass(value) and issubclass(value, Agent)]
         raise InvalidArgumentError(
             f"agent {spec!r}: module {module_name!r} has no attribute {class_name!r}{did_you_mean(class_name, agents)}"
         )
@@ -237,8 +239,11 @@ def _construct(cls: type, spec: str, *args: Any, **kwargs: Any) -> Any:
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
-        accepted = [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY
-                    or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
+        accepted = [
+            p.name
+            for p in signature.parameters.values()
+            if p.kind == p.KEYWORD_ONLY or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)
+        ]
         raise InvalidArgumentError(
             f"agent {spec!r}: bad --agent-kwargs: {exc}; it takes {', '.join(accepted) or 'none'}"
         ) from None

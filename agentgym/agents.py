@@ -150,6 +150,8 @@ def load_agent(path: str | os.PathLike, seed: int = 0, **overrides: Any) -> Agen
         from agentgym.baselines.drrn import DRRNAgent
 
         if overrides:
-            raise InvalidArgumentError(f"{meta_path}: a DRRN checkpoint takes no --agent-kwargs, got {sorted(overrides)}")
+            raise InvalidArgumentError(
+                f"{meta_path}: a DRRN checkpoint takes no --agent-kwargs, got {sorted(overrides)}"
+            )
         return DRRNAgent.from_checkpoint(path)
     raise InvalidArgumentError(f"{meta_path}: unknown agent kind {kind!r}; expected 'llm' or 'drrn'")

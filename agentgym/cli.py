@@ -107,8 +107,10 @@ def cmd_play(args: argparse.Namespace) -> int:
                 line = actions[int(line) - 1]
             obs, reward, terminated, truncated, info = env.step(line)
             total += reward
-            print(f"\n{obs}\n[turn {info['turn']}  reward {reward:+g}  score {info['score']:.2f}"
-                  f"{'' if info['action_valid'] else '  (not an admissible action)'}]")
+            print(
+                f"\n{obs}\n[turn {info['turn']}  reward {reward:+g}  score {info['score']:.2f}"
+                f"{'' if info['action_valid'] else '  (not an admissible action)'}]"
+            )
             if terminated or truncated:
                 outcome = "You won!" if info["won"] else ("Turn limit reached." if truncated else "Game over.")
                 print(f"\n{outcome} Total reward {total:g}, score {info['score']:.2f}.")
@@ -138,8 +140,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             save_trajectories=args.save_trajectories,
         )
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Finished episodes are stored in {args.db}; run the same command again to resume.",
-              file=sys.stderr)
+        print(
+            f"\nInterrupted. Finished episodes are stored in {args.db}; run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     print(
         f"{summary.agent} on {args.env} ({args.split}): {len(summary.results)} episodes "
@@ -179,8 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if algo not in TRAINERS:
         raise SystemExit(f"unknown algo {algo!r} in {args.config}; expected one of {sorted(TRAINERS)}")
     result = importlib.import_module(TRAINERS[algo]).run_config(config)
-    shown = {key: value for key, value in result.metrics.items()
-             if key == "step" or key.endswith("success_rate") or key == "train/loss"}
+    shown = {
+        key: value
+        for key, value in result.metrics.items()
+        if key == "step" or key.endswith("success_rate") or key == "train/loss"
+    }
     print(f"run folder: {result.run_dir}; last checkpoint: {result.checkpoint}; last metrics: {shown}")
     return 0
 
@@ -221,10 +228,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.compare:
         comparisons = report.paired_comparison(episodes, *args.compare, metric=args.metric, seed=args.bootstrap_seed)
         if not comparisons:
-            raise AgentGymError(f"{args.compare[0]!r} and {args.compare[1]!r} share no episodes (same protocol, "
-                                f"--seed and episode index) in {args.db}")
-        print("\n" + "\n".join(f"{c.protocol.env_id} ({c.protocol.split}, protocol {c.protocol.key}): {c.line()}"
-                               for c in comparisons))
+            raise AgentGymError(
+                f"{args.compare[0]!r} and {args.compare[1]!r} share no episodes (same protocol, "
+                f"--seed and episode index) in {args.db}"
+            )
+        print(
+            "\n"
+            + "\n".join(
+                f"{c.protocol.env_id} ({c.protocol.split}, protocol {c.protocol.key}): {c.line()}" for c in comparisons
+            )
+        )
     return 0
 
 
@@ -234,9 +247,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     TRL/SFT) or parquet (one row per turn; needs pyarrow)."""
     from agentgym.export import export
 
-    written, missing = export(args.db, args.format, args.output, env_id=args.env, agent=args.agent,
-                              won_only=args.won_only)
-    note = f" ({missing} stored episodes have no trajectory: evaluated before trajectories were kept)" if missing else ""
+    written, missing = export(
+        args.db, args.format, args.output, env_id=args.env, agent=args.agent, won_only=args.won_only
+    )
+    note = (
+        f" ({missing} stored episodes have no trajectory: evaluated before trajectories were kept)" if missing else ""
+    )
     print(f"{written} episodes as {args.format} -> {args.output or 'standard output'}{note}", file=sys.stderr)
     return 0
 
@@ -296,17 +312,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split to draw the task from (default: train)")
     p.add_argument("--task", help="task id to play (default: drawn by --seed)")
     p.add_argument("--seed", type=int, default=None, help="seed that picks the task")
-    p.add_argument("--env-kwargs", help='extra constructor arguments as JSON, e.g. \'{"max_turns": 30}\'')
+    p.add_argument("--env-kwargs", help="extra constructor arguments as JSON, e.g. '{\"max_turns\": 30}'")
     p.set_defaults(func=cmd_play)
 
     p = commands.add_parser("eval", help="evaluate an agent under the fixed protocol", description=cmd_eval.__doc__)
     p.add_argument("--env", required=True, help="env id, e.g. agentgym/TextWorld-v0")
-    p.add_argument("--agent", required=True, type=_agent_name,
-                   help=f"agent to evaluate: {', '.join(sorted(AGENTS))}, a checkpoint folder of agentgym train, a "
-                   "Hugging Face model folder, package.module:Class (an agentgym.agents.Agent) or "
-                   "openai:BASE_URL#MODEL (an OpenAI-compatible server)")
-    p.add_argument("--agent-kwargs", type=_agent_kwargs, default={},
-                   help='the agent\'s keyword arguments as JSON, e.g. \'{"output_format": "react", "temperature": 0.7}\'')
+    p.add_argument(
+        "--agent",
+        required=True,
+        type=_agent_name,
+        help=f"agent to evaluate: {', '.join(sorted(AGENTS))}, a checkpoint folder of agentgym train, a "
+        "Hugging Face model folder, package.module:Class (an agentgym.agents.Agent) or "
+        "openai:BASE_URL#MODEL (an OpenAI-compatible server)",
+    )
+    p.add_argument(
+        "--agent-kwargs",
+        type=_agent_kwargs,
+        default={},
+        help='the agent\'s keyword arguments as JSON, e.g. \'{"output_format": "react", "temperature": 0.7}\'',
+    )
     p.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the episode plan (default: 0)")
@@ -315,32 +339,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--env-kwargs", help="extra constructor arguments as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--save-trajectories", metavar="FILE.jsonl",
-                   help="also write the run's trajectories to this JSONL file (they are always stored in --db)")
+    p.add_argument(
+        "--save-trajectories",
+        metavar="FILE.jsonl",
+        help="also write the run's trajectories to this JSONL file (they are always stored in --db)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("train", help="train an agent from a YAML config", description=cmd_train.__doc__)
     p.add_argument("config", help="YAML file, e.g. baselines/configs/textworld.yaml (algo: pg) or textworld_drrn.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (VALUE is parsed as YAML), e.g. --set num_steps=5")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (same as --set progress=false)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (VALUE is parsed as YAML), e.g. --set num_steps=5",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (same as --set progress=false)")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("leaderboard", help="compare stored results", description=cmd_leaderboard.__doc__)
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--env", help="only this env id")
-    p.add_argument("--format", default="text", choices=("text", "markdown", "csv", "latex", "json"),
-                   help="table format (default: text; json includes the task-type breakdown)")
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "markdown", "csv", "latex", "json"),
+        help="table format (default: text; json includes the task-type breakdown)",
+    )
     p.add_argument("--by-seed", action="store_true", help="one row per --seed instead of pooling an agent's seeds")
     p.add_argument("--task-types", action="store_true", help="also the success rate per task type (text format)")
-    p.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
-                   help="paired difference A - B on the episodes both played, with a bootstrap 95%% interval")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("AGENT_A", "AGENT_B"),
+        help="paired difference A - B on the episodes both played, with a bootstrap 95%% interval",
+    )
     p.add_argument("--metric", default="success", choices=("success", "score"), help="metric of --compare")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of --compare's bootstrap (default: 0)")
     p.add_argument("--html", metavar="DIR", help="write a self-contained leaderboard site to DIR/index.html")
-    p.add_argument("--runs", metavar="DIR",
-                   help="training runs for the site's learning curves (metrics.jsonl or metrics.csv under DIR)")
+    p.add_argument(
+        "--runs",
+        metavar="DIR",
+        help="training runs for the site's learning curves (metrics.jsonl or metrics.csv under DIR)",
+    )
     p.add_argument(
         "--competitive",
         action="store_true",
@@ -348,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_leaderboard)
 
-    p = commands.add_parser("export", help="write stored trajectories (jsonl, messages, parquet)",
-                            description=cmd_export.__doc__)
+    p = commands.add_parser(
+        "export", help="write stored trajectories (jsonl, messages, parquet)", description=cmd_export.__doc__
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--format", default="jsonl", choices=("jsonl", "messages", "parquet"), help="default: jsonl")
     p.add_argument("--output", "-o", help="output file (default: standard output; parquet needs a file)")
@@ -358,15 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--won-only", action="store_true", help="only won episodes (e.g. for SFT on successes)")
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("verify", help="replay stored trajectories and confirm their scores",
-                            description=cmd_verify.__doc__)
+    p = commands.add_parser(
+        "verify", help="replay stored trajectories and confirm their scores", description=cmd_verify.__doc__
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--env", help="only this env id")
     p.add_argument("--agent", help="only this agent (its stored name)")
     p.add_argument("--verbose", "-v", action="store_true", help="also list the episodes that verify")
     p.set_defaults(func=cmd_verify)
 
-    p = commands.add_parser("prepare", help="generate a split's task files ahead of time", description=cmd_prepare.__doc__)
+    p = commands.add_parser(
+        "prepare", help="generate a split's task files ahead of time", description=cmd_prepare.__doc__
+    )
     p.add_argument("--env", required=True, help="env id")
     p.add_argument("--split", default="train", help="split (default: train)")
     p.add_argument("--workers", type=int, default=2, help="generator processes (default: 2)")

@@ -217,8 +217,9 @@ class TextEnv(gym.Env[str, str]):
         if render_mode not in (None, "ansi"):
             raise InvalidArgumentError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if self.action_charset not in ACTION_CHARSETS:
-            raise InvalidArgumentError(f"{type(self).__name__}.action_charset must be one of {ACTION_CHARSETS}, "
-                                       f"got {self.action_charset!r}")
+            raise InvalidArgumentError(
+                f"{type(self).__name__}.action_charset must be one of {ACTION_CHARSETS}, got {self.action_charset!r}"
+            )
         self.tasks = tasks
         self.max_turns = max_turns
         self.max_action_length = max_action_length
@@ -292,7 +293,8 @@ class TextEnv(gym.Env[str, str]):
         if unknown:
             raise InvalidArgumentError(
                 f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
-                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}")
+                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}"
+            )
         self._costly_wanted = frozenset(keys) & self.costly_info_keys
 
     @property
@@ -310,9 +312,7 @@ class TextEnv(gym.Env[str, str]):
         """The current episode's task (``None`` before the first reset)."""
         return self._task
 
-    def reset(
-        self, *, seed: int | None = None, options: Mapping[str, Any] | None = None
-    ) -> tuple[str, StepInfo]:
+    def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None) -> tuple[str, StepInfo]:
         """Start an episode: ``options={"task_id": ...}`` picks the task, otherwise the seed does."""
         super().reset(seed=seed)
         options = dict(options or {})
@@ -332,8 +332,13 @@ class TextEnv(gym.Env[str, str]):
         if self._task is None or self._done:
             raise ResetNeeded("step() needs an episode in progress: call reset() first")
         self._turn += 1
-        clean, problem = check_action(action, self.max_action_length, self.multiline_actions,
-                                      max_bytes=self.max_action_bytes, charset=self.action_charset)
+        clean, problem = check_action(
+            action,
+            self.max_action_length,
+            self.multiline_actions,
+            max_bytes=self.max_action_bytes,
+            charset=self.action_charset,
+        )
         if problem is None:
             clean, problem = self._clean_action(clean)
         try:
@@ -371,17 +376,29 @@ class TextEnv(gym.Env[str, str]):
         if self._task is None or self._last is None:
             raise ResetNeeded("clone_state() needs an episode: call reset() first")
         engine = copy.deepcopy(self._clone_engine())
-        last = dataclasses.replace(self._last, admissible_actions=_computed(self._last.admissible_actions),
-                                   expert_action=_computed(self._last.expert_action))
-        return EnvState(self.family, self._task.task_id, self._turn, self._done, copy.deepcopy(last), self._goal,
-                        copy.deepcopy(self._np_random), engine)
+        last = dataclasses.replace(
+            self._last,
+            admissible_actions=_computed(self._last.admissible_actions),
+            expert_action=_computed(self._last.expert_action),
+        )
+        return EnvState(
+            self.family,
+            self._task.task_id,
+            self._turn,
+            self._done,
+            copy.deepcopy(last),
+            self._goal,
+            copy.deepcopy(self._np_random),
+            engine,
+        )
 
     def restore_state(self, state: EnvState) -> None:
         """Return to a snapshot made by :meth:`clone_state` (the snapshot itself is left unchanged)."""
         if not isinstance(state, EnvState) or state.family != self.family:
-            raise InvalidArgumentError(f"restore_state() takes a snapshot made by clone_state() of a {self.family} "
-                                       f"env, got {type(state).__name__}"
-                                       + (f" of {state.family}" if isinstance(state, EnvState) else ""))
+            raise InvalidArgumentError(
+                f"restore_state() takes a snapshot made by clone_state() of a {self.family} "
+                f"env, got {type(state).__name__}" + (f" of {state.family}" if isinstance(state, EnvState) else "")
+            )
         task = self.tasks.get(state.task_id)
         self._restore_engine(copy.deepcopy(state.engine))
         self._task, self._turn, self._done, self._goal = task, state.turn, state.done, state.goal
@@ -394,10 +411,12 @@ class TextEnv(gym.Env[str, str]):
 
     def _copy_refusal(self, what: str) -> NotCopyableError:
         offered = self.offers_clone_state()
-        snapshot = ("to branch an episode (tree search, best-of-n), use env.unwrapped.clone_state() and "
-                    "restore_state()" if offered else
-                    "this family offers no clone_state(); to branch an episode, replay it on a new env "
-                    "(same seed or task_id, same actions)")
+        snapshot = (
+            "to branch an episode (tree search, best-of-n), use env.unwrapped.clone_state() and restore_state()"
+            if offered
+            else "this family offers no clone_state(); to branch an episode, replay it on a new env "
+            "(same seed or task_id, same actions)"
+        )
         return NotCopyableError(
             f"{type(self).__name__} cannot be {what}: its engine state lives outside Python (native code, a "
             f"subprocess or files), and a copy would share or lose it. Make a new env with "
@@ -427,7 +446,11 @@ class TextEnv(gym.Env[str, str]):
         expert action, score) is unchanged, so it carries over from the last transition."""
         assert self._last is not None
         return dataclasses.replace(
-            self._last, observation=f"Invalid action: {problem}.", reward=0.0, terminated=False, truncated=False,
+            self._last,
+            observation=f"Invalid action: {problem}.",
+            reward=0.0,
+            terminated=False,
+            truncated=False,
             action_valid=False,
         )
 
@@ -446,19 +469,18 @@ class TextEnv(gym.Env[str, str]):
         wanted, admissible = self._costly_info_value(transition, "admissible_actions")
         if wanted:
             info["admissible_actions"] = None if admissible is None else list(admissible)
-        info.update(action_valid=bool(transition.action_valid), won=bool(transition.won),
-                    score=float(transition.score))
+        info.update(action_valid=bool(transition.action_valid), won=bool(transition.won), score=float(transition.score))
         wanted, expert = self._costly_info_value(transition, "expert_action")
         if wanted:
             info["expert_action"] = expert
         info.update(ground_truth=transition.ground_truth, anchor_obs=transition.anchor_obs, turn=self._turn)
         undeclared = sorted(set(transition.extra_info) - set(self.extra_info_keys))
         if undeclared:
-            raise TypeError(f"{type(self).__name__} returned info keys {undeclared} that it does not declare in "
-                            "extra_info_keys")
+            raise TypeError(
+                f"{type(self).__name__} returned info keys {undeclared} that it does not declare in extra_info_keys"
+            )
         # deep copies: a refused action answers with the last transition again, and infos of two calls must
         # not share objects (Gymnasium's passive checker warns; users keep infos and may modify them)
         info.update(copy.deepcopy(transition.extra_info))
         info[self.family.lower()] = copy.deepcopy(transition.family_info)
         return info  # type: ignore[return-value]
-

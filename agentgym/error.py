@@ -30,8 +30,7 @@ class UnknownTaskError(AgentGymError, KeyError):
         close = difflib.get_close_matches(str(task_id), known, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         super().__init__(
-            f"Unknown task id {task_id!r} in split {split!r} ({len(known)} tasks; "
-            f"see env.unwrapped.task_ids).{hint}"
+            f"Unknown task id {task_id!r} in split {split!r} ({len(known)} tasks; see env.unwrapped.task_ids).{hint}"
         )
         self.task_id = task_id
 

@@ -58,7 +58,9 @@ def make_env_factory(env_id: str, **kwargs: Any) -> functools.partial:
     return functools.partial(gym.make, env_id, **kwargs)
 
 
-def describe(env_id: str, split: str, max_turns: int | None, env_kwargs: Mapping[str, Any]) -> tuple[Protocol, list[str]]:
+def describe(
+    env_id: str, split: str, max_turns: int | None, env_kwargs: Mapping[str, Any]
+) -> tuple[Protocol, list[str]]:
     """The protocol and task ids of an env configuration (builds the env once, plays nothing)."""
     protocol, types = describe_tasks(env_id, split, max_turns, env_kwargs)
     return protocol, list(types)
@@ -122,8 +124,15 @@ def evaluate(
 
         factory = make_env_factory(env_id, split=split, max_turns=protocol.max_turns, **env_kwargs)
         try:
-            rollout(factory, agent, todo, num_workers=num_workers, env_id=env_id, on_episode=record,
-                    info_keys=agent.info_keys)
+            rollout(
+                factory,
+                agent,
+                todo,
+                num_workers=num_workers,
+                env_id=env_id,
+                on_episode=record,
+                info_keys=agent.info_keys,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -133,7 +142,9 @@ def evaluate(
             kept = [
                 stored.trajectory
                 for stored in store.stored(env_id, agent.name)
-                if stored.protocol == protocol and stored.seed == seed and stored.result.episode_index < episodes
+                if stored.protocol == protocol
+                and stored.seed == seed
+                and stored.result.episode_index < episodes
                 and stored.trajectory is not None
             ]
             save_jsonl(kept, save_trajectories)

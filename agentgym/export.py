@@ -50,8 +50,10 @@ def default_messages(trajectory: Trajectory, turn_index: int) -> list[dict[str, 
         system += f"\nGoal: {goal}"
     messages = [{"role": "system", "content": system}]
     for index in range(turn_index):
-        messages += [{"role": "user", "content": seen_observation(trajectory, index)},
-                     {"role": "assistant", "content": trajectory.turns[index].agent_text}]
+        messages += [
+            {"role": "user", "content": seen_observation(trajectory, index)},
+            {"role": "assistant", "content": trajectory.turns[index].agent_text},
+        ]
     messages.append({"role": "user", "content": seen_observation(trajectory, turn_index)})
     return messages
 
@@ -67,17 +69,30 @@ def turn_messages(trajectory: Trajectory, turn_index: int) -> list[dict[str, str
 def _key(stored: StoredEpisode) -> dict[str, Any]:
     r = stored.result
     return {
-        "env_id": stored.protocol.env_id, "split": stored.protocol.split, "protocol_key": stored.protocol.key,
-        "agent": stored.agent, "seed": stored.seed, "episode_index": r.episode_index, "task_id": r.task_id,
-        "task_type": r.task_type, "episode_seed": r.episode_seed, "won": r.won, "score": r.score,
+        "env_id": stored.protocol.env_id,
+        "split": stored.protocol.split,
+        "protocol_key": stored.protocol.key,
+        "agent": stored.agent,
+        "seed": stored.seed,
+        "episode_index": r.episode_index,
+        "task_id": r.task_id,
+        "task_type": r.task_type,
+        "episode_seed": r.episode_seed,
+        "won": r.won,
+        "score": r.score,
     }
 
 
 def message_records(episodes: Iterable[StoredEpisode]) -> Iterator[dict[str, Any]]:
     for stored in episodes:
         for index, turn in enumerate(stored.trajectory.turns):
-            yield {"messages": turn_messages(stored.trajectory, index), **_key(stored), "turn": index,
-                   "reward": turn.reward, "turn_rewards": turn.turn_rewards}
+            yield {
+                "messages": turn_messages(stored.trajectory, index),
+                **_key(stored),
+                "turn": index,
+                "reward": turn.reward,
+                "turn_rewards": turn.turn_rewards,
+            }
 
 
 def turn_rows(episodes: Iterable[StoredEpisode]) -> Iterator[dict[str, Any]]:
@@ -85,12 +100,20 @@ def turn_rows(episodes: Iterable[StoredEpisode]) -> Iterator[dict[str, Any]]:
     for stored in episodes:
         for index, turn in enumerate(stored.trajectory.turns):
             yield {
-                **_key(stored), "turn": index, "observation": seen_observation(stored.trajectory, index),
-                "action": turn.action, "next_observation": turn.observation,
-                "reply": turn.reply, "reward": turn.reward, "terminated": turn.terminated,
-                "truncated": turn.truncated, "turn_rewards": json.dumps(turn.turn_rewards),
-                "info": json.dumps(turn.info, ensure_ascii=False), "prompt_token_ids": turn.prompt_token_ids,
-                "response_token_ids": turn.response_token_ids, "response_logprobs": turn.response_logprobs,
+                **_key(stored),
+                "turn": index,
+                "observation": seen_observation(stored.trajectory, index),
+                "action": turn.action,
+                "next_observation": turn.observation,
+                "reply": turn.reply,
+                "reward": turn.reward,
+                "terminated": turn.terminated,
+                "truncated": turn.truncated,
+                "turn_rewards": json.dumps(turn.turn_rewards),
+                "info": json.dumps(turn.info, ensure_ascii=False),
+                "prompt_token_ids": turn.prompt_token_ids,
+                "response_token_ids": turn.response_token_ids,
+                "response_logprobs": turn.response_logprobs,
             }
 
 
@@ -137,4 +160,3 @@ def export(
         if output is not None:
             handle.close()
     return len(kept), len(episodes) - len(kept)
-

@@ -57,8 +57,9 @@ def install_hint(extra: str) -> str:
 
 
 def _missing(extra: str, module: str) -> DependencyNotInstalled:
-    return DependencyNotInstalled(f"module {module!r} is not installed; it comes with the [{extra}] extra: "
-                                  f"{install_hint(extra)}")
+    return DependencyNotInstalled(
+        f"module {module!r} is not installed; it comes with the [{extra}] extra: {install_hint(extra)}"
+    )
 
 
 def _importable(module: str) -> bool:

@@ -48,7 +48,9 @@ def _constructor(env_id: str):
     try:
         module, _, name = COMPETITIVE_ENVS[env_id].partition(":")
     except KeyError:
-        raise InvalidArgumentError(f"{env_id!r} is not a competitive env; expected one of {sorted(COMPETITIVE_ENVS)}") from None
+        raise InvalidArgumentError(
+            f"{env_id!r} is not a competitive env; expected one of {sorted(COMPETITIVE_ENVS)}"
+        ) from None
     return getattr(__import__(module, fromlist=[name]), name)
 
 
@@ -77,13 +79,34 @@ def play_games(
     played: list[Match] = []
     for a, b in itertools.combinations(agents, 2):
         for order in ((a, b), (b, a)):
-            specs = [EpisodeSpec(f"{order[0].name}-vs-{order[1].name}@{seed + g}", None, seed + g) for g in range(games)]
-            episodes = multiagent_rollout(make, dict(zip(seats, order)), specs, num_workers=num_workers,
-                                          in_process=num_workers <= 1, env_id=env_id)
+            specs = [
+                EpisodeSpec(f"{order[0].name}-vs-{order[1].name}@{seed + g}", None, seed + g) for g in range(games)
+            ]
+            episodes = multiagent_rollout(
+                make,
+                dict(zip(seats, order)),
+                specs,
+                num_workers=num_workers,
+                in_process=num_workers <= 1,
+                env_id=env_id,
+            )
             for spec, episode in zip(specs, episodes):
                 ta, tb = episode[seats[order.index(a)]], episode[seats[order.index(b)]]
-                played.append(Match(env_id, split, manifest, ta.task_id, spec.seed, a.name, b.name,
-                                    seats[order.index(a)], seats[order.index(b)], ta.total_reward, tb.total_reward))
+                played.append(
+                    Match(
+                        env_id,
+                        split,
+                        manifest,
+                        ta.task_id,
+                        spec.seed,
+                        a.name,
+                        b.name,
+                        seats[order.index(a)],
+                        seats[order.index(b)],
+                        ta.total_reward,
+                        tb.total_reward,
+                    )
+                )
     store.add(played)
     return played
 
@@ -91,11 +114,19 @@ def play_games(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentgym.matches", description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="agentgym/Negotiation-v0", choices=sorted(COMPETITIVE_ENVS))
-    parser.add_argument("--agents", nargs="+", default=["expert", "random"], metavar="SPEC",
-                        help="agents as for `agentgym eval --agent`: expert, random, a checkpoint or Hugging Face "
-                        "model folder, package.module:Class, openai:BASE_URL#MODEL")
-    parser.add_argument("--agent-kwargs", default="{}", help="JSON object of options for every agent (format, "
-                        "temperature, ...), as for `agentgym eval --agent-kwargs`")
+    parser.add_argument(
+        "--agents",
+        nargs="+",
+        default=["expert", "random"],
+        metavar="SPEC",
+        help="agents as for `agentgym eval --agent`: expert, random, a checkpoint or Hugging Face "
+        "model folder, package.module:Class, openai:BASE_URL#MODEL",
+    )
+    parser.add_argument(
+        "--agent-kwargs",
+        default="{}",
+        help="JSON object of options for every agent (format, temperature, ...), as for `agentgym eval --agent-kwargs`",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--games", type=int, default=100, help="games per pair and seat assignment")
     parser.add_argument("--seed", type=int, default=0)
@@ -108,12 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InvalidArgumentError(f"--agent-kwargs must be a JSON object, got {args.agent_kwargs!r}")
         agents = [make_agent(spec, seed=args.seed, **kwargs) for spec in args.agents]
         with RatingStore(args.db) as store:
-            played = play_games(store, args.env, args.split, agents, games=args.games, seed=args.seed,
-                                num_workers=args.workers)
+            played = play_games(
+                store, args.env, args.split, agents, games=args.games, seed=args.seed, num_workers=args.workers
+            )
     except (InvalidArgumentError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(played)} games stored in {args.db}; `agentgym leaderboard --competitive --db {args.db}` shows the ratings")
+    print(
+        f"{len(played)} games stored in {args.db}; `agentgym leaderboard --competitive --db {args.db}` shows the ratings"
+    )
     return 0
 
 

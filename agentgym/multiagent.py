@@ -24,7 +24,6 @@ from agentgym.extras import needs
 from agentgym.rollout import EnvPool, EpisodeSpec, decision_turn, run_episodes
 from agentgym.tasks import Task
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
-
 from agentgym.turngame import TextObs, TurnGame
 
 with needs("multiagent"):  # PettingZoo: one line naming the extra when it is missing
@@ -77,13 +76,15 @@ class _PettingZooView:
         self.max_cycles = max_cycles
         self.possible_agents = list(game.possible_agents)
         self.agents: list[str] = []
-        self.metadata = {"name": f"{game.family.lower()}_v0", "render_modes": ["ansi", "human"],
-                         "is_parallelizable": self.parallelizable}
+        self.metadata = {
+            "name": f"{game.family.lower()}_v0",
+            "render_modes": ["ansi", "human"],
+            "is_parallelizable": self.parallelizable,
+        }
         self._observation_spaces = {a: TextSpace(MAX_OBSERVATION_LENGTH) for a in self.possible_agents}
         fixed_moves = type(game).move_list is not TurnGame.move_list
         self._action_spaces = {
-            a: MoveSpace(game.max_action_length, game, a) if fixed_moves
-            else TextSpace(game.max_action_length)
+            a: MoveSpace(game.max_action_length, game, a) if fixed_moves else TextSpace(game.max_action_length)
             for a in self.possible_agents
         }
         self._np_random: np.random.Generator | None = None
@@ -229,8 +230,9 @@ class TextParallelEnv(_PettingZooView, ParallelEnv[str, str, str]):
         _PettingZooView.close(self)
 
 
-def pettingzoo_constructors(game_class: type[TurnGame], module: str) -> tuple[Callable[..., TextAECEnv],
-                                                                               Callable[..., TextParallelEnv]]:
+def pettingzoo_constructors(
+    game_class: type[TurnGame], module: str
+) -> tuple[Callable[..., TextAECEnv], Callable[..., TextParallelEnv]]:
     """The PettingZoo ``env(...)`` and ``parallel_env(...)`` of a game: the game's arguments plus ``render_mode``
     and ``max_cycles``. ``module`` is the module that binds them to the names ``env`` and ``parallel_env``
     (``__name__``), so they pickle by reference (worker processes import them from there).
@@ -239,15 +241,18 @@ def pettingzoo_constructors(game_class: type[TurnGame], module: str) -> tuple[Ca
     constructors show that signature in ``help()``.
     """
     signature = inspect.signature(game_class)
-    parameters = [*signature.parameters.values(),
-                  inspect.Parameter("render_mode", inspect.Parameter.KEYWORD_ONLY, default=None),
-                  inspect.Parameter("max_cycles", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    parameters = [
+        *signature.parameters.values(),
+        inspect.Parameter("render_mode", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("max_cycles", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
 
     def env(*args: Any, render_mode: str | None = None, max_cycles: int | None = None, **kwargs: Any) -> TextAECEnv:
         return TextAECEnv(game_class(*args, **kwargs), render_mode=render_mode, max_cycles=max_cycles)
 
-    def parallel_env(*args: Any, render_mode: str | None = None, max_cycles: int | None = None,
-                     **kwargs: Any) -> TextParallelEnv:
+    def parallel_env(
+        *args: Any, render_mode: str | None = None, max_cycles: int | None = None, **kwargs: Any
+    ) -> TextParallelEnv:
         return TextParallelEnv(game_class(*args, **kwargs), render_mode=render_mode, max_cycles=max_cycles)
 
     for function, kind, view in ((env, "AEC", TextAECEnv), (parallel_env, "parallel", TextParallelEnv)):
@@ -272,8 +277,14 @@ class _Game:
     """The per-seat trajectories of one game in progress (the :class:`~agentgym.rollout.Episode` of
     :func:`multiagent_rollout`): a seat's turn stays open from its move until it is to move again (or the end)."""
 
-    def __init__(self, spec: EpisodeSpec, agents: Mapping[str, Agent], env_id: str, token_budget: int | None,
-                 hooks: Mapping[str, Sequence[TurnHook]]):
+    def __init__(
+        self,
+        spec: EpisodeSpec,
+        agents: Mapping[str, Agent],
+        env_id: str,
+        token_budget: int | None,
+        hooks: Mapping[str, Sequence[TurnHook]],
+    ):
         self.spec, self.agents, self.env_id, self.token_budget, self.hooks = spec, agents, env_id, token_budget, hooks
         self.trajectories: dict[str, Trajectory] = {}
         self.open: dict[str, Turn] = {}  # seat -> its last move, waiting for what it sees next
@@ -284,8 +295,9 @@ class _Game:
             raise InvalidArgumentError(f"no agent for seat {seat!r}; agents has {sorted(self.agents)}")
         return self.agents[seat]
 
-    def _see(self, seat: str, observation: str, info: dict[str, Any], terminated: bool = False,
-             truncated: bool = False) -> None:
+    def _see(
+        self, seat: str, observation: str, info: dict[str, Any], terminated: bool = False, truncated: bool = False
+    ) -> None:
         """``seat`` is to move (or the game ended): close its open turn or start its trajectory."""
         info = jsonable(info)
         turn = self.open.pop(seat, None)
@@ -294,7 +306,8 @@ class _Game:
             turn.terminated, turn.truncated = terminated, truncated
         elif seat not in self.trajectories:
             self.trajectories[seat] = self.spec.start_trajectory(
-                self.env_id, self._agent(seat).name, observation, info, subgroup=seat, token_budget=self.token_budget)
+                self.env_id, self._agent(seat).name, observation, info, subgroup=seat, token_budget=self.token_budget
+            )
 
     def receive(self, answer: Any) -> bool:
         if len(answer) == 2:  # reset
@@ -304,8 +317,11 @@ class _Game:
             for seat, turn in self.open.items():
                 turn.reward += float(rewards.get(seat, 0.0))
         seat = next(iter(infos.values()))["to_move"]
-        spent = [t for t in self.trajectories.values() if seat is not None and self.token_budget is not None
-                 and t.tokens_used > self.token_budget]  # a game that ended anyway is not cut short
+        spent = [
+            t
+            for t in self.trajectories.values()
+            if seat is not None and self.token_budget is not None and t.tokens_used > self.token_budget
+        ]  # a game that ended anyway is not cut short
         if seat is not None and not spent:
             self._see(seat, observations[seat], infos[seat])
             self.waiting = (seat, observations[seat], infos[seat])
@@ -313,8 +329,13 @@ class _Game:
         for trajectory in spent:  # the game is cut short: every seat's episode is truncated
             trajectory.token_budget_exceeded = True
         for name in infos:  # the game is over: every seat sees the end
-            self._see(name, observations[name], infos[name], bool(terminations.get(name)),
-                      bool(truncations.get(name)) or bool(spent))
+            self._see(
+                name,
+                observations[name],
+                infos[name],
+                bool(terminations.get(name)),
+                bool(truncations.get(name)) or bool(spent),
+            )
         return True
 
     def pending(self) -> tuple[Agent, str, Any, str]:
@@ -336,7 +357,8 @@ class _Game:
                 (rewards,) = hook.score([trajectory])
                 if len(rewards) != len(trajectory.turns):
                     raise InvalidArgumentError(
-                        f"hook {hook.name!r} gave {len(rewards)} rewards for {len(trajectory.turns)} turns")
+                        f"hook {hook.name!r} gave {len(rewards)} rewards for {len(trajectory.turns)} turns"
+                    )
                 for turn, reward in zip(trajectory.turns, rewards):
                     turn.turn_rewards[hook.name] = float(reward)
         return dict(self.trajectories)
@@ -388,8 +410,15 @@ def multiagent_rollout(
         (['player_0', 'player_1'], True)
     """
     hooks = dict(hooks or {})
-    return run_episodes(env_fn, specs, lambda spec: _Game(spec, agents, env_id, token_budget, hooks),
-                        num_workers=num_workers, in_process=in_process, info_keys=info_keys, on_episode=on_episode)
+    return run_episodes(
+        env_fn,
+        specs,
+        lambda spec: _Game(spec, agents, env_id, token_budget, hooks),
+        num_workers=num_workers,
+        in_process=in_process,
+        info_keys=info_keys,
+        on_episode=on_episode,
+    )
 
 
 def by_episode(trajectories: Iterable[Trajectory]) -> dict[str, dict[str, Trajectory]]:
@@ -398,6 +427,8 @@ def by_episode(trajectories: Iterable[Trajectory]) -> dict[str, dict[str, Trajec
     for trajectory in trajectories:
         seat = trajectory.initial_info.get("agent_id")
         if seat is None:
-            raise InvalidArgumentError(f"trajectory {trajectory.episode_id!r} has no info['agent_id'] (not multi-agent)")
+            raise InvalidArgumentError(
+                f"trajectory {trajectory.episode_id!r} has no info['agent_id'] (not multi-agent)"
+            )
         grouped.setdefault(trajectory.episode_id, {})[seat] = trajectory
     return grouped

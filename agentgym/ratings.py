@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS matches (
 );
 """
 
+
 @dataclasses.dataclass(frozen=True)
 class Match:
     """One stored game between agents ``a`` and ``b``."""
@@ -134,10 +135,20 @@ class RatingStore(ResultStore):
                 results += [1.0 - m.score_a for m in matches if m.agent_b == agent]
                 rewards = [m.reward_a for m in matches if m.agent_a == agent]
                 rewards += [m.reward_b for m in matches if m.agent_b == agent]
-                rows.append(RatingRow(
-                    env, split, manifest, agent, rating, len(results), results.count(1.0), results.count(0.5),
-                    results.count(0.0), sum(rewards) / len(rewards),
-                ))
+                rows.append(
+                    RatingRow(
+                        env,
+                        split,
+                        manifest,
+                        agent,
+                        rating,
+                        len(results),
+                        results.count(1.0),
+                        results.count(0.5),
+                        results.count(0.0),
+                        sum(rewards) / len(rewards),
+                    )
+                )
         rows.sort(key=lambda r: (r.env_id, r.split, r.manifest_hash, -r.rating, r.agent))
         return rows
 
@@ -150,8 +161,16 @@ def format_ratings(rows: Iterable[RatingRow]) -> str:
     for row in rows:
         if (row.env_id, row.split, row.manifest_hash) != current:
             current = (row.env_id, row.split, row.manifest_hash)
-            out += ["", f"{row.env_id}  split={row.split}  manifest={row.manifest_hash[:12]}  (Elo, K={K_FACTOR:g})",
-                    header, "-" * len(header)]
-        out.append(f"{row.agent:<22} {row.rating:>7.1f} {row.games:>6d} {row.wins:>5d} {row.draws:>6d} "
-                   f"{row.losses:>7d} {row.mean_reward:>7.2f}")
-    return "\n".join(out).lstrip("\n") if out else "No competitive games yet: play some with `python -m agentgym.matches`."
+            out += [
+                "",
+                f"{row.env_id}  split={row.split}  manifest={row.manifest_hash[:12]}  (Elo, K={K_FACTOR:g})",
+                header,
+                "-" * len(header),
+            ]
+        out.append(
+            f"{row.agent:<22} {row.rating:>7.1f} {row.games:>6d} {row.wins:>5d} {row.draws:>6d} "
+            f"{row.losses:>7d} {row.mean_reward:>7.2f}"
+        )
+    return (
+        "\n".join(out).lstrip("\n") if out else "No competitive games yet: play some with `python -m agentgym.matches`."
+    )

@@ -56,6 +56,6 @@ def check_env_id(text: str) -> str:
         return text
     by_lower = {key.lower(): key for key in known}
     close = difflib.get_close_matches(str(text).lower(), list(by_lower), n=3, cutoff=0.5)
-    close += [key for key in by_lower if str(text).lower() in key and key not in close][:3 - len(close)]
+    close += [key for key in by_lower if str(text).lower() in key and key not in close][: 3 - len(close)]
     hint = f" Did you mean {', '.join(repr(by_lower[key]) for key in close)}?" if close else ""
     raise InvalidArgumentError(f"unknown env id {text!r} ({len(known)} ids; `agentgym list` shows them).{hint}")

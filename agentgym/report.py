@@ -21,7 +21,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from agentgym.error import InvalidArgumentError
-from agentgym.store import LeaderboardRow, Protocol, StoredEpisode, format_leaderboard, protocol_title, seeds_text, wilson_interval
+from agentgym.store import (
+    LeaderboardRow,
+    Protocol,
+    StoredEpisode,
+    format_leaderboard,
+    protocol_title,
+    seeds_text,
+    wilson_interval,
+)
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 
@@ -51,8 +59,17 @@ def task_type_breakdown(episodes: Iterable[StoredEpisode]) -> list[TypeRow]:
     rows = []
     for (protocol, agent, task_type), items in groups.items():
         wins = sum(e.result.won for e in items)
-        rows.append(TypeRow(protocol, agent, task_type, len(items), wins, wilson_interval(wins, len(items)),
-                            float(np.mean([e.result.score for e in items]))))
+        rows.append(
+            TypeRow(
+                protocol,
+                agent,
+                task_type,
+                len(items),
+                wins,
+                wilson_interval(wins, len(items)),
+                float(np.mean([e.result.score for e in items])),
+            )
+        )
     rows.sort(key=lambda r: (r.protocol.env_id, r.protocol.key, r.agent, r.task_type))
     return rows
 
@@ -73,8 +90,10 @@ class Comparison:
 
     def line(self) -> str:
         low, high = self.ci
-        return (f"{self.agent_a} - {self.agent_b} ({self.metric}) on {self.pairs} paired episodes: "
-                f"{self.difference:+.3f}  95% bootstrap CI [{low:+.3f}, {high:+.3f}]")
+        return (
+            f"{self.agent_a} - {self.agent_b} ({self.metric}) on {self.pairs} paired episodes: "
+            f"{self.difference:+.3f}  95% bootstrap CI [{low:+.3f}, {high:+.3f}]"
+        )
 
 
 def paired_comparison(
@@ -111,24 +130,58 @@ def paired_comparison(
         rng = np.random.default_rng(seed)
         means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
         low, high = np.percentile(means, [2.5, 97.5])
-        out.append(Comparison(protocol, agent_a, agent_b, metric, len(shared), float(diffs.mean()),
-                              (float(low), float(high)), resamples, seed))
+        out.append(
+            Comparison(
+                protocol,
+                agent_a,
+                agent_b,
+                metric,
+                len(shared),
+                float(diffs.mean()),
+                (float(low), float(high)),
+                resamples,
+                seed,
+            )
+        )
     out.sort(key=lambda c: (c.protocol.env_id, c.protocol.key))
     return out
 
 
 # ----------------------------------------------------------------------------- formats
-COLUMNS = ("env_id", "split", "max_turns", "protocol", "agent", "seeds", "episodes", "success", "ci_low", "ci_high",
-           "mean_score", "mean_turns")
+COLUMNS = (
+    "env_id",
+    "split",
+    "max_turns",
+    "protocol",
+    "agent",
+    "seeds",
+    "episodes",
+    "success",
+    "ci_low",
+    "ci_high",
+    "mean_score",
+    "mean_turns",
+)
 
 
 def records(rows: Iterable[LeaderboardRow]) -> list[dict]:
     return [
-        {"env_id": r.protocol.env_id, "split": r.protocol.split, "max_turns": r.protocol.max_turns,
-         "protocol": r.protocol.key, "engine_version": r.protocol.engine_version,
-         "manifest_hash": r.protocol.manifest_hash, "agent": r.agent, "seeds": list(r.seeds),
-         "episodes": r.episodes, "success": r.success_rate, "ci_low": r.success_ci[0], "ci_high": r.success_ci[1],
-         "mean_score": r.mean_score, "mean_turns": r.mean_turns}
+        {
+            "env_id": r.protocol.env_id,
+            "split": r.protocol.split,
+            "max_turns": r.protocol.max_turns,
+            "protocol": r.protocol.key,
+            "engine_version": r.protocol.engine_version,
+            "manifest_hash": r.protocol.manifest_hash,
+            "agent": r.agent,
+            "seeds": list(r.seeds),
+            "episodes": r.episodes,
+            "success": r.success_rate,
+            "ci_low": r.success_ci[0],
+            "ci_high": r.success_ci[1],
+            "mean_score": r.mean_score,
+            "mean_turns": r.mean_turns,
+        }
         for r in rows
     ]
 
@@ -143,23 +196,38 @@ def _by_protocol(rows: Sequence[LeaderboardRow]) -> list[tuple[Protocol, list[Le
 def _markdown(rows: Sequence[LeaderboardRow]) -> str:
     out = []
     for protocol, group in _by_protocol(rows):
-        out += [f"### {protocol.env_id} ({protocol.split}, max_turns={protocol.max_turns})", "",
-                f"engine `{protocol.engine_version}`, manifest `{protocol.manifest_hash[:12]}`, protocol `{protocol.key}`",
-                "", "| agent | seeds | success | 95% CI | score | turns | episodes |",
-                "|---|---|---:|---:|---:|---:|---:|"]
+        out += [
+            f"### {protocol.env_id} ({protocol.split}, max_turns={protocol.max_turns})",
+            "",
+            f"engine `{protocol.engine_version}`, manifest `{protocol.manifest_hash[:12]}`, protocol `{protocol.key}`",
+            "",
+            "| agent | seeds | success | 95% CI | score | turns | episodes |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for r in group:
             agent = r.agent.replace("|", "\\|")
-            out.append(f"| `{agent}` | {seeds_text(r.seeds)} | {r.success_rate:.1%} | "
-                       f"[{r.success_ci[0]:.1%}, {r.success_ci[1]:.1%}] | {r.mean_score:.3f} | {r.mean_turns:.1f} | "
-                       f"{r.episodes} |")
+            out.append(
+                f"| `{agent}` | {seeds_text(r.seeds)} | {r.success_rate:.1%} | "
+                f"[{r.success_ci[0]:.1%}, {r.success_ci[1]:.1%}] | {r.mean_score:.3f} | {r.mean_turns:.1f} | "
+                f"{r.episodes} |"
+            )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                          ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                          ("^", r"\textasciicircum{}")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+    ):
         text = text.replace(char, escaped)
     return text
 
@@ -167,14 +235,23 @@ def _latex_escape(text: str) -> str:
 def _latex(rows: Sequence[LeaderboardRow]) -> str:
     out = []
     for protocol, group in _by_protocol(rows):
-        caption = _latex_escape(f"{protocol.env_id}, {protocol.split} split, max_turns={protocol.max_turns} "
-                                f"(protocol {protocol.key})")
-        out += [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{llrrrr}", r"\toprule",
-                r"Agent & Seeds & Success (\%) & 95\% CI & Score & Episodes \\", r"\midrule"]
+        caption = _latex_escape(
+            f"{protocol.env_id}, {protocol.split} split, max_turns={protocol.max_turns} (protocol {protocol.key})"
+        )
+        out += [
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\begin{tabular}{llrrrr}",
+            r"\toprule",
+            r"Agent & Seeds & Success (\%) & 95\% CI & Score & Episodes \\",
+            r"\midrule",
+        ]
         for r in group:
-            out.append(f"\\texttt{{{_latex_escape(r.agent)}}} & {seeds_text(r.seeds)} & {100 * r.success_rate:.1f} & "
-                       f"[{100 * r.success_ci[0]:.1f}, {100 * r.success_ci[1]:.1f}] & {r.mean_score:.3f} & "
-                       f"{r.episodes} \\\\")
+            out.append(
+                f"\\texttt{{{_latex_escape(r.agent)}}} & {seeds_text(r.seeds)} & {100 * r.success_rate:.1f} & "
+                f"[{100 * r.success_ci[0]:.1f}, {100 * r.success_ci[1]:.1f}] & {r.mean_score:.3f} & "
+                f"{r.episodes} \\\\"
+            )
         out += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}}}", r"\end{table}", ""]
     return "\n".join(out)
 
@@ -200,9 +277,20 @@ def render(rows: Sequence[LeaderboardRow], fmt: str = "text", breakdown: Sequenc
         return _latex(rows)
     if fmt == "csv":
         return _csv(rows)
-    types = [{"protocol": t.protocol.key, "env_id": t.protocol.env_id, "agent": t.agent, "task_type": t.task_type,
-              "episodes": t.episodes, "success": t.success_rate, "ci_low": t.success_ci[0], "ci_high": t.success_ci[1],
-              "mean_score": t.mean_score} for t in breakdown]
+    types = [
+        {
+            "protocol": t.protocol.key,
+            "env_id": t.protocol.env_id,
+            "agent": t.agent,
+            "task_type": t.task_type,
+            "episodes": t.episodes,
+            "success": t.success_rate,
+            "ci_low": t.success_ci[0],
+            "ci_high": t.success_ci[1],
+            "mean_score": t.mean_score,
+        }
+        for t in breakdown
+    ]
     return json.dumps({"rows": records(rows), "task_types": types}, indent=1)
 
 
@@ -215,11 +303,16 @@ def format_breakdown(breakdown: Sequence[TypeRow]) -> str:
     for t in breakdown:
         if t.protocol != current:
             current = t.protocol
-            out += ["", protocol_title(t.protocol),
-                    f"{'agent':<{agent_width}} {'task type':<{width}} {'success':>8} {'95% CI':>15} {'episodes':>9}"]
+            out += [
+                "",
+                protocol_title(t.protocol),
+                f"{'agent':<{agent_width}} {'task type':<{width}} {'success':>8} {'95% CI':>15} {'episodes':>9}",
+            ]
         low, high = t.success_ci
-        out.append(f"{t.agent:<{agent_width}} {t.task_type:<{width}} {t.success_rate:>8.1%} "
-                   f"{f'[{low:.1%}, {high:.1%}]':>15} {t.episodes:>9d}")
+        out.append(
+            f"{t.agent:<{agent_width}} {t.task_type:<{width}} {t.success_rate:>8.1%} "
+            f"{f'[{low:.1%}, {high:.1%}]':>15} {t.episodes:>9d}"
+        )
     return "\n".join(out).lstrip("\n")
 
 

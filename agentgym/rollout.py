@@ -134,7 +134,7 @@ _MAIN_GUARD_HELP = (
     "env worker processes could not start: the script makes an EnvPool (rollout with workers, evaluate with "
     "num_workers) at import time. Workers start with 'spawn', which re-imports the main script in each worker, "
     "so the pool creation ran again there. Put the script's top-level code under "
-    "`if __name__ == \"__main__\":`, or pass in_process=True"
+    '`if __name__ == "__main__":`, or pass in_process=True'
 )
 
 
@@ -163,8 +163,9 @@ class EnvPool:
     processes and engines (a ScienceWorld JVM, ALFWorld's translation caches) between calls.
     """
 
-    def __init__(self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False,
-                 info_keys: Collection[str] | None = None):
+    def __init__(
+        self, env_fn: EnvFactory, num_envs: int, *, in_process: bool = False, info_keys: Collection[str] | None = None
+    ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = num_envs
@@ -306,9 +307,17 @@ def decision_turn(decision: Decision) -> Turn:
     """An open :class:`~agentgym.trajectory.Turn` for a decision: observation, reward and ``info`` are filled in
     when the step's answer arrives."""
     return Turn(
-        observation="", action=decision.text, reward=0.0, terminated=False, truncated=False, info={},
-        prompt_token_ids=decision.prompt_token_ids, response_token_ids=decision.response_token_ids,
-        response_logprobs=decision.response_logprobs, agent_info=decision.info, reply=_reply(decision),
+        observation="",
+        action=decision.text,
+        reward=0.0,
+        terminated=False,
+        truncated=False,
+        info={},
+        prompt_token_ids=decision.prompt_token_ids,
+        response_token_ids=decision.response_token_ids,
+        response_logprobs=decision.response_logprobs,
+        agent_info=decision.info,
+        reply=_reply(decision),
     )
 
 
@@ -337,8 +346,10 @@ def run_episodes(
     running: dict[int, tuple[int, Episode, float]] = {}  # worker -> (spec index, episode, start)
     if isinstance(env_fn, EnvPool):
         if info_keys is not None and frozenset(info_keys) != env_fn.info_keys:
-            raise ValueError(f"rollout got info_keys={sorted(info_keys)} but its pool was opened with "
-                             f"info_keys={None if env_fn.info_keys is None else sorted(env_fn.info_keys)}")
+            raise ValueError(
+                f"rollout got info_keys={sorted(info_keys)} but its pool was opened with "
+                f"info_keys={None if env_fn.info_keys is None else sorted(env_fn.info_keys)}"
+            )
         env_fn.drain()
         context: contextlib.AbstractContextManager[EnvPool] = contextlib.nullcontext(env_fn)
     else:
@@ -394,8 +405,9 @@ class _SingleAgentEpisode:
     def receive(self, answer: Any) -> bool:
         if self.trajectory is None:
             obs, info = answer
-            self.trajectory = self.spec.start_trajectory(self.env_id, self.agent.name, obs, jsonable(info),
-                                                         token_budget=self.token_budget)
+            self.trajectory = self.spec.start_trajectory(
+                self.env_id, self.agent.name, obs, jsonable(info), token_budget=self.token_budget
+            )
             return False
         obs, reward, terminated, truncated, info = answer
         turn = self.trajectory.turns[-1]
@@ -451,6 +463,13 @@ def rollout(
     trajectory says so. ``info_keys``: which costly info values the agent reads and the trajectories
     record (the others are absent; see :class:`EnvPool`); None: as the envs were made (all, by default).
     """
-    return run_episodes(env_fn, specs, lambda spec: _SingleAgentEpisode(spec, agent, env_id, token_budget),
-                        num_workers=num_workers, in_process=in_process, info_keys=info_keys, on_episode=on_episode,
-                        on_turn=on_turn)
+    return run_episodes(
+        env_fn,
+        specs,
+        lambda spec: _SingleAgentEpisode(spec, agent, env_id, token_budget),
+        num_workers=num_workers,
+        in_process=in_process,
+        info_keys=info_keys,
+        on_episode=on_episode,
+        on_turn=on_turn,
+    )

@@ -88,9 +88,24 @@ from agentgym.sandbox_limits import (
     user_process_count,
 )
 
-__all__ = ["ENTRY_BYTES", "HIDDEN", "MOUNT_POINT", "POLL_SECONDS", "Limits", "Sandbox", "SandboxError",
-           "SandboxKilled", "SandboxResult", "available", "bwrap_path", "default_uid", "interpreter_paths",
-           "process_memory", "process_tree", "tree_usage"]
+__all__ = [
+    "ENTRY_BYTES",
+    "HIDDEN",
+    "MOUNT_POINT",
+    "POLL_SECONDS",
+    "Limits",
+    "Sandbox",
+    "SandboxError",
+    "SandboxKilled",
+    "SandboxResult",
+    "available",
+    "bwrap_path",
+    "default_uid",
+    "interpreter_paths",
+    "process_memory",
+    "process_tree",
+    "tree_usage",
+]
 
 #: Signals a limit sends, and what to tell the agent.
 _SIGNAL_REASONS = {
@@ -188,7 +203,7 @@ class _Output:
 
     def text(self) -> tuple[str, bool]:
         """The output decoded (a marker where the middle was cut) and whether it was cut."""
-        tail = self.tail[-self.half:] if self.half else bytearray()
+        tail = self.tail[-self.half :] if self.half else bytearray()
         cut = self.total - len(self.head) - len(tail)
         output = self.head.decode("utf-8", "replace")
         if cut > 0:
@@ -267,18 +282,40 @@ class Sandbox:
         if self.as_root:
             give_to(self.uid, [self.workdir, *writable.values()])
         nproc = int(limits.processes) + (0 if self.as_root else user_process_count(self.uid))
-        environment = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
-                       "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2", "TERM": "dumb"}
+        environment = {
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MALLOC_ARENA_MAX": "2",
+            "TERM": "dumb",
+        }
         environment.update(self.env)
         environment.update(env or {})
-        full = command_line(workdir=self.workdir, mount_point=self.mount_point, readonly=self.readonly,
-                            writable=writable, devices=self.devices, tmpfs_bytes=limits.tmpfs_bytes,
-                            cwd=cwd or self.mount_point, as_root=self.as_root, uid=self.uid) + argv
+        full = (
+            command_line(
+                workdir=self.workdir,
+                mount_point=self.mount_point,
+                readonly=self.readonly,
+                writable=writable,
+                devices=self.devices,
+                tmpfs_bytes=limits.tmpfs_bytes,
+                cwd=cwd or self.mount_point,
+                as_root=self.as_root,
+                uid=self.uid,
+            )
+            + argv
+        )
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=environment, start_new_session=True, preexec_fn=lambda: apply_rlimits(limits, nproc),
+                full,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+                preexec_fn=lambda: apply_rlimits(limits, nproc),
                 pass_fds=tuple(pass_fds),
             )
         except OSError as exc:
@@ -317,8 +354,9 @@ class Sandbox:
         output, truncated = captured.text()
         code, total = proc.returncode, captured.total
         if timed_out:
-            return SandboxResult(code, output, duration, True, f"timed out after {limits.wall_seconds:g} s",
-                                 truncated, total)
+            return SandboxResult(
+                code, output, duration, True, f"timed out after {limits.wall_seconds:g} s", truncated, total
+            )
         if exceeded is not None:
             return SandboxResult(code, output, duration, False, exceeded[1], truncated, total, exceeded[0])
         if code == 1 and output.startswith("bwrap:"):

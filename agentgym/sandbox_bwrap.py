@@ -45,9 +45,16 @@ def interpreter_paths(python: str | os.PathLike | None = None) -> list[str]:
     else:
         try:
             out = subprocess.run(
-                [python, "-c", "import sys,os;print(sys.prefix);print(sys.base_prefix);"
-                 "print(os.path.dirname(os.path.realpath(sys.executable)))"],
-                capture_output=True, text=True, timeout=60, check=True,
+                [
+                    python,
+                    "-c",
+                    "import sys,os;print(sys.prefix);print(sys.base_prefix);"
+                    "print(os.path.dirname(os.path.realpath(sys.executable)))",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
             ).stdout.split("\n")
         except (OSError, subprocess.SubprocessError) as exc:
             raise InvalidArgumentError(f"cannot run the Python interpreter {python!r}: {exc}") from exc
@@ -84,8 +91,16 @@ def command_line(
 ) -> list[str]:
     """The ``bwrap`` argv (without the command) that runs a command in ``workdir`` mounted at
     ``mount_point``; ``writable`` maps extra mount points under ``/tmp/`` to host folders."""
-    args = [bwrap_path() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    args = [
+        bwrap_path() or "bwrap",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if not as_root:
         args.append("--unshare-user")
     args += ["--ro-bind", "/", "/"]
@@ -112,8 +127,16 @@ def command_line(
         args += ["--dev-bind", device, device]
     args += ["--chdir", cwd]
     if as_root:
-        args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        args += [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return args
 
 

@@ -166,13 +166,15 @@ class Watchdog:
         if self.limits.total_memory_bytes is not None and not final:
             used = sum(process_memory(pid) for pid in process_tree(self.pid))
             if used > self.limits.total_memory_bytes:
-                found = ("memory", f"memory limit exceeded: its processes used {used >> 20} MiB together "
-                                   f"(limit {self.limits.total_memory_bytes >> 20} MiB)")
+                found = (
+                    "memory",
+                    f"memory limit exceeded: its processes used {used >> 20} MiB together "
+                    f"(limit {self.limits.total_memory_bytes >> 20} MiB)",
+                )
         if found is None and self.limits.disk_bytes is not None:
             used = tree_usage(self.workdir, stop_above=self.limits.disk_bytes)
             if used > self.limits.disk_bytes:
-                found = ("disk", f"disk quota exceeded: the working tree grew past "
-                                 f"{self.limits.disk_bytes >> 20} MiB")
+                found = ("disk", f"disk quota exceeded: the working tree grew past {self.limits.disk_bytes >> 20} MiB")
         spent = time.monotonic() - now
         self.interval = max(POLL_SECONDS, 10 * spent)  # a slow poll must not eat the command's CPU
         self.due = time.monotonic() + self.interval

@@ -77,32 +77,63 @@ def _short(text: str) -> str:
 def _trajectory_view(stored: StoredEpisode) -> dict[str, Any]:
     t = stored.trajectory
     return {
-        "protocol": stored.protocol.key, "agent": stored.agent, "seed": stored.seed,
-        "episode": stored.result.episode_index, "task_id": stored.result.task_id,
-        "task_type": stored.result.task_type, "won": stored.result.won, "score": stored.result.score,
-        "goal": str(t.initial_info.get("goal") or ""), "initial": _short(t.initial_observation),
-        "turns": [{"action": turn.action, "reply": turn.reply if turn.reply != turn.action else None,
-                   "observation": _short(turn.observation), "reward": turn.reward,
-                   "hooks": turn.turn_rewards, "done": turn.terminated or turn.truncated} for turn in t.turns],
+        "protocol": stored.protocol.key,
+        "agent": stored.agent,
+        "seed": stored.seed,
+        "episode": stored.result.episode_index,
+        "task_id": stored.result.task_id,
+        "task_type": stored.result.task_type,
+        "won": stored.result.won,
+        "score": stored.result.score,
+        "goal": str(t.initial_info.get("goal") or ""),
+        "initial": _short(t.initial_observation),
+        "turns": [
+            {
+                "action": turn.action,
+                "reply": turn.reply if turn.reply != turn.action else None,
+                "observation": _short(turn.observation),
+                "reward": turn.reward,
+                "hooks": turn.turn_rewards,
+                "done": turn.terminated or turn.truncated,
+            }
+            for turn in t.turns
+        ],
     }
 
 
-def site_data(store: ResultStore, env_id: str | None = None, runs: str | os.PathLike | None = None,
-              by_seed: bool = False) -> dict[str, Any]:
+def site_data(
+    store: ResultStore, env_id: str | None = None, runs: str | os.PathLike | None = None, by_seed: bool = False
+) -> dict[str, Any]:
     """Everything the page shows, as JSON types."""
     rows = store.leaderboard(env_id, by_seed=by_seed)
     episodes = list(store.stored(env_id))
     protocols: dict[str, dict[str, Any]] = {}
     for record, row in zip(records(rows), rows):
-        section = protocols.setdefault(row.protocol.key, {
-            "key": row.protocol.key, "env_id": row.protocol.env_id, "split": row.protocol.split,
-            "max_turns": row.protocol.max_turns, "engine_version": row.protocol.engine_version,
-            "manifest_hash": row.protocol.manifest_hash, "rows": [], "task_types": []})
+        section = protocols.setdefault(
+            row.protocol.key,
+            {
+                "key": row.protocol.key,
+                "env_id": row.protocol.env_id,
+                "split": row.protocol.split,
+                "max_turns": row.protocol.max_turns,
+                "engine_version": row.protocol.engine_version,
+                "manifest_hash": row.protocol.manifest_hash,
+                "rows": [],
+                "task_types": [],
+            },
+        )
         section["rows"].append({**record, "seeds_text": seeds_text(row.seeds)})
     for t in task_type_breakdown(episodes):
-        protocols[t.protocol.key]["task_types"].append({
-            "agent": t.agent, "task_type": t.task_type, "episodes": t.episodes, "success": t.success_rate,
-            "ci_low": t.success_ci[0], "ci_high": t.success_ci[1]})
+        protocols[t.protocol.key]["task_types"].append(
+            {
+                "agent": t.agent,
+                "task_type": t.task_type,
+                "episodes": t.episodes,
+                "success": t.success_rate,
+                "ci_low": t.success_ci[0],
+                "ci_high": t.success_ci[1],
+            }
+        )
     shown: dict[tuple[str, str, int], int] = {}
     trajectories = []
     for stored in episodes:
@@ -111,35 +142,48 @@ def site_data(store: ResultStore, env_id: str | None = None, runs: str | os.Path
             shown[key] = shown.get(key, 0) + 1
             trajectories.append(_trajectory_view(stored))
     return {
-        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "db": str(store.path), "protocols": list(protocols.values()), "trajectories": trajectories,
-        "runs": find_runs(runs) if runs is not None else [], "max_trajectories": MAX_TRAJECTORIES,
+        "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "db": str(store.path),
+        "protocols": list(protocols.values()),
+        "trajectories": trajectories,
+        "runs": find_runs(runs) if runs is not None else [],
+        "max_trajectories": MAX_TRAJECTORIES,
     }
 
 
 def _inline_json(data: Any) -> str:
     """JSON safe inside a <script> element (no ``</script>`` or ``<!--`` can end it early)."""
-    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace("\u2028", "\\u2028").replace(
-        "\u2029", "\\u2029")
+    return (
+        json.dumps(data, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def render_page(data: dict[str, Any]) -> str:
     style = (ASSETS / "site.css").read_text(encoding="utf-8")
     script = (ASSETS / "site.js").read_text(encoding="utf-8")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>agentgym leaderboard</title>\n"
         f"<style>\n{style}</style>\n</head>\n<body>\n"
-        "<header><h1>agentgym leaderboard</h1><p id=\"meta\"></p><nav id=\"nav\"></nav></header>\n"
-        "<main id=\"main\"><noscript>This page draws its tables with JavaScript (inline, no network).</noscript></main>\n"
-        f"<script id=\"data\" type=\"application/json\">{_inline_json(data)}</script>\n"
+        '<header><h1>agentgym leaderboard</h1><p id="meta"></p><nav id="nav"></nav></header>\n'
+        '<main id="main"><noscript>This page draws its tables with JavaScript (inline, no network).</noscript></main>\n'
+        f'<script id="data" type="application/json">{_inline_json(data)}</script>\n'
         f"<script>\n{script}</script>\n</body>\n</html>\n"
     )
 
 
-def write_site(db: str | os.PathLike, directory: str | os.PathLike, *, env_id: str | None = None,
-               runs: str | os.PathLike | None = None, by_seed: bool = False) -> Path:
+def write_site(
+    db: str | os.PathLike,
+    directory: str | os.PathLike,
+    *,
+    env_id: str | None = None,
+    runs: str | os.PathLike | None = None,
+    by_seed: bool = False,
+) -> Path:
     """Write ``directory/index.html`` from the results database ``db``; returns its path."""
     with ResultStore(db, create=False) as store:
         data = site_data(store, env_id, runs, by_seed)
@@ -148,4 +192,3 @@ def write_site(db: str | os.PathLike, directory: str | os.PathLike, *, env_id: s
     page = directory / "index.html"
     page.write_text(render_page(data), encoding="utf-8")
     return page
-

@@ -81,8 +81,18 @@ CREATE TABLE IF NOT EXISTS agents (
 );
 """
 
-_EPISODE_FIELDS = ("episode_index", "task_id", "episode_seed", "won", "score", "total_reward", "turns", "truncated",
-                   "seconds", "task_type")
+_EPISODE_FIELDS = (
+    "episode_index",
+    "task_id",
+    "episode_seed",
+    "won",
+    "score",
+    "total_reward",
+    "turns",
+    "truncated",
+    "seconds",
+    "task_type",
+)
 _PROTOCOL_FIELDS = ("env_id", "engine_version", "manifest_hash", "split", "max_turns")
 
 
@@ -246,25 +256,45 @@ class ResultStore:
                 "max_turns, agent, seed, episode_index, task_id, episode_seed, won, score, total_reward, turns, "
                 "truncated, seconds, task_type) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    protocol.key, protocol.env_id, protocol.engine_version, protocol.manifest_hash,
-                    protocol.split, protocol.max_turns, agent, seed, result.episode_index, result.task_id,
-                    result.episode_seed, int(result.won), result.score, result.total_reward, result.turns,
-                    int(result.truncated), result.seconds, result.task_type,
+                    protocol.key,
+                    protocol.env_id,
+                    protocol.engine_version,
+                    protocol.manifest_hash,
+                    protocol.split,
+                    protocol.max_turns,
+                    agent,
+                    seed,
+                    result.episode_index,
+                    result.task_id,
+                    result.episode_seed,
+                    int(result.won),
+                    result.score,
+                    result.total_reward,
+                    result.turns,
+                    int(result.truncated),
+                    result.seconds,
+                    result.task_type,
                 ),
             )
             if trajectory is not None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO trajectories VALUES (?,?,?,?,?,?,?)",
-                    (*key, json.dumps(dict(env_kwargs or {}), sort_keys=True), "json+zlib",
-                     encode_trajectory(trajectory)),
+                    (
+                        *key,
+                        json.dumps(dict(env_kwargs or {}), sort_keys=True),
+                        "json+zlib",
+                        encode_trajectory(trajectory),
+                    ),
                 )
 
     def add_agent(self, name: str, config: Mapping[str, Any] | None) -> None:
         """Record what agent ``name`` stands for (kept from its first evaluation; the name hashes it)."""
         if config is not None:
             with self._db:
-                self._db.execute("INSERT OR IGNORE INTO agents VALUES (?, ?)",
-                                 (name, json.dumps(jsonable(dict(config)), sort_keys=True)))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO agents VALUES (?, ?)",
+                    (name, json.dumps(jsonable(dict(config)), sort_keys=True)),
+                )
 
     # ------------------------------------------------------------------ reading
     def agent_config(self, name: str) -> dict[str, Any] | None:
@@ -282,8 +312,18 @@ class ResultStore:
     @staticmethod
     def _result(row: tuple) -> EpisodeResult:
         i, task, eseed, won, score, reward, turns, trunc, secs, ttype = row
-        return EpisodeResult(i, task, eseed, bool(won), score, reward, turns, bool(trunc), secs,
-                             ttype if ttype is not None else task_type_from_id(task))
+        return EpisodeResult(
+            i,
+            task,
+            eseed,
+            bool(won),
+            score,
+            reward,
+            turns,
+            bool(trunc),
+            secs,
+            ttype if ttype is not None else task_type_from_id(task),
+        )
 
     def episodes(self, protocol: Protocol, agent: str, seed: int) -> list[EpisodeResult]:
         rows = self._db.execute(
@@ -308,11 +348,16 @@ class ResultStore:
                 params.append(value)
         source = "NULL, NULL, NULL FROM episodes e"
         if trajectories and self._has_table("trajectories"):
-            source = ("t.env_kwargs, t.encoding, t.data FROM episodes e LEFT JOIN trajectories t "
-                      "USING (protocol_key, agent, seed, episode_index)")
-        query = (f"SELECT {', '.join('e.' + c for c in _PROTOCOL_FIELDS)}, e.agent, e.seed, "
-                 f"{self._episode_columns('e.')}, {source}" + (" WHERE " + " AND ".join(where) if where else "")
-                 + " ORDER BY e.env_id, e.split, e.protocol_key, e.agent, e.seed, e.episode_index")
+            source = (
+                "t.env_kwargs, t.encoding, t.data FROM episodes e LEFT JOIN trajectories t "
+                "USING (protocol_key, agent, seed, episode_index)"
+            )
+        query = (
+            f"SELECT {', '.join('e.' + c for c in _PROTOCOL_FIELDS)}, e.agent, e.seed, "
+            f"{self._episode_columns('e.')}, {source}"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY e.env_id, e.split, e.protocol_key, e.agent, e.seed, e.episode_index"
+        )
         for row in self._db.execute(query, params):
             protocol = Protocol(*row[:5])
             agent_name, seed = row[5], row[6]
@@ -320,10 +365,18 @@ class ResultStore:
             kwargs_text, encoding, data = row[17:]
             trajectory = None
             if data is not None:
-                where_text = f"{self.path}: {agent_name} seed {seed} episode {result.episode_index} of {protocol.env_id}"
+                where_text = (
+                    f"{self.path}: {agent_name} seed {seed} episode {result.episode_index} of {protocol.env_id}"
+                )
                 trajectory = decode_trajectory(data, encoding, where_text)
-            yield StoredEpisode(protocol, agent_name, seed, result, trajectory,
-                                json.loads(kwargs_text) if kwargs_text is not None else None)
+            yield StoredEpisode(
+                protocol,
+                agent_name,
+                seed,
+                result,
+                trajectory,
+                json.loads(kwargs_text) if kwargs_text is not None else None,
+            )
 
     def leaderboard(self, env_id: str | None = None, *, by_seed: bool = False) -> list[LeaderboardRow]:
         """One row per (protocol, agent) — per (protocol, agent, seed) with ``by_seed`` — best success rate
@@ -331,9 +384,7 @@ class ResultStore:
         group = "protocol_key, agent" + (", seed" if by_seed else "")
         query = (
             f"SELECT {', '.join(_PROTOCOL_FIELDS)}, agent, COUNT(*), SUM(won), AVG(score), AVG(turns), "
-            "GROUP_CONCAT(DISTINCT seed) FROM episodes"
-            + (" WHERE env_id=?" if env_id else "")
-            + f" GROUP BY {group}"
+            "GROUP_CONCAT(DISTINCT seed) FROM episodes" + (" WHERE env_id=?" if env_id else "") + f" GROUP BY {group}"
         )
         rows = []
         for env, engine, manifest, split, max_turns, agent, n, wins, score, turns, seeds in self._db.execute(
@@ -341,11 +392,10 @@ class ResultStore:
         ):
             protocol = Protocol(env, engine, manifest, split, max_turns)
             seed_list = tuple(sorted(int(s) for s in str(seeds).split(",")))
-            rows.append(
-                LeaderboardRow(protocol, agent, n, wins / n, wilson_interval(wins, n), score, turns, seed_list)
-            )
-        rows.sort(key=lambda r: (r.protocol.env_id, r.protocol.split, r.protocol.key, -r.success_rate, r.agent,
-                                 r.seeds))
+            rows.append(LeaderboardRow(protocol, agent, n, wins / n, wilson_interval(wins, n), score, turns, seed_list))
+        rows.sort(
+            key=lambda r: (r.protocol.env_id, r.protocol.split, r.protocol.key, -r.success_rate, r.agent, r.seeds)
+        )
         return rows
 
 
@@ -358,8 +408,10 @@ def seeds_text(seeds: Iterable[int]) -> str:
 
 
 def protocol_title(p: Protocol) -> str:
-    return (f"{p.env_id}  split={p.split}  max_turns={p.max_turns}  engine={p.engine_version}  "
-            f"manifest={p.manifest_hash[:12]}  protocol={p.key}")
+    return (
+        f"{p.env_id}  split={p.split}  max_turns={p.max_turns}  engine={p.engine_version}  "
+        f"manifest={p.manifest_hash[:12]}  protocol={p.key}"
+    )
 
 
 def format_leaderboard(rows: Iterable[LeaderboardRow]) -> str:
@@ -370,8 +422,10 @@ def format_leaderboard(rows: Iterable[LeaderboardRow]) -> str:
         return "No results yet: run `agentgym eval` first."
     width = max(16, *(len(row.agent) for row in rows))
     seed_width = max(5, *(len(seeds_text(row.seeds)) for row in rows))
-    header = (f"{'agent':<{width}} {'seeds':>{seed_width}} {'success':>8} {'95% CI':>15} {'score':>7} "
-              f"{'turns':>7} {'episodes':>9}")
+    header = (
+        f"{'agent':<{width}} {'seeds':>{seed_width}} {'success':>8} {'95% CI':>15} {'score':>7} "
+        f"{'turns':>7} {'episodes':>9}"
+    )
     out: list[str] = []
     current = None
     for row in rows:

@@ -52,6 +52,7 @@ def _expect(condition: object, message: str) -> None:
     if not condition:
         raise ConformanceError(message)
 
+
 #: The bad actions every env must answer without raising.
 BAD_ACTIONS: dict[str, Any] = {
     "empty": "",
@@ -89,12 +90,16 @@ def _check_info(info: Any, where: str) -> None:
     _expect(isinstance(info["action_valid"], bool), f"{where}: info['action_valid'] must be a bool")
     _expect(isinstance(info["won"], bool), f"{where}: info['won'] must be a bool")
     score = info["score"]
-    _expect(isinstance(score, float) and 0.0 <= score <= 1.0, f"{where}: info['score'] must be a float in [0, 1], "
-            f"got {score!r}")
+    _expect(
+        isinstance(score, float) and 0.0 <= score <= 1.0,
+        f"{where}: info['score'] must be a float in [0, 1], got {score!r}",
+    )
     _expect(isinstance(info["turn"], int), f"{where}: info['turn'] must be an int")
     admissible = info["admissible_actions"]
-    _expect(admissible is None or (isinstance(admissible, list) and all(isinstance(a, str) for a in admissible)),
-            f"{where}: info['admissible_actions'] must be None or a list of str")
+    _expect(
+        admissible is None or (isinstance(admissible, list) and all(isinstance(a, str) for a in admissible)),
+        f"{where}: info['admissible_actions'] must be None or a list of str",
+    )
     for key in ("goal", "expert_action", "ground_truth", "anchor_obs"):
         _expect(info[key] is None or isinstance(info[key], str), f"{where}: info[{key!r}] must be None or a str")
 
@@ -105,8 +110,7 @@ def _check_step(env: gym.Env, result: Any, where: str) -> tuple[str, dict]:
     _expect(isinstance(obs, str), f"{where}: observation must be a str, got {type(obs).__name__}")
     _expect(env.observation_space.contains(obs), f"{where}: observation not in observation_space")
     _expect(isinstance(reward, float), f"{where}: reward must be a float, got {type(reward).__name__}")
-    _expect(isinstance(terminated, bool) and isinstance(truncated, bool),
-            f"{where}: terminated/truncated must be bool")
+    _expect(isinstance(terminated, bool) and isinstance(truncated, bool), f"{where}: terminated/truncated must be bool")
     _check_info(info, where)
     return obs, info
 
@@ -138,11 +142,14 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
         _expect(isinstance(env.action_space, gym.spaces.Text), "action_space must be a text space")
 
         task_ids = base.task_ids
-        _expect(isinstance(task_ids, list) and task_ids and all(isinstance(t, str) for t in task_ids),
-                "env.unwrapped.task_ids must be a non-empty list of str")
+        _expect(
+            isinstance(task_ids, list) and task_ids and all(isinstance(t, str) for t in task_ids),
+            "env.unwrapped.task_ids must be a non-empty list of str",
+        )
         manifest = base.manifest
-        _expect(len(manifest.hash) == 64 and manifest.engine_version,
-                "manifest needs a sha256 hash and an engine version")
+        _expect(
+            len(manifest.hash) == 64 and manifest.engine_version, "manifest needs a sha256 hash and an engine version"
+        )
 
         # 1-2. types and info keys
         result = env.reset(seed=seed)
@@ -161,8 +168,7 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
             for name, action in BAD_ACTIONS.items():
                 result = env.step(action)
                 obs, info = _check_step(env, result, f"bad action ({name})")
-                _expect(info["action_valid"] is False,
-                        f"bad action ({name}) must give info['action_valid'] = False")
+                _expect(info["action_valid"] is False, f"bad action ({name}) must give info['action_valid'] = False")
                 _expect(obs, f"bad action ({name}) must be answered with an observation saying what was wrong")
                 _expect(not result[2], f"bad action ({name}) must not end the episode")
                 if result[3]:  # turn limit reached: start again
@@ -173,8 +179,7 @@ def check_env(env_id: str | Callable[[], gym.Env], seed: int = 0, turns: int = 3
             other = make()
             try:
                 first, second = _play(env, seed, turns), _play(other, seed, turns)
-                _expect(first == second,
-                        "the same seed must give the same episode (observations, rewards, won)")
+                _expect(first == second, "the same seed must give the same episode (observations, rewards, won)")
                 for task_id in (task_ids[0], task_ids[-1]):
                     _, info = other.reset(seed=seed, options={"task_id": task_id})
                     _expect(info["task_id"] == task_id, "reset(options={'task_id': ...}) must select that task")
@@ -212,14 +217,11 @@ def check_vectorization(env_id: str, seed: int = 0, **kwargs: Any) -> None:
     envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", **kwargs)
     try:
         obs, infos = envs.reset(seed=seed)  # sub-env i is seeded with seed + i
-        _expect(isinstance(obs, tuple) and len(obs) == 2,
-                f"async reset must give a tuple of 2 texts, got {obs!r:.200}")
-        _expect(obs[0] == first,
-                "async sub-env 0 must reset to the text one env gives under the same seed")
+        _expect(isinstance(obs, tuple) and len(obs) == 2, f"async reset must give a tuple of 2 texts, got {obs!r:.200}")
+        _expect(obs[0] == first, "async sub-env 0 must reset to the text one env gives under the same seed")
         stepped, _, _, _, infos = envs.step((CHEAP_ACTION, CHEAP_ACTION))
         _expect(all(isinstance(o, str) and o for o in stepped), "async steps must give non-empty texts")
-        _expect(stepped[0] == then,
-                "async sub-env 0 must step to the text one env gives (not a stale buffer)")
+        _expect(stepped[0] == then, "async sub-env 0 must step to the text one env gives (not a stale buffer)")
         _expect(list(infos["turn"]) == [1, 1], "the vector info must carry each sub-env's turn")
     finally:
         envs.close()
@@ -230,8 +232,7 @@ def check_gymnasium(env_id: str, **kwargs: Any) -> None:
     keeps Gymnasium's passive env checker on."""
     from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
-    _expect(gym.spec(env_id).disable_env_checker is False,
-            f"{env_id} is registered with the passive checker off")
+    _expect(gym.spec(env_id).disable_env_checker is False, f"{env_id} is registered with the passive checker off")
     env = gym.make(env_id, **kwargs)
     try:
         gymnasium_check_env(env.unwrapped)
@@ -256,13 +257,11 @@ def check_copy_and_clone(env_id: str | Callable[[], gym.Env], seed: int = 0, **k
             except NotCopyableError as error:
                 message = str(error)
                 _expect(f"cannot be {what}" in message and "gym.make(" in message, f"unclear refusal: {message}")
-                _expect("clone_state()" in message,
-                        f"the refusal must say whether clone_state() is offered: {message}")
+                _expect("clone_state()" in message, f"the refusal must say whether clone_state() is offered: {message}")
                 continue
             try:
                 _expect(twin.unwrapped is not base, f"{what} env is the original")
-                _expect(twin.step(CHEAP_ACTION)[:4] == env.step(CHEAP_ACTION)[:4],
-                        f"the {what} env plays differently")
+                _expect(twin.step(CHEAP_ACTION)[:4] == env.step(CHEAP_ACTION)[:4], f"the {what} env plays differently")
             finally:
                 twin.close()
             _expect(isinstance(env.step(CHEAP_ACTION)[0], str), f"closing the {what} env broke the original")
@@ -270,13 +269,11 @@ def check_copy_and_clone(env_id: str | Callable[[], gym.Env], seed: int = 0, **k
         try:
             snapshot = base.clone_state()
         except StateCloningUnsupported:
-            _expect(not base.offers_clone_state(),
-                    "offers_clone_state() is True but clone_state() is unsupported")
+            _expect(not base.offers_clone_state(), "offers_clone_state() is True but clone_state() is unsupported")
             return
         after = [env.step(CHEAP_ACTION)[:4] for _ in range(2)]
         base.restore_state(snapshot)
-        _expect([env.step(CHEAP_ACTION)[:4] for _ in range(2)] == after,
-                "restore_state() must replay the same steps")
+        _expect([env.step(CHEAP_ACTION)[:4] for _ in range(2)] == after, "restore_state() must replay the same steps")
     finally:
         env.close()
 
@@ -300,8 +297,10 @@ class FuzzCounts:
     raised: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.env_id}: {self.tried} fuzzed actions, {self.invalid} answered as invalid, "
-                f"{self.engine_faults} engine faults, {self.raised} raised")
+        return (
+            f"{self.env_id}: {self.tried} fuzzed actions, {self.invalid} answered as invalid, "
+            f"{self.engine_faults} engine faults, {self.raised} raised"
+        )
 
 
 def fuzz_actions() -> Any:
@@ -311,19 +310,54 @@ def fuzz_actions() -> Any:
 
     every_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
     text = st.text(every_char, max_size=64)
-    repeated = st.builds(lambda chunk, times: chunk * times, st.text(every_char, min_size=1, max_size=4),
-                         st.integers(1, 3000))
-    tool_names = st.sampled_from(["view", "bash", "create_file", "str_replace", "run_tests", "submit", "search",
-                                  "click", "evaluate"]) | text
-    arguments = st.dictionaries(st.sampled_from(["path", "command", "content", "old", "new", "query", "code"]) | text,
-                                text | st.integers() | st.none(), max_size=3)
-    tool_call = st.builds(lambda name, args: json.dumps({"name": name, "arguments": args}, ensure_ascii=False),
-                          tool_names, arguments)
+    repeated = st.builds(
+        lambda chunk, times: chunk * times, st.text(every_char, min_size=1, max_size=4), st.integers(1, 3000)
+    )
+    tool_names = (
+        st.sampled_from(
+            ["view", "bash", "create_file", "str_replace", "run_tests", "submit", "search", "click", "evaluate"]
+        )
+        | text
+    )
+    arguments = st.dictionaries(
+        st.sampled_from(["path", "command", "content", "old", "new", "query", "code"]) | text,
+        text | st.integers() | st.none(),
+        max_size=3,
+    )
+    tool_call = st.builds(
+        lambda name, args: json.dumps({"name": name, "arguments": args}, ensure_ascii=False), tool_names, arguments
+    )
     broken_json = st.builds(lambda call, cut: call[:cut], tool_call, st.integers(0, 40))
-    fixed = st.sampled_from(["\x00", "look\x00", "😀" * 100, "x" * 197 + "é", "\ud800", "\udfff\ud800", "{", "[]",
-                             "null", '{"name": null}', "\\", "\u202e", "\ufeff", "\U0010ffff"])
-    return st.one_of(fixed, text, repeated, tool_call, broken_json, st.none(), st.binary(max_size=32),
-                     st.integers(), st.floats(allow_nan=True), st.lists(text, max_size=3))
+    fixed = st.sampled_from(
+        [
+            "\x00",
+            "look\x00",
+            "😀" * 100,
+            "x" * 197 + "é",
+            "\ud800",
+            "\udfff\ud800",
+            "{",
+            "[]",
+            "null",
+            '{"name": null}',
+            "\\",
+            "\u202e",
+            "\ufeff",
+            "\U0010ffff",
+        ]
+    )
+    return st.one_of(
+        fixed,
+        text,
+        repeated,
+        tool_call,
+        broken_json,
+        st.none(),
+        st.binary(max_size=32),
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.lists(text, max_size=3),
+    )
 
 
 def fuzz_env(env_id: str | Callable[[], gym.Env], examples: int = 50, seed: int = 0, **kwargs: Any) -> FuzzCounts:
@@ -345,8 +379,14 @@ def fuzz_env(env_id: str | Callable[[], gym.Env], examples: int = 50, seed: int 
     try:
         env.reset(seed=seed)
 
-        @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(fuzz_actions())
         def one_action(action: Any) -> None:
             counts.tried += 1

@@ -104,9 +104,7 @@ class Trajectory:
 
     @property
     def tokens_used(self) -> int:
-        return sum(
-            len(turn.prompt_token_ids or ()) + len(turn.response_token_ids or ()) for turn in self.turns
-        )
+        return sum(len(turn.prompt_token_ids or ()) + len(turn.response_token_ids or ()) for turn in self.turns)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -114,8 +114,14 @@ class TurnGame(abc.ABC):
     #: around another engine takes that engine's.
     costly_info_keys: frozenset[str] = frozenset()
 
-    def __init__(self, tasks: TaskSplit, *, max_turns: int | None, max_action_length: int = DEFAULT_MAX_ACTION_LENGTH,
-                 info_keys: Collection[str] | None = None):
+    def __init__(
+        self,
+        tasks: TaskSplit,
+        *,
+        max_turns: int | None,
+        max_action_length: int = DEFAULT_MAX_ACTION_LENGTH,
+        info_keys: Collection[str] | None = None,
+    ):
         if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
             raise InvalidArgumentError(f"max_turns must be a positive int, got {max_turns!r}")
         self.tasks = tasks
@@ -166,8 +172,10 @@ class TurnGame(abc.ABC):
         PettingZoo views offer it too, so worker pools (``EnvPool(info_keys=...)``) apply an agent's keys."""
         if keys is not None and (isinstance(keys, str) or set(keys) - self.info_key_names):
             unknown = [keys] if isinstance(keys, str) else sorted(set(keys) - self.info_key_names)
-            raise InvalidArgumentError(f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
-                                       f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}")
+            raise InvalidArgumentError(
+                f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
+                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}"
+            )
         self._costly_wanted = frozenset(self.costly_info_keys if keys is None else keys) & self.costly_info_keys
 
     # ----------------------------------------------------------------- driver
@@ -221,8 +229,9 @@ class TurnGame(abc.ABC):
     def _check(self, agent: str, action: Any) -> tuple[str | None, str | None]:
         """:func:`~agentgym.core.check_action`; the agents in :attr:`message_agents` may also break lines."""
         if agent in self.message_agents and isinstance(action, str):
-            _, problem = check_action(action.replace("\r", " ").replace("\n", " ").replace("\t", " "),
-                                      self.max_action_length)
+            _, problem = check_action(
+                action.replace("\r", " ").replace("\n", " ").replace("\t", " "), self.max_action_length
+            )
             return (action.strip(), None) if problem is None else (None, problem)
         return check_action(action, self.max_action_length)
 
@@ -313,8 +322,13 @@ class SingleAgentView(TextEnv):
         self.engine_version = game.engine_version
         # the learner's info leaves out what it did not ask for; the game computes it anyway for the partners
         self.costly_info_keys = game.costly_info_keys
-        super().__init__(game.tasks, max_turns=max_turns, max_action_length=game.max_action_length,
-                         render_mode=render_mode, info_keys=info_keys)
+        super().__init__(
+            game.tasks,
+            max_turns=max_turns,
+            max_action_length=game.max_action_length,
+            render_mode=render_mode,
+            info_keys=info_keys,
+        )
         self._episode = ""
 
     def step(self, action: str):
@@ -360,14 +374,17 @@ class SingleAgentView(TextEnv):
             earned += self.game.move(output.text if isinstance(output, Decision) else output)[self.seat]
             refused = refused + 1 if self.game.last_refusal is not None else 0
             if refused >= self.MAX_PARTNER_TRIES:
-                return earned, (f"The scripted {partner} could not make a valid move ({refused} refused in a row, "
-                                f"the last because {self.game.last_refusal}); the episode ends here (truncated).")
+                return earned, (
+                    f"The scripted {partner} could not make a valid move ({refused} refused in a row, "
+                    f"the last because {self.game.last_refusal}); the episode ends here (truncated)."
+                )
         return earned, None
 
     def _learner_transition(self) -> Transition:
         transition = self.game.transition(self.seat)
-        return dataclasses.replace(transition, terminated=self.game.over,
-                                   extra_info={"agent_id": self.seat, "to_move": self.game.to_move})
+        return dataclasses.replace(
+            transition, terminated=self.game.over, extra_info={"agent_id": self.seat, "to_move": self.game.to_move}
+        )
 
     def _close_engine(self) -> None:
         self.game.close()

@@ -55,7 +55,9 @@ def row_disagreement(stored: StoredEpisode) -> str | None:
     """Where the stored row disagrees with its stored trajectory (None: it agrees)."""
     r, t = stored.result, stored.trajectory
     for name, row_value, trajectory_value in (
-        ("won", r.won, t.won), ("score", r.score, t.score), ("total_reward", r.total_reward, t.total_reward),
+        ("won", r.won, t.won),
+        ("score", r.score, t.score),
+        ("total_reward", r.total_reward, t.total_reward),
         ("turns", r.turns, len(t.turns)),
     ):
         if not _close(row_value, trajectory_value):
@@ -81,8 +83,10 @@ def replay_disagreement(env: gym.Env, stored: StoredEpisode) -> str | None:
             return f"turn {index} ({turn.action!r}): the observation differs from the stored one"
     replay_score, replay_won = float(info.get("score") or 0.0), bool(info.get("won"))
     if not _close(replay_score, r.score) or replay_won != r.won or not _close(reward_sum, r.total_reward):
-        return (f"replay gives score {replay_score:g}, won {replay_won}, total reward {reward_sum:g}; "
-                f"stored score {r.score:g}, won {r.won}, total reward {r.total_reward:g}")
+        return (
+            f"replay gives score {replay_score:g}, won {replay_won}, total reward {reward_sum:g}; "
+            f"stored score {r.score:g}, won {r.won}, total reward {r.total_reward:g}"
+        )
     return None
 
 
@@ -111,8 +115,9 @@ def verify_episode(envs: _Envs, stored: StoredEpisode) -> Verdict:
     p = stored.protocol
 
     def verdict(status: str, reason: str = "") -> Verdict:
-        return Verdict(p.env_id, stored.agent, stored.seed, stored.result.episode_index, stored.result.task_id,
-                       status, reason)
+        return Verdict(
+            p.env_id, stored.agent, stored.seed, stored.result.episode_index, stored.result.task_id, status, reason
+        )
 
     if stored.trajectory is None:
         return verdict("skipped", "no stored trajectory (evaluated before trajectories were kept)")
@@ -129,10 +134,16 @@ def verify_episode(envs: _Envs, stored: StoredEpisode) -> Verdict:
     if "determinism" in base.metadata.get("conformance_exempt", ()):
         return verdict("skipped", f"{type(base).__name__} is not deterministic (conformance_exempt)")
     if (base.manifest.engine_version, base.manifest.hash, base.max_turns) != (
-            p.engine_version, p.manifest_hash, p.max_turns):
-        return verdict("mismatch", f"version drift: the env now has engine {base.manifest.engine_version!r}, manifest "
-                                   f"{base.manifest.hash[:12]}, max_turns {base.max_turns}; the result was "
-                                   f"stored under {p.engine_version!r}, {p.manifest_hash[:12]}, {p.max_turns}")
+        p.engine_version,
+        p.manifest_hash,
+        p.max_turns,
+    ):
+        return verdict(
+            "mismatch",
+            f"version drift: the env now has engine {base.manifest.engine_version!r}, manifest "
+            f"{base.manifest.hash[:12]}, max_turns {base.max_turns}; the result was "
+            f"stored under {p.engine_version!r}, {p.manifest_hash[:12]}, {p.max_turns}",
+        )
     try:
         disagreement = replay_disagreement(env, stored)
     except AgentGymError as exc:
@@ -165,4 +176,6 @@ def verify(
 
 def summary(verdicts: list[Verdict]) -> str:
     counts = {status: sum(v.status == status for v in verdicts) for status in ("ok", "mismatch", "skipped")}
-    return f"{counts['ok']} ok, {counts['mismatch']} mismatched, {counts['skipped']} skipped of {len(verdicts)} episodes"
+    return (
+        f"{counts['ok']} ok, {counts['mismatch']} mismatched, {counts['skipped']} skipped of {len(verdicts)} episodes"
+    )

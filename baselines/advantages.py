@@ -247,9 +247,7 @@ def _oprl(inputs: EstimatorInputs, *, gamma: float, state: Any, **kw: Any) -> li
     )
 
 
-def _igpo(
-    inputs: EstimatorInputs, *, gamma: float, state: Any, outcome: str = "task", **kw: Any
-) -> list[np.ndarray]:
+def _igpo(inputs: EstimatorInputs, *, gamma: float, state: Any, outcome: str = "task", **kw: Any) -> list[np.ndarray]:
     check_choice("igpo outcome", outcome, ("task", "hook"))
     rewards = [list(row) for row in inputs.hook_rewards["igpo"]]
     if outcome == "task":
@@ -290,46 +288,90 @@ def _entry(
 ESTIMATORS: dict[str, Estimator] = {
     e.name: e
     for e in (
-        _entry("grpo", _grpo, est.grpo_advantages,
-               f"{_SHAPING}; A = (R - group mean) / (group std + eps) of R = sum of r, on every turn",
-               "outcomes groups num_turns"),
-        _entry("rloo", _rloo, est.rloo_advantages,
-               f"{_SHAPING}; A = R - the mean R of the group's other rollouts, on every turn",
-               "outcomes groups num_turns"),
-        _entry("trloo", _trloo, est.trloo_advantages,
-               f"{_SHAPING}; A_t = the discounted return from t - the mean of the group's other returns at t",
-               "turn_rewards groups gamma loss_mask"),
-        _entry("gigpo", _gigpo, est.gigpo_advantages,
-               f"{_SHAPING}; A = episode GRPO of sum r + step_weight * the anchor-state group advantage "
-               "of the discounted return, minus invalid_penalty on turns whose action was invalid",
-               "step_rewards groups anchors gamma invalid outcomes"),
-        _entry("empg", _empg, est.empg_advantages,
-               f"{_SHAPING}; GRPO advantages of sum r rescaled per turn by its entropy (mean -logp) "
-               "plus the future-clarity bonus",
-               "advantages step_entropies"),
-        _entry("gdpo", _gdpo, est.gdpo_advantages,
-               "components = the task return and each hook's raw return (not added together), each "
-               "normalised in its group, summed with weights 1 and the hook weights, then over the batch",
-               "rewards groups weights num_turns"),
-        _entry("rlvmr", _rlvmr, est.rlvmr_advantages,
-               "GRPO-MR: A = A^traj(task return + other hooks as shaping; format penalty unnormalised) "
-               "+ w * A^MR(rlvmr tag rewards normalised per tag), w = the rlvmr hook's weight "
-               "(paper mode: alpha = 1 / (1 + w))",
-               "outcomes tags tag_rewards groups format_rewards alpha weight", consumes_hook="rlvmr"),
-        _entry("oprl", _oprl, est.oprl_advantages,
-               "A = A^E(task return + other hooks as shaping) + w * A^S(the oprl hook's PRM step "
-               "rewards), w = the oprl hook's weight",
-               "outcomes step_rewards groups alpha", consumes_hook="oprl"),
-        _entry("igpo", _igpo, est.igpo_advantages,
-               "turn rewards = the igpo hook's information gains on non-final turns and, on the final "
-               "turn, the task return + other hooks as shaping (outcome: hook = the hook's own outcome "
-               "reward), normalised per group and discounted; the igpo hook's weight is unused",
-               "turn_rewards groups gamma finals", consumes_hook="igpo",
-               options={"outcome": ("task", "hook")}),
-        _entry("vspo", _vspo, est.vspo_advantages,
-               f"{_SHAPING}; GRPO advantages of sum r clipped to +-clip * the running RMS of advantages; "
-               "the trainer re-rolls zero-variance groups with tasks drawn by task value",
-               "outcomes groups num_turns rms", new_state=VSPOState),
+        _entry(
+            "grpo",
+            _grpo,
+            est.grpo_advantages,
+            f"{_SHAPING}; A = (R - group mean) / (group std + eps) of R = sum of r, on every turn",
+            "outcomes groups num_turns",
+        ),
+        _entry(
+            "rloo",
+            _rloo,
+            est.rloo_advantages,
+            f"{_SHAPING}; A = R - the mean R of the group's other rollouts, on every turn",
+            "outcomes groups num_turns",
+        ),
+        _entry(
+            "trloo",
+            _trloo,
+            est.trloo_advantages,
+            f"{_SHAPING}; A_t = the discounted return from t - the mean of the group's other returns at t",
+            "turn_rewards groups gamma loss_mask",
+        ),
+        _entry(
+            "gigpo",
+            _gigpo,
+            est.gigpo_advantages,
+            f"{_SHAPING}; A = episode GRPO of sum r + step_weight * the anchor-state group advantage "
+            "of the discounted return, minus invalid_penalty on turns whose action was invalid",
+            "step_rewards groups anchors gamma invalid outcomes",
+        ),
+        _entry(
+            "empg",
+            _empg,
+            est.empg_advantages,
+            f"{_SHAPING}; GRPO advantages of sum r rescaled per turn by its entropy (mean -logp) "
+            "plus the future-clarity bonus",
+            "advantages step_entropies",
+        ),
+        _entry(
+            "gdpo",
+            _gdpo,
+            est.gdpo_advantages,
+            "components = the task return and each hook's raw return (not added together), each "
+            "normalised in its group, summed with weights 1 and the hook weights, then over the batch",
+            "rewards groups weights num_turns",
+        ),
+        _entry(
+            "rlvmr",
+            _rlvmr,
+            est.rlvmr_advantages,
+            "GRPO-MR: A = A^traj(task return + other hooks as shaping; format penalty unnormalised) "
+            "+ w * A^MR(rlvmr tag rewards normalised per tag), w = the rlvmr hook's weight "
+            "(paper mode: alpha = 1 / (1 + w))",
+            "outcomes tags tag_rewards groups format_rewards alpha weight",
+            consumes_hook="rlvmr",
+        ),
+        _entry(
+            "oprl",
+            _oprl,
+            est.oprl_advantages,
+            "A = A^E(task return + other hooks as shaping) + w * A^S(the oprl hook's PRM step "
+            "rewards), w = the oprl hook's weight",
+            "outcomes step_rewards groups alpha",
+            consumes_hook="oprl",
+        ),
+        _entry(
+            "igpo",
+            _igpo,
+            est.igpo_advantages,
+            "turn rewards = the igpo hook's information gains on non-final turns and, on the final "
+            "turn, the task return + other hooks as shaping (outcome: hook = the hook's own outcome "
+            "reward), normalised per group and discounted; the igpo hook's weight is unused",
+            "turn_rewards groups gamma finals",
+            consumes_hook="igpo",
+            options={"outcome": ("task", "hook")},
+        ),
+        _entry(
+            "vspo",
+            _vspo,
+            est.vspo_advantages,
+            f"{_SHAPING}; GRPO advantages of sum r clipped to +-clip * the running RMS of advantages; "
+            "the trainer re-rolls zero-variance groups with tasks drawn by task value",
+            "outcomes groups num_turns rms",
+            new_state=VSPOState,
+        ),
     )
 }
 
@@ -420,4 +462,3 @@ def compute_advantages(
         got = [len(a) for a in result]
         raise RuntimeError(f"estimator {name!r} returned {got} turns for {list(inputs.num_turns)}")
     return result
-

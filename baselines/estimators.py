@@ -65,10 +65,25 @@ from agentgym.baselines.estimators_turn import (
 from agentgym.wrappers.hooks import check_choice as _check
 
 __all__ = [
-    "Ragged", "StdKind", "cluster_anchors", "discounted_returns", "empg_advantages", "from_trajectories",
-    "gdpo_advantages", "gigpo_advantages", "grpo_advantages", "igpo_advantages", "oprl_advantages",
-    "profiling_keep_probability", "profiling_rejection_filter", "rlvmr_advantages", "rloo_advantages",
-    "trloo_advantages", "vspo_advantages", "vspo_task_value", "zero_variance_fraction",
+    "Ragged",
+    "StdKind",
+    "cluster_anchors",
+    "discounted_returns",
+    "empg_advantages",
+    "from_trajectories",
+    "gdpo_advantages",
+    "gigpo_advantages",
+    "grpo_advantages",
+    "igpo_advantages",
+    "oprl_advantages",
+    "profiling_keep_probability",
+    "profiling_rejection_filter",
+    "rlvmr_advantages",
+    "rloo_advantages",
+    "trloo_advantages",
+    "vspo_advantages",
+    "vspo_task_value",
+    "zero_variance_fraction",
 ]
 
 
@@ -150,7 +165,5 @@ def from_trajectories(trajectories: Sequence[Any], hook: str | None = None) -> d
         states += [turn.info.get("anchor_obs") or turn.observation for turn in t.turns[:-1]]
         out["anchors"].append([str(s) for s in states[: len(t.turns)]])
     if hook is not None:
-        out["turn_rewards"] = [
-            [float(turn.turn_rewards.get(hook, 0.0)) for turn in t.turns] for t in trajectories
-        ]
+        out["turn_rewards"] = [[float(turn.turn_rewards.get(hook, 0.0)) for turn in t.turns] for t in trajectories]
     return out

@@ -28,7 +28,6 @@ from agentgym.error import InvalidArgumentError
 from agentgym.wrappers.hooks import check_choice as _check
 
 
-
 # --------------------------------------------------------------------------- GRPO, RLOO, TRLOO
 def grpo_advantages(
     outcomes: Sequence[float],

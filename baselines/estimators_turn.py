@@ -28,7 +28,6 @@ from agentgym.error import InvalidArgumentError
 from agentgym.wrappers.hooks import check_choice as _check
 
 
-
 # --------------------------------------------------------------------------- GiGPO
 def cluster_anchors(anchors: Sequence[str], threshold: float | None = None) -> list[int]:
     """Cluster ids for anchor texts: exact match, or (``threshold``) greedy similarity clustering — each text
@@ -80,9 +79,7 @@ def gigpo_advantages(
     std: StdKind = "unbiased" if norm == "mean_std" else "none"
     flags = invalid if invalid is not None else [[False] * n for n in lengths]
     penalty = [invalid_penalty * np.asarray(f, dtype=np.float64) for f in flags]
-    totals = np.asarray(
-        outcomes if outcomes is not None else [sum(r) for r in step_rewards], dtype=np.float64
-    )
+    totals = np.asarray(outcomes if outcomes is not None else [sum(r) for r in step_rewards], dtype=np.float64)
     returns = [discounted_returns(r, gamma) - p for r, p in zip(step_rewards, penalty)]
     if episode_pooling == "trajectory":
         mean, scale = pool_stats(totals, groups, std=std, eps=eps, single="raw")
@@ -91,9 +88,7 @@ def gigpo_advantages(
         episode_rows = [(r - m) / c - p for r, m, c, p in zip(totals, mean, scale, penalty)]
     else:
         rows = (
-            np.concatenate([np.full(n, t) - p for t, n, p in zip(totals, lengths, penalty)])
-            if lengths
-            else np.zeros(0)
+            np.concatenate([np.full(n, t) - p for t, n, p in zip(totals, lengths, penalty)]) if lengths else np.zeros(0)
         )
         keys = [g for g, n in zip(groups, lengths) for _ in range(n)]
         episode_rows = split_rows(normalize(rows, keys, std=std, eps=eps), lengths)
@@ -129,9 +124,7 @@ def empg_advantages(
     """
     lengths = [len(h) for h in step_entropies]
     if [len(a) for a in advantages] != lengths:
-        raise InvalidArgumentError(
-            "advantages and step_entropies need the same number of turns per trajectory"
-        )
+        raise InvalidArgumentError("advantages and step_entropies need the same number of turns per trajectory")
     h = np.concatenate([np.asarray(x, float) for x in step_entropies]) if lengths else np.zeros(0)
     if h.size == 0:
         return []

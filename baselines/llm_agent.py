@@ -45,6 +45,7 @@ Example:
 """
 
 from __future__ import annotations
+
 import collections
 import json
 import os
@@ -74,7 +75,6 @@ from agentgym.wrappers.lm import ActionTrie, load_causal_lm
 #: Re-exported: the prompt and sampling helpers lived here before they had modules of their own.
 __all__ = ["FORMATS", "LLMAgent", "OutputFormat", "closest_action", "extract_action", "token_logprobs"]
 _Episode = Episode
-
 
 
 class LLMAgent(BatchedSampling, Agent):
@@ -129,9 +129,7 @@ class LLMAgent(BatchedSampling, Agent):
         if temperature <= 0:
             raise InvalidArgumentError(f"temperature must be > 0 (greedy=True for argmax), got {temperature}")
         if max_new_tokens < 1 or history < 0:
-            raise InvalidArgumentError(
-                f"need max_new_tokens >= 1 and history >= 0, got {max_new_tokens}, {history}"
-            )
+            raise InvalidArgumentError(f"need max_new_tokens >= 1 and history >= 0, got {max_new_tokens}, {history}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device)
         self.tokenizer = tokenizer
@@ -169,9 +167,20 @@ class LLMAgent(BatchedSampling, Agent):
     # ------------------------------------------------------------------ construction
     def config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this agent (recorded in checkpoints)."""
-        keys = ("output_format", "history", "max_new_tokens", "temperature", "greedy", "near_miss",
-                "near_miss_cutoff", "max_prompt_tokens", "max_admissible", "token_budget", "system_prompt",
-                "seed")
+        keys = (
+            "output_format",
+            "history",
+            "max_new_tokens",
+            "temperature",
+            "greedy",
+            "near_miss",
+            "near_miss_cutoff",
+            "max_prompt_tokens",
+            "max_admissible",
+            "token_budget",
+            "system_prompt",
+            "seed",
+        )
         return {key: getattr(self, key) for key in keys}
 
     @classmethod
@@ -190,9 +199,7 @@ class LLMAgent(BatchedSampling, Agent):
         path = Path(path)
         meta = json.loads((path / "agent.json").read_text())
         if meta.get("kind") != "llm":
-            raise InvalidArgumentError(
-                f"{path / 'agent.json'} is a {meta.get('kind')!r} checkpoint, not 'llm'"
-            )
+            raise InvalidArgumentError(f"{path / 'agent.json'} is a {meta.get('kind')!r} checkpoint, not 'llm'")
         if meta.get("adapter"):
             from peft import PeftModel
 
@@ -212,10 +219,12 @@ class LLMAgent(BatchedSampling, Agent):
     def _shown_actions(self, info: Mapping[str, Any]) -> list[str]:
         return shown_actions(info, self.max_admissible)
 
-    def _messages(self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str,
-                  window: int, obs_chars: int | None) -> list[dict[str, str]]:
-        return prompt_messages(self.system_prompt, episode, observation, info, fmt, window, obs_chars,
-                               self.max_admissible)
+    def _messages(
+        self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str, window: int, obs_chars: int | None
+    ) -> list[dict[str, str]]:
+        return prompt_messages(
+            self.system_prompt, episode, observation, info, fmt, window, obs_chars, self.max_admissible
+        )
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -234,8 +243,7 @@ class LLMAgent(BatchedSampling, Agent):
         generation prompt's ids, then :meth:`reply_token_ids`, then the end-of-turn token: the condition for
         the choice format's recorded ids to be what a fresh forward pass over the conversation scores."""
         prompt = self._encode(messages)
-        text = self.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": action}],
-                                                  tokenize=False)
+        text = self.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": action}], tokenize=False)
         full = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         expected = [*prompt, *self.reply_token_ids(action), self.end_id]
         if full[: len(expected)] != expected:
@@ -245,9 +253,7 @@ class LLMAgent(BatchedSampling, Agent):
                 f"{expected[len(prompt) - 2 :]}), so constrained replies would not be re-scored exactly"
             )
 
-    def _prompt(
-        self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str
-    ) -> tuple[list[int], bool]:
+    def _prompt(self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str) -> tuple[list[int], bool]:
         """Prompt ids within ``max_prompt_tokens``: drop old turns first, then shorten the observation."""
         window = min(self.history, len(episode.history))
         obs_chars: int | None = None

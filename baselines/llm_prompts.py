@@ -82,8 +82,14 @@ def shown_actions(info: Mapping[str, Any], max_admissible: int) -> list[str]:
 
 
 def prompt_messages(
-    system_prompt: str, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str, window: int,
-    obs_chars: int | None, max_admissible: int,
+    system_prompt: str,
+    episode: Episode,
+    observation: str,
+    info: Mapping[str, Any],
+    fmt: str,
+    window: int,
+    obs_chars: int | None,
+    max_admissible: int,
 ) -> list[dict[str, str]]:
     """The chat messages of one turn (module docstring): the last ``window`` past turns, and the
     observation's last ``obs_chars`` characters (None: all of it)."""

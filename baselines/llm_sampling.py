@@ -25,9 +25,7 @@ from agentgym.wrappers.lm import (
 )
 
 
-def token_logprobs(
-    model: Any, input_ids: Any, attention_mask: Any, start: int = 0, temperature: float = 1.0
-) -> Any:
+def token_logprobs(model: Any, input_ids: Any, attention_mask: Any, start: int = 0, temperature: float = 1.0) -> Any:
     """``out[b, j] = log p(input_ids[b, start + j + 1] | prefix)`` under ``logits / temperature``.
 
     Rows are right-padded; positions follow the attention mask. Keeps the autograd graph, and computes
@@ -65,7 +63,9 @@ class BatchedSampling:
         return responses, logprobs
 
     def sample(
-        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int],
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new: Sequence[int],
         tries: Sequence[ActionTrie | None] | None = None,
     ) -> tuple[list[list[int]], list[list[float]], list[list[list[int]] | None]]:
         """:meth:`generate`, where a row with a trie in ``tries`` samples only tokens that continue one of its
@@ -93,14 +93,22 @@ class BatchedSampling:
                 step_input, mask, step_pos, cache = first
             for step in range(int(limit.max())):
                 extra = {cache_key: cache} if cache is not None else {}
-                output = self.model(input_ids=step_input, attention_mask=mask, position_ids=step_pos,
-                                    use_cache=True, logits_to_keep=1, **extra)
+                output = self.model(
+                    input_ids=step_input,
+                    attention_mask=mask,
+                    position_ids=step_pos,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **extra,
+                )
                 cache = returned_cache(output)
                 scores = output.logits[:, -1].float() / self.temperature
                 constraint = None
                 if any(trie is not None and not done[b] for b, trie in enumerate(tries)):
-                    choices = [trie.allowed(prefixes[b]) if trie is not None and not done[b] else None
-                               for b, trie in enumerate(tries)]
+                    choices = [
+                        trie.allowed(prefixes[b]) if trie is not None and not done[b] else None
+                        for b, trie in enumerate(tries)
+                    ]
                     for b, ids_b in enumerate(choices):
                         if ids_b is not None:
                             allowed[b].append(ids_b)
@@ -172,16 +180,22 @@ class BatchedSampling:
         missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
         if missing:
             ids, mask = self._left_padded(missing)
-            output = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                                use_cache=True, logits_to_keep=1)
+            output = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                use_cache=True,
+                logits_to_keep=1,
+            )
             layers = cache_key_values(returned_cache(output))
             if layers is None:
                 self._prefix_reuse = False
                 return None
             for b, prefix in enumerate(missing):
                 start = ids.shape[1] - len(prefix)
-                self._prefix_kv[prefix] = [(k[b : b + 1, :, start:].clone(), v[b : b + 1, :, start:].clone())
-                                           for k, v in layers]
+                self._prefix_kv[prefix] = [
+                    (k[b : b + 1, :, start:].clone(), v[b : b + 1, :, start:].clone()) for k, v in layers
+                ]
         template = self._prefix_kv[next(x for x in prefixes if x)]
         width = max(len(x) for x in prefixes)
 
@@ -189,8 +203,12 @@ class BatchedSampling:
             tensor = self._prefix_kv[prefix][layer][which] if prefix else template[layer][which][:, :, :0]
             return pad(tensor, (0, 0, width - len(prefix), 0))
 
-        cache = build_cache([tuple(torch.cat([stored(x, layer, which) for x in prefixes]) for which in (0, 1))
-                             for layer in range(len(template))])
+        cache = build_cache(
+            [
+                tuple(torch.cat([stored(x, layer, which) for x in prefixes]) for which in (0, 1))
+                for layer in range(len(template))
+            ]
+        )
         rest_ids, rest_mask = self._left_padded([p[cut:] for p, cut in zip(prompts, cuts)])
         prefix_mask = self._left_padded(prefixes)[1]
         lengths = torch.tensor([len(x) for x in prefixes], device=self.device)

@@ -150,8 +150,11 @@ class OpenAIAgent(Agent):
         #: total_tokens, near_miss, fallback.
         self.stats: collections.Counter[str] = collections.Counter()
         self._episodes: dict[str, Episode] = {}
-        name_agent(self, name or f"openai:{model}", {"spec": f"openai:{base_url}#{model}", "kind": "openai",
-                                                     "model": model, "agent": self.config()})
+        name_agent(
+            self,
+            name or f"openai:{model}",
+            {"spec": f"openai:{base_url}#{model}", "kind": "openai", "model": model, "agent": self.config()},
+        )
 
     @classmethod
     def from_spec(cls, spec: str, **kwargs: Any) -> OpenAIAgent:
@@ -161,8 +164,18 @@ class OpenAIAgent(Agent):
 
     def config(self) -> dict[str, Any]:
         """What changes the replies: prompt format and sampling settings (not the seed, address or key)."""
-        keys = ("output_format", "history", "temperature", "top_p", "max_tokens", "system_prompt",
-                "max_admissible", "near_miss", "near_miss_cutoff", "extra_body")
+        keys = (
+            "output_format",
+            "history",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "system_prompt",
+            "max_admissible",
+            "near_miss",
+            "near_miss_cutoff",
+            "extra_body",
+        )
         return {key: getattr(self, key) for key in keys}
 
     # ------------------------------------------------------------------ acting
@@ -175,8 +188,18 @@ class OpenAIAgent(Agent):
         episodes = [self._episodes.setdefault(e, Episode()) for e in episode_ids]
         formats = [turn_format(self.output_format, info, self.stats) for info in infos]
         payloads = [
-            self._payload(prompt_messages(self.system_prompt, episode, obs, info, fmt,
-                                          min(self.history, len(episode.history)), None, self.max_admissible))
+            self._payload(
+                prompt_messages(
+                    self.system_prompt,
+                    episode,
+                    obs,
+                    info,
+                    fmt,
+                    min(self.history, len(episode.history)),
+                    None,
+                    self.max_admissible,
+                )
+            )
             for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True)
         ]
         if len(payloads) == 1:
@@ -190,19 +213,33 @@ class OpenAIAgent(Agent):
         self._episodes.pop(episode_id, None)
 
     def _payload(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                                   "max_tokens": self.max_tokens, "seed": self.seed}
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
         if self.top_p is not None:
             payload["top_p"] = self.top_p
         return {**payload, **self.extra_body}
 
-    def _decide(self, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str,
-                answer: tuple[str, str | None, dict[str, int], int, float]) -> Decision:
+    def _decide(
+        self,
+        episode: Episode,
+        observation: str,
+        info: Mapping[str, Any],
+        fmt: str,
+        answer: tuple[str, str | None, dict[str, int], int, float],
+    ) -> Decision:
         reply, finish_reason, usage, attempts, seconds = answer
         parsed = parse_reply(reply, fmt)
         action = parsed.action
         details: dict[str, Any] = {
-            "reply": reply, "format": fmt, "parse": parsed.rule, "near_miss": None,
+            "reply": reply,
+            "format": fmt,
+            "parse": parsed.rule,
+            "near_miss": None,
             "response_truncated": finish_reason == "length",
             "usage": {**usage, "attempts": attempts, "seconds": round(seconds, 3)},
         }
@@ -212,8 +249,14 @@ class OpenAIAgent(Agent):
             if closest is not None:
                 details["near_miss"] = {"from": action, "to": closest}
                 action = closest
-        self.stats.update({"decisions": 1, "near_miss": int(details["near_miss"] is not None),
-                           "fallback": int(parsed.rule == "fallback"), **usage})
+        self.stats.update(
+            {
+                "decisions": 1,
+                "near_miss": int(details["near_miss"] is not None),
+                "fallback": int(parsed.rule == "fallback"),
+                **usage,
+            }
+        )
         episode.history.append((observation, reply))
         return Decision(action or one_line(reply) or "look", info=details, reply=reply)
 
@@ -240,8 +283,11 @@ class OpenAIAgent(Agent):
                     raise ModelServerError(f"{self.url} refused the request ({problem})") from None
             except (TimeoutError, urllib.error.URLError, HTTPException, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
-                problem = (f"timed out: no answer within {self.timeout:g} s" if isinstance(reason, TimeoutError)
-                           else f"{type(reason).__name__}: {reason}")
+                problem = (
+                    f"timed out: no answer within {self.timeout:g} s"
+                    if isinstance(reason, TimeoutError)
+                    else f"{type(reason).__name__}: {reason}"
+                )
             else:
                 reply, finish_reason, usage = self._read(raw)
                 return reply, finish_reason, usage, attempt, time.perf_counter() - started
@@ -272,8 +318,11 @@ class OpenAIAgent(Agent):
             raise ModelServerError(
                 f"{self.url} answered something that is not a chat completion ({type(exc).__name__}: {exc}): {excerpt}"
             ) from None
-        usage = {key: int(value) for key, value in (answer.get("usage") or {}).items()
-                 if key in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(value, int)}
+        usage = {
+            key: int(value)
+            for key, value in (answer.get("usage") or {}).items()
+            if key in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(value, int)
+        }
         return reply or "", choice.get("finish_reason"), usage
 
 

@@ -25,9 +25,15 @@ def make_rows(trajectories: list[Trajectory], turn_adv: list[np.ndarray]) -> lis
         for k, (ids, mask) in enumerate(turn_rows(trajectory)):
             start = mask.index(1) if 1 in mask else len(ids)
             turn = trajectory.turns[k]
-            rows.append({"ids": ids, "start": start, "adv": float(adv[k]),
-                         "old": list(turn.response_logprobs or []),
-                         "allowed": (turn.agent_info or {}).get("allowed_token_ids")})
+            rows.append(
+                {
+                    "ids": ids,
+                    "start": start,
+                    "adv": float(adv[k]),
+                    "old": list(turn.response_logprobs or []),
+                    "allowed": (turn.agent_info or {}).get("allowed_token_ids"),
+                }
+            )
     return [row for row in rows if row["start"] < len(row["ids"])]
 
 
@@ -58,12 +64,14 @@ def batch_logprobs(
     allowed = None
     if any(row.get("allowed") for row in rows):
         vocab = model.get_output_embeddings().weight.shape[0]
-        per_position = [(row.get("allowed") or [])[j] if j < len(row.get("allowed") or []) else None
-                        for row in rows for j in range(longest)]
+        per_position = [
+            (row.get("allowed") or [])[j] if j < len(row.get("allowed") or []) else None
+            for row in rows
+            for j in range(longest)
+        ]
         allowed = allowed_mask(per_position, vocab, device=device).view(len(rows), longest, vocab)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.startswith("cuda")):
-        logp = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature,
-                                   allowed=allowed)
+        logp = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature, allowed=allowed)
     mask = torch.zeros((len(rows), longest), device=device)
     for b, row in enumerate(rows):
         mask[b, : len(row["ids"]) - row["start"]] = 1
@@ -86,9 +94,12 @@ def ppo_loss(
         loss_tok = pg + args.kl_coef * kl
     loss = (loss_tok * mask).sum() / n_tokens
     with torch.no_grad():
-        stats = {"pg_loss": float((pg * mask).sum() / n_tokens), "kl": float((kl * mask).sum() / n_tokens),
-                 "clipfrac": float((((ratio - 1).abs() > args.clip_eps).float() * mask).sum() / n_tokens),
-                 "approx_kl": float((((ratio - 1) - torch.log(ratio)) * mask).sum() / n_tokens)}
+        stats = {
+            "pg_loss": float((pg * mask).sum() / n_tokens),
+            "kl": float((kl * mask).sum() / n_tokens),
+            "clipfrac": float((((ratio - 1).abs() > args.clip_eps).float() * mask).sum() / n_tokens),
+            "approx_kl": float((((ratio - 1) - torch.log(ratio)) * mask).sum() / n_tokens),
+        }
     return loss, stats
 
 
@@ -101,8 +112,16 @@ def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) 
     return out
 
 
-def ppo_update(model: Any, reference: Any | None, optimizer: Any, params: list[Any],
-               rows: list[dict[str, Any]], args: Any, device: str, step: int) -> dict[str, float]:
+def ppo_update(
+    model: Any,
+    reference: Any | None,
+    optimizer: Any,
+    params: list[Any],
+    rows: list[dict[str, Any]],
+    args: Any,
+    device: str,
+    step: int,
+) -> dict[str, float]:
     """Reference log-probs (no grad; the frozen copy, or the model with its adapters disabled) when
     ``kl_coef > 0``, then ``ppo_epochs`` passes over ``rows`` in minibatches, with gradient accumulation over
     micro-batches. Returns the ``train/`` metrics, each the mean over minibatches."""

@@ -51,8 +51,17 @@ from typing import Any
 import numpy as np
 
 #: The metrics every trainer logs in each training row, under the same names (the table above).
-COMMON_METRICS = ("rollout/success_rate", "rollout/episode_return", "rollout/episode_turns", "rollout/episodes",
-                  "rollout/env_steps", "train/loss", "train/grad_norm", "perf/wall_s", "perf/cpu_s")
+COMMON_METRICS = (
+    "rollout/success_rate",
+    "rollout/episode_return",
+    "rollout/episode_turns",
+    "rollout/episodes",
+    "rollout/env_steps",
+    "train/loss",
+    "train/grad_norm",
+    "perf/wall_s",
+    "perf/cpu_s",
+)
 #: A checkpoint folder's name: the step it was saved after, six digits.
 CHECKPOINT_FORMAT = "checkpoint-{step:06d}"
 
@@ -147,9 +156,11 @@ class TrainResult:
 
 def eval_metrics(split: str, trajectories: Sequence[Any]) -> dict[str, float]:
     """``eval/<split>/success_rate``, ``/score`` and ``/turns`` of greedy evaluation episodes."""
-    return {f"eval/{split}/success_rate": float(np.mean([t.won for t in trajectories])),
-            f"eval/{split}/score": float(np.mean([t.score for t in trajectories])),
-            f"eval/{split}/turns": float(np.mean([len(t.turns) for t in trajectories]))}
+    return {
+        f"eval/{split}/success_rate": float(np.mean([t.won for t in trajectories])),
+        f"eval/{split}/score": float(np.mean([t.score for t in trajectories])),
+        f"eval/{split}/turns": float(np.mean([len(t.turns) for t in trajectories])),
+    }
 
 
 class Clock:
@@ -159,8 +170,10 @@ class Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def metrics(self) -> dict[str, float]:
-        return {"perf/wall_s": round(time.perf_counter() - self.wall, 2),
-                "perf/cpu_s": round(time.process_time() - self.cpu, 2)}
+        return {
+            "perf/wall_s": round(time.perf_counter() - self.wall, 2),
+            "perf/cpu_s": round(time.process_time() - self.cpu, 2),
+        }
 
 
 # --------------------------------------------------------------------------- progress

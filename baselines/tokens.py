@@ -69,14 +69,11 @@ def turn_rows(trajectory: Any) -> list[tuple[list[int], list[int]]]:
 def turn_row_advantages(trajectory: Any, turn_advantages: Sequence[float]) -> list[np.ndarray]:
     """Per-token advantages of each turn row of :func:`turn_rows`."""
     return [
-        broadcast_to_tokens(turn_advantages, [k] * len(mask), mask)
-        for k, (_, mask) in enumerate(turn_rows(trajectory))
+        broadcast_to_tokens(turn_advantages, [k] * len(mask), mask) for k, (_, mask) in enumerate(turn_rows(trajectory))
     ]
 
 
-def concatenated_layout(
-    trajectory: Any, tokenizer: Any, *, system: str | None = None
-) -> dict[str, list[int]]:
+def concatenated_layout(trajectory: Any, tokenizer: Any, *, system: str | None = None) -> dict[str, list[int]]:
     """``{"input_ids", "turn_index", "loss_mask"}`` of the conversation rendered with the chat template."""
     from agentgym.wrappers.lm import chat_tokens
 

@@ -41,8 +41,18 @@ import torch
 import agentgym  # noqa: F401  (registers the envs)
 from agentgym.baselines.checks import did_you_mean
 from agentgym.baselines.drrn import DRRNAgent, DRRNConfig, ReplayBuffer, Transition, td_loss
-from agentgym.baselines.runs import Clock, MetricsLog, RolloutProgress, TrainResult, checkpoint_dir
-from agentgym.baselines.runs import default_run_name, eval_metrics, rounded, step_bar, write_config
+from agentgym.baselines.runs import (
+    Clock,
+    MetricsLog,
+    RolloutProgress,
+    TrainResult,
+    checkpoint_dir,
+    default_run_name,
+    eval_metrics,
+    rounded,
+    step_bar,
+    write_config,
+)
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
 
@@ -147,8 +157,9 @@ def select_tasks(env_id: str, split: str, kind: str | None, task_ids: tuple[str,
     return chosen
 
 
-def evaluate(agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max_turns: int,
-             progress: bool = False) -> dict[str, float]:
+def evaluate(
+    agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max_turns: int, progress: bool = False
+) -> dict[str, float]:
     """Greedy ``eval/<split>/...`` metrics: each task played once (seed 0) by a greedy view of the agent."""
     greedy = DRRNAgent(
         agent.config, device=str(agent.device), network=agent.network, vocab=agent.vocab, grow_vocab=False
@@ -156,8 +167,15 @@ def evaluate(agent: DRRNAgent, env_id: str, split: str, task_ids: list[str], max
     specs = [EpisodeSpec(f"eval/{split}/{t}", t, 0) for t in task_ids]
     env_fn = lambda: gym.make(env_id, split=split, max_turns=max_turns)  # noqa: E731
     with torch.no_grad(), RolloutProgress(len(specs), f"eval {split}", progress) as bar:
-        trajectories = rollout(env_fn, greedy, specs, num_workers=min(8, len(specs)), in_process=True,
-                               on_episode=bar.episode_done, on_turn=bar.turns_done)
+        trajectories = rollout(
+            env_fn,
+            greedy,
+            specs,
+            num_workers=min(8, len(specs)),
+            in_process=True,
+            on_episode=bar.episode_done,
+            on_turn=bar.turns_done,
+        )
     return eval_metrics(split, trajectories)
 
 
@@ -215,10 +233,15 @@ def train(args: Args) -> TrainResult:
         nonlocal saved
         won, returns, turns = zip(*recent) if recent else ((0.0,), (0.0,), (0,))
         metrics = {
-            "rollout/success_rate": float(np.mean(won)), "rollout/episode_return": float(np.mean(returns)),
-            "rollout/episode_turns": float(np.mean(turns)), "rollout/episodes": counts["episodes"],
-            "rollout/env_steps": counts["env_steps"], "train/loss": loss_value, "train/grad_norm": grad_norm,
-            "train/updates": counts["updates"], "train/epsilon": agent.epsilon,
+            "rollout/success_rate": float(np.mean(won)),
+            "rollout/episode_return": float(np.mean(returns)),
+            "rollout/episode_turns": float(np.mean(turns)),
+            "rollout/episodes": counts["episodes"],
+            "rollout/env_steps": counts["env_steps"],
+            "train/loss": loss_value,
+            "train/grad_norm": grad_norm,
+            "train/updates": counts["updates"],
+            "train/epsilon": agent.epsilon,
             **evaluate(agent, args.env_id, args.split, train_ids, args.max_turns, args.progress),
         }
         if eval_ids:
@@ -259,8 +282,14 @@ def train(args: Args) -> TrainResult:
             next_obs, reward, terminated, truncated, next_info = envs[i].step(actions[i])
             next_actions = tuple(next_info["admissible_actions"] or ["look"])
             pending[i].append(
-                Transition(states[i], actions[i], float(reward), agent.state(next_obs, next_info, episode_id),
-                           next_actions, bool(terminated))
+                Transition(
+                    states[i],
+                    actions[i],
+                    float(reward),
+                    agent.state(next_obs, next_info, episode_id),
+                    next_actions,
+                    bool(terminated),
+                )
             )
             returns[i] += float(reward)
             if terminated or truncated:

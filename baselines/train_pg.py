@@ -45,15 +45,34 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages
-from agentgym.baselines.advantages import make_state
+from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages, make_state
 from agentgym.baselines.checks import did_you_mean
 from agentgym.baselines.ppo import _tensor_rows, batch_logprobs, make_rows, ppo_loss, ppo_update  # noqa: F401
-from agentgym.baselines.runs import Clock, MetricsLog, RolloutProgress, TrainResult, default_run_name
-from agentgym.baselines.runs import latest_checkpoint, rounded, step_bar, write_config
-from agentgym.baselines.trainer_common import HookSpec, build_agent, build_hooks, evaluate_greedy, hook_names
-from agentgym.baselines.trainer_common import open_pool, resample_zero_variance, rollout_metrics, score_hooks
-from agentgym.baselines.trainer_common import split_task_ids, task_rewards, validate_hook_specs
+from agentgym.baselines.runs import (
+    Clock,
+    MetricsLog,
+    RolloutProgress,
+    TrainResult,
+    default_run_name,
+    latest_checkpoint,
+    rounded,
+    step_bar,
+    write_config,
+)
+from agentgym.baselines.trainer_common import (
+    HookSpec,
+    build_agent,
+    build_hooks,
+    evaluate_greedy,
+    hook_names,
+    open_pool,
+    resample_zero_variance,
+    rollout_metrics,
+    score_hooks,
+    split_task_ids,
+    task_rewards,
+    validate_hook_specs,
+)
 from agentgym.baselines.trainer_io import load_hook_states, save_checkpoint, set_rng_state
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
@@ -162,9 +181,7 @@ class Args:
     """LoRA alpha"""
     lora_dropout: float = 0.0
     """LoRA dropout"""
-    lora_target_modules: list[str] = dataclasses.field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
+    lora_target_modules: list[str] = dataclasses.field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     """modules that get adapters"""
     bf16: bool = True
     """bfloat16 autocast on CUDA (ignored on CPU)"""
@@ -270,8 +287,11 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
     # worker processes (and their engines) live for the whole run
     with contextlib.ExitStack() as workers:
         pool = workers.enter_context(open_pool(args, args.split, agent, args.tasks_per_step * args.group_size))
-        eval_pool = workers.enter_context(open_pool(args, args.eval_split, agent, args.eval_episodes)) \
-            if args.eval_every else None
+        eval_pool = (
+            workers.enter_context(open_pool(args, args.eval_split, agent, args.eval_episodes))
+            if args.eval_every
+            else None
+        )
         if args.eval_every and start == 0:
             history.append(logger.log(0, evaluate_greedy(agent, args, eval_pool, progress=args.progress)))
 
@@ -280,8 +300,15 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
         def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
             nonlocal scoring_time
             with RolloutProgress(len(specs), "rollout", args.progress) as progress:
-                batch = rollout(pool, agent, specs, env_id=args.env_id, on_turn=progress.turns_done,
-                                token_budget=args.token_budget, on_episode=progress.episode_done)
+                batch = rollout(
+                    pool,
+                    agent,
+                    specs,
+                    env_id=args.env_id,
+                    on_turn=progress.turns_done,
+                    token_budget=args.token_budget,
+                    on_episode=progress.episode_done,
+                )
             tick = time.perf_counter()
             score_hooks(batch, hooks)
             scoring_time += time.perf_counter() - tick
@@ -289,7 +316,8 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
 
         def inputs_of(batch: list[Trajectory]) -> EstimatorInputs:  # task rewards apart from hook rewards
             return EstimatorInputs.from_trajectories(
-                batch, env_rewards=task_rewards(batch, args), hook_weights=hook_weights)
+                batch, env_rewards=task_rewards(batch, args), hook_weights=hook_weights
+            )
 
         bar = step_bar(args.num_steps, start, run_name, args.progress, "update")
         for step in range(start, args.num_steps):
@@ -303,13 +331,20 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
             sampler_metrics: dict[str, float] = {}
             if isinstance(estimator_state, VSPOState):  # VSPO: re-roll the groups without reward spread, once
                 trajectories, sampler_metrics = resample_zero_variance(
-                    estimator_state, trajectories, play=play, inputs_of=inputs_of, candidates=task_ids,
-                    group_size=args.group_size, rng=task_rng)
+                    estimator_state,
+                    trajectories,
+                    play=play,
+                    inputs_of=inputs_of,
+                    candidates=task_ids,
+                    group_size=args.group_size,
+                    rng=task_rng,
+                )
             rollout_time = time.perf_counter() - tick - scoring_time
             # advantages (each estimator combines task and hook rewards its own way), rows
             inputs = inputs_of(trajectories)
-            turn_adv = compute_advantages(args.estimator, inputs, gamma=args.gamma,
-                                          kwargs=args.estimator_kwargs, state=estimator_state)
+            turn_adv = compute_advantages(
+                args.estimator, inputs, gamma=args.gamma, kwargs=args.estimator_kwargs, state=estimator_state
+            )
             if on_step is not None:
                 on_step(step, trajectories, inputs, turn_adv, hooks)
             rows = make_rows(trajectories, turn_adv)
@@ -329,22 +364,33 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
                 for key, value in spec.hook.on_update(done, trajectories, metrics).items():
                     metrics[f"hooks/{spec.hook.name}/{key}"] = float("nan") if value is None else float(value)
             # log
-            metrics.update({
-                "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
-                "perf/train_tokens_per_s": args.ppo_epochs * sum(len(r["ids"]) for r in rows)
-                / max(update_time, 1e-9),
-                "perf/rows": float(len(rows)),
-                "perf/hook_scoring_s": scoring_time,
-            })
+            metrics.update(
+                {
+                    "perf/rollout_tokens_per_s": metrics.pop("perf/generated_tokens") / max(rollout_time, 1e-9),
+                    "perf/train_tokens_per_s": args.ppo_epochs
+                    * sum(len(r["ids"]) for r in rows)
+                    / max(update_time, 1e-9),
+                    "perf/rows": float(len(rows)),
+                    "perf/hook_scoring_s": scoring_time,
+                }
+            )
             if args.eval_every and (done % args.eval_every == 0 or done == args.num_steps):
                 metrics.update(evaluate_greedy(agent, args, eval_pool, progress=args.progress))
             history.append(logger.log(done, {**metrics, **clock.metrics()}))
             bar.update(1)
             bar.set_postfix(rounded(metrics, ("rollout/task_return", "rollout/success_rate", "train/loss")))
             if (args.save_every and done % args.save_every == 0) or done == args.num_steps:
-                saved = save_checkpoint(folder, args, agent, optimizer, task_rng, done, run_name,
-                                        estimator_state.to_dict() if estimator_state is not None else None,
-                                        {spec.hook.name: spec.hook.state_dict() for spec in hooks})
+                saved = save_checkpoint(
+                    folder,
+                    args,
+                    agent,
+                    optimizer,
+                    task_rng,
+                    done,
+                    run_name,
+                    estimator_state.to_dict() if estimator_state is not None else None,
+                    {spec.hook.name: spec.hook.state_dict() for spec in hooks},
+                )
         bar.close()
     logger.close()
     return TrainResult(folder, history, saved)

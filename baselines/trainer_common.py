@@ -55,8 +55,12 @@ def open_pool(args: Any, split: str, agent: Any, episodes: int) -> EnvPool:
     info_keys = set(agent.info_keys)
     if args.info_reward:
         info_keys.add(args.info_reward.split(".")[0])
-    return EnvPool(env_factory(args, split), max(1, min(args.num_workers, episodes)), in_process=args.in_process,
-                   info_keys=info_keys)
+    return EnvPool(
+        env_factory(args, split),
+        max(1, min(args.num_workers, episodes)),
+        in_process=args.in_process,
+        info_keys=info_keys,
+    )
 
 
 def split_task_ids(args: Any, split: str) -> list[str]:
@@ -128,8 +132,9 @@ def _accepted_kwargs(cls: type) -> tuple[set[str] | None, set[str]]:
                 return None, required
             accepted |= {p.name for p in init if p.kind is p.KEYWORD_ONLY}
         return accepted, required
-    params = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-              if p.kind not in (p.VAR_POSITIONAL,)]
+    params = [
+        p for p in list(inspect.signature(cls.__init__).parameters.values())[1:] if p.kind not in (p.VAR_POSITIONAL,)
+    ]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None, set()
     return {p.name for p in params}, {p.name for p in params if p.default is p.empty}
@@ -185,21 +190,15 @@ def validate_hook_specs(specs: Any) -> None:
         for key, value in kwargs.items():
             choices = _literal_choices(cls, key)
             if choices is not None and value not in choices:
-                raise InvalidArgumentError(
-                    f"{where}: kwarg {key!r} must be one of {list(choices)}, got {value!r}"
-                )
+                raise InvalidArgumentError(f"{where}: kwarg {key!r} must be one of {list(choices)}, got {value!r}")
         missing = sorted(required - set(kwargs))
         if missing:
             raise InvalidArgumentError(f"{where}: {cls.__name__} needs the kwargs {missing}")
         model = spec.get("model")
         if model is not None and not needs_policy(cls):
-            raise InvalidArgumentError(
-                f"{where}: 'model' is only for model-based hooks; {cls.__name__} uses none"
-            )
+            raise InvalidArgumentError(f"{where}: 'model' is only for model-based hooks; {cls.__name__} uses none")
         if model is not None and not (model == "smollm2" or Path(str(model)).is_dir()):
-            raise InvalidArgumentError(
-                f"{where}: 'model' must be a local model folder or 'smollm2', got {model!r}"
-            )
+            raise InvalidArgumentError(f"{where}: 'model' must be a local model folder or 'smollm2', got {model!r}")
     names = hook_names(list(specs))
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -257,8 +256,7 @@ def task_rewards(trajectories: list[Trajectory], args: Any) -> list[list[float]]
     (:mod:`agentgym.baselines.advantages`)."""
     return [
         [
-            args.env_reward_weight * turn.reward
-            + args.info_reward_weight * info_value(turn.info, args.info_reward)
+            args.env_reward_weight * turn.reward + args.info_reward_weight * info_value(turn.info, args.info_reward)
             for turn in t.turns
         ]
         for t in trajectories
@@ -315,19 +313,39 @@ def build_agent(args: Any, checkpoint: Path | None) -> Any:
         if meta and meta.get("adapter"):
             model = PeftModel.from_pretrained(model, str(checkpoint / meta["adapter"]), is_trainable=True)
         else:
-            config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                                target_modules=list(args.lora_target_modules), task_type="CAUSAL_LM")
+            config = LoraConfig(
+                r=args.lora_r,
+                lora_alpha=args.lora_alpha,
+                lora_dropout=args.lora_dropout,
+                target_modules=list(args.lora_target_modules),
+                task_type="CAUSAL_LM",
+            )
             model = get_peft_model(model, config)
-    return LLMAgent(model, tokenizer, output_format=args.output_format, history=args.history,
-                    max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                    near_miss=args.near_miss,
-                    near_miss_cutoff=args.near_miss_cutoff, max_prompt_tokens=args.max_prompt_tokens,
-                    system_prompt=args.system_prompt, seed=args.seed, device=args.device, bf16=args.bf16)
+    return LLMAgent(
+        model,
+        tokenizer,
+        output_format=args.output_format,
+        history=args.history,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        near_miss=args.near_miss,
+        near_miss_cutoff=args.near_miss_cutoff,
+        max_prompt_tokens=args.max_prompt_tokens,
+        system_prompt=args.system_prompt,
+        seed=args.seed,
+        device=args.device,
+        bf16=args.bf16,
+    )
 
 
 def resample_zero_variance(
-    state: Any, trajectories: list[Trajectory], *, play: Callable[[list], list[Trajectory]],
-    inputs_of: Callable[[list[Trajectory]], Any], candidates: list[str], group_size: int,
+    state: Any,
+    trajectories: list[Trajectory],
+    *,
+    play: Callable[[list], list[Trajectory]],
+    inputs_of: Callable[[list[Trajectory]], Any],
+    candidates: list[str],
+    group_size: int,
     rng: np.random.Generator,
 ) -> tuple[list[Trajectory], dict[str, float]]:
     """VSPO's sampler (:class:`agentgym.baselines.vspo.VSPOState`) between the rollout and the advantages.
@@ -355,8 +373,7 @@ def resample_zero_variance(
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None, *, progress: bool = False
-                    ) -> dict[str, float]:
+def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None, *, progress: bool = False) -> dict[str, float]:
     """Greedy ``eval/<eval_split>/...`` metrics (:func:`agentgym.baselines.runs.eval_metrics`) of the first
     ``eval_episodes`` tasks of ``eval_split`` (seed = index), on ``pool`` (from :func:`open_pool` on
     ``eval_split``) or on workers started for this call; ``progress``: a bar over the episodes."""
@@ -367,10 +384,19 @@ def evaluate_greedy(agent: Any, args: Any, pool: EnvPool | None = None, *, progr
     specs = group_specs([task_ids[i % len(task_ids)] for i in range(n)], range(n), 1)
     greedy, agent.greedy = agent.greedy, True
     try:
-        with contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers, \
-                RolloutProgress(n, f"eval {args.eval_split}", progress) as bar:
-            trajectories = rollout(workers, agent, specs, env_id=args.env_id, on_turn=bar.turns_done,
-                                   token_budget=args.token_budget, on_episode=bar.episode_done)
+        with (
+            contextlib.nullcontext(pool) if pool else open_pool(args, args.eval_split, agent, n) as workers,
+            RolloutProgress(n, f"eval {args.eval_split}", progress) as bar,
+        ):
+            trajectories = rollout(
+                workers,
+                agent,
+                specs,
+                env_id=args.env_id,
+                on_turn=bar.turns_done,
+                token_budget=args.token_budget,
+                on_episode=bar.episode_done,
+            )
     finally:
         agent.greedy = greedy
     return eval_metrics(args.eval_split, trajectories)

@@ -21,8 +21,12 @@ def rng_state(task_rng: np.random.Generator, agent: Any) -> dict[str, Any]:
     """Every random state a step draws: Python, the task sampler, torch (CPU, CUDA), the agent's sampler."""
     import torch
 
-    state = {"python": random.getstate(), "numpy": task_rng.bit_generator.state,
-             "torch": torch.get_rng_state(), "agent": agent.generator.get_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": task_rng.bit_generator.state,
+        "torch": torch.get_rng_state(),
+        "agent": agent.generator.get_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -39,9 +43,17 @@ def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, agent: A
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rng: np.random.Generator,
-                    step: int, run_name: str, estimator_state: Any = None,
-                    hook_states: dict[str, dict[str, Any]] | None = None) -> Path:
+def save_checkpoint(
+    folder: Path,
+    args: Any,
+    agent: Any,
+    optimizer: Any,
+    task_rng: np.random.Generator,
+    step: int,
+    run_name: str,
+    estimator_state: Any = None,
+    hook_states: dict[str, dict[str, Any]] | None = None,
+) -> Path:
     """Write ``folder/checkpoint-NNNNNN`` atomically and return it.
 
     It holds ``agent.json`` (``kind: llm``, the base model, the agent's settings: an agent for
@@ -55,18 +67,32 @@ def save_checkpoint(folder: Path, args: Any, agent: Any, optimizer: Any, task_rn
     final = checkpoint_dir(folder, step)
     tmp = folder / f".tmp-checkpoint-{step:06d}-{os.getpid()}"
     base = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
-    meta = {"kind": "llm", "name": f"llm:{run_name}@{step}", "base_model": base, "step": step,
-            "adapter": "adapter" if args.lora else None, "model": None if args.lora else "model",
-            "agent": agent.config()}
+    meta = {
+        "kind": "llm",
+        "name": f"llm:{run_name}@{step}",
+        "base_model": base,
+        "step": step,
+        "adapter": "adapter" if args.lora else None,
+        "model": None if args.lora else "model",
+        "agent": agent.config(),
+    }
     if args.lora:
         agent.model.save_pretrained(tmp / "adapter")
     else:
         agent.model.save_pretrained(tmp / "model")
         agent.tokenizer.save_pretrained(tmp / "model")
     (tmp / "agent.json").write_text(json.dumps(meta, indent=1))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(task_rng, agent),
-                "args": dataclasses.asdict(args), "run_name": run_name, "estimator_state": estimator_state},
-               tmp / "trainer_state.pt")
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "rng": rng_state(task_rng, agent),
+            "args": dataclasses.asdict(args),
+            "run_name": run_name,
+            "estimator_state": estimator_state,
+        },
+        tmp / "trainer_state.pt",
+    )
     kept = {name: state for name, state in (hook_states or {}).items() if state}
     if kept:
         torch.save(kept, tmp / "hooks.pt")

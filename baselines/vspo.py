@@ -149,8 +149,11 @@ class VSPOState:
         """JSON-able state, for checkpoints (:meth:`from_dict` restores it exactly)."""
         return {
             "config": {
-                "difficulty_weight": self.difficulty_weight, "prior": self.prior, "memory": self.memory,
-                "success_threshold": self.success_threshold, "rms_decay": self.rms_decay,
+                "difficulty_weight": self.difficulty_weight,
+                "prior": self.prior,
+                "memory": self.memory,
+                "success_threshold": self.success_threshold,
+                "rms_decay": self.rms_decay,
             },
             "passes": dict(self.passes),
             "attempts": dict(self.attempts),

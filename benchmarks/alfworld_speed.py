@@ -92,9 +92,7 @@ def role_alfworld(folder: Path, steps: int) -> dict:
             obs, _, dones, infos = env.step([action])
             return obs[0], infos["admissible_commands"][0], dones[0]
 
-        digest, timings = _actions_played(
-            infos["admissible_commands"][0], take_step, steps, _seed_of(gamefile)
-        )
+        digest, timings = _actions_played(infos["admissible_commands"][0], take_step, steps, _seed_of(gamefile))
         results[Path(gamefile).parent.name] = {
             "reset_s": reset_s,
             "steps": timings,
@@ -156,9 +154,7 @@ def _agentgym(folder: Path, steps: int, exact_stock: bool, passes: int = 1) -> d
     from agentgym.envs.alfworld import ALFWorldEnv
 
     rss_start = _rss_mb()
-    env = ALFWorldEnv(
-        split="valid_unseen", data_dir=folder, expert=None, max_turns=10_000, exact_stock=exact_stock
-    )
+    env = ALFWorldEnv(split="valid_unseen", data_dir=folder, expert=None, max_turns=10_000, exact_stock=exact_stock)
     ids = {Path(env.game_file(env.tasks.get(t))).as_posix(): t for t in env.task_ids}
 
     def reset(path):
@@ -306,25 +302,20 @@ def bench_expert(count: int, expert: str) -> None:
     env.close()
     total = [w for ws in wins.values() for w in ws]
     per_type = ", ".join(f"{t}: {sum(w)}/{len(w)}" for t, w in sorted(wins.items()))
-    print(
-        f"{expert} expert, generated valid_unseen, <= 50 turns: {sum(total)}/{len(total)} won ({per_type})"
-    )
+    print(f"{expert} expert, generated valid_unseen, <= 50 turns: {sum(total)}/{len(total)} won ({per_type})")
     if lengths:
-        print(
-            f"  when it wins it takes {statistics.mean(lengths):.1f} steps more than the walkthrough (mean)"
-        )
+        print(f"  when it wins it takes {statistics.mean(lengths):.1f} steps more than the walkthrough (mean)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--games", type=int, default=8,
-                        help="games measured (plus one played first in each process, as its warm-up)")
+    parser.add_argument(
+        "--games", type=int, default=8, help="games measured (plus one played first in each process, as its warm-up)"
+    )
     parser.add_argument("--steps", type=int, default=40, help="scripted steps per game (the spec's protocol: 40)")
     parser.add_argument("--generate", type=int, default=200, help="games for the generation rate")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per worker setting")
-    parser.add_argument(
-        "--expert-games", type=int, default=24, help="games for the expert's success rate (0: skip)"
-    )
+    parser.add_argument("--expert-games", type=int, default=24, help="games for the expert's success rate (0: skip)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of every measurement (medians are printed)")
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -369,8 +360,10 @@ def main() -> None:
             f"same {len(names)} games, same actions ({args.steps} steps each): observations and admissible "
             f"commands identical across all {len(views[0])} runs x {args.repeat} repeats: {identical}"
         )
-        print(f"per-episode means over the {len(names) - 1} games after each process's first (warm-up) game, "
-              f"median of {args.repeat} repeats:")
+        print(
+            f"per-episode means over the {len(names) - 1} games after each process's first (warm-up) game, "
+            f"median of {args.repeat} repeats:"
+        )
         summary = {}
         for name in views[0]:
             per_repeat = [_summary(runs[name]) for runs in views]
@@ -388,26 +381,39 @@ def main() -> None:
         def verdict(value, goal):
             return f"{value:.1f}x (goal >= {goal}x: {'met' if value >= goal else 'MISSED'})"
 
-        print(f"fast vs stock, step rate: cold {verdict(cold['steps_per_s'] / stock['steps_per_s'], 30)}, "
-              f"warm {verdict(warm['steps_per_s'] / stock['steps_per_s'], 30)}")
-        print("fast vs stock, load+reset without disk cache: "
-              f"{verdict(stock['reset_ms'] / cold['reset_ms'], 6)}; "
-              f"with it: {verdict(stock['reset_ms'] / disk['reset_ms'], 20)}; "
-              f"revisit: {stock['reset_ms'] / warm['reset_ms']:.1f}x")
-        print(f"fast vs stock, end to end (steps incl. load+reset): cold "
-              f"{cold['steps_per_s_with_reset'] / stock['steps_per_s_with_reset']:.1f}x, disk cache "
-              f"{disk['steps_per_s_with_reset'] / stock['steps_per_s_with_reset']:.1f}x")
+        print(
+            f"fast vs stock, step rate: cold {verdict(cold['steps_per_s'] / stock['steps_per_s'], 30)}, "
+            f"warm {verdict(warm['steps_per_s'] / stock['steps_per_s'], 30)}"
+        )
+        print(
+            "fast vs stock, load+reset without disk cache: "
+            f"{verdict(stock['reset_ms'] / cold['reset_ms'], 6)}; "
+            f"with it: {verdict(stock['reset_ms'] / disk['reset_ms'], 20)}; "
+            f"revisit: {stock['reset_ms'] / warm['reset_ms']:.1f}x"
+        )
+        print(
+            f"fast vs stock, end to end (steps incl. load+reset): cold "
+            f"{cold['steps_per_s_with_reset'] / stock['steps_per_s_with_reset']:.1f}x, disk cache "
+            f"{disk['steps_per_s_with_reset'] / stock['steps_per_s_with_reset']:.1f}x"
+        )
         alf = summary["ALFWorld's AlfredTWEnv"]
-        print("agentgym fast vs ALFWorld's AlfredTWEnv: "
-              f"{cold['steps_per_s'] / alf['steps_per_s']:.1f}x steps/s, "
-              f"{alf['reset_ms'] / cold['reset_ms']:.1f}x load+reset (cold)")
-        print(f"agentgym overhead over the same fast engine (cold, no disk cache): step x"
-              f"{cold['step_ms'] / engine['step_ms']:.3f}, "
-              f"load+reset x{cold['reset_ms'] / engine['reset_ms']:.3f}")
-        rss = {role: statistics.median(raw[role]["rss_mb"] for raw in repeats)
-               for role in ("stock", "fast", "fast_disk")}
-        print(f"memory per env (RSS growth of a fresh process over {len(names)} games, caches included): "
-              f"stock {rss['stock']:.1f} MB, fast {rss['fast']:.1f} MB, fast with disk cache {rss['fast_disk']:.1f} MB")
+        print(
+            "agentgym fast vs ALFWorld's AlfredTWEnv: "
+            f"{cold['steps_per_s'] / alf['steps_per_s']:.1f}x steps/s, "
+            f"{alf['reset_ms'] / cold['reset_ms']:.1f}x load+reset (cold)"
+        )
+        print(
+            f"agentgym overhead over the same fast engine (cold, no disk cache): step x"
+            f"{cold['step_ms'] / engine['step_ms']:.3f}, "
+            f"load+reset x{cold['reset_ms'] / engine['reset_ms']:.3f}"
+        )
+        rss = {
+            role: statistics.median(raw[role]["rss_mb"] for raw in repeats) for role in ("stock", "fast", "fast_disk")
+        }
+        print(
+            f"memory per env (RSS growth of a fresh process over {len(names)} games, caches included): "
+            f"stock {rss['stock']:.1f} MB, fast {rss['fast']:.1f} MB, fast with disk cache {rss['fast_disk']:.1f} MB"
+        )
         bench_workers(folder, args.episodes, args.steps, args.repeat)
     if args.expert_games:
         for expert in ("oracle", "handcoded"):

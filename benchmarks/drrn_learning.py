@@ -42,8 +42,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     cpu = [row["perf/cpu_s"] for row in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [row[TRAIN] for row in rows], "o-", label="greedy, 10 train games")
-    ax.plot(steps, [row["rollout/success_rate"] for row in rows], "--",
-            label="training episodes (last 100, exploring)")
+    ax.plot(steps, [row["rollout/success_rate"] for row in rows], "--", label="training episodes (last 100, exploring)")
     if all(VALID in row for row in rows):
         ax.plot(steps, [row[VALID] for row in rows], ":", label="greedy, 2 valid games (unseen)")
     ax.axhline(0.9, color="grey", lw=0.8)
@@ -70,8 +69,12 @@ def main() -> None:
     cli = parser.parse_args()
     stored = cli.results / "drrn_learning"
     args = train_drrn.Args(
-        seed=cli.seed, total_steps=cli.total_steps, eval_every=cli.eval_every, kind="coin_collector",
-        output_dir="results/runs", progress=False,
+        seed=cli.seed,
+        total_steps=cli.total_steps,
+        eval_every=cli.eval_every,
+        kind="coin_collector",
+        output_dir="results/runs",
+        progress=False,
     )
     if not cli.replot:
         result = train_drrn.train(args)
@@ -81,18 +84,23 @@ def main() -> None:
     rows = read_metrics(stored)
     if not rows:
         raise SystemExit(f"no metrics in {stored}/metrics.jsonl: run without --replot first")
-    title = (f"DRRN on TextWorld coin_collector (train split, 10 games), seed {cli.seed}, "
-             f"{args.num_envs} envs, 1 CPU thread")
+    title = (
+        f"DRRN on TextWorld coin_collector (train split, 10 games), seed {cli.seed}, {args.num_envs} envs, 1 CPU thread"
+    )
     plot(rows, cli.results / "drrn_learning.png", title)
     reached = next((row for row in rows if row[TRAIN] >= 0.9), None)
     if reached:
-        print(f"greedy success >= 90% first at {reached['step']} env steps, {reached['train/updates']:.0f} "
-              f"updates, {reached['perf/cpu_s']} CPU s ({reached['perf/wall_s']} s wall): {reached[TRAIN]}")
+        print(
+            f"greedy success >= 90% first at {reached['step']} env steps, {reached['train/updates']:.0f} "
+            f"updates, {reached['perf/cpu_s']} CPU s ({reached['perf/wall_s']} s wall): {reached[TRAIN]}"
+        )
     else:
         print("greedy success never reached 90%")
     last = rows[-1]
-    print(f"final: {last['step']} env steps, {last['rollout/episodes']:.0f} episodes, {last['perf/cpu_s']} CPU s: "
-          f"train {last[TRAIN]}, valid {last.get(VALID)}")
+    print(
+        f"final: {last['step']} env steps, {last['rollout/episodes']:.0f} episodes, {last['perf/cpu_s']} CPU s: "
+        f"train {last[TRAIN]}, valid {last.get(VALID)}"
+    )
     print(f"wrote {stored} and {cli.results / 'drrn_learning.png'}")
 
 

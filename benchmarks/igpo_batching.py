@@ -44,9 +44,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--padded", action="store_true", help="also time padded batches of 8 single-turn rows"
-    )
+    parser.add_argument("--padded", action="store_true", help="also time padded batches of 8 single-turn rows")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once, even through a pipe
     torch.set_num_threads(args.threads)
@@ -64,9 +62,7 @@ def main() -> None:
 
     tasks = [TASKS[k % len(TASKS)] for k in range(args.episodes)]
     env_fn = partial(gym.make, "agentgym/TextWorld-v0", split="test", max_turns=args.max_turns)
-    trajectories = rollout(
-        env_fn, RandomAgent(seed=0), group_specs(tasks, list(range(len(tasks))), 1), in_process=True
-    )
+    trajectories = rollout(env_fn, RandomAgent(seed=0), group_specs(tasks, list(range(len(tasks))), 1), in_process=True)
     turns = sum(len(t.turns) for t in trajectories)
     tokens = [chat_tokens(t, tokenizer).context_ends[-1] for t in trajectories]
     print(
@@ -106,6 +102,7 @@ def main() -> None:
             f"{label}: {base / seconds:.1f}x cheaper per turn than one at a time in wall time, "
             f"{base_cpu / cpu:.1f}x in CPU time (max belief diff {diff:.1e})"
         )
+
 
 if __name__ == "__main__":
     main()

@@ -106,8 +106,9 @@ class _Stock:
 
 class _Agentgym:
     def __init__(self, read: bool, **kwargs: Any) -> None:
-        self.env = ScienceWorldEnv(split="test", max_turns=10_000, expert=False, info_keys=None if read else (),
-                                   **kwargs)
+        self.env = ScienceWorldEnv(
+            split="test", max_turns=10_000, expert=False, info_keys=None if read else (), **kwargs
+        )
         self.read = read
         self.jvm_pid: int | None = None
 
@@ -147,8 +148,11 @@ def _replay(env: Any, script: Script) -> tuple[float, float, int, list[str]]:
 
 def measure_variant(variant: str, script: Script) -> dict[str, Any]:
     """Run in a fresh process: a warm-up pass, then a timed pass; the memory of this one env."""
-    env = _Stock() if variant == "stock" else _Agentgym(read=variant != "fast, not read",
-                                                        exact_stock=variant == "agentgym exact_stock")
+    env = (
+        _Stock()
+        if variant == "stock"
+        else _Agentgym(read=variant != "fast, not read", exact_stock=variant == "agentgym exact_stock")
+    )
     try:
         _replay(env, script)
         cpu = _cpu_seconds() + _cpu_seconds(env.jvm_pid)
@@ -157,9 +161,15 @@ def measure_variant(variant: str, script: Script) -> dict[str, Any]:
         memory = _peak_mb(), _peak_mb(env.jvm_pid)
     finally:
         env.close()
-    return {"steps/s": steps / seconds, "reset ms": 1000 * reset, "steps": steps, "cpu ms": 1000 * cpu / steps,
-            "py MB": memory[0],
-            "jvm MB": memory[1], "observations": observations}
+    return {
+        "steps/s": steps / seconds,
+        "reset ms": 1000 * reset,
+        "steps": steps,
+        "cpu ms": 1000 * cpu / steps,
+        "py MB": memory[0],
+        "jvm MB": memory[1],
+        "observations": observations,
+    }
 
 
 def run_pool(num_workers: int, script: Script, seconds: float, info_keys: tuple[str, ...]) -> float:
@@ -249,33 +259,47 @@ def main() -> None:
             rows[variant] = pool.apply(measure_variant, (variant, script))
     base = rows["stock"]["steps/s"]
     print(f"script: {sum(len(a) for _, a in script)} actions over {len(script)} tasks; timed pass after a warm-up pass")
-    print(f"{'variant':22s} {'steps/s':>8s} {'x stock':>8s} {'load+reset ms':>14s} {'x stock':>8s} "
-          f"{'CPU ms/step':>12s} {'x stock':>8s} {'py MB':>6s} {'JVM MB':>7s} {'env MB':>7s}")
+    print(
+        f"{'variant':22s} {'steps/s':>8s} {'x stock':>8s} {'load+reset ms':>14s} {'x stock':>8s} "
+        f"{'CPU ms/step':>12s} {'x stock':>8s} {'py MB':>6s} {'JVM MB':>7s} {'env MB':>7s}"
+    )
     for name, row in rows.items():
-        print(f"{name:22s} {row['steps/s']:8.1f} {row['steps/s'] / base:8.2f} {row['reset ms']:14.1f} "
-              f"{rows['stock']['reset ms'] / row['reset ms']:8.2f} {row['cpu ms']:12.1f} "
-              f"{rows['stock']['cpu ms'] / row['cpu ms']:8.2f} {row['py MB']:6.0f} {row['jvm MB']:7.0f} "
-              f"{row['py MB'] + row['jvm MB']:7.0f}")
-    print("CPU ms/step: Python + JVM CPU time (all threads, resets included) per step of the timed pass; "
-          "it depends less on what else runs on the machine than steps/s")
+        print(
+            f"{name:22s} {row['steps/s']:8.1f} {row['steps/s'] / base:8.2f} {row['reset ms']:14.1f} "
+            f"{rows['stock']['reset ms'] / row['reset ms']:8.2f} {row['cpu ms']:12.1f} "
+            f"{rows['stock']['cpu ms'] / row['cpu ms']:8.2f} {row['py MB']:6.0f} {row['jvm MB']:7.0f} "
+            f"{row['py MB'] + row['jvm MB']:7.0f}"
+        )
+    print(
+        "CPU ms/step: Python + JVM CPU time (all threads, resets included) per step of the timed pass; "
+        "it depends less on what else runs on the machine than steps/s"
+    )
     read, unread = rows["fast, read"], rows["fast, not read"]
-    print(f"goal: fast read >= 4x stock step rate: {read['steps/s'] / base:.2f}x; "
-          f"fast not read >= 10x: {unread['steps/s'] / base:.2f}x; "
-          f"< 200 MB per env: {max(read['py MB'] + read['jvm MB'], unread['py MB'] + unread['jvm MB']):.0f} MB")
+    print(
+        f"goal: fast read >= 4x stock step rate: {read['steps/s'] / base:.2f}x; "
+        f"fast not read >= 10x: {unread['steps/s'] / base:.2f}x; "
+        f"< 200 MB per env: {max(read['py MB'] + read['jvm MB'], unread['py MB'] + unread['jvm MB']):.0f} MB"
+    )
     reference = rows["agentgym exact_stock"]["observations"]
     for name in ("stock", "fast, read", "fast, not read"):
         observations = rows[name]["observations"]
         differ = sum(a != b for a, b in zip(reference, observations)) + abs(len(reference) - len(observations))
-        print(f"observations differing from agentgym exact_stock (-XX:hashCode=2): {name}: {differ} of {len(reference)}")
+        print(
+            f"observations differing from agentgym exact_stock (-XX:hashCode=2): {name}: {differ} of {len(reference)}"
+        )
 
     for label, info_keys in (("not read", ()), ("read every step", ("admissible_actions",))):
         one = run_pool(1, script, args.seconds, info_keys)
         two = run_pool(2, script, args.seconds, info_keys)
-        print(f"EnvPool, admissible {label} (info_keys={info_keys}): 1 worker {one:.1f} steps/s, "
-              f"2 workers {two:.1f} steps/s: {two / one:.2f}x (goal >= 1.8x)")
+        print(
+            f"EnvPool, admissible {label} (info_keys={info_keys}): 1 worker {one:.1f} steps/s, "
+            f"2 workers {two:.1f} steps/s: {two / one:.2f}x (goal >= 1.8x)"
+        )
     one, two = independent_processes(1, script, args.seconds), independent_processes(2, script, args.seconds)
-    print(f"context: 2 independent processes (no pool, not read) vs 1: {one:.1f} -> {two:.1f} steps/s, "
-          f"{two / one:.2f}x (this machine's own ceiling; TextWorld's, benchmarks/vector_throughput.py: ~1.5-1.6x)")
+    print(
+        f"context: 2 independent processes (no pool, not read) vs 1: {one:.1f} -> {two:.1f} steps/s, "
+        f"{two / one:.2f}x (this machine's own ceiling; TextWorld's, benchmarks/vector_throughput.py: ~1.5-1.6x)"
+    )
 
 
 if __name__ == "__main__":

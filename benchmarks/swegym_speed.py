@@ -35,8 +35,10 @@ def sandbox_overhead(n: int) -> None:
             box.run(argv)
             boxed.append(time.perf_counter() - start)
         d, b = statistics.median(direct) * 1e3, statistics.median(boxed) * 1e3
-        print(f"sandbox overhead [{label}]: direct {d:.1f} ms, sandboxed {b:.1f} ms (median of {n}); "
-              f"ratio {b / d:.2f}x, +{b - d:.1f} ms per command")
+        print(
+            f"sandbox overhead [{label}]: direct {d:.1f} ms, sandboxed {b:.1f} ms (median of {n}); "
+            f"ratio {b / d:.2f}x, +{b - d:.1f} ms per command"
+        )
     shutil.rmtree(work)
 
 
@@ -54,8 +56,10 @@ def test_run_time() -> None:
         start = time.perf_counter()
         env.step("bash ls")
         command = time.perf_counter() - start
-        print(f"step time [{repo}]: run_tests {run:.2f} s ({len(info['swegym']['tests'])} graded tests), "
-              f"bash ls {command * 1e3:.0f} ms; ratio {run / command:.0f}x")
+        print(
+            f"step time [{repo}]: run_tests {run:.2f} s ({len(info['swegym']['tests'])} graded tests), "
+            f"bash ls {command * 1e3:.0f} ms; ratio {run / command:.0f}x"
+        )
     env.close()
 
 
@@ -71,8 +75,10 @@ def synthesis_rate(count: int) -> None:
     results = build._parallel(build._validate_job, jobs, 2, "benchmark validation")
     minutes = (time.perf_counter() - start) / 60
     kept = sum(1 for r in results if r["FAIL_TO_PASS"] and r["PASS_TO_PASS"] and r["valid_run"])
-    print(f"task synthesis: {kept}/{len(jobs)} candidates validated in {minutes * 60:.1f} s with 2 workers "
-          f"= {kept / minutes:.1f} validated tasks per minute ({len(jobs) / minutes:.1f} candidates per minute)")
+    print(
+        f"task synthesis: {kept}/{len(jobs)} candidates validated in {minutes * 60:.1f} s with 2 workers "
+        f"= {kept / minutes:.1f} validated tasks per minute ({len(jobs) / minutes:.1f} candidates per minute)"
+    )
     shutil.rmtree(out)
 
 

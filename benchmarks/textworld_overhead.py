@@ -21,9 +21,20 @@ import textworld
 import agentgym  # noqa: F401
 
 # What agentgym's TextWorld env requests: description and inventory build its state anchor (issue 16).
-INFOS = dict(admissible_commands=True, policy_commands=True, intermediate_reward=True, objective=True,
-             max_score=True, score=True, won=True, lost=True, moves=True, description=True, inventory=True,
-             extras=["walkthrough"])
+INFOS = dict(
+    admissible_commands=True,
+    policy_commands=True,
+    intermediate_reward=True,
+    objective=True,
+    max_score=True,
+    score=True,
+    won=True,
+    lost=True,
+    moves=True,
+    description=True,
+    inventory=True,
+    extras=["walkthrough"],
+)
 
 
 def record_actions(path: str, steps: int, seed: int) -> list[list[str]]:
@@ -88,7 +99,10 @@ def main() -> None:
     ag_best = dict(tw_best)
     for round_index in range(args.rounds):
         for t in task_ids:
-            runs = [("tw", lambda: run_textworld(games[t], plans[t])), ("ag", lambda: run_agentgym(t, plans[t]))]
+            runs = [
+                ("tw", lambda t=t: run_textworld(games[t], plans[t])),
+                ("ag", lambda t=t: run_agentgym(t, plans[t])),
+            ]
             for side, run in runs if round_index % 2 == 0 else runs[::-1]:
                 best = tw_best if side == "tw" else ag_best
                 best[t] = min(best[t], run())

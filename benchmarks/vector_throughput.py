@@ -85,8 +85,10 @@ def main() -> None:
     print(f"2 workers: {two:8.1f} steps/s")
     print(f"speed-up 2 vs 1 workers: {two / one:.2f}x  (goal >= 1.8x on 2 cores)")
     ceiling = machine_ceiling(factory, specs)
-    print(f"two independent processes vs one, no pool (the machine's ceiling): {ceiling:.2f}x; "
-          f"the pool reaches {two / one / ceiling:.0%} of it")
+    print(
+        f"two independent processes vs one, no pool (the machine's ceiling): {ceiling:.2f}x; "
+        f"the pool reaches {two / one / ceiling:.0%} of it"
+    )
 
 
 if __name__ == "__main__":

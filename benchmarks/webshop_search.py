@@ -24,8 +24,8 @@ clock = time.process_time
 
 
 def measure_size(num_products: int, queries: int) -> dict[str, float]:
-    from agentgym.envs.webshop.tasks import generated_catalog
     from agentgym.envs.webshop.search import SearchEngine
+    from agentgym.envs.webshop.tasks import generated_catalog
 
     start = clock()
     catalog = generated_catalog(0, num_products)
@@ -37,9 +37,7 @@ def measure_size(num_products: int, queries: int) -> dict[str, float]:
     start = clock()
     assert not SearchEngine(catalog).built
     load = clock() - start
-    texts = [
-        re.sub(r", and price lower than .*$", "", g["instruction_text"]) for g in catalog.goals[:queries]
-    ]
+    texts = [re.sub(r", and price lower than .*$", "", g["instruction_text"]) for g in catalog.goals[:queries]]
     for text in texts[:50]:  # warm up
         engine.bm25_hits(text)
     latencies = []
@@ -73,11 +71,7 @@ def measure_steps(episodes: int) -> dict[str, float]:
             obs, info = env.reset(seed=episode)
             done = False
             while not done:
-                action = (
-                    info["expert_action"]
-                    if name == "expert"
-                    else agent.act(obs, info, episode_id=str(episode))
-                )
+                action = info["expert_action"] if name == "expert" else agent.act(obs, info, episode_id=str(episode))
                 obs, _, terminated, truncated, info = env.step(action)
                 steps += 1
                 done = terminated or truncated

@@ -28,7 +28,7 @@ import json
 import sys
 import time
 
-TRITON_RELU = '''
+TRITON_RELU = """
 import torch
 import torch.nn as nn
 import triton
@@ -50,7 +50,7 @@ class ModelNew(nn.Module):
         n = x.numel()
         relu_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)
         return out
-'''
+"""
 
 CUDA_RELU = r'''
 import torch
@@ -89,9 +89,10 @@ class ModelNew(nn.Module):
 
 TRITON_DECOY = TRITON_RELU.replace(
     "        relu_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)\n        return out",
-    "        return x.clamp_min(0.0)")
+    "        return x.clamp_min(0.0)",
+)
 
-SIDE_STREAM = '''
+SIDE_STREAM = """
 import torch
 import torch.nn as nn
 
@@ -100,7 +101,7 @@ class ModelNew(nn.Module):
     def forward(self, x):
         with torch.cuda.stream(torch.cuda.Stream()):
             return x.clamp_min(0.0)
-'''
+"""
 
 
 def main() -> int:
@@ -126,34 +127,55 @@ def main() -> int:
 
     try:
         import triton
+
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    print(f"KernelGym GPU check on {torch.cuda.get_device_name(0)}: torch {torch.__version__}, "
-          f"triton {triton_version}, CUDA {torch.version.cuda}")
+    print(
+        f"KernelGym GPU check on {torch.cuda.get_device_name(0)}: torch {torch.__version__}, "
+        f"triton {triton_version}, CUDA {torch.version.cuda}"
+    )
     task = next(t for t in load_tasks() if t.task_id == args.task)
-    evaluator = Evaluator(device="cuda", correct_trials=args.correct_trials, perf_trials=args.perf_trials,
-                          compile_baseline=not args.no_compile_baseline, timeout=400.0)
+    evaluator = Evaluator(
+        device="cuda",
+        correct_trials=args.correct_trials,
+        perf_trials=args.perf_trials,
+        compile_baseline=not args.no_compile_baseline,
+        timeout=400.0,
+    )
     print(f"protocol: {evaluator.protocol}; shapes {task.shapes('cuda')}")
     cases = [("expert (torch rewrite)", task.expert, lambda r: r.valid and r.backend == "torch")]
     if triton_version:
-        cases += [("triton kernel", TRITON_RELU,
-                   lambda r: r.valid and r.backend == "triton" and (r.time_coverage or 0) > 0),
-                  ("triton decoy", TRITON_DECOY, lambda r: "decoy_kernel" in r.hacks)]
-    cases += [("cuda load_inline kernel", CUDA_RELU, lambda r: r.valid and r.backend == "cuda"),
-              ("side stream", SIDE_STREAM, lambda r: "side_stream" in r.hacks)]
+        cases += [
+            ("triton kernel", TRITON_RELU, lambda r: r.valid and r.backend == "triton" and (r.time_coverage or 0) > 0),
+            ("triton decoy", TRITON_DECOY, lambda r: "decoy_kernel" in r.hacks),
+        ]
+    cases += [
+        ("cuda load_inline kernel", CUDA_RELU, lambda r: r.valid and r.backend == "cuda"),
+        ("side stream", SIDE_STREAM, lambda r: "side_stream" in r.hacks),
+    ]
     rows, failed = [], 0
     for name, code, expect in cases:
         start = time.monotonic()
         result = evaluator.evaluate(task, code)
         ok = bool(expect(result))
         failed += not ok
-        row = {"case": name, "as_expected": ok, "valid": result.valid, "backend": result.backend,
-               "hacks": result.hacks, "runtime_ms": result.runtime_ms, "eager_ms": result.ref_runtime_ms,
-               "compile_ms": result.compile_ref_runtime_ms, "speedup": result.speedup,
-               "speedup_vs_compile": result.speedup_vs_compile, "time_coverage": result.time_coverage,
-               "seconds": round(time.monotonic() - start, 1),
-               "error": (result.error or "")[-400:] or None, "kernels": result.details.get("profiled_kernels", [])[:4]}
+        row = {
+            "case": name,
+            "as_expected": ok,
+            "valid": result.valid,
+            "backend": result.backend,
+            "hacks": result.hacks,
+            "runtime_ms": result.runtime_ms,
+            "eager_ms": result.ref_runtime_ms,
+            "compile_ms": result.compile_ref_runtime_ms,
+            "speedup": result.speedup,
+            "speedup_vs_compile": result.speedup_vs_compile,
+            "time_coverage": result.time_coverage,
+            "seconds": round(time.monotonic() - start, 1),
+            "error": (result.error or "")[-400:] or None,
+            "kernels": result.details.get("profiled_kernels", [])[:4],
+        }
         rows.append(row)
         print(json.dumps(row, default=str))
     print(f"KernelGym GPU check: {len(cases) - failed}/{len(cases)} cases as expected")

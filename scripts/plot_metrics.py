@@ -14,8 +14,14 @@ from pathlib import Path
 
 from agentgym.baselines.runs import read_metrics
 
-DEFAULT_KEYS = ["rollout/task_return", "rollout/success_rate", "eval/*/success_rate", "train/loss",
-                "train/approx_kl", "train/epsilon"]
+DEFAULT_KEYS = [
+    "rollout/task_return",
+    "rollout/success_rate",
+    "eval/*/success_rate",
+    "train/loss",
+    "train/approx_kl",
+    "train/epsilon",
+]
 
 
 def present_keys(rows: list[dict], keys: list[str]) -> list[str]:
@@ -24,7 +30,7 @@ def present_keys(rows: list[dict], keys: list[str]) -> list[str]:
     found: list[str] = []
     for key in keys:
         if key.startswith("eval/*/"):
-            found += [k for k in logged if k.startswith("eval/") and k.endswith(key[len("eval/*"):])]
+            found += [k for k in logged if k.startswith("eval/") and k.endswith(key[len("eval/*") :])]
         elif key in logged:
             found.append(key)
     return list(dict.fromkeys(found))

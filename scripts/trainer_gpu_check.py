@@ -37,9 +37,17 @@ def qwen25_05b_config(tokenizer, vocab_size: int, tiny: bool = False):
     shape = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14)
     if tiny:
         shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-    return Qwen2Config(vocab_size=vocab_size, **shape, num_key_value_heads=2, max_position_embeddings=32768,
-                       rope_theta=1000000.0, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        **shape,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
 
 
 def main() -> int:
@@ -63,7 +71,7 @@ def main() -> int:
     from transformers import AutoTokenizer, Qwen2ForCausalLM
 
     from agentgym.baselines.llm_agent import LLMAgent
-    from agentgym.baselines.train_pg import Args, batch_logprobs, ppo_loss, _tensor_rows
+    from agentgym.baselines.train_pg import Args, _tensor_rows, batch_logprobs, ppo_loss
     from agentgym.wrappers.lm import build_tiny_causal_lm
 
     if args.smoke and device == "cpu":
@@ -93,15 +101,17 @@ def main() -> int:
     results["rollout_generated_tokens"] = generated
 
     # training: one PPO-clip update over the same rows (full fine-tuning, then LoRA)
-    rows = [{"ids": p + r, "start": len(p), "adv": 1.0 if k % 2 else -1.0, "old": lp}
-            for k, (p, r, lp) in enumerate(zip(prompts, responses, logprobs))]
+    rows = [
+        {"ids": p + r, "start": len(p), "adv": 1.0 if k % 2 else -1.0, "old": lp}
+        for k, (p, r, lp) in enumerate(zip(prompts, responses, logprobs))
+    ]
 
     def update(policy, label: str) -> None:
         params = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-6)
         train_args = Args()
         n_tokens = sum(len(r["ids"]) - r["start"] for r in rows)
-        for attempt in ("warmup", "timed"):
+        for _attempt in ("warmup", "timed"):
             sync()
             tick = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
@@ -126,8 +136,9 @@ def main() -> int:
     try:
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                            task_type="CAUSAL_LM")
+        config = LoraConfig(
+            r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM"
+        )
         lora = get_peft_model(model, config)
         update(lora, "lora")
     except ImportError:

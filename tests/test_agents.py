@@ -118,8 +118,24 @@ def test_cli_checks_agent_and_agent_kwargs_before_running(capsys):
 
 def test_eval_a_module_class_agent_end_to_end(user_module, tmp_path, capsys):
     db = str(tmp_path / "r.sqlite")
-    argv = ["eval", "--env", ENV_ID, "--agent", f"{user_module}:Say", "--agent-kwargs", '{"word": "inventory"}',
-            "--episodes", "2", "--max-turns", "2", "--workers", "1", "--db", db, "--quiet"]
+    argv = [
+        "eval",
+        "--env",
+        ENV_ID,
+        "--agent",
+        f"{user_module}:Say",
+        "--agent-kwargs",
+        '{"word": "inventory"}',
+        "--episodes",
+        "2",
+        "--max-turns",
+        "2",
+        "--workers",
+        "1",
+        "--db",
+        db,
+        "--quiet",
+    ]
     assert main(argv) == 0
     name = make_agent(f"{user_module}:Say", word="inventory").name
     assert name in capsys.readouterr().out
@@ -127,6 +143,7 @@ def test_eval_a_module_class_agent_end_to_end(user_module, tmp_path, capsys):
     with ResultStore(db) as store:
         rows = store.leaderboard(ENV_ID)
     assert [(row.agent, row.episodes, row.mean_turns) for row in rows] == [(name, 2, 2.0)]
-    assert main(["eval", "--env", ENV_ID, "--agent", "expert", "--agent-kwargs", '{"x": 1}', "--db", db,
-                 "--quiet"]) == 2
+    assert (
+        main(["eval", "--env", ENV_ID, "--agent", "expert", "--agent-kwargs", '{"x": 1}', "--db", db, "--quiet"]) == 2
+    )
     assert "agentgym eval: agent 'expert' takes no --agent-kwargs" in capsys.readouterr().err

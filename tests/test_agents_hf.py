@@ -6,12 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agentgym.baselines.llm_agent import LLMAgent
-from agentgym.wrappers.lm import build_tiny_causal_lm
-
 from agentgym.agents import make_agent
+from agentgym.baselines.llm_agent import LLMAgent
 from agentgym.cli import main
 from agentgym.store import ResultStore
+from agentgym.wrappers.lm import build_tiny_causal_lm
 
 ENV_ID = "agentgym/TextWorld-v0"
 
@@ -60,9 +59,24 @@ def test_folder_hash_is_cached_and_follows_the_files(models, tmp_path):
 
 def test_eval_a_local_hf_model_folder_end_to_end(models, tmp_path, capsys):
     db = str(tmp_path / "r.sqlite")
-    argv = ["eval", "--env", ENV_ID, "--agent", models[0], "--agent-kwargs",
-            '{"output_format": "action", "max_new_tokens": 4, "history": 1}',
-            "--episodes", "2", "--max-turns", "2", "--workers", "1", "--db", db, "--quiet"]
+    argv = [
+        "eval",
+        "--env",
+        ENV_ID,
+        "--agent",
+        models[0],
+        "--agent-kwargs",
+        '{"output_format": "action", "max_new_tokens": 4, "history": 1}',
+        "--episodes",
+        "2",
+        "--max-turns",
+        "2",
+        "--workers",
+        "1",
+        "--db",
+        db,
+        "--quiet",
+    ]
     assert main(argv) == 0
     name = make_agent(models[0], output_format="action", max_new_tokens=4, history=1).name
     assert f"{name} on {ENV_ID}" in capsys.readouterr().out

@@ -42,9 +42,21 @@ def test_list_shows_ids_splits_and_counts(capsys):
 def test_play_in_the_terminal():
     script = "1\nxyzzy\nquit\n"
     result = subprocess.run(
-        [sys.executable, "-m", "agentgym.cli", "play", "agentgym/TextWorld-v0", "--split", "test",
-         "--task", "coin_collector/3000"],
-        input=script, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "agentgym.cli",
+            "play",
+            "agentgym/TextWorld-v0",
+            "--split",
+            "test",
+            "--task",
+            "coin_collector/3000",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "Goal:" in result.stdout and "Admissible actions: [1]" in result.stdout
@@ -53,8 +65,25 @@ def test_play_in_the_terminal():
 
 def test_eval_and_leaderboard_commands(tmp_path, capsys):
     db = str(tmp_path / "cli.sqlite")
-    assert main(["eval", "--env", "agentgym/TextWorld-v0", "--agent", "expert", "--episodes", "2",
-                 "--workers", "1", "--db", db, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--env",
+                "agentgym/TextWorld-v0",
+                "--agent",
+                "expert",
+                "--episodes",
+                "2",
+                "--workers",
+                "1",
+                "--db",
+                db,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "success 100.0%" in capsys.readouterr().out
     assert main(["leaderboard", "--db", db]) == 0
     out = capsys.readouterr().out
@@ -62,8 +91,23 @@ def test_eval_and_leaderboard_commands(tmp_path, capsys):
 
 
 def test_bad_arguments_give_clear_messages(tmp_path, capsys):
-    assert main(["eval", "--env", "agentgym/TextWorld-v0", "--agent", "expert", "--split", "tset",
-                 "--db", str(tmp_path / "x.sqlite"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--env",
+                "agentgym/TextWorld-v0",
+                "--agent",
+                "expert",
+                "--split",
+                "tset",
+                "--db",
+                str(tmp_path / "x.sqlite"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "unknown split 'tset'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["eval", "--env", "x", "--agent", "nobody"])

@@ -93,8 +93,15 @@ class CounterEnv(TextEnv):
             return Transition(f"unknown {action!r}", action_valid=False, admissible_actions=["up"])
         self.count += 1
         won = self.count == 3
-        return Transition(f"count: {self.count}", reward=1.0, terminated=won, won=won, score=self.count / 3,
-                          admissible_actions=["up"], expert_action=None if won else "up")
+        return Transition(
+            f"count: {self.count}",
+            reward=1.0,
+            terminated=won,
+            won=won,
+            score=self.count / 3,
+            admissible_actions=["up"],
+            expert_action=None if won else "up",
+        )
 
     def _close_engine(self):
         self.closed += 1

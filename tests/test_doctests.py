@@ -13,8 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Source folder -> the package it is installed as (setup.cfg's package_dir).
-PACKAGE_ROOTS = {"agentgym": "agentgym", "envs": "agentgym.envs", "wrappers": "agentgym.wrappers",
-                 "baselines": "agentgym.baselines"}
+PACKAGE_ROOTS = {
+    "agentgym": "agentgym",
+    "envs": "agentgym.envs",
+    "wrappers": "agentgym.wrappers",
+    "baselines": "agentgym.baselines",
+}
 
 
 def modules_with_examples() -> list[str]:

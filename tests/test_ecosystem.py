@@ -112,8 +112,13 @@ def test_swegym_deepcopy_refuses_instead_of_sharing_the_sandbox():
 
 
 # ----------------------------------------------------------------- the CLI, as a new user types it
-@pytest.mark.parametrize("argv", [["play", "agentgym/TextWrld-v0"], ["eval", "--env", "agentgym/textworld-v0",
-                                                                     "--agent", "random", "--episodes", "1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["play", "agentgym/TextWrld-v0"],
+        ["eval", "--env", "agentgym/textworld-v0", "--agent", "random", "--episodes", "1"],
+    ],
+)
 def test_cli_unknown_env_id_is_one_line_with_close_matches(argv, capsys, tmp_path):
     from agentgym.cli import main
 
@@ -137,7 +142,7 @@ def test_cli_play_reprompts_on_empty_lines_and_out_of_range_numbers(monkeypatch,
 
 
 # ----------------------------------------------------------------- rollout workers from a plain script
-_SCRIPT = '''
+_SCRIPT = """
 import functools
 import gymnasium as gym
 import agentgym
@@ -148,7 +153,7 @@ def play():
     make = functools.partial(gym.make, "agentgym/Negotiation-v0", split="test")
     trajectories = rollout(make, RandomAgent(0), group_specs(["pool/200000"], [0], 2), num_workers=2)
     print("played", len(trajectories))
-'''
+"""
 
 
 @pytest.mark.parametrize("guarded", [False, True])
@@ -159,8 +164,14 @@ def test_rollout_workers_from_a_script_without_main_guard_say_what_to_do(guarded
 
     script = tmp_path / "train.py"
     script.write_text(_SCRIPT + ('if __name__ == "__main__":\n    play()\n' if guarded else "play()\n"))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
+    )
     if guarded:
         assert done.returncode == 0 and "played 2" in done.stdout, done.stderr
         return

@@ -80,9 +80,29 @@ def _count(db):
 @pytest.mark.slow
 def test_eval_killed_mid_run_resumes_to_exactly_n_episodes(tmp_path):
     db, episodes = tmp_path / "kill.sqlite", 30
-    command = [sys.executable, "-m", "agentgym.cli", "eval", "--env", ENV_ID, "--agent", "random",
-               "--split", "test", "--episodes", str(episodes), "--seed", "7", "--workers", "2",
-               "--max-turns", "40", "--db", str(db), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "agentgym.cli",
+        "eval",
+        "--env",
+        ENV_ID,
+        "--agent",
+        "random",
+        "--split",
+        "test",
+        "--episodes",
+        str(episodes),
+        "--seed",
+        "7",
+        "--workers",
+        "2",
+        "--max-turns",
+        "40",
+        "--db",
+        str(db),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, start_new_session=True)
     deadline = time.time() + 300
     while _count(db) < 4 and time.time() < deadline and process.poll() is None:

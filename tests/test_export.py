@@ -31,8 +31,22 @@ def test_jsonl_export_round_trips_the_stored_trajectories(db, tmp_path):
 
 def test_eval_save_trajectories_writes_the_runs_episodes(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "run.jsonl"
-    args = ["eval", "--env", ENV_ID, "--agent", "expert", "--episodes", "2", "--workers", "1", "--db", str(db),
-            "--quiet", "--save-trajectories", str(out)]
+    args = [
+        "eval",
+        "--env",
+        ENV_ID,
+        "--agent",
+        "expert",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--db",
+        str(db),
+        "--quiet",
+        "--save-trajectories",
+        str(out),
+    ]
     assert cli_main(args) == 0
     first = load_jsonl(out)
     assert [t.episode_id for t in first] == ["0:0", "0:1"] and all(t.won for t in first)
@@ -48,7 +62,9 @@ def test_messages_export_gives_one_chat_example_per_turn(db, tmp_path):
     assert len(records) == sum(len(e.trajectory.turns) for e in expert) and {r["agent"] for r in records} == {"expert"}
     first, second = records[0], records[1]
     trajectory = expert[0].trajectory
-    assert first["messages"][0]["role"] == "system" and trajectory.initial_info["goal"] in first["messages"][0]["content"]
+    assert (
+        first["messages"][0]["role"] == "system" and trajectory.initial_info["goal"] in first["messages"][0]["content"]
+    )
     assert first["messages"][1] == {"role": "user", "content": trajectory.initial_observation}
     assert first["messages"][-1] == {"role": "assistant", "content": trajectory.turns[0].action}
     # the next turn's prompt holds the history and the observation the first action led to

@@ -41,8 +41,13 @@ class ListingEnv(TextEnv):
         return f"say {self.count + 1}"
 
     def _transition(self):
-        return Transition(str(self.count), admissible_actions=self._list(self.count), expert_action=self._plan,
-                          ground_truth=None, extra_info={"count": self.count})
+        return Transition(
+            str(self.count),
+            admissible_actions=self._list(self.count),
+            expert_action=self._plan,
+            ground_truth=None,
+            extra_info={"count": self.count},
+        )
 
     def _start(self, task):
         self.count = 0
@@ -86,8 +91,11 @@ def test_a_costly_key_not_asked_for_is_absent_and_never_computed():
 
 
 def test_unknown_info_keys_are_refused_with_a_hint():
-    with pytest.raises(InvalidArgumentError, match=r"unknown info_keys \['admisible_actions'\].*did you mean "
-                                                   r"'admissible_actions'"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"unknown info_keys \['admisible_actions'\].*did you mean "
+        r"'admissible_actions'",
+    ):
         ListingEnv(info_keys=["admisible_actions"])
     with pytest.raises(InvalidArgumentError, match="collection of key names"):
         ListingEnv(info_keys="admissible_actions")

@@ -21,10 +21,16 @@ def db(tmp_path_factory):
 
 
 def test_task_types_of_every_family():
-    assert task_type("FloorPlan1/pick_clean_then_place_in_recep/200001",
-                     {"floor_plan": 1, "task_type": "pick_clean_then_place_in_recep"}) == "pick_clean_then_place_in_recep"
+    assert (
+        task_type(
+            "FloorPlan1/pick_clean_then_place_in_recep/200001",
+            {"floor_plan": 1, "task_type": "pick_clean_then_place_in_recep"},
+        )
+        == "pick_clean_then_place_in_recep"
+    )
     assert task_type_from_id("json_2.1.1/valid_unseen/look_at_obj_in_light-Box-None-FloorLamp-212/trial_1") == (
-        "look_at_obj_in_light")
+        "look_at_obj_in_light"
+    )
     assert task_type("boil/12", {"task_type": "boil", "variation": 12}) == "boil"
     assert task_type("level2/linear_relu", {"level": 2}) == "level2"
     assert task_type("agentgym-sdist__toolz.invert_if__3e4a", {"repo": "pytoolz/toolz"}) == "pytoolz/toolz"
@@ -50,7 +56,8 @@ def test_paired_comparison_is_seeded_and_pairs_the_same_episodes():
     low, high = c.ci
     assert 0.1 < low < 0.5 < high <= 0.8
     scored = [_episode("a", i, won=False, score=i / 7) for i in range(10)] + [
-        _episode("b", i, won=False, score=(i % 3) / 5) for i in range(10)]
+        _episode("b", i, won=False, score=(i % 3) / 5) for i in range(10)
+    ]
     by_seed = [paired_comparison(scored, "a", "b", metric="score", seed=s)[0].ci for s in (1, 1, 2)]
     assert by_seed[0] == by_seed[1] != by_seed[2]
     (same,) = paired_comparison(episodes, "a", "a")
@@ -77,7 +84,10 @@ def test_formats_carry_every_row(db, capsys):
     assert r"\texttt{expert} & 0 & 100.0" in render(rows, "latex")
     assert cli_main(["leaderboard", "--db", str(db), "--format", "json"]) == 0
     assert {t["task_type"] for t in json.loads(capsys.readouterr().out)["task_types"]} == {
-        "custom_easy", "custom_medium", "treasure_hunter"}
+        "custom_easy",
+        "custom_medium",
+        "treasure_hunter",
+    }
 
 
 def test_compare_prints_the_paired_difference(db, capsys):

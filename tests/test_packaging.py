@@ -24,8 +24,12 @@ from agentgym.extras import EXTRA_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The source folders and what they are installed as (setup.cfg's package_dir).
-PACKAGE_ROOTS = {"agentgym": "agentgym", "envs": "agentgym.envs", "wrappers": "agentgym.wrappers",
-                 "baselines": "agentgym.baselines"}
+PACKAGE_ROOTS = {
+    "agentgym": "agentgym",
+    "envs": "agentgym.envs",
+    "wrappers": "agentgym.wrappers",
+    "baselines": "agentgym.baselines",
+}
 ALL = "all"
 
 #: Each part of the tree -> the extras its imports may come from, besides the core (the longest matching
@@ -147,12 +151,16 @@ def test_every_import_is_declared_where_it_is_used():
                 continue
             dist = distribution_of(module)
             if dist is None:
-                problems.append(f"{rel}:{line} imports {module!r}, which no installed distribution provides "
-                                "(add it to setup.cfg and requirements.lock, or to OPTIONAL_IMPORTS with a reason)")
+                problems.append(
+                    f"{rel}:{line} imports {module!r}, which no installed distribution provides "
+                    "(add it to setup.cfg and requirements.lock, or to OPTIONAL_IMPORTS with a reason)"
+                )
             elif dist not in allowed:
                 extras = ", ".join(f"[{e}]" for e in PARTS[part]) or "install_requires (the core)"
-                problems.append(f"{rel}:{line} imports {module!r} (distribution {dist}), which setup.cfg does "
-                                f"not declare in {extras}")
+                problems.append(
+                    f"{rel}:{line} imports {module!r} (distribution {dist}), which setup.cfg does "
+                    f"not declare in {extras}"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -168,9 +176,13 @@ def test_every_declared_distribution_is_used():
                 imported["core"].add(dist)
                 for extra in PARTS[part]:
                     imported.setdefault(extra, set()).add(dist)
-    unused = [f"[{extra}] {_name(r.name)}" for extra, reqs in [("core", core), *table.items()] if extra != ALL
-              for r in reqs if _name(r.name) not in imported.get(extra, set())
-              and (extra, _name(r.name)) not in USED_WITHOUT_IMPORT]
+    unused = [
+        f"[{extra}] {_name(r.name)}"
+        for extra, reqs in [("core", core), *table.items()]
+        if extra != ALL
+        for r in reqs
+        if _name(r.name) not in imported.get(extra, set()) and (extra, _name(r.name)) not in USED_WITHOUT_IMPORT
+    ]
     assert not unused, f"declared but imported by no file the extra covers: {unused}"
 
 
@@ -192,7 +204,9 @@ def test_the_modules_an_extra_is_checked_for_are_its_own(extra):
     distributions."""
     dists = declared((extra,))
     assert all(distribution_of(module) in dists for module in EXTRA_MODULES[extra]), (
-        {module: distribution_of(module) for module in EXTRA_MODULES[extra]}, dists)
+        {module: distribution_of(module) for module in EXTRA_MODULES[extra]},
+        dists,
+    )
 
 
 def test_make_installs_every_declared_distribution_at_a_version_it_allows():
@@ -202,8 +216,11 @@ def test_make_installs_every_declared_distribution_at_a_version_it_allows():
             name, _, version = line.partition("==")
             lock[_name(name)] = version
     core, table = setup_cfg()
-    bad = [f"{r} (lock: {lock.get(_name(r.name), 'missing')})" for r in [*core, *table[ALL]]
-           if not r.specifier.contains(lock.get(_name(r.name), "0.0.0.dev0"), prereleases=True)]
+    bad = [
+        f"{r} (lock: {lock.get(_name(r.name), 'missing')})"
+        for r in [*core, *table[ALL]]
+        if not r.specifier.contains(lock.get(_name(r.name), "0.0.0.dev0"), prereleases=True)
+    ]
     assert not bad, f"requirements.lock does not satisfy setup.cfg: {bad}"
 
 
@@ -242,8 +259,9 @@ def _core_closure() -> set[str]:
 def _modules_outside_the_core() -> list[str]:
     core = _core_closure()
     extra_dists = {_name(r.name) for reqs in setup_cfg()[1].values() for r in reqs} - core
-    return sorted(module for module, dists in _module_distributions().items()
-                  if {_name(d) for d in dists} <= extra_dists)
+    return sorted(
+        module for module, dists in _module_distributions().items() if {_name(d) for d in dists} <= extra_dists
+    )
 
 
 #: Run in a fresh interpreter where every module outside the core install is hidden, as after
@@ -296,14 +314,25 @@ def test_the_core_install_imports_and_each_family_names_its_extra():
 
     hidden = _modules_outside_the_core()
     assert {"torch", "textworld", "scienceworld", "pettingzoo", "yaml"} <= set(hidden)
-    modules = {f"agentgym.{path.stem}": PARTS[part_of(f"agentgym/{path.name}")]
-               for path in sorted((ROOT / "agentgym").glob("*.py")) if path.stem != "__init__"}
-    result = subprocess.run([sys.executable, "-c", CORE_ONLY, json.dumps(hidden), json.dumps(sorted(modules))],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    modules = {
+        f"agentgym.{path.stem}": PARTS[part_of(f"agentgym/{path.name}")]
+        for path in sorted((ROOT / "agentgym").glob("*.py"))
+        if path.stem != "__init__"
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CORE_ONLY, json.dumps(hidden), json.dumps(sorted(modules))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     imported, made = json.loads(result.stdout.splitlines()[-1])
-    wrong = {module: message for module, message in imported.items() if message != "imported"
-             and not (modules[module] and _names_the_extra(message, modules[module][0]))}
+    wrong = {
+        module: message
+        for module, message in imported.items()
+        if message != "imported" and not (modules[module] and _names_the_extra(message, modules[module][0]))
+    }
     for env_id, message in made.items():
         module = str(gym.spec(env_id).entry_point).partition(":")[0]  # agentgym.envs.<family>[...]
         (extra,) = PARTS[part_of("envs/" + module.split(".")[2])]
@@ -315,7 +344,7 @@ def test_the_core_install_imports_and_each_family_names_its_extra():
 def test_the_readme_table_of_extras_matches_setup_cfg():
     """The README's install table lists every extra with the distributions setup.cfg gives it."""
     readme = (ROOT / "README.md").read_text()
-    setup = readme[readme.index("## Set-up"):]
+    setup = readme[readme.index("## Set-up") :]
     setup = setup[: setup.index("\n## ", 1)]
     rows = re.findall(r"^\| `([a-z]+)` \|[^|]*\|([^|]*)\|$", setup, re.MULTILINE)
     table = {extra: {_name(d.strip()) for d in brings.split(",") if d.strip()} for extra, brings in rows}

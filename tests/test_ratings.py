@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agentgym.agents import ExpertAgent, RandomAgent
-from agentgym.ratings import INITIAL_RATING, Match, RatingStore, elo, format_ratings
-
 from agentgym.envs.negotiation import ScriptedNegotiator
 from agentgym.matches import main, play_games
+from agentgym.ratings import INITIAL_RATING, Match, RatingStore, elo, format_ratings
 
 
 def _match(a, b, reward_a, reward_b, env_id="agentgym/Negotiation-v0"):
@@ -38,7 +37,8 @@ def test_store_keeps_games_across_connections_and_separates_tables(tmp_path):
         assert len(store.matches()) == 3 and len(store.matches("agentgym/Other-v0")) == 1
         rows = store.ratings("agentgym/Negotiation-v0")
     assert [(r.agent, r.games, r.wins, r.draws, r.losses, r.mean_reward) for r in rows] == [
-        ("a", 2, 1, 1, 0, 5.0), ("b", 2, 0, 1, 1, 4.0)
+        ("a", 2, 1, 1, 0, 5.0),
+        ("b", 2, 0, 1, 1, 4.0),
     ]
     table = format_ratings(rows)
     lines = table.splitlines()

@@ -13,8 +13,16 @@ from agentgym.registration import FAMILIES, check_env_id, env_id
 
 ENVS = Path(__file__).resolve().parents[1] / "envs"
 #: The families the README documents, one id each.
-DOCUMENTED = {"TextWorld", "ALFWorld", "ScienceWorld", "WebShop", "SWEGym", "KernelGym", "Negotiation",
-              "InstructorExecutor"}
+DOCUMENTED = {
+    "TextWorld",
+    "ALFWorld",
+    "ScienceWorld",
+    "WebShop",
+    "SWEGym",
+    "KernelGym",
+    "Negotiation",
+    "InstructorExecutor",
+}
 
 
 def family_folders() -> list[str]:

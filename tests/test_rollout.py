@@ -42,6 +42,7 @@ def test_on_turn_reports_every_batch_of_turns_decided():
     assert sum(counts) == sum(len(t.turns) for t in trajectories) > len(specs)
     assert max(counts) == 3 and all(1 <= n <= 3 for n in counts)
 
+
 class WorkerPid(Agent):
     """Records which worker process served each episode (``info["pid"]`` of :class:`PidEnv`)."""
 

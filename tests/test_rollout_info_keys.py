@@ -4,8 +4,8 @@ import gymnasium as gym
 import pytest
 
 from agentgym.agents import Agent, ExpertAgent
-from agentgym.evaluation import evaluate
 from agentgym.core import TextEnv, Transition
+from agentgym.evaluation import evaluate
 from agentgym.rollout import EnvPool, EpisodeSpec, rollout
 from agentgym.tasks import Task, TaskSplit
 
@@ -29,8 +29,12 @@ class CountingEnv(TextEnv):
         return compute
 
     def _transition(self, observation):
-        return Transition(observation, admissible_actions=self._counted("list"), expert_action=self._counted("expert"),
-                          ground_truth="plain")
+        return Transition(
+            observation,
+            admissible_actions=self._counted("list"),
+            expert_action=self._counted("expert"),
+            ground_truth="plain",
+        )
 
     def _start(self, task):
         return self._transition("start"), "goal"
@@ -71,8 +75,9 @@ def test_rollout_records_only_the_costly_values_named():
     full = rollout(CountingEnv, FirstAdmissible(), specs, num_workers=2)
     for trajectory in lean:
         assert [turn.action for turn in trajectory.turns] == ["none"] * 3
-        assert all("admissible_actions" not in turn.info and "expert_action" not in turn.info
-                   for turn in trajectory.turns)
+        assert all(
+            "admissible_actions" not in turn.info and "expert_action" not in turn.info for turn in trajectory.turns
+        )
     for trajectory in full:
         assert [turn.action for turn in trajectory.turns] == ["list 1", "list 3", "list 5"]
         assert trajectory.turns[-1].info["expert_action"] == "expert 8"
@@ -91,8 +96,15 @@ class ExpertOnlyEnv(CountingEnv):
 
     def _advance(self, action):
         won = action == "expert 1"
-        return Transition(action, reward=float(won), terminated=won, won=won, score=float(won),
-                          admissible_actions=self._counted("list"), expert_action=self._counted("expert"))
+        return Transition(
+            action,
+            reward=float(won),
+            terminated=won,
+            won=won,
+            score=float(won),
+            admissible_actions=self._counted("list"),
+            expert_action=self._counted("expert"),
+        )
 
 
 # Registered under this module's name, so spawned evaluation workers find it by importing the module.
@@ -114,8 +126,9 @@ def test_trainer_pools_compute_what_the_agent_and_the_info_reward_read():
     from agentgym.baselines.trainer_common import open_pool
     from agentgym.rollout import group_specs
 
-    args = SimpleNamespace(env_id=f"{__name__}:ExpertOnlyEnv", env_kwargs={}, max_turns=3, num_workers=4,
-                           in_process=True, info_reward=None)
+    args = SimpleNamespace(
+        env_id=f"{__name__}:ExpertOnlyEnv", env_kwargs={}, max_turns=3, num_workers=4, in_process=True, info_reward=None
+    )
     with open_pool(args, "test", ExpertAgent(), episodes=2) as pool:
         assert pool.num_envs == 2 and pool.info_keys == {"expert_action"}
         for _ in range(2):  # the pool serves every update; the expert wins because nothing else was listed

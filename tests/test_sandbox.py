@@ -23,8 +23,9 @@ def box(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     before = _children()
-    yield Sandbox(work, limits=Limits(wall_seconds=20, cpu_seconds=10, memory_bytes=1 << 30, processes=32,
-                                      file_bytes=8 << 20))
+    yield Sandbox(
+        work, limits=Limits(wall_seconds=20, cpu_seconds=10, memory_bytes=1 << 30, processes=32, file_bytes=8 << 20)
+    )
     assert _children() - before == set(), "a sandboxed command left a child process behind"
 
 
@@ -56,9 +57,11 @@ def test_network_is_unreachable(box):
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        code = (f"import socket\nfor host in ('127.0.0.1', 'pypi.org'):\n"
-                f"    try:\n        socket.create_connection((host, {port} if host[0] == '1' else 443), timeout=3)\n"
-                f"        print('CONNECTED', host)\n    except OSError as exc:\n        print('BLOCKED', host, exc)\n")
+        code = (
+            f"import socket\nfor host in ('127.0.0.1', 'pypi.org'):\n"
+            f"    try:\n        socket.create_connection((host, {port} if host[0] == '1' else 443), timeout=3)\n"
+            f"        print('CONNECTED', host)\n    except OSError as exc:\n        print('BLOCKED', host, exc)\n"
+        )
         result = box.run([PY, "-c", code])
     finally:
         server.close()
@@ -126,13 +129,15 @@ def test_missing_work_dir_is_an_engine_fault(tmp_path):
 
 
 # ----------------------------------------------------------------------------- aggregate limits
-_CHILDREN = ("import os, time\\n"
-             "for _ in range(4):\\n"
-             "    if os.fork() == 0:\\n"
-             "        block = bytearray(300 << 20)\\n"
-             "        for i in range(0, len(block), 4096): block[i] = 1\\n"  # touch every page: real memory
-             "        print('child holds 300 MiB', flush=True); time.sleep(30); os._exit(0)\\n"
-             "time.sleep(30)\\n")
+_CHILDREN = (
+    "import os, time\\n"
+    "for _ in range(4):\\n"
+    "    if os.fork() == 0:\\n"
+    "        block = bytearray(300 << 20)\\n"
+    "        for i in range(0, len(block), 4096): block[i] = 1\\n"  # touch every page: real memory
+    "        print('child holds 300 MiB', flush=True); time.sleep(30); os._exit(0)\\n"
+    "time.sleep(30)\\n"
+)
 
 
 def test_forked_children_over_the_aggregate_memory_cap_are_killed(tmp_path):
@@ -147,8 +152,14 @@ def test_forked_children_over_the_aggregate_memory_cap_are_killed(tmp_path):
     assert box.run("echo alive").output.strip() == "alive"
     assert _children() - before == set()
     # without the aggregate cap the same command is only stopped by the wall clock
-    free = box.run([PY, "-c", "import os\nfor _ in range(2):\n    if os.fork() == 0:\n"
-                    "        b = bytearray(200 << 20)\n        os._exit(0)\nos.wait(); os.wait(); print('ok')"])
+    free = box.run(
+        [
+            PY,
+            "-c",
+            "import os\nfor _ in range(2):\n    if os.fork() == 0:\n"
+            "        b = bytearray(200 << 20)\n        os._exit(0)\nos.wait(); os.wait(); print('ok')",
+        ]
+    )
     assert free.ok and free.exceeded is None
 
 
@@ -159,6 +170,7 @@ def test_a_big_write_is_stopped_by_the_disk_quota(tmp_path):
     assert result.exceeded == "disk" and "disk quota exceeded" in result.killed
     assert "finished" not in result.output and time.monotonic() - start < 20
     from agentgym.sandbox import tree_usage
+
     assert tree_usage(tmp_path) < 400 << 20  # stopped within a poll or two of the quota
     # many empty files count too (each entry is at least one block)
     (tmp_path / "keep").mkdir()

@@ -27,8 +27,11 @@ def site(tmp_path_factory):
     evaluate(ENV_ID, long_agent, split="test", episodes=3, seed=0, max_turns=50, db=db, num_workers=1, progress=False)
     run = root / "runs" / "demo_llm"
     run.mkdir(parents=True)
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"step": step, "charts/success": step / 4, "losses/loss": 1 / step}) + "\n" for step in (1, 2, 3)))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"step": step, "charts/success": step / 4, "losses/loss": 1 / step}) + "\n" for step in (1, 2, 3)
+        )
+    )
     (root / "runs" / "drrn").mkdir()
     (root / "runs" / "drrn" / "metrics.csv").write_text("step,eval/train_success\n0,0.1\n500,0.8\n")
     assert cli_main(["leaderboard", "--db", str(db), "--html", str(root / "out"), "--runs", str(root / "runs")]) == 0
@@ -39,8 +42,10 @@ def test_the_page_is_self_contained(site):
     page = site.read_text()
     for reference in ("<link", "src=", "@import", "url(", "fetch(", "XMLHttpRequest"):
         assert reference not in page, reference
-    assert page.count("<script") == 2 and "</script>" not in page.split('type="application/json">')[1].split(
-        "</script>")[0]
+    assert (
+        page.count("<script") == 2
+        and "</script>" not in page.split('type="application/json">')[1].split("</script>")[0]
+    )
 
 
 @pytest.fixture
@@ -53,9 +58,17 @@ def browser(tmp_path, monkeypatch):
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download a browser
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,1600",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1600",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     before = _children()
@@ -91,7 +104,10 @@ def test_site_in_a_browser_tables_intervals_heat_map_curves_and_a_turn(site, bro
 
     heat = browser.find_element(By.CSS_SELECTOR, "table.heat")
     assert {td.text for td in heat.find_elements(By.CSS_SELECTOR, "td.type")} == {
-        "custom_easy", "custom_medium", "treasure_hunter"}
+        "custom_easy",
+        "custom_medium",
+        "treasure_hunter",
+    }
     assert len(browser.find_elements(By.CSS_SELECTOR, "#runs svg.curve polyline")) == 2
 
     select = Select(browser.find_element(By.ID, "trajectory-select"))

@@ -6,8 +6,15 @@ import zlib
 import pytest
 
 from agentgym.error import InvalidArgumentError
-from agentgym.store import (EpisodeResult, LeaderboardRow, Protocol, ResultStore, format_leaderboard, seeds_text,
-                            wilson_interval)
+from agentgym.store import (
+    EpisodeResult,
+    LeaderboardRow,
+    Protocol,
+    ResultStore,
+    format_leaderboard,
+    seeds_text,
+    wilson_interval,
+)
 from agentgym.trajectory import Trajectory, Turn
 from tests.results_helpers import ENV_ID, small_db
 
@@ -29,12 +36,26 @@ PROTOCOL = Protocol(ENV_ID, "textworld 1.7.0", "a" * 64, "test", 50)
 def _v1_db(path):
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
-        db.execute("INSERT INTO episodes (protocol_key, env_id, engine_version, manifest_hash, split, max_turns, "
-                   "agent, seed, episode_index, task_id, episode_seed, won, score, total_reward, turns, truncated, "
-                   "seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (PROTOCOL.key, *[getattr(PROTOCOL, f) for f in ("env_id", "engine_version", "manifest_hash",
-                                                                     "split", "max_turns")],
-                    "expert", 0, 0, "coin_collector/3000", 0, 1, 1.0, 1.0, 4, 0, 0.5))
+        db.execute(
+            "INSERT INTO episodes (protocol_key, env_id, engine_version, manifest_hash, split, max_turns, "
+            "agent, seed, episode_index, task_id, episode_seed, won, score, total_reward, turns, truncated, "
+            "seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                PROTOCOL.key,
+                *[getattr(PROTOCOL, f) for f in ("env_id", "engine_version", "manifest_hash", "split", "max_turns")],
+                "expert",
+                0,
+                0,
+                "coin_collector/3000",
+                0,
+                1,
+                1.0,
+                1.0,
+                4,
+                0,
+                0.5,
+            ),
+        )
     db.close()
 
 
@@ -45,11 +66,17 @@ def test_an_old_database_is_migrated_in_place_without_losing_rows(tmp_path):
         (old,) = store.episodes(PROTOCOL, "expert", 0)
         assert old.task_type == "coin_collector"  # derived from the id
     with ResultStore(path) as store:  # a writer migrates it
-        store.add(PROTOCOL, "expert", 0, EpisodeResult(1, "treasure_hunter/3000", 1, False, 0.5, 0.5, 9, True, 1.0,
-                                                        "treasure_hunter"))
+        store.add(
+            PROTOCOL,
+            "expert",
+            0,
+            EpisodeResult(1, "treasure_hunter/3000", 1, False, 0.5, 0.5, 9, True, 1.0, "treasure_hunter"),
+        )
         results = store.episodes(PROTOCOL, "expert", 0)
     assert [(r.episode_index, r.task_type, r.won) for r in results] == [
-        (0, "coin_collector", True), (1, "treasure_hunter", False)]
+        (0, "coin_collector", True),
+        (1, "treasure_hunter", False),
+    ]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0] == 2
@@ -57,13 +84,38 @@ def test_an_old_database_is_migrated_in_place_without_losing_rows(tmp_path):
 
 def test_trajectory_is_stored_compressed_beside_its_row(tmp_path):
     path = tmp_path / "r.sqlite"
-    trajectory = Trajectory("0:0", ENV_ID, "t/1", 0, "expert", "start", {"goal": "win"},
-                            [Turn("you win", "win", 1.0, True, False, {"won": True, "score": 1.0},
-                                  turn_rewards={"progress": 0.5}, prompt_token_ids=[1, 2], response_token_ids=[3],
-                                  response_logprobs=[-0.25])])
+    trajectory = Trajectory(
+        "0:0",
+        ENV_ID,
+        "t/1",
+        0,
+        "expert",
+        "start",
+        {"goal": "win"},
+        [
+            Turn(
+                "you win",
+                "win",
+                1.0,
+                True,
+                False,
+                {"won": True, "score": 1.0},
+                turn_rewards={"progress": 0.5},
+                prompt_token_ids=[1, 2],
+                response_token_ids=[3],
+                response_logprobs=[-0.25],
+            )
+        ],
+    )
     with ResultStore(path) as store:
-        store.add(PROTOCOL, "expert", 0, EpisodeResult(0, "t/1", 0, True, 1.0, 1.0, 1, False, 0.1, "t"), trajectory,
-                  {"split": "test"})
+        store.add(
+            PROTOCOL,
+            "expert",
+            0,
+            EpisodeResult(0, "t/1", 0, True, 1.0, 1.0, 1, False, 0.1, "t"),
+            trajectory,
+            {"split": "test"},
+        )
         (stored,) = store.stored()
     assert stored.trajectory == trajectory and stored.env_kwargs == {"split": "test"}
     with sqlite3.connect(path) as db:
@@ -90,8 +142,10 @@ def test_evaluated_episodes_keep_trajectories_and_task_types(tmp_path):
 
 def test_long_agent_names_keep_their_column_and_seeds_are_shown():
     long_name = "llm:" + "x" * 60
-    rows = [LeaderboardRow(PROTOCOL, long_name, 10, 0.5, wilson_interval(5, 10), 0.5, 3.0, (0, 1, 2)),
-            LeaderboardRow(PROTOCOL, "random", 10, 0.1, wilson_interval(1, 10), 0.1, 9.0, (0,))]
+    rows = [
+        LeaderboardRow(PROTOCOL, long_name, 10, 0.5, wilson_interval(5, 10), 0.5, 3.0, (0, 1, 2)),
+        LeaderboardRow(PROTOCOL, "random", 10, 0.1, wilson_interval(1, 10), 0.1, 9.0, (0,)),
+    ]
     lines = format_leaderboard(rows).splitlines()
     header, first, second = lines[1], lines[3], lines[4]
     assert first.startswith(long_name + " ") and second.startswith("random ")

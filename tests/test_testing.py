@@ -12,7 +12,7 @@ from agentgym.testing import ConformanceError, check_env
 
 #: A family that draws from the global random module instead of its seeded generator: one seed gives two
 #: different episodes. Run as a script, so it can run under ``python -O``.
-UNSEEDED = '''
+UNSEEDED = """
 import random
 
 from agentgym.core import TextEnv, Transition
@@ -31,9 +31,11 @@ class UnseededEnv(TextEnv):
 
     def _advance(self, action):
         return Transition(f"you see {random.random()}", admissible_actions=["look"])
-'''
+"""
 
-RUN_CHECK = UNSEEDED + '''
+RUN_CHECK = (
+    UNSEEDED
+    + """
 from agentgym.testing import ConformanceError, check_env
 
 try:
@@ -42,7 +44,8 @@ except ConformanceError as exc:
     print(f"failed: {exc}")
 else:
     print("passed")
-'''
+"""
+)
 
 
 def unseeded_env_class():

@@ -41,14 +41,19 @@ def test_an_edited_score_is_caught(db, capsys):
 def test_an_edited_trajectory_is_caught_by_the_replay(db):
     """Row and trajectory edited together (a consistent forgery): only the replay can tell."""
     with sqlite3.connect(db) as connection:
-        data, = connection.execute("SELECT data FROM trajectories WHERE agent='random' AND episode_index=0").fetchone()
+        (data,) = connection.execute(
+            "SELECT data FROM trajectories WHERE agent='random' AND episode_index=0"
+        ).fetchone()
         trajectory = json.loads(zlib.decompress(data))
         trajectory["turns"][-1]["info"].update(won=True, score=1.0)
         trajectory["turns"][-1]["reward"] = 1.0 + trajectory["turns"][-1]["reward"]
-        connection.execute("UPDATE trajectories SET data=? WHERE agent='random' AND episode_index=0",
-                           (zlib.compress(json.dumps(trajectory).encode()),))
-        connection.execute("UPDATE episodes SET score=1.0, won=1, total_reward=total_reward+1 "
-                           "WHERE agent='random' AND episode_index=0")
+        connection.execute(
+            "UPDATE trajectories SET data=? WHERE agent='random' AND episode_index=0",
+            (zlib.compress(json.dumps(trajectory).encode()),),
+        )
+        connection.execute(
+            "UPDATE episodes SET score=1.0, won=1, total_reward=total_reward+1 WHERE agent='random' AND episode_index=0"
+        )
     connection.close()
     verdicts = {(v.agent, v.episode_index): v for v in verify(db)}
     forged = verdicts[("random", 0)]
@@ -70,16 +75,29 @@ def test_verify_refuses_a_missing_database(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id, agent, kwargs", [
-    ("agentgym/ALFWorld-v0", "expert", {}),
-    ("agentgym/ScienceWorld-v0", "random", {"expert": False}),
-    ("agentgym/WebShop-v0", "random", {}),
-])
+@pytest.mark.parametrize(
+    "env_id, agent, kwargs",
+    [
+        ("agentgym/ALFWorld-v0", "expert", {}),
+        ("agentgym/ScienceWorld-v0", "random", {"expert": False}),
+        ("agentgym/WebShop-v0", "random", {}),
+    ],
+)
 def test_stored_episodes_of_deterministic_families_verify(tmp_path, env_id, agent, kwargs):
     from agentgym.agents import make_agent
     from agentgym.evaluation import evaluate
 
     db = tmp_path / "r.sqlite"
-    evaluate(env_id, make_agent(agent), split="test", episodes=2, seed=0, max_turns=15, db=db, num_workers=1,
-             env_kwargs=kwargs, progress=False)
+    evaluate(
+        env_id,
+        make_agent(agent),
+        split="test",
+        episodes=2,
+        seed=0,
+        max_turns=15,
+        db=db,
+        num_workers=1,
+        env_kwargs=kwargs,
+        progress=False,
+    )
     assert [v.status for v in verify(db)] == ["ok", "ok"]

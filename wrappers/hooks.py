@@ -114,9 +114,7 @@ class TurnRewardHook:
         return None
 
     # ------------------------------------------------------------ training lifecycle
-    def on_update(
-        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
-    ) -> dict[str, float]:
+    def on_update(self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]) -> dict[str, float]:
         """Called by the trainer after each policy update with ``step`` = the number of updates done (the
         logged step: 1 after the first), the batch the update used (already scored by this hook) and the
         step's metrics so far. A hook that learns or has a schedule acts here; it
@@ -169,9 +167,7 @@ def _check_hooks(hooks: Iterable[TurnRewardHook]) -> list[TurnRewardHook]:
         if not isinstance(hook, TurnRewardHook):
             raise InvalidArgumentError(f"expected TurnRewardHook instances, got {type(hook).__name__}")
     if len(set(names)) != len(names):
-        raise InvalidArgumentError(
-            f"hook names must be unique, got {names}; set hook.name to tell them apart"
-        )
+        raise InvalidArgumentError(f"hook names must be unique, got {names}; set hook.name to tell them apart")
     return hooks
 
 

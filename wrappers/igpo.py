@@ -85,9 +85,7 @@ def answer_format_ok(text: str) -> bool:
     return bool(ANSWER_RE.search(text))
 
 
-def outcome_reward(
-    text: str, truth: str, *, metric: Literal["f1", "em"] = "f1", format_penalty: float = -2.0
-) -> float:
+def outcome_reward(text: str, truth: str, *, metric: Literal["f1", "em"] = "f1", format_penalty: float = -2.0) -> float:
     """IGPO's final-turn reward: F1 or EM of the ``<answer>`` against the best gold answer, or the penalty."""
     if not answer_format_ok(text):
         return format_penalty
@@ -180,9 +178,7 @@ class IGPOHook(TurnRewardHook):
         if not has_answer:
             return float(last.info.get("score") or 0.0)
         truth = ground_truth(trajectory) if self.target_fn is None else self.target(trajectory)[0]
-        return outcome_reward(
-            last.agent_text, truth or "", metric=self.metric, format_penalty=self.format_penalty
-        )
+        return outcome_reward(last.agent_text, truth or "", metric=self.metric, format_penalty=self.format_penalty)
 
     # ------------------------------------------------------------ beliefs
     def beliefs(
@@ -196,9 +192,7 @@ class IGPOHook(TurnRewardHook):
         for index, trajectory in enumerate(trajectories):
             target = self._encode(self.target(trajectory)[0])
             if not target:
-                raise InvalidArgumentError(
-                    f"trajectory {trajectory.episode_id!r}: the answer target is empty"
-                )
+                raise InvalidArgumentError(f"trajectory {trajectory.episode_id!r}: the answer target is empty")
             wanted = list(range(len(trajectory.turns) + 1)) if contexts is None else list(contexts[index])
             jobs.append((self.context_ids(trajectory, wanted), target))
         self.last_stats = {"forward_passes": 0, "tokens": 0}
@@ -218,7 +212,12 @@ class IGPOHook(TurnRewardHook):
         recorded ``prompt_token_ids`` when every turn has them and t < T, else this hook's chat rendering
         of the whole trajectory (module docstring; ``tokens="rendered"``: always the rendering)."""
         turns = trajectory.turns
-        if self.tokens == "recorded" and turns and all(t.prompt_token_ids for t in turns) and all(t < len(turns) for t in wanted):
+        if (
+            self.tokens == "recorded"
+            and turns
+            and all(t.prompt_token_ids for t in turns)
+            and all(t < len(turns) for t in wanted)
+        ):
             return [list(turns[t].prompt_token_ids) for t in wanted]  # type: ignore[arg-type]
         chat = chat_tokens(trajectory, self.tokenizer, system=self.system)
         return [chat.ids[: chat.context_ends[t]] for t in wanted]

@@ -58,9 +58,7 @@ def _converted_smollm2() -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None  # the weights are fp32 after loading; drop the GGUF marker to allow saving
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -170,9 +168,7 @@ class ChatTokens:
     action_spans: list[tuple[int, int]]
 
 
-def chat_messages(
-    trajectory: Any, *, system: str | None = None, upto: int | None = None
-) -> list[dict[str, str]]:
+def chat_messages(trajectory: Any, *, system: str | None = None, upto: int | None = None) -> list[dict[str, str]]:
     """The chat messages of a trajectory's first ``upto`` turns (all by default)."""
     goal = trajectory.initial_info.get("goal")
     first = trajectory.initial_observation
@@ -190,9 +186,7 @@ def chat_tokens(trajectory: Any, tokenizer: Any, *, system: str | None = None) -
     """Render and tokenize a trajectory as a :class:`ChatTokens` (needs a prefix-preserving chat template)."""
 
     def render(messages: list[dict[str, str]], generation_prompt: bool) -> str:
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
-        )
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
     def encode(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
@@ -207,9 +201,7 @@ def chat_tokens(trajectory: Any, tokenizer: Any, *, system: str | None = None) -
         with_action = render(messages[: upto - 1], False)
         following = render(messages[:upto], True)
         if not (with_action.startswith(text) and following.startswith(with_action)):
-            raise ValueError(
-                "the tokenizer's chat template does not render each context as a prefix of the next"
-            )
+            raise ValueError("the tokenizer's chat template does not render each context as a prefix of the next")
         added = with_action[len(text) :]
         where = added.find(turn.action) if turn.action else -1
         if where < 0:
@@ -361,8 +353,9 @@ def cache_key_values(cache: Any) -> list[tuple[Any, Any]] | None:
     cache, or None when it is not a plain full-attention cache (sliding windows, other cache classes):
     the callers then skip prefix reuse."""
     layers = getattr(cache, "layers", None)
-    if not layers or any(getattr(layer, "is_sliding", True) or getattr(layer, "keys", None) is None
-                         for layer in layers):
+    if not layers or any(
+        getattr(layer, "is_sliding", True) or getattr(layer, "keys", None) is None for layer in layers
+    ):
         return None
     return [(layer.keys, layer.values) for layer in layers]
 

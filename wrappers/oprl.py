@@ -117,9 +117,7 @@ class OPRLHook(TurnRewardHook):
         check_choice("normalize", normalize, ("none", "batch_max"))
         check_choice("tokens", tokens, ("recorded", "rendered"))
         if reference == "model" and reference_model is None:
-            raise InvalidArgumentError(
-                "reference='model' needs reference_model (or use OPRLHook.from_policy)"
-            )
+            raise InvalidArgumentError("reference='model' needs reference_model (or use OPRLHook.from_policy)")
         self.prm, self.tokenizer, self.reference_model = prm, tokenizer, reference_model
         self.reference, self.beta, self.grad_clip = reference, beta, grad_clip
         self.trajectory_score, self.update, self.normalize = trajectory_score, update, normalize
@@ -135,8 +133,13 @@ class OPRLHook(TurnRewardHook):
 
     @classmethod
     def from_policy(
-        cls, policy: Any, tokenizer: Any, *, prm_params: Literal["full", "adapters"] = "full",
-        update: Literal["after"] = "after", **kwargs: Any
+        cls,
+        policy: Any,
+        tokenizer: Any,
+        *,
+        prm_params: Literal["full", "adapters"] = "full",
+        update: Literal["after"] = "after",
+        **kwargs: Any,
     ) -> OPRLHook:
         """The trainer's builder (``hooks: [{name: oprl, kwargs: {...}}]``); ``kwargs`` go to the constructor.
 
@@ -190,8 +193,11 @@ class OPRLHook(TurnRewardHook):
 
     def state_dict(self) -> dict[str, Any]:
         """The PRM's weights, its optimizer and the reference's weights (the PRM learns during training)."""
-        return {"prm": self.prm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "reference": None if self.reference_model is None else self.reference_model.state_dict()}
+        return {
+            "prm": self.prm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "reference": None if self.reference_model is None else self.reference_model.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.prm.load_state_dict(state["prm"])
@@ -199,9 +205,7 @@ class OPRLHook(TurnRewardHook):
         if self.reference_model is not None and state.get("reference") is not None:
             self.reference_model.load_state_dict(state["reference"])
 
-    def on_update(
-        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
-    ) -> dict[str, float]:
+    def on_update(self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]) -> dict[str, float]:
         """After the policy update on ``trajectories`` (already scored by this hook): one DPO step of the
         PRM on the batch's pairs (no pair: the PRM is left as it is), then :meth:`sync_reference` to the
         updated policy. Returns ``pairs``, ``prm_loss`` (the DPO loss before the step; only when there
@@ -212,8 +216,9 @@ class OPRLHook(TurnRewardHook):
             ratios, out["prm_loss"] = self._learn(trajectories, pairs)
             rewards = self._rewards(ratios)
         else:
-            rewards = [[t.turn_rewards[self.name] for t in tr.turns if self.name in t.turn_rewards]
-                       for tr in trajectories]
+            rewards = [
+                [t.turn_rewards[self.name] for t in tr.turns if self.name in t.turn_rewards] for tr in trajectories
+            ]
         values = [x for row in rewards for x in row]
         if values:
             out["mean_step_reward"] = sum(values) / len(values)
@@ -225,7 +230,11 @@ class OPRLHook(TurnRewardHook):
     def _rows(self, trajectory: Trajectory) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
         """(token ids, action spans, turn index of each span) — recorded tokens, else the rendered chat."""
         turns = trajectory.turns
-        if self.tokens == "recorded" and turns and all(t.prompt_token_ids is not None and t.response_token_ids for t in turns):
+        if (
+            self.tokens == "recorded"
+            and turns
+            and all(t.prompt_token_ids is not None and t.response_token_ids for t in turns)
+        ):
             return [
                 (
                     list(t.prompt_token_ids) + list(t.response_token_ids),
@@ -271,8 +280,7 @@ class OPRLHook(TurnRewardHook):
             for trajectory in trajectories:
                 if not all(t.response_logprobs for t in trajectory.turns):
                     raise InvalidArgumentError(
-                        "reference='recorded' needs response_logprobs on every turn "
-                        f"({trajectory.episode_id!r})"
+                        f"reference='recorded' needs response_logprobs on every turn ({trajectory.episode_id!r})"
                     )
                 out.append(torch.tensor([float(sum(t.response_logprobs)) for t in trajectory.turns]))
             return out

@@ -136,9 +136,7 @@ class ProgressiveRewardHook(TurnRewardHook):
         """``schedule="steps"``: set the training step, which picks the stage."""
         self.stage = sum(step >= boundary for boundary in self.boundaries)
 
-    def on_update(
-        self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]
-    ) -> dict[str, float]:
+    def on_update(self, step: int, trajectories: Sequence[Trajectory], metrics: dict[str, float]) -> dict[str, float]:
         """After the policy update that made ``step`` updates done (the logged step: 1 after the first):
         measure the batch's stage success and move the curriculum on (``steps``: to the stage of ``step``;
         ``mastery``: by the measured rate)."""

@@ -156,9 +156,7 @@ class RLVMRHook(TurnRewardHook):
 
     def _details(self, trajectory: Trajectory) -> list[dict[str, Any]]:
         success = trajectory.won or trajectory.total_reward > 0
-        finished = bool(trajectory.turns) and (
-            trajectory.turns[-1].terminated or trajectory.turns[-1].truncated
-        )
+        finished = bool(trajectory.turns) and (trajectory.turns[-1].terminated or trajectory.turns[-1].truncated)
         rows: list[dict[str, Any]] = []
         seen_actions: set[str] = set()
         seen_targets: set[str] = set()
@@ -208,6 +206,4 @@ class RLVMRHook(TurnRewardHook):
         return [self._details(trajectory) for trajectory in trajectories]
 
     def score(self, trajectories: Sequence[Trajectory]) -> list[list[float]]:
-        return [
-            [row["mr_reward"] + row["format_reward"] for row in rows] for rows in self.details(trajectories)
-        ]
+        return [[row["mr_reward"] + row["format_reward"] for row in rows] for rows in self.details(trajectories)]

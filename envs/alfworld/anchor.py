@@ -65,22 +65,17 @@ class StateAnchor:
         self._names = {key: (info.name or key).strip() for key, info in entity_infos.items()}
         dynamic = dynamic_predicates(pddl_state.task) - LEFT_OUT
         # ALFWorld's types are flat, so a fact's signature is its predicate's declared parameter types
-        signatures = {
-            p.name: Signature(p.name, [a.type_name for a in p.arguments]) for p in pddl_state.task.predicates
-        }
+        signatures = {p.name: Signature(p.name, [a.type_name for a in p.arguments]) for p in pddl_state.task.predicates}
         self._at, self._holds = signatures["atlocation"], signatures["holds"]
         self._opened, self._inside = signatures["opened"], signatures["inreceptacle"]
         self._tracked = [signatures[name] for name in sorted(dynamic - {"atlocation", "holds"})]
         self._start = {sig: frozenset(pddl_state.facts_with_signature(sig)) for sig in self._tracked}
-        self._openable = {
-            fact.arguments[0].name for fact in pddl_state.facts_with_signature(signatures["openable"])
-        }
+        self._openable = {fact.arguments[0].name for fact in pddl_state.facts_with_signature(signatures["openable"])}
         here: dict[str, list[str]] = defaultdict(list)
         for fact in pddl_state.facts_with_signature(signatures["receptacleatlocation"]):
             here[fact.arguments[1].name].append(fact.arguments[0].name)
         self._here = {
-            location: sorted(receptacles, key=lambda r: self._names.get(r, r))
-            for location, receptacles in here.items()
+            location: sorted(receptacles, key=lambda r: self._names.get(r, r)) for location, receptacles in here.items()
         }
         for location, receptacles in self._here.items():  # a location is named by what stands there
             self._names[location] = "/".join(self._names[r] for r in receptacles)

@@ -85,7 +85,6 @@ def disk_memo(kind: str, key: str, compute: Callable[[], Any]) -> Any:
     return value
 
 
-
 #: The in-process memos of the fast branches (bounded): grammar strings -> parsed symbols, query strings ->
 #: rules, game grammar documents -> (actions, grammar), (domain, problem) -> translation, per game the
 #: derived commands, and per set of templates which of them are static.

@@ -198,9 +198,7 @@ class FastPddlEnv(PddlEnv):
                     for p, arg in zip(pddl_state._actions[name].parameters, arguments)
                 }
                 logic_action = self._logic.actions[name]
-                made = known[operator.id] = (
-                    text, name, mapping, logic_action.template, logic_action.feedback_rule
-                )
+                made = known[operator.id] = (text, name, mapping, logic_action.template, logic_action.feedback_rule)
             text, name, mapping, template, feedback_rule = made
             if text in seen:
                 continue
@@ -219,9 +217,7 @@ class FastPddlEnv(PddlEnv):
             if self._fresh_state is not None:
                 self._pddl_state, self._fresh_state = self._fresh_state, None
             else:
-                self._pddl_state = pddl_logic.PddlState(
-                    self.downward_lib, self._game_data["pddl_problem"], self._logic
-                )
+                self._pddl_state = pddl_logic.PddlState(self.downward_lib, self._game_data["pddl_problem"], self._logic)
             key = self._game_key, _entity_digest(self._entity_infos)
             self._commands = _COMMANDS.recall(key) or _COMMANDS.remember(key, {})
 
@@ -270,8 +266,6 @@ class FastPddlEnv(PddlEnv):
             state["moves"] = self._moves
         if self.request_infos.policy_commands:
             state["policy_commands"] = self._pddl_state.replan(self._entity_infos)
-
-
 
 
 class Engine:

@@ -76,18 +76,17 @@ handcoded expert, the default before, won 82.8% of ``valid_unseen``), the planne
 
 from __future__ import annotations
 
-from collections.abc import Collection
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError, TaskFileError
-from agentgym.tasks import Task, TaskSplit, choose_split
-
 from agentgym.envs.alfworld import seams, tasks
 from agentgym.envs.alfworld.anchor import StateAnchor
 from agentgym.envs.alfworld.floorplans import action_vocabulary, alfworld_version, textworld_version
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError, TaskFileError
+from agentgym.tasks import Task, TaskSplit, choose_split
 
 _EXPERTS = ("oracle", "handcoded", "planner", None)
 
@@ -142,9 +141,7 @@ class ALFWorldEnv(TextEnv):
         if expert not in _EXPERTS:
             raise InvalidArgumentError(f"expert must be one of {_EXPERTS}, got {expert!r}")
         if not planner_timeout > 0:
-            raise InvalidArgumentError(
-                f"planner_timeout must be a positive number of seconds, got {planner_timeout!r}"
-            )
+            raise InvalidArgumentError(f"planner_timeout must be a positive number of seconds, got {planner_timeout!r}")
         self.expert = expert
         self.planner_timeout = float(planner_timeout)
         self.exact_stock = bool(exact_stock)
@@ -170,7 +167,10 @@ class ALFWorldEnv(TextEnv):
             self._paths = {task.task_id: path for task, path in pairs}
             split_tasks = TaskSplit(split, [task for task, _ in pairs], self.engine_version)
         super().__init__(
-            split_tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+            split_tasks,
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
             info_keys=info_keys,
         )
         self._engine: Any = None  # an engine.Engine, made at the first reset
@@ -303,4 +303,3 @@ class ALFWorldEnv(TextEnv):
                 "engine": "fast" if self.fast_engine else "stock",
             },
         )
-

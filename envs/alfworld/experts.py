@@ -100,8 +100,7 @@ class OracleExpert:
         if self.look:
             lamps = [o for o, t in kind.items() if t == self.goal_type and inside.get(o) in located]
             if held is None:
-                return self._fetch([o for o, t in kind.items() if t == self.object_type], inside, here,
-                                   located, reach)
+                return self._fetch([o for o, t in kind.items() if t == self.object_type], inside, here, located, reach)
             if not lamps:
                 return None
             lamp = min(lamps, key=lambda o: (located[inside[o]] != here, name[o]))
@@ -114,8 +113,9 @@ class OracleExpert:
         done = {r: sum(1 for o, where in inside.items() if where == r and ready(o)) for r in goals}
         goal = min(goals, key=lambda r: (-done[r], name[r]))
         if held is None:
-            candidates = [o for o, t in kind.items() if t == self.object_type and not (inside.get(o) == goal
-                                                                                        and ready(o))]
+            candidates = [
+                o for o, t in kind.items() if t == self.object_type and not (inside.get(o) == goal and ready(o))
+            ]
             candidates.sort(key=lambda o: not ready(o))  # one already clean/hot/cool first
             return self._fetch(candidates, inside, here, located, reach, prefer_ready=ready)
         if self.change and not ready(held):
@@ -128,8 +128,15 @@ class OracleExpert:
             return f"{self.change[2]} {name[held]} with {name[appliance]}"
         return reach(goal) or f"move {name[held]} to {name[goal]}"
 
-    def _fetch(self, objects: list[str], inside: dict[str, str], here: str, located: dict[str, str], reach: Any,
-               prefer_ready: Any = None) -> str | None:
+    def _fetch(
+        self,
+        objects: list[str],
+        inside: dict[str, str],
+        here: str,
+        located: dict[str, str],
+        reach: Any,
+        prefer_ready: Any = None,
+    ) -> str | None:
         """The next step of taking one of ``objects`` (one at the agent's location first, then by name)."""
         name = self._names
         objects = [o for o in objects if inside.get(o) in located]  # in a receptacle, not in a held bowl
@@ -262,4 +269,3 @@ def plan_in_child(pddl_state: Any, entity_infos: Any, timeout: float) -> list[st
     except (pickle.UnpicklingError, EOFError):
         return None
     return plan if isinstance(plan, list) else None
-

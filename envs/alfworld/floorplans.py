@@ -109,9 +109,7 @@ class Scene:
             self.receptacles.append((thor_id, rtype, _location(pose, used_locations)))
         # receptacle types the scene has (objects.json) but whose instances openable.json omits
         have = {rtype for _, rtype, _ in self.receptacles}
-        extra = sorted(
-            t for t in present if t in c.VAL_RECEPTACLE_OBJECTS and t not in movable and t not in have
-        )
+        extra = sorted(t for t in present if t in c.VAL_RECEPTACLE_OBJECTS and t not in movable and t not in have)
         for index, rtype in enumerate(extra):
             x, z = -3.0 + 0.25 * index, 3.0 + 0.25 * (number % 7)
             pose = [x, z, 90 * (index % 4), 0]
@@ -136,9 +134,7 @@ class Scene:
     def holders(self, otype: str, exclude_type: str | None = None) -> list[tuple[str, str, str]]:
         """Receptacle instances that can hold ``otype`` (optionally not of type ``exclude_type``)."""
         c = constants()
-        return [
-            r for r in self.receptacles if otype in c.VAL_RECEPTACLE_OBJECTS[r[1]] and r[1] != exclude_type
-        ]
+        return [r for r in self.receptacles if otype in c.VAL_RECEPTACLE_OBJECTS[r[1]] and r[1] != exclude_type]
 
     def goal_pairs(self, task_type: str) -> list[tuple[str, str]]:
         """Feasible (object type, target type) pairs of a task type here: ``[(otype, rtype or lamp)]``."""
@@ -191,4 +187,3 @@ def feasible_floor_plans(task_type: str, pool: str) -> list[int]:
     """Floor plans of ``pool`` ("train" or "unseen") where ``task_type`` can be generated."""
     plans = train_floor_plans() if pool == "train" else unseen_floor_plans()
     return [number for number in plans if scene(number).goal_pairs(task_type)]
-

@@ -51,7 +51,6 @@ def parse_task_id(value: str) -> tuple[int, str, int]:
     return int(plan.removeprefix("FloorPlan")), task_type, int(seed)
 
 
-
 def _mangle(thor_id: str) -> str:
     """ALFRED's PDDL spelling of a THOR id (``Cabinet|+00.68|...`` -> ``Cabinet_bar__plus_00_dot_68...``)."""
     for char, word in (("|", "_bar_"), ("-", "_minus_"), ("+", "_plus_"), (".", "_dot_"), (",", "_comma_")):
@@ -69,9 +68,7 @@ def _display_names(pddl_ids: list[str]) -> dict[str, str]:
 
 
 def _rng(floor_plan: int, task_type: str, seed: int) -> random.Random:
-    digest = hashlib.sha256(
-        f"agentgym-alfworld/{GENERATOR_VERSION}/{floor_plan}/{task_type}/{seed}".encode()
-    ).digest()
+    digest = hashlib.sha256(f"agentgym-alfworld/{GENERATOR_VERSION}/{floor_plan}/{task_type}/{seed}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -185,9 +182,7 @@ def generate(floor_plan: int, task_type: str, seed: int) -> dict[str, Any]:
         "pddl_params": params,
         "scene": {"floor_plan": f"FloorPlan{floor_plan}", "scene_num": floor_plan, "room": here.room},
         "task_id": trial,
-        "turk_annotations": {
-            "anns": [{"task_desc": goal_text, "assignment_id": "agentgym", "high_descs": []}]
-        },
+        "turk_annotations": {"anns": [{"task_desc": goal_text, "assignment_id": "agentgym", "high_descs": []}]},
         "agentgym": {
             "task_id": task_id(floor_plan, task_type, seed),
             "generator_version": GENERATOR_VERSION,
@@ -262,11 +257,8 @@ def _problem_text(
     return "\n".join(lines) + goal_pddl.strip("\n") + "\n"
 
 
-
-
 def write_game(folder: Path, made: dict[str, Any]) -> None:
     """Write one generated game's three files into ``folder`` (which must exist)."""
     (folder / "initial_state.pddl").write_text(made["initial_state"])
     (folder / "traj_data.json").write_text(json.dumps(made["traj_data"], indent=2, sort_keys=True) + "\n")
     (folder / "game.tw-pddl").write_text(json.dumps(made["game"], indent=1) + "\n")
-

@@ -54,7 +54,6 @@ def _dispatch(original: Callable[..., Any], fast: Callable[..., Any]) -> Callabl
     return call
 
 
-
 def _clone(symbol: Any) -> Any:
     """A structural copy of a freshly parsed grammar symbol (what ``deepcopy`` gives, without its memo
     bookkeeping): symbol attributes are strings except the nested ``expression``/``symbol`` symbols."""
@@ -167,7 +166,6 @@ def install() -> None:
         key = digest("sas", str(optimize), domain, problem)
         found = translations.recall(key)
         if found is None:
-
             compute = functools.partial(restoring_argv, domain, problem, optimize=optimize)
             found = translations.remember(key, disk_memo("sas", key, compute))
         return found

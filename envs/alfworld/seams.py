@@ -42,7 +42,6 @@ SOURCES = {
 }
 
 
-
 def _resolve(dotted: str) -> Any:
     import importlib
 
@@ -106,4 +105,3 @@ def warn_unavailable() -> None:
         RuntimeWarning,
         stacklevel=3,
     )
-

@@ -35,9 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root, cached_folder
-from agentgym.error import TaskFileError
-from agentgym.tasks import Task
-
 from agentgym.envs.alfworld.floorplans import (
     TASK_TYPES,
     alfworld_version,
@@ -45,6 +42,8 @@ from agentgym.envs.alfworld.floorplans import (
     wheel_file,
 )
 from agentgym.envs.alfworld.generator import GENERATOR_VERSION, generate, parse_task_id, task_id, write_game
+from agentgym.error import TaskFileError
+from agentgym.tasks import Task
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -153,10 +152,8 @@ def split_tasks(name: str) -> list[Task]:
     ]
 
 
-
 def _cache_dir() -> Path:
     return cache_root() / "alfworld" / f"gen{GENERATOR_VERSION}-alfworld{alfworld_version()}"
-
 
 
 def game_path(value: str) -> Path:
@@ -164,7 +161,9 @@ def game_path(value: str) -> Path:
     concurrent processes never see a partial game)."""
     floor_plan, task_type, seed = parse_task_id(value)
     final = _cache_dir() / f"FloorPlan{floor_plan}" / task_type / str(seed)
-    return cached_folder(final, lambda folder: write_game(folder, generate(floor_plan, task_type, seed)), "game.tw-pddl")
+    return cached_folder(
+        final, lambda folder: write_game(folder, generate(floor_plan, task_type, seed)), "game.tw-pddl"
+    )
 
 
 def export_official_layout(split: str, destination: str | os.PathLike, limit: int | None = None) -> Path:
@@ -176,9 +175,7 @@ def export_official_layout(split: str, destination: str | os.PathLike, limit: in
     for plan, task_type, seed in split_triples(split)[:limit]:
         made = generate(plan, task_type, seed)
         p = made["traj_data"]["pddl_params"]
-        folder_name = (
-            f"{task_type}-{p['object_target']}-None-{p['parent_target'] or p['toggle_target']}-{plan}"
-        )
+        folder_name = f"{task_type}-{p['object_target']}-None-{p['parent_target'] or p['toggle_target']}-{plan}"
         folder = root / "json_2.1.1" / official / folder_name / made["trial"]
         folder.mkdir(parents=True, exist_ok=True)
         write_game(folder, made)
@@ -293,7 +290,5 @@ def official_tasks(data_dir: Path, split: str) -> list[tuple[Task, Path]]:
         digest = hashlib.sha256(game_bytes + b"\0" + traj_bytes).hexdigest()
         found.append((Task(relative, {"source": "alfworld-download", "sha256": digest}), game_path))
     if not found:
-        raise TaskFileError(
-            f"{root}: no solvable ALFWorld games (folders with traj_data.json and game.tw-pddl)"
-        )
+        raise TaskFileError(f"{root}: no solvable ALFWorld games (folders with traj_data.json and game.tw-pddl)")
     return found

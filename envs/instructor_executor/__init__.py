@@ -5,7 +5,7 @@ card is in :mod:`agentgym.envs.instructor_executor.env`."""
 from agentgym.extras import needs
 
 with needs("multiagent"):  # one line naming the extra when it is missing
-    from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
     from agentgym.envs.instructor_executor.engine import FollowerExecutor, InstructorExecutorGame
+    from agentgym.envs.instructor_executor.env import InstructorExecutorEnv, env, parallel_env
 
 __all__ = ["FollowerExecutor", "InstructorExecutorEnv", "InstructorExecutorGame", "env", "parallel_env"]

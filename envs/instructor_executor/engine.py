@@ -30,8 +30,9 @@ def engine_class(task_env: EngineFactory | str | None) -> tuple[EngineFactory, s
     if task_env is None:
         task_env = env_id("TextWorld")
     if isinstance(task_env, str):
-        import agentgym  # noqa: F401  (registers the ids)
         import gymnasium as gym
+
+        import agentgym  # noqa: F401  (registers the ids)
 
         return load_env_creator(gym.spec(check_env_id(task_env)).entry_point), task_env
     if not callable(task_env):
@@ -87,8 +88,12 @@ class InstructorExecutorGame(TurnGame):
         self.costly_info_keys = self._engine.costly_info_keys
         self.engine_family = self._engine.family.lower()
         self.engine_version = f"{self._engine.engine_version}; instructor-executor v{PROTOCOL_VERSION} over {label}"
-        super().__init__(TaskSplit(split, self._engine.tasks.tasks, self.engine_version), max_turns=max_turns,
-                         max_action_length=max_action_length, info_keys=info_keys)
+        super().__init__(
+            TaskSplit(split, self._engine.tasks.tasks, self.engine_version),
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            info_keys=info_keys,
+        )
         self._info: dict[str, Any] = {}
         self._seen = ""
         self._message = self._command = self._note = ""
@@ -144,26 +149,48 @@ class InstructorExecutorGame(TurnGame):
             + ("The episode is over." if terminated else "Send the next message."),
             "executor": f"{self._seen}\n\n" + ("The episode is over." if terminated else "Waiting for the instructor."),
         }
-        return self._outcome(text, None if terminated else "instructor", reward=float(reward),
-                             terminated=bool(terminated), command_valid=bool(self._info["action_valid"]))
+        return self._outcome(
+            text,
+            None if terminated else "instructor",
+            reward=float(reward),
+            terminated=bool(terminated),
+            command_valid=bool(self._info["action_valid"]),
+        )
 
-    def _outcome(self, text: dict[str, str], to_move: str | None, *, reward: float, terminated: bool,
-                 command_valid: bool) -> Outcome:
+    def _outcome(
+        self, text: dict[str, str], to_move: str | None, *, reward: float, terminated: bool, command_valid: bool
+    ) -> Outcome:
         info = self._info
-        shared = {"message": self._message, "command": self._command, "note": self._note,
-                  "engine": dict(info.get(self.engine_family) or {})}
-        common = {"reward": reward, "terminated": terminated, "won": bool(info["won"]), "score": float(info["score"]),
-                  "family_info": shared}
+        shared = {
+            "message": self._message,
+            "command": self._command,
+            "note": self._note,
+            "engine": dict(info.get(self.engine_family) or {}),
+        }
+        common = {
+            "reward": reward,
+            "terminated": terminated,
+            "won": bool(info["won"]),
+            "score": float(info["score"]),
+            "family_info": shared,
+        }
         instructor = Transition(
-            observation=text["instructor"], action_valid=True, admissible_actions=None,
-            expert_action=None if terminated else info.get("expert_action"), ground_truth=info.get("ground_truth"),
-            anchor_obs=info.get("anchor_obs"), **common,
+            observation=text["instructor"],
+            action_valid=True,
+            admissible_actions=None,
+            expert_action=None if terminated else info.get("expert_action"),
+            ground_truth=info.get("ground_truth"),
+            anchor_obs=info.get("anchor_obs"),
+            **common,
         )
         executor = Transition(
-            observation=text["executor"], action_valid=command_valid,
+            observation=text["executor"],
+            action_valid=command_valid,
             admissible_actions=list(info.get("admissible_actions") or []) if to_move == "executor" else [],
-            expert_action=None, anchor_obs=self._redact(info.get("anchor_obs") or "")
-            + (f"\n\nInstructor: {self._message}" if to_move == "executor" else ""), **common,
+            expert_action=None,
+            anchor_obs=self._redact(info.get("anchor_obs") or "")
+            + (f"\n\nInstructor: {self._message}" if to_move == "executor" else ""),
+            **common,
         )
         return Outcome({"instructor": instructor, "executor": executor}, to_move)
 

@@ -44,11 +44,10 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from agentgym.agents import ExpertAgent
+from agentgym.envs.instructor_executor.engine import AGENTS, EngineFactory, FollowerExecutor, InstructorExecutorGame
 from agentgym.error import InvalidArgumentError
 from agentgym.multiagent import pettingzoo_constructors
 from agentgym.turngame import SingleAgentView
-
-from agentgym.envs.instructor_executor.engine import AGENTS, EngineFactory, FollowerExecutor, InstructorExecutorGame
 
 
 class InstructorExecutorEnv(SingleAgentView):

@@ -44,8 +44,10 @@ def make_spec(arguments: dict) -> dict:
     try:
         text = json.dumps(spec, sort_keys=True)
     except (TypeError, ValueError):
-        raise CacheError("load_inline arguments must be strings, lists of strings, booleans or None "
-                         "(they are hashed into the build cache key)") from None
+        raise CacheError(
+            "load_inline arguments must be strings, lists of strings, booleans or None "
+            "(they are hashed into the build cache key)"
+        ) from None
     return json.loads(text)
 
 
@@ -84,8 +86,10 @@ def verified_copy(cache_dir: str, key: str, dest_dir: str) -> str:
     shutil.copyfile(source, target)
     if sha256_file(target) != entry["sha256"]:
         os.unlink(target)
-        raise CacheError(f"build cache entry {key}: {entry['library']} does not match the SHA-256 in its "
-                         "manifest (changed after the trusted build); refusing to load it")
+        raise CacheError(
+            f"build cache entry {key}: {entry['library']} does not match the SHA-256 in its "
+            "manifest (changed after the trusted build); refusing to load it"
+        )
     return target
 
 
@@ -98,8 +102,14 @@ def store(cache_dir: str, key: str, spec: dict, build_dir: str, log: str) -> dic
     library = f"{spec['name']}.so"
     built = os.path.join(build_dir, library)
     ok = os.path.isfile(built)
-    entry = {"ok": ok, "key": key, "name": spec["name"], "library": library, "log": log[-4000:],
-             "built_at": time.time()}
+    entry = {
+        "ok": ok,
+        "key": key,
+        "name": spec["name"],
+        "library": library,
+        "log": log[-4000:],
+        "built_at": time.time(),
+    }
     os.makedirs(cache_dir, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir)
     try:

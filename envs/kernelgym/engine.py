@@ -46,11 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root
-from agentgym.error import InvalidArgumentError, TaskFileError
-from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
-
 from agentgym.envs.kernelgym import buildcache
 from agentgym.envs.kernelgym.static import static_checks
+from agentgym.error import InvalidArgumentError, TaskFileError
+from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
 
 WORKER = Path(__file__).with_name("worker.py")
 #: The files of the judge and its runners, copied into every job folder (standard library and torch only).
@@ -72,8 +71,17 @@ TASK_EXPECTATIONS = {
     "Model.forward": "Model.forward(*get_inputs()) to run without error",
 }
 #: Worker result fields kept in ``EvalResult.details``.
-DETAIL_KEYS = ("ops_called", "forbidden_ops_called", "forbidden_aten_ops", "patched", "profiled_kernels", "ref_stats",
-               "new_stats", "compile_seconds", "stage_seconds")
+DETAIL_KEYS = (
+    "ops_called",
+    "forbidden_ops_called",
+    "forbidden_aten_ops",
+    "patched",
+    "profiled_kernels",
+    "ref_stats",
+    "new_stats",
+    "compile_seconds",
+    "stage_seconds",
+)
 #: Host variables the worker sees (CUDA toolchain settings).
 PASS_THROUGH = ("TORCH_CUDA_ARCH_LIST", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "CXX", "CC")
 
@@ -132,15 +140,29 @@ class Evaluator:
             ``"process"``.
     """
 
-    def __init__(self, *, device: str = "cpu", correct_trials: int = 5, perf_trials: int = 50, warmup: int = 3,
-                 compile_baseline: bool = False, profile: bool = True, timeout: float = 300.0,
-                 memory_bytes: int = 4 << 30, speedup_bound: float = 10.0, isolation: str = "auto"):
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        correct_trials: int = 5,
+        perf_trials: int = 50,
+        warmup: int = 3,
+        compile_baseline: bool = False,
+        profile: bool = True,
+        timeout: float = 300.0,
+        memory_bytes: int = 4 << 30,
+        speedup_bound: float = 10.0,
+        isolation: str = "auto",
+    ):
         if device not in ("cpu", "cuda"):
             raise InvalidArgumentError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if isolation not in ("auto", "bwrap", "process"):
             raise InvalidArgumentError(f"isolation must be 'auto', 'bwrap' or 'process', got {isolation!r}")
-        for name, value, low in (("correct_trials", correct_trials, 1), ("perf_trials", perf_trials, 0),
-                                 ("warmup", warmup, 0)):
+        for name, value, low in (
+            ("correct_trials", correct_trials, 1),
+            ("perf_trials", perf_trials, 0),
+            ("warmup", warmup, 0),
+        ):
             if not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -152,9 +174,15 @@ class Evaluator:
         if isolation == "auto":
             isolation = "bwrap" if available() else "process"
         self.isolation = isolation
-        self.limits = Limits(wall_seconds=self.timeout, cpu_seconds=int(self.timeout) + 5,
-                             memory_bytes=self.memory_bytes if device == "cpu" else 1 << 46,
-                             processes=256, file_bytes=512 << 20, tmpfs_bytes=1 << 30, output_bytes=1 << 20)
+        self.limits = Limits(
+            wall_seconds=self.timeout,
+            cpu_seconds=int(self.timeout) + 5,
+            memory_bytes=self.memory_bytes if device == "cpu" else 1 << 46,
+            processes=256,
+            file_bytes=512 << 20,
+            tmpfs_bytes=1 << 30,
+            output_bytes=1 << 20,
+        )
 
     # ----------------------------------------------------------------- public
     def evaluate(self, task: Any, submission: str, *, seed: int = 42) -> EvalResult:
@@ -162,21 +190,41 @@ class Evaluator:
         start = time.monotonic()
         hacks, warnings = static_checks(submission)
         if hacks:
-            return EvalResult(compiled=False, correct=False, hacks=hacks, warnings=warnings, stage="static",
-                              error="the submission was refused by the static checks: " + ", ".join(hacks),
-                              backend="unknown", duration=time.monotonic() - start)
+            return EvalResult(
+                compiled=False,
+                correct=False,
+                hacks=hacks,
+                warnings=warnings,
+                stage="static",
+                error="the submission was refused by the static checks: " + ", ".join(hacks),
+                backend="unknown",
+                duration=time.monotonic() - start,
+            )
         baseline_key = self._baseline_key(task)
         compile_ms = self._cached_baseline(baseline_key) if self.compile_baseline else None
-        job = {"device": self.device, "shapes": task.shapes(self.device), "correct_trials": self.correct_trials,
-               "perf_trials": self.perf_trials, "warmup": self.warmup, "seed": seed, "atol": task.atol,
-               "rtol": task.rtol, "forbidden": list(task.forbidden), "allowed_backends": list(task.backends),
-               "compile_baseline": self.compile_baseline, "compile_ref_ms": compile_ms, "profile": self.profile}
+        job = {
+            "device": self.device,
+            "shapes": task.shapes(self.device),
+            "correct_trials": self.correct_trials,
+            "perf_trials": self.perf_trials,
+            "warmup": self.warmup,
+            "seed": seed,
+            "atol": task.atol,
+            "rtol": task.rtol,
+            "forbidden": list(task.forbidden),
+            "allowed_backends": list(task.backends),
+            "compile_baseline": self.compile_baseline,
+            "compile_ref_ms": compile_ms,
+            "profile": self.profile,
+        }
         raw, crashed, proc = self._run(task, submission, job)
         if raw is not None and raw.get("task_error"):
             problem = raw["task_error"]
-            raise TaskFileError(f"{task.path}: {problem.get('field')} of the task failed in the evaluation (expected "
-                                f"{TASK_EXPECTATIONS.get(problem.get('field'), 'to run without error')}): "
-                                f"{problem.get('message')}")
+            raise TaskFileError(
+                f"{task.path}: {problem.get('field')} of the task failed in the evaluation (expected "
+                f"{TASK_EXPECTATIONS.get(problem.get('field'), 'to run without error')}): "
+                f"{problem.get('message')}"
+            )
         result = self._result(raw, crashed, proc, warnings)
         if raw is not None and raw.get("compile_ref_ms") is not None and compile_ms is None:
             compile_ms = float(raw["compile_ref_ms"])
@@ -190,9 +238,11 @@ class Evaluator:
     @property
     def protocol(self) -> str:
         """The protocol key (device, isolation, trials, timing) recorded in the env's engine_version."""
-        timing = ("judge-clock device-sync+l2flush" if self.device == "cuda" else "judge-clock 1 thread")
-        return (f"kernelgym-protocol-v{PROTOCOL_VERSION} device={self.device} isolation={self.isolation} "
-                f"correct_trials={self.correct_trials} perf_trials={self.perf_trials} timing={timing} median")
+        timing = "judge-clock device-sync+l2flush" if self.device == "cuda" else "judge-clock 1 thread"
+        return (
+            f"kernelgym-protocol-v{PROTOCOL_VERSION} device={self.device} isolation={self.isolation} "
+            f"correct_trials={self.correct_trials} perf_trials={self.perf_trials} timing={timing} median"
+        )
 
     # ----------------------------------------------------------------- worker
     def _run(self, task: Any, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
@@ -206,19 +256,29 @@ class Evaluator:
                 return raw, crashed, proc
             spec = request.get("spec") if isinstance(request, dict) else None
             try:
-                spec = buildcache.make_spec(spec) if isinstance(spec, dict) and isinstance(spec.get("name"), str) \
-                    else None
+                spec = (
+                    buildcache.make_spec(spec) if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+                )
             except buildcache.CacheError as exc:
                 return {"compiled": False, "error": str(exc), "stage": "compile"}, None, proc
             if spec is None:
-                return {"compiled": False, "error": "load_inline needs a name and sources", "stage": "compile"}, \
-                    None, proc
+                return (
+                    {"compiled": False, "error": "load_inline needs a name and sources", "stage": "compile"},
+                    None,
+                    proc,
+                )
             key = buildcache.extension_key(spec, _torch_version(), self.device)
             if key in built or len(built) >= MAX_BUILDS:
-                why = ("the load_inline sources change from run to run" if key in built
-                       else f"more than {MAX_BUILDS} load_inline builds")
-                return {"compiled": False, "error": f"cannot cache the extension: {why}", "stage": "compile"}, \
-                    None, proc
+                why = (
+                    "the load_inline sources change from run to run"
+                    if key in built
+                    else f"more than {MAX_BUILDS} load_inline builds"
+                )
+                return (
+                    {"compiled": False, "error": f"cannot cache the extension: {why}", "stage": "compile"},
+                    None,
+                    proc,
+                )
             built.add(key)
             self._build(spec, key)
 
@@ -229,20 +289,32 @@ class Evaluator:
         return folder
 
     def _env(self, private: str) -> dict:
-        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MAX_JOBS": "2", "PYTHONDONTWRITEBYTECODE": "1",
-               "TORCH_EXTENSIONS_DIR": private + "/torch_extensions", "TRITON_CACHE_DIR": private + "/triton",
-               "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin"}
+        env = {
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MAX_JOBS": "2",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TORCH_EXTENSIONS_DIR": private + "/torch_extensions",
+            "TRITON_CACHE_DIR": private + "/triton",
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin",
+        }
         env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
         return env
 
     def _launch(self, folder: Path, argv_tail: list[str], env: dict, cache: Path) -> Any:
         """``python worker.py JOB_DIR ...`` in the sandbox (the build cache mounted read-only)."""
         if self.isolation == "bwrap":
-            box = Sandbox(folder, limits=self.limits, env=env, readonly=[cache],
-                          devices=_gpu_devices() if self.device == "cuda" else ())
+            box = Sandbox(
+                folder,
+                limits=self.limits,
+                env=env,
+                readonly=[cache],
+                devices=_gpu_devices() if self.device == "cuda" else (),
+            )
             return box.run([sys.executable, "worker.py", box.mount_point, *argv_tail])
-        return _run_process([sys.executable, str(folder / "worker.py"), str(folder), *argv_tail], folder, env,
-                            self.limits)
+        return _run_process(
+            [sys.executable, str(folder / "worker.py"), str(folder), *argv_tail], folder, env, self.limits
+        )
 
     def _run_once(self, reference: str, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
         cache = compile_cache_dir()
@@ -252,13 +324,22 @@ class Evaluator:
             (folder / "reference.py").write_text(reference, encoding="utf-8")
             (folder / "submission.py").write_text(submission, encoding="utf-8", errors="surrogateescape")
             private = PRIVATE_DIR if self.isolation == "bwrap" else str(folder / "private")
-            (folder / "job.json").write_text(json.dumps({**job, "cache_dir": str(cache), "private_dir": private,
-                                                         "isolation": self.isolation, "timeout": self.timeout}))
+            (folder / "job.json").write_text(
+                json.dumps(
+                    {
+                        **job,
+                        "cache_dir": str(cache),
+                        "private_dir": private,
+                        "isolation": self.isolation,
+                        "timeout": self.timeout,
+                    }
+                )
+            )
             proc = self._launch(folder, [], self._env(private), cache)
         lines = [line for line in proc.output.splitlines() if line.startswith(RESULT_MARKER)]
         if lines:
             try:
-                return json.loads(lines[-1][len(RESULT_MARKER):]), None, proc
+                return json.loads(lines[-1][len(RESULT_MARKER) :]), None, proc
             except json.JSONDecodeError:
                 pass
         stages = [line.split(" ", 1)[1] for line in proc.output.splitlines() if line.startswith("KERNELGYM-STAGE ")]
@@ -291,19 +372,33 @@ class Evaluator:
             raw = {**raw, "output_tail": raw.get("error") or ""}
         if crashed is not None:
             tail = raw.get("output_tail") or ""
-            return EvalResult(compiled=raw.get("stage") not in ("startup", "setup", "reference", "compile"),
-                              correct=False, hacks=[], warnings=warnings, backend="unknown", crashed=crashed,
-                              error=f"{crashed}" + (f"\n{tail}" if tail.strip() else ""), stage=raw.get("stage"))
+            return EvalResult(
+                compiled=raw.get("stage") not in ("startup", "setup", "reference", "compile"),
+                correct=False,
+                hacks=[],
+                warnings=warnings,
+                backend="unknown",
+                crashed=crashed,
+                error=f"{crashed}" + (f"\n{tail}" if tail.strip() else ""),
+                stage=raw.get("stage"),
+            )
         speedup = None
         if raw.get("new_ms") and raw.get("ref_ms"):
             speedup = raw["ref_ms"] / max(raw["new_ms"], 1e-9)
         result = EvalResult(
-            compiled=bool(raw.get("compiled")), correct=bool(raw.get("correct")), hacks=list(raw.get("hacks", [])),
-            warnings=sorted(set(warnings) | set(raw.get("warnings", []))), error=raw.get("error"),
-            backend=str(raw.get("backend", "unknown")), runtime_ms=raw.get("new_ms"),
+            compiled=bool(raw.get("compiled")),
+            correct=bool(raw.get("correct")),
+            hacks=list(raw.get("hacks", [])),
+            warnings=sorted(set(warnings) | set(raw.get("warnings", []))),
+            error=raw.get("error"),
+            backend=str(raw.get("backend", "unknown")),
+            runtime_ms=raw.get("new_ms"),
             ref_runtime_ms=raw.get("ref_ms"),
-            speedup=speedup, time_coverage=raw.get("time_coverage"), num_coverage=raw.get("num_coverage"),
-            stage=raw.get("stage"), trials=list(raw.get("trials", [])),
+            speedup=speedup,
+            time_coverage=raw.get("time_coverage"),
+            num_coverage=raw.get("num_coverage"),
+            stage=raw.get("stage"),
+            trials=list(raw.get("trials", [])),
             details={k: raw[k] for k in DETAIL_KEYS if k in raw},
         )
         result.review = speedup is not None and speedup > self.speedup_bound
@@ -314,9 +409,19 @@ class Evaluator:
         import importlib.metadata
         import platform
 
-        blob = json.dumps([PROTOCOL_VERSION, task.source, task.shapes(self.device), self.device,
-                           importlib.metadata.version("torch"),
-                           platform.machine(), platform.processor(), os.cpu_count(), self.perf_trials])
+        blob = json.dumps(
+            [
+                PROTOCOL_VERSION,
+                task.source,
+                task.shapes(self.device),
+                self.device,
+                importlib.metadata.version("torch"),
+                platform.machine(),
+                platform.processor(),
+                os.cpu_count(),
+                self.perf_trials,
+            ]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def _baseline_file(self) -> Path:
@@ -362,9 +467,16 @@ def _run_process(argv: list[str], cwd: Path, env: dict, limits: Limits) -> Sandb
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=limit)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=limit,
+    )
     timed_out = False
     try:
         out, _ = proc.communicate(timeout=limits.wall_seconds)
@@ -378,6 +490,9 @@ def _run_process(argv: list[str], cwd: Path, env: dict, limits: Limits) -> Sandb
         pass
     text = out.decode("utf-8", "replace")
     code = proc.returncode
-    killed = f"timed out after {limits.wall_seconds:g} s" if timed_out else (
-        f"killed by signal {-code}" if code < 0 else None)
+    killed = (
+        f"timed out after {limits.wall_seconds:g} s"
+        if timed_out
+        else (f"killed by signal {-code}" if code < 0 else None)
+    )
     return SandboxResult(code, text, time.monotonic() - start, timed_out, killed)

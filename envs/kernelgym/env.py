@@ -65,22 +65,21 @@ Version history: v0, initial release; protocol v2 (judge/runner split, read-only
 
 from __future__ import annotations
 
-from collections.abc import Collection
 import ast
 import dataclasses
 import hashlib
 import importlib.metadata
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import InvalidArgumentError
-from agentgym.tasks import Task, TaskSplit, choose_split
-
 from agentgym.envs.kernelgym.engine import EvalResult, Evaluator
 from agentgym.envs.kernelgym.tasks import BACKENDS, KernelTask, load_tasks
+from agentgym.error import InvalidArgumentError
+from agentgym.tasks import Task, TaskSplit, choose_split
 
 FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 REWARD_TABLE = ((3.0, 1.0), (2.0, 0.8), (1.5, 0.6), (1.2, 0.4), (1.0, 0.2))
@@ -200,10 +199,18 @@ class KernelGymEnv(TextEnv):
         if device == "auto":
             device = _detect_device()
         self.device = device
-        self.evaluator = Evaluator(device=device, correct_trials=correct_trials, perf_trials=perf_trials,
-                                   warmup=warmup, compile_baseline=compile_baseline, profile=profile,
-                                   timeout=eval_timeout, memory_bytes=memory_limit, speedup_bound=speedup_bound,
-                                   isolation=isolation)
+        self.evaluator = Evaluator(
+            device=device,
+            correct_trials=correct_trials,
+            perf_trials=perf_trials,
+            warmup=warmup,
+            compile_baseline=compile_baseline,
+            profile=profile,
+            timeout=eval_timeout,
+            memory_bytes=memory_limit,
+            speedup_bound=speedup_bound,
+            isolation=isolation,
+        )
         all_tasks = load_tasks(tasks_dir)
         if levels is not None:
             all_tasks = [t for t in all_tasks if t.level in set(levels)]
@@ -221,11 +228,18 @@ class KernelGymEnv(TextEnv):
         except importlib.metadata.PackageNotFoundError:
             torch_version = "missing"
         allowed = ",".join(self.backends or BACKENDS)
-        self.engine_version = (f"kernelgym-v0 torch {torch_version} {self.evaluator.protocol} backends={allowed} "
-                               f"reward={reward} coverage_weight={self.coverage_weight:g}")
+        self.engine_version = (
+            f"kernelgym-v0 torch {torch_version} {self.evaluator.protocol} backends={allowed} "
+            f"reward={reward} coverage_weight={self.coverage_weight:g}"
+        )
         split_tasks = TaskSplit(split, [Task(t.task_id, t.definition()) for t in chosen], self.engine_version)
-        super().__init__(split_tasks, max_turns=max_turns, max_action_length=max_action_length,
-                         render_mode=render_mode, info_keys=info_keys)
+        super().__init__(
+            split_tasks,
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
+            info_keys=info_keys,
+        )
         self._task_def: KernelTask | None = None
         self._best: float | None = None
 
@@ -236,8 +250,9 @@ class KernelGymEnv(TextEnv):
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         self._task_def = self._tasks[task.task_id]
         self._best = None
-        return self._transition(self._prompt(self._task_def), {}, anchor=self._anchor("start", None)), \
-            self._task_def.description
+        return self._transition(
+            self._prompt(self._task_def), {}, anchor=self._anchor("start", None)
+        ), self._task_def.description
 
     def _anchor(self, outcome: str, code: str | None) -> str:
         """The state key GiGPO groups by: the task, the last evaluation's outcome class and the hash of
@@ -250,8 +265,12 @@ class KernelGymEnv(TextEnv):
         shapes = task.shapes(self.device)
         shape_text = ", ".join(f"{k}={v}" for k, v in shapes.items()) or "as in the file"
         allowed = self.allowed_backends(task)
-        hints = {"torch": "a plain PyTorch rewrite", "cpp": "C++ via torch.utils.cpp_extension.load_inline",
-                 "cuda": "CUDA via load_inline(cuda_sources=...)", "triton": "Triton (@triton.jit)"}
+        hints = {
+            "torch": "a plain PyTorch rewrite",
+            "cpp": "C++ via torch.utils.cpp_extension.load_inline",
+            "cuda": "CUDA via load_inline(cuda_sources=...)",
+            "triton": "Triton (@triton.jit)",
+        }
         usable = [b for b in allowed if self.device == "cuda" or b in ("torch", "cpp")] or list(allowed)
         forbidden = ", ".join(task.forbidden) or "none"
         return (
@@ -268,17 +287,37 @@ class KernelGymEnv(TextEnv):
             f"You have {self.max_turns} turn(s); each gets the evaluation back."
         )
 
-    def _transition(self, text: str, family: dict[str, Any], *, valid: bool = True, reward: float = 0.0,
-                    won: bool = False, score: float = 0.0, anchor: str | None = None) -> Transition:
+    def _transition(
+        self,
+        text: str,
+        family: dict[str, Any],
+        *,
+        valid: bool = True,
+        reward: float = 0.0,
+        won: bool = False,
+        score: float = 0.0,
+        anchor: str | None = None,
+    ) -> Transition:
         assert self._task_def is not None
         info = {"task_id": self._task_def.task_id, "level": self._task_def.level, "device": self.device, **family}
-        return Transition(text, reward=reward, terminated=False, action_valid=valid, won=won, score=score,
-                          expert_action=self._task_def.expert, family_info=info, anchor_obs=anchor)
+        return Transition(
+            text,
+            reward=reward,
+            terminated=False,
+            action_valid=valid,
+            won=won,
+            score=score,
+            expert_action=self._task_def.expert,
+            family_info=info,
+            anchor_obs=anchor,
+        )
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
         if "ModelNew" not in action:
-            return None, ("the submission must be Python code that defines class ModelNew(nn.Module) (the whole "
-                          "module, in a ```python block or as plain text)")
+            return None, (
+                "the submission must be Python code that defines class ModelNew(nn.Module) (the whole "
+                "module, in a ```python block or as plain text)"
+            )
         return action, None
 
     def _advance(self, action: str) -> Transition:
@@ -288,9 +327,15 @@ class KernelGymEnv(TextEnv):
         try:
             ast.parse(code)
         except SyntaxError as exc:
-            result = EvalResult(compiled=False, correct=False, hacks=[], warnings=[], backend="unknown",
-                                error=f"SyntaxError: {exc.msg} (line {exc.lineno})\n{(exc.text or '').rstrip()}",
-                                stage="compile")
+            result = EvalResult(
+                compiled=False,
+                correct=False,
+                hacks=[],
+                warnings=[],
+                backend="unknown",
+                error=f"SyntaxError: {exc.msg} (line {exc.lineno})\n{(exc.text or '').rstrip()}",
+                stage="compile",
+            )
         else:
             seed = int(self.np_random.integers(0, 2**31 - 1))
             result = self.evaluator.evaluate(task, code, seed=seed)
@@ -303,24 +348,52 @@ class KernelGymEnv(TextEnv):
             self._best = max(self._best or 0.0, result.speedup)
         score = 0.0 if not result.valid else 0.5 + 0.5 * min(result.speedup or 0.0, 3.0) / 3.0
         family = {
-            "compiled": result.compiled, "correct": result.correct, "valid": result.valid,
+            "compiled": result.compiled,
+            "correct": result.correct,
+            "valid": result.valid,
             "hacks": list(result.hacks),
-            "decoy": "decoy_kernel" in result.hacks or "no_custom_kernel" in result.hacks, "review": result.review,
-            "warnings": list(result.warnings), "backend": result.backend, "error": result.error,
-            "crashed": result.crashed, "stage": result.stage, "trials": result.trials,
-            "runtime_ms": result.runtime_ms, "ref_runtime_ms": result.ref_runtime_ms,
-            "compile_ref_runtime_ms": result.compile_ref_runtime_ms, "speedup": result.speedup,
-            "speedup_vs_compile": result.speedup_vs_compile, "time_coverage": result.time_coverage,
+            "decoy": "decoy_kernel" in result.hacks or "no_custom_kernel" in result.hacks,
+            "review": result.review,
+            "warnings": list(result.warnings),
+            "backend": result.backend,
+            "error": result.error,
+            "crashed": result.crashed,
+            "stage": result.stage,
+            "trials": result.trials,
+            "runtime_ms": result.runtime_ms,
+            "ref_runtime_ms": result.ref_runtime_ms,
+            "compile_ref_runtime_ms": result.compile_ref_runtime_ms,
+            "speedup": result.speedup,
+            "speedup_vs_compile": result.speedup_vs_compile,
+            "time_coverage": result.time_coverage,
             "num_coverage": result.num_coverage,
             "coverage_reward": (result.time_coverage or 0.0) if result.valid else 0.0,
-            "reward_speedup": r_speed, "reward_table": r_table, "best_speedup": self._best,
-            "eval_seconds": result.duration, "details": result.details,
+            "reward_speedup": r_speed,
+            "reward_table": r_table,
+            "best_speedup": self._best,
+            "eval_seconds": result.duration,
+            "details": result.details,
         }
         reward = r_speed if self.reward_mode == "speedup" else r_table
-        outcome = ("hacked" if result.hacks else "crashed" if result.crashed else "not_compiled" if not result.compiled
-                   else "incorrect" if not result.correct else "valid")
-        return self._transition(feedback(result, reward, self.device), family, reward=reward, won=result.valid,
-                                score=float(score), anchor=self._anchor(outcome, code))
+        outcome = (
+            "hacked"
+            if result.hacks
+            else "crashed"
+            if result.crashed
+            else "not_compiled"
+            if not result.compiled
+            else "incorrect"
+            if not result.correct
+            else "valid"
+        )
+        return self._transition(
+            feedback(result, reward, self.device),
+            family,
+            reward=reward,
+            won=result.valid,
+            score=float(score),
+            anchor=self._anchor(outcome, code),
+        )
 
 
 def feedback(result: EvalResult, reward: float, device: str) -> str:
@@ -348,18 +421,24 @@ def feedback(result: EvalResult, reward: float, device: str) -> str:
             bad = done[-1]
             text = f"- correctness: FAIL at trial {len(done)} ({passed} passed before): {bad.get('problem')}"
             if bad.get("numel"):
-                text += (f"; {bad['mismatched']}/{bad['numel']} elements mismatched, max |diff| "
-                         f"{bad['max_abs_diff']:.3g}, mean |diff| {bad['mean_abs_diff']:.3g}")
+                text += (
+                    f"; {bad['mismatched']}/{bad['numel']} elements mismatched, max |diff| "
+                    f"{bad['max_abs_diff']:.3g}, mean |diff| {bad['mean_abs_diff']:.3g}"
+                )
                 if bad.get("first_mismatch"):
                     first = bad["first_mismatch"]
-                    text += (f"; first at index {tuple(first['index'])}: expected {first['expected']:.6g}, "
-                             f"got {first['got']:.6g}")
+                    text += (
+                        f"; first at index {tuple(first['index'])}: expected {first['expected']:.6g}, "
+                        f"got {first['got']:.6g}"
+                    )
             lines.append(text)
         elif result.error and not result.crashed:
             lines.append("- correctness: FAIL (the submission raised)\n" + result.error.strip())
     if result.speedup is not None:
-        text = (f"- runtime: {result.runtime_ms:.4g} ms vs eager PyTorch {result.ref_runtime_ms:.4g} ms -> "
-                f"speedup {result.speedup:.3g}x")
+        text = (
+            f"- runtime: {result.runtime_ms:.4g} ms vs eager PyTorch {result.ref_runtime_ms:.4g} ms -> "
+            f"speedup {result.speedup:.3g}x"
+        )
         if result.speedup_vs_compile is not None:
             text += f" (torch.compile {result.compile_ref_runtime_ms:.4g} ms -> {result.speedup_vs_compile:.3g}x)"
         lines.append(text)

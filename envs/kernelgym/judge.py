@@ -47,8 +47,16 @@ class Judge:
         import torch
 
         self.torch, self.job = torch, job
-        self.result = {"compiled": False, "correct": False, "hacks": [], "warnings": [], "error": None,
-                       "backend": "torch", "trials": [], "stage": "setup"}
+        self.result = {
+            "compiled": False,
+            "correct": False,
+            "hacks": [],
+            "warnings": [],
+            "error": None,
+            "backend": "torch",
+            "trials": [],
+            "stage": "setup",
+        }
         self.ref = RunnerProcess("reference", job, [])
         self.sub = RunnerProcess("submission", job, self.ref.fds())
         self.known = {1, os.getpid(), self.ref.pid, self.sub.pid}
@@ -128,6 +136,7 @@ class Judge:
 
     def overlaps(self, read, buffers, pristine) -> None:
         """Outputs sharing memory with inputs or the previous outputs; inputs or old outputs changed."""
+
         def ranges(metas):
             return [(m["ptr"], m["ptr"] + m["span"]) for m in metas if m.get("span")]
 
@@ -219,8 +228,11 @@ class Judge:
             if index in timed:
                 runs["ref"].append(max(outcome[0] - rtt["ref"], 1) / 1e6)
                 runs["new"].append(max(outcome[1] - rtt["sub"], 1) / 1e6)
-        result["correct"] = result["error"] is None and all(t["ok"] for t in result["trials"]) and \
-            result.get("calls_checked") == len(seeds)
+        result["correct"] = (
+            result["error"] is None
+            and all(t["ok"] for t in result["trials"])
+            and result.get("calls_checked") == len(seeds)
+        )
         report = self.sub.call({"op": "finish"})
         self.lint(report)
         if profiled and result["correct"]:
@@ -261,8 +273,11 @@ class Judge:
         if ops & forbidden:
             self.hack("calls_reference_op")
             result["forbidden_ops_called"] = sorted(ops & forbidden)
-        if (report.get("extensions") or result.get("backend") == "triton") and not report.get("kernel_calls") \
-                and result["trials"]:
+        if (
+            (report.get("extensions") or result.get("backend") == "triton")
+            and not report.get("kernel_calls")
+            and result["trials"]
+        ):
             self.hack("decoy_kernel")
         if result["backend"] == "torch" and "torch" not in job["allowed_backends"]:
             self.hack("no_custom_kernel")
@@ -288,7 +303,7 @@ class TaskError(Exception):
 def coverage(events: list, report: dict, job: dict) -> dict:
     """KernelGYM's coverage: the share of kernel time (and of kernels) that is the submission's own."""
     forbidden = set(job.get("forbidden") or ())
-    aten = {str(e[0])[len("aten::"):].strip("_") for e in events if str(e[0]).startswith("aten::")}
+    aten = {str(e[0])[len("aten::") :].strip("_") for e in events if str(e[0]).startswith("aten::")}
     out = {"forbidden_aten_ops": sorted(aten & forbidden)}
     if job["device"] == "cuda":
         kernels = [e for e in events if e[3] == "cuda"]
@@ -303,6 +318,7 @@ def coverage(events: list, report: dict, job: dict) -> dict:
 
         def own(name):
             return name.startswith(CUSTOM_PREFIX)
+
     total = sum(e[1] for e in kernels)
     count = sum(e[2] for e in kernels)
     out["time_coverage"] = (sum(e[1] for e in kernels if own(e[0])) / total) if total else None
@@ -313,8 +329,22 @@ def coverage(events: list, report: dict, job: dict) -> dict:
 
 CUSTOM_PREFIX = "kernelgym::custom::"
 #: Library kernel name prefixes on GPU (anything else in a ``cuda`` submission is its own kernel).
-LIBRARY_KERNELS = ("void at::", "at::", "void cutlass", "cutlass", "cublas", "sm80_", "sm90_", "ampere_",
-                   "void (anonymous namespace)", "memcpy", "memset", "void splitkreduce", "nvjet", "elementwise")
+LIBRARY_KERNELS = (
+    "void at::",
+    "at::",
+    "void cutlass",
+    "cutlass",
+    "cublas",
+    "sm80_",
+    "sm90_",
+    "ampere_",
+    "void (anonymous namespace)",
+    "memcpy",
+    "memset",
+    "void splitkreduce",
+    "nvjet",
+    "elementwise",
+)
 
 
 def run(job: dict) -> dict:

@@ -40,7 +40,7 @@ def set_dumpable(value: int) -> None:
 
 
 def trim(text: str, limit: int = 3000) -> str:
-    return text if len(text) <= limit else text[: limit // 2] + "\n[... trimmed ...]\n" + text[-limit // 2:]
+    return text if len(text) <= limit else text[: limit // 2] + "\n[... trimmed ...]\n" + text[-limit // 2 :]
 
 
 def load_module(name: str, path: str, shapes: dict | None = None):
@@ -61,7 +61,7 @@ class Recorder:
     """What the submission's process saw of its own kernels (self-reported: it only adds flags)."""
 
     def __init__(self):
-        self.extensions = []       # (name, has_cuda)
+        self.extensions = []  # (name, has_cuda)
         self.calls = 0
         self.triton_launches = 0
         self.triton_names = set()
@@ -81,12 +81,12 @@ class Channel:
     def send(self, message: dict) -> None:
         data = (json.dumps(message, default=str) + "\n").encode()
         while data:
-            data = data[os.write(self.write_fd, data):]
+            data = data[os.write(self.write_fd, data) :]
 
     def send_bytes(self, payload: bytes) -> None:
         view = memoryview(payload)
         while view:
-            view = view[os.write(self.write_fd, view):]
+            view = view[os.write(self.write_fd, view) :]
 
     def receive(self) -> dict:
         while b"\n" not in self.buffer:
@@ -106,8 +106,14 @@ def tensor_bytes(torch, t) -> bytes:
 def tensor_meta(torch, t) -> dict:
     """Where a tensor's bytes are, for the judge to read them from this process's memory."""
     span = (sum((s - 1) * st for s, st in zip(t.shape, t.stride())) + 1) * t.element_size() if t.numel() else 0
-    return {"ptr": t.data_ptr(), "shape": list(t.shape), "stride": list(t.stride()), "dtype": str(t.dtype)[6:],
-            "device": str(t.device), "span": span}
+    return {
+        "ptr": t.data_ptr(),
+        "shape": list(t.shape),
+        "stride": list(t.stride()),
+        "dtype": str(t.dtype)[6:],
+        "device": str(t.device),
+        "span": span,
+    }
 
 
 def install_load_inline(torch, job: dict, channel: Channel) -> None:
@@ -189,11 +195,18 @@ def make_op_recorder(torch):
 
 
 def timers_snapshot(torch) -> dict:
-    return {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-            "time.time": time.time, "time.monotonic": time.monotonic,
-            "torch.cuda.synchronize": torch.cuda.synchronize, "torch.cuda.Event": torch.cuda.Event,
-            "torch.Tensor.__eq__": torch.Tensor.__eq__, "torch.allclose": torch.allclose,
-            "torch.isclose": torch.isclose, "torch.equal": torch.equal}
+    return {
+        "time.perf_counter": time.perf_counter,
+        "time.perf_counter_ns": time.perf_counter_ns,
+        "time.time": time.time,
+        "time.monotonic": time.monotonic,
+        "torch.cuda.synchronize": torch.cuda.synchronize,
+        "torch.cuda.Event": torch.cuda.Event,
+        "torch.Tensor.__eq__": torch.Tensor.__eq__,
+        "torch.allclose": torch.allclose,
+        "torch.isclose": torch.isclose,
+        "torch.equal": torch.equal,
+    }
 
 
 def error_text(exc: BaseException, what: str) -> str:
@@ -218,8 +231,9 @@ def serve(role: str, job: dict, channel: Channel) -> None:
             channel.send({})
         elif op == "setup" and role == "reference":
             try:
-                module = load_module("kernelgym_reference", os.path.join(job["job_dir"], "reference.py"),
-                                     job.get("shapes"))
+                module = load_module(
+                    "kernelgym_reference", os.path.join(job["job_dir"], "reference.py"), job.get("shapes")
+                )
             except BaseException as exc:  # noqa: BLE001 - a broken task file, reported as such
                 channel.send({"task_error": "the module", "message": error_text(exc, "loading the task file")})
                 continue
@@ -227,9 +241,14 @@ def serve(role: str, job: dict, channel: Channel) -> None:
                 init_inputs = list(module.get_init_inputs())
                 json.dumps(init_inputs)
             except BaseException as exc:  # noqa: BLE001
-                channel.send({"task_error": "get_init_inputs()", "message": error_text(exc, "get_init_inputs()") if
-                              not isinstance(exc, TypeError) else "must return a list of JSON values "
-                              f"(numbers, strings, lists): {exc}"})
+                channel.send(
+                    {
+                        "task_error": "get_init_inputs()",
+                        "message": error_text(exc, "get_init_inputs()")
+                        if not isinstance(exc, TypeError)
+                        else f"must return a list of JSON values (numbers, strings, lists): {exc}",
+                    }
+                )
                 continue
             torch.manual_seed(int(job["seed"]))
             try:
@@ -248,12 +267,19 @@ def serve(role: str, job: dict, channel: Channel) -> None:
                 if not isinstance(getattr(sub, "ModelNew", None), type):
                     raise NameError("the submission defines no class ModelNew")
             except BaseException as exc:  # noqa: BLE001 - anything the submission raises is its compile error
-                channel.send({"error": "out of memory while loading the submission" if isinstance(exc, MemoryError)
-                              else trim("".join(traceback.format_exception(exc))), "stage": "compile"})
+                channel.send(
+                    {
+                        "error": "out of memory while loading the submission"
+                        if isinstance(exc, MemoryError)
+                        else trim("".join(traceback.format_exception(exc))),
+                        "stage": "compile",
+                    }
+                )
                 continue
             seconds = time.perf_counter() - start
-            triton_defined = any(type(v).__name__ in ("JITFunction", "Autotuner", "Heuristics")
-                                 for v in vars(sub).values())
+            triton_defined = any(
+                type(v).__name__ in ("JITFunction", "Autotuner", "Heuristics") for v in vars(sub).values()
+            )
             torch.manual_seed(int(job["seed"]))
             try:
                 model = sub.ModelNew(*message["init_inputs"]).to(device).eval()
@@ -261,9 +287,10 @@ def serve(role: str, job: dict, channel: Channel) -> None:
                 channel.send({"error": error_text(exc, "ModelNew(*get_init_inputs())"), "stage": "init"})
                 continue
             cuda_ext = any(c for _, c in REC.extensions)
-            backend = ("cuda" if cuda_ext else "triton" if triton_defined else "cpp" if REC.extensions else "torch")
-            channel.send({"backend": backend, "compile_seconds": seconds, "triton_defined": triton_defined,
-                          "threads": threads})
+            backend = "cuda" if cuda_ext else "triton" if triton_defined else "cpp" if REC.extensions else "torch"
+            channel.send(
+                {"backend": backend, "compile_seconds": seconds, "triton_defined": triton_defined, "threads": threads}
+            )
         elif op == "inputs":  # reference only: this call's inputs, drawn from its seed
             torch.manual_seed(int(message["seed"]))
             try:
@@ -295,14 +322,14 @@ def serve(role: str, job: dict, channel: Channel) -> None:
                     inputs.append(torch.empty(meta["shape"], dtype=getattr(torch, meta["dtype"])))
                 else:
                     inputs.append(item["value"])
-            channel.send({"inputs": [tensor_meta(torch, x) if isinstance(x, torch.Tensor) else None
-                                     for x in inputs]})
+            channel.send({"inputs": [tensor_meta(torch, x) if isinstance(x, torch.Tensor) else None for x in inputs]})
         elif op == "load":  # the judge has filled the buffers: move them to the device
             inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
             if device.type == "cuda":
                 if flush is None:
-                    flush = torch.empty(int(job.get("l2_flush_bytes", 256 << 20)) // 4, dtype=torch.float32,
-                                        device=device)
+                    flush = torch.empty(
+                        int(job.get("l2_flush_bytes", 256 << 20)) // 4, dtype=torch.float32, device=device
+                    )
                 flush.zero_()
                 torch.cuda.synchronize()
             channel.send({})
@@ -320,9 +347,16 @@ def serve(role: str, job: dict, channel: Channel) -> None:
                 outputs = []
                 channel.send({"error": error_text(exc, f"{'Model' if role == 'reference' else 'ModelNew'}.forward")})
                 continue
-            channel.send({"outputs": [tensor_meta(torch, o) if isinstance(o, torch.Tensor) else
-                                      {"not_tensor": type(o).__name__} for o in outputs],
-                          "profile": profiled, "previous": len(previous)})
+            channel.send(
+                {
+                    "outputs": [
+                        tensor_meta(torch, o) if isinstance(o, torch.Tensor) else {"not_tensor": type(o).__name__}
+                        for o in outputs
+                    ],
+                    "profile": profiled,
+                    "previous": len(previous),
+                }
+            )
         elif op == "fetch":  # reference (always) and GPU outputs: the bytes, over the pipe or copied to CPU
             host = [o.detach().cpu().contiguous() for o in outputs if isinstance(o, torch.Tensor)]
             if role == "reference":
@@ -340,15 +374,23 @@ def serve(role: str, job: dict, channel: Channel) -> None:
             stream = None
             if device.type == "cuda":
                 stream = torch.cuda.current_stream() != torch.cuda.default_stream()
-            channel.send({"kernel_calls": REC.calls + REC.triton_launches, "extensions": REC.extensions,
-                          "ops_called": sorted(recorder_cls.names), "patched": changed, "side_stream": stream,
-                          "triton_names": sorted(REC.triton_names)})
+            channel.send(
+                {
+                    "kernel_calls": REC.calls + REC.triton_launches,
+                    "extensions": REC.extensions,
+                    "ops_called": sorted(recorder_cls.names),
+                    "patched": changed,
+                    "side_stream": stream,
+                    "triton_names": sorted(REC.triton_names),
+                }
+            )
 
 
 def profile_call(torch, model, inputs, device):
     """One forward under the profiler: the outputs and the kernel events the coverage is computed from."""
     if device.type == "cuda":
-        from torch.profiler import ProfilerActivity, profile as torch_profile
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
 
         recorder = torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
     else:  # the legacy CPU profiler: same events, without kineto's import of torch._dynamo (seconds)

@@ -15,8 +15,19 @@ import ast
 import re
 
 #: Timer and comparison names a submission must not assign to.
-TIMING_NAMES = {"perf_counter", "perf_counter_ns", "time", "monotonic", "Event", "elapsed_time", "synchronize",
-                "allclose", "isclose", "equal", "__eq__"}
+TIMING_NAMES = {
+    "perf_counter",
+    "perf_counter_ns",
+    "time",
+    "monotonic",
+    "Event",
+    "elapsed_time",
+    "synchronize",
+    "allclose",
+    "isclose",
+    "equal",
+    "__eq__",
+}
 #: Modules that start threads, processes or event loops.
 THREAD_MODULES = {"threading", "multiprocessing", "concurrent", "asyncio", "_thread", "subprocess"}
 #: CUDA stream use (timed work moved off the measured stream).
@@ -49,17 +60,29 @@ def static_checks(source: str) -> tuple[list[str], list[str]]:
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name == "setattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and \
-                    node.args[1].value in TIMING_NAMES:
+            if (
+                name == "setattr"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in TIMING_NAMES
+            ):
                 hacks.add("timing_patch")
             if name in ("fork", "Thread", "Process", "start_new_thread"):
                 hacks.add("thread_injection")
-            if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant) \
-                    and str(node.args[0].value).split(".")[0] in THREAD_MODULES:
+            if (
+                name in ("__import__", "import_module")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).split(".")[0] in THREAD_MODULES
+            ):
                 hacks.add("thread_injection")
         elif isinstance(node, ast.ClassDef):
             for base in node.bases:
-                if isinstance(base, ast.Attribute) and base.attr in ("Tensor", "TorchFunctionMode", "TorchDispatchMode"):
+                if isinstance(base, ast.Attribute) and base.attr in (
+                    "Tensor",
+                    "TorchFunctionMode",
+                    "TorchDispatchMode",
+                ):
                     hacks.add("lazy_tensor")
         elif isinstance(node, ast.FunctionDef) and node.name in ("__torch_function__", "__torch_dispatch__"):
             hacks.add("lazy_tensor")

@@ -35,12 +35,26 @@ BACKENDS = ("torch", "cpp", "cuda", "triton")
 DEVICES = ("cpu", "cuda")
 TOLERANCE = {"float32": 1e-4, "float64": 1e-6, "float16": 1e-2, "bfloat16": 1e-2}
 #: The META keys a task file may set, their types and what the error says is expected.
-META_KEYS = {"level": int, "split": str, "forbidden": (list, tuple), "backends": (list, tuple), "dtype": str,
-             "atol": (int, float), "rtol": (int, float), "description": str}
-META_EXPECTED = {"level": "an int", "split": "'train', 'valid' or 'test'",
-                 "forbidden": "a list of op names (strings), e.g. ['relu']",
-                 "backends": f"a non-empty list among {list(BACKENDS)}", "dtype": f"one of {list(TOLERANCE)}",
-                 "atol": "a positive number", "rtol": "a positive number", "description": "a string"}
+META_KEYS = {
+    "level": int,
+    "split": str,
+    "forbidden": (list, tuple),
+    "backends": (list, tuple),
+    "dtype": str,
+    "atol": (int, float),
+    "rtol": (int, float),
+    "description": str,
+}
+META_EXPECTED = {
+    "level": "an int",
+    "split": "'train', 'valid' or 'test'",
+    "forbidden": "a list of op names (strings), e.g. ['relu']",
+    "backends": f"a non-empty list among {list(BACKENDS)}",
+    "dtype": f"one of {list(TOLERANCE)}",
+    "atol": "a positive number",
+    "rtol": "a positive number",
+    "description": "a string",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +81,16 @@ class KernelTask:
 
     def definition(self) -> dict[str, Any]:
         """The JSON-able definition hashed into the split manifest."""
-        return {"source": self.source, "level": self.level, "forbidden": list(self.forbidden),
-                "backends": list(self.backends), "dtype": self.dtype, "atol": self.atol, "rtol": self.rtol,
-                "shapes": self.shape_sets}
+        return {
+            "source": self.source,
+            "level": self.level,
+            "forbidden": list(self.forbidden),
+            "backends": list(self.backends),
+            "dtype": self.dtype,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "shapes": self.shape_sets,
+        }
 
 
 def _literal(tree: ast.Module, name: str, path: Path) -> Any:
@@ -98,8 +119,9 @@ def load_task(path: str | Path, task_id: str) -> KernelTask:
     defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in defined]
     if missing:
-        raise TaskFileError(f"{path}: a KernelBench task file must define {missing} (class Model, "
-                            "get_inputs(), get_init_inputs())")
+        raise TaskFileError(
+            f"{path}: a KernelBench task file must define {missing} (class Model, get_inputs(), get_init_inputs())"
+        )
     meta = _literal(tree, "META", path) or {}
     shapes = _literal(tree, "SHAPES", path) or {}
     if not isinstance(meta, dict) or not isinstance(shapes, dict):
@@ -121,8 +143,9 @@ def load_task(path: str | Path, task_id: str) -> KernelTask:
             raise TaskFileError(f"{path}: META[{key!r}] must be {META_EXPECTED[key]}, got {meta[key]!r}")
     backends = tuple(meta.get("backends", BACKENDS))
     if not backends or any(b not in BACKENDS for b in backends):
-        raise TaskFileError(f"{path}: META['backends'] must be a non-empty subset of {list(BACKENDS)}, "
-                            f"got {backends!r}")
+        raise TaskFileError(
+            f"{path}: META['backends'] must be a non-empty subset of {list(BACKENDS)}, got {backends!r}"
+        )
     dtype = str(meta.get("dtype", "float32"))
     if dtype not in TOLERANCE:
         raise TaskFileError(f"{path}: META['dtype'] must be one of {list(TOLERANCE)}, got {dtype!r}")
@@ -137,11 +160,19 @@ def load_task(path: str | Path, task_id: str) -> KernelTask:
     doc = (ast.get_docstring(tree) or "").strip()
     description = str(meta.get("description") or (doc.splitlines()[0] if doc else task_id))
     return KernelTask(
-        task_id=task_id, source=source, path=str(path), level=level, split=split,
-        forbidden=tuple(str(f) for f in meta.get("forbidden", ())), backends=backends, dtype=dtype,
-        atol=float(meta.get("atol", TOLERANCE[dtype])), rtol=float(meta.get("rtol", TOLERANCE[dtype])),
+        task_id=task_id,
+        source=source,
+        path=str(path),
+        level=level,
+        split=split,
+        forbidden=tuple(str(f) for f in meta.get("forbidden", ())),
+        backends=backends,
+        dtype=dtype,
+        atol=float(meta.get("atol", TOLERANCE[dtype])),
+        rtol=float(meta.get("rtol", TOLERANCE[dtype])),
         description=description,
-        shape_sets={k: dict(v) for k, v in shapes.items()}, expert=expert,
+        shape_sets={k: dict(v) for k, v in shapes.items()},
+        expert=expert,
     )
 
 

@@ -87,7 +87,7 @@ class RunnerProcess:
         data = (json.dumps(message) + "\n").encode()
         try:
             while data:
-                data = data[os.write(self.cmd, data):]
+                data = data[os.write(self.cmd, data) :]
         except OSError:
             raise RunnerFailed(self.exit_reason()) from None
 
@@ -159,9 +159,13 @@ class RunnerProcess:
             return f"the {self.role} runner exited"
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            names = {signal.SIGSEGV: "segmentation fault", signal.SIGKILL: "killed (SIGKILL)",
-                     signal.SIGXCPU: "CPU time limit exceeded", signal.SIGABRT: "aborted",
-                     signal.SIGBUS: "bus error"}
+            names = {
+                signal.SIGSEGV: "segmentation fault",
+                signal.SIGKILL: "killed (SIGKILL)",
+                signal.SIGXCPU: "CPU time limit exceeded",
+                signal.SIGABRT: "aborted",
+                signal.SIGBUS: "bus error",
+            }
             return f"{names.get(sig, f'killed by signal {sig}')} in the {self.role} runner"
         return f"the {self.role} runner exited with code {os.WEXITSTATUS(status)}"
 
@@ -185,8 +189,13 @@ def tensor_from(torch, meta: dict, raw: bytes):
     """Rebuild a tensor from its bytes and the (untrusted) layout the runner reported."""
     shape, stride = meta.get("shape"), meta.get("stride")
     dtype = getattr(torch, str(meta.get("dtype")), None)
-    ok = (isinstance(dtype, torch.dtype) and isinstance(shape, list) and isinstance(stride, list)
-          and len(shape) == len(stride) and all(isinstance(v, int) and v >= 0 for v in shape + stride))
+    ok = (
+        isinstance(dtype, torch.dtype)
+        and isinstance(shape, list)
+        and isinstance(stride, list)
+        and len(shape) == len(stride)
+        and all(isinstance(v, int) and v >= 0 for v in shape + stride)
+    )
     if not ok:
         raise Hack("output_unreadable", "an output has a layout that cannot be read")
     if not all(shape):
@@ -201,8 +210,10 @@ def span_ok(meta: dict, cap: int) -> bool:
 
 def stats(ref, new):
     diff = (ref.double() - new.double()).abs()
-    return {"max_abs_diff": float(diff.max()) if diff.numel() else 0.0,
-            "mean_abs_diff": float(diff.mean()) if diff.numel() else 0.0}
+    return {
+        "max_abs_diff": float(diff.max()) if diff.numel() else 0.0,
+        "mean_abs_diff": float(diff.mean()) if diff.numel() else 0.0,
+    }
 
 
 def check_outputs(torch, ref_out, new_out, atol, rtol):
@@ -226,8 +237,7 @@ def check_outputs(torch, ref_out, new_out, atol, rtol):
         worst["numel"] += r.numel()
         if bad:
             where = tuple(int(v) for v in (~close).nonzero()[0].tolist())
-            worst["first_mismatch"] = {"output": i, "index": where, "expected": float(r[where]),
-                                       "got": float(n[where])}
+            worst["first_mismatch"] = {"output": i, "index": where, "expected": float(r[where]), "got": float(n[where])}
     if worst["mismatched"]:
         return False, "outputs differ beyond the tolerance", worst
     return True, None, worst
@@ -238,8 +248,16 @@ def summary(values_ms: list[float]) -> dict:
     n = len(values)
     median = values[n // 2] if n % 2 else 0.5 * (values[n // 2 - 1] + values[n // 2])
     mean = sum(values) / n
-    return {"median": median, "mean": mean, "min": values[0], "max": values[-1], "p10": values[n // 10],
-            "p90": values[(9 * n) // 10], "std": math.sqrt(sum((v - mean) ** 2 for v in values) / n), "n": n}
+    return {
+        "median": median,
+        "mean": mean,
+        "min": values[0],
+        "max": values[-1],
+        "p10": values[n // 10],
+        "p90": values[(9 * n) // 10],
+        "std": math.sqrt(sum((v - mean) ** 2 for v in values) / n),
+        "n": n,
+    }
 
 
 def main() -> None:
@@ -257,8 +275,14 @@ def main() -> None:
     try:
         result = judge.run(job)
     except BaseException as exc:  # noqa: BLE001 - report, never hang
-        result = {"compiled": False, "correct": False, "hacks": [], "warnings": [], "trials": [],
-                  "error": "evaluation judge failed:\n" + rn.trim("".join(traceback.format_exception(exc)))}
+        result = {
+            "compiled": False,
+            "correct": False,
+            "hacks": [],
+            "warnings": [],
+            "trials": [],
+            "error": "evaluation judge failed:\n" + rn.trim("".join(traceback.format_exception(exc))),
+        }
     result["stage_seconds"] = STAGES
     _STDOUT.write(f"KERNELGYM-RESULT {json.dumps(result, default=str)}\n")
     _STDOUT.flush()

@@ -7,12 +7,11 @@ from collections.abc import Collection
 from typing import Any
 
 from agentgym.core import Transition
-from agentgym.tasks import Task, TaskSplit
-from agentgym.turngame import Outcome, TurnGame
-
 from agentgym.envs.negotiation.moves import OFFER_KEEPS, describe, offer_text, parse_move, value
 from agentgym.envs.negotiation.scripted import scripted_move
 from agentgym.envs.negotiation.tasks import AGENTS, MAX_OFFERS, SUITE_VERSION, TOTAL_VALUE, split_tasks
+from agentgym.tasks import Task, TaskSplit
+from agentgym.turngame import Outcome, TurnGame
 
 
 def other_agent(agent: str) -> str:
@@ -34,19 +33,34 @@ class NegotiationGame(TurnGame):
     possible_agents = AGENTS
     copyable = True  # its state is the dict below
 
-    def __init__(self, split: str = "train", max_turns: int | None = 40, max_action_length: int = 4096,
-                 info_keys: Collection[str] | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        max_turns: int | None = 40,
+        max_action_length: int = 4096,
+        info_keys: Collection[str] | None = None,
+    ):
         self.engine_version = f"agentgym negotiation v{SUITE_VERSION}"
-        super().__init__(TaskSplit(split, split_tasks(split), self.engine_version), max_turns=max_turns,
-                         max_action_length=max_action_length, info_keys=info_keys)
+        super().__init__(
+            TaskSplit(split, split_tasks(split), self.engine_version),
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            info_keys=info_keys,
+        )
         self._state: dict[str, Any] = {}
 
     # state: items, counts, values, offer (by, keeps), offers_made, history {agent: [keeps...]}, deal, messages
     def _start(self, task: Task) -> tuple[Outcome, dict[str, str | None]]:
         d = task.definition
         self._state = {
-            "items": list(d["items"]), "counts": list(d["counts"]), "values": {a: list(d["values"][a]) for a in AGENTS},
-            "offer": None, "offers_made": 0, "history": {a: [] for a in AGENTS}, "deal": None, "message": {},
+            "items": list(d["items"]),
+            "counts": list(d["counts"]),
+            "values": {a: list(d["values"][a]) for a in AGENTS},
+            "offer": None,
+            "offers_made": 0,
+            "history": {a: [] for a in AGENTS},
+            "deal": None,
+            "message": {},
             "walked": None,
         }
         goals = {agent: self._goal(agent) for agent in AGENTS}
@@ -89,8 +103,10 @@ class NegotiationGame(TurnGame):
         said = f'\n{agent} says: "{message}"' if message else ""
         if kind == "walk":
             s["walked"] = agent
-            text = {agent: "You walked away. No deal: 0 points each.",
-                    other: f"{agent} walked away. No deal: 0 points each.{said}"}
+            text = {
+                agent: "You walked away. No deal: 0 points each.",
+                other: f"{agent} walked away. No deal: 0 points each.{said}",
+            }
             return self._outcome(text, None, rewards=dict.fromkeys(AGENTS, 0.0))
         if kind == "accept":
             by, offered = s["offer"]
@@ -107,8 +123,11 @@ class NegotiationGame(TurnGame):
         s["history"][agent].append(keeps)
         gives = [c - k for c, k in zip(s["counts"], keeps)]
         left = MAX_OFFERS - s["offers_made"]
-        after = "This was the last offer: accept or walk away." if left == 0 else (
-            f"{left} offer{'s' if left != 1 else ''} left. Accept, walk away, or make a counter-offer.")
+        after = (
+            "This was the last offer: accept or walk away."
+            if left == 0
+            else (f"{left} offer{'s' if left != 1 else ''} left. Accept, walk away, or make a counter-offer.")
+        )
         text = {
             agent: f"You offered to keep {describe(s['items'], keeps)} and give {describe(s['items'], gives)}. "
             f"Waiting for {other}.",
@@ -145,8 +164,10 @@ class NegotiationGame(TurnGame):
         made, the outcome and who moves; not the free-text messages, which change no state."""
         s = self._state
         offer = f"{s['offer'][0]} keeps {list(s['offer'][1])}" if s["offer"] is not None else "none"
-        return (f"pool {dict(zip(s['items'], s['counts']))}; my values {list(s['values'][agent])}; offer {offer}; "
-                f"offers made {s['offers_made']}; deal {s['deal']}; walked {s.get('walked')}; to move {to_move}")
+        return (
+            f"pool {dict(zip(s['items'], s['counts']))}; my values {list(s['values'][agent])}; offer {offer}; "
+            f"offers made {s['offers_made']}; deal {s['deal']}; walked {s.get('walked')}; to move {to_move}"
+        )
 
     def move_list(self, agent: str) -> list[str]:
         """The move texts of :data:`OFFER_KEEPS` for this pool, then ``accept`` and ``walk away`` (127 moves)."""
@@ -166,8 +187,9 @@ class NegotiationGame(TurnGame):
         on_table = None
         if s["offer"] is not None and s["offer"][0] != agent:
             on_table = [c - k for c, k in zip(s["counts"], s["offer"][1])]
-        return scripted_move(s["counts"], s["values"][agent], on_table, s["history"][other_agent(agent)],
-                             s["offers_made"], s["items"])
+        return scripted_move(
+            s["counts"], s["values"][agent], on_table, s["history"][other_agent(agent)], s["offers_made"], s["items"]
+        )
 
     def _family_info(self, agent: str) -> dict[str, Any]:
         s = self._state

@@ -53,13 +53,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from agentgym.agents import RandomAgent
-from agentgym.error import InvalidArgumentError
-from agentgym.multiagent import pettingzoo_constructors
-from agentgym.turngame import SingleAgentView
-
 from agentgym.envs.negotiation.engine import NegotiationGame
 from agentgym.envs.negotiation.scripted import ScriptedNegotiator
 from agentgym.envs.negotiation.tasks import AGENTS
+from agentgym.error import InvalidArgumentError
+from agentgym.multiagent import pettingzoo_constructors
+from agentgym.turngame import SingleAgentView
 
 #: Opponents for the single-agent view: name -> factory taking the seed.
 OPPONENTS = {"scripted": lambda seed: ScriptedNegotiator(), "random": lambda seed: RandomAgent(seed)}

@@ -58,7 +58,11 @@ def parse_move(text: str, items: Sequence[str], counts: Sequence[int]) -> tuple[
     for chunk in chunks:
         match = _PAIR.match(chunk)
         if not match:
-            return ("invalid", None, message), f"cannot read {chunk!r} in the offer; write item=count, e.g. {items[0]}=1"
+            return (
+                "invalid",
+                None,
+                message,
+            ), f"cannot read {chunk!r} in the offer; write item=count, e.g. {items[0]}=1"
         name, count = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
         name = _singular(name, items)
         if name not in items:

@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Sequence
 
 from agentgym.agents import ExpertAgent
-
 from agentgym.envs.negotiation.moves import offer_text, value
 from agentgym.envs.negotiation.tasks import MAX_OFFERS, TOTAL_VALUE
 

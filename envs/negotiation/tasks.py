@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from agentgym.tasks import Task, choose_split
@@ -59,7 +59,7 @@ def make_pool(seed: int) -> dict[str, Any]:
             }
 
 
-@lru_cache(maxsize=None)
+@cache
 def split_tasks(split: str) -> tuple[Task, ...]:
     first, size = choose_split(SPLITS, split)
     return tuple(Task(f"pool/{seed}", make_pool(seed)) for seed in range(first, first + size))

@@ -55,8 +55,13 @@ REPRODUCIBLE_JAVA_OPTIONS: tuple[str, ...] = ("-XX:+UnlockExperimentalVMOptions"
 #: Default extra JVM options of the fast path: serial GC, a bounded heap that gives memory back, a
 #: small code cache and two JIT threads (~150 MB RSS per simulator instead of ~1.2 GB).
 DEFAULT_JAVA_OPTIONS: tuple[str, ...] = (
-    "-XX:+UseSerialGC", "-Xms32m", "-Xmx512m", "-XX:MaxHeapFreeRatio=40", "-XX:MinHeapFreeRatio=10",
-    "-XX:ReservedCodeCacheSize=64m", "-XX:CICompilerCount=2",
+    "-XX:+UseSerialGC",
+    "-Xms32m",
+    "-Xmx512m",
+    "-XX:MaxHeapFreeRatio=40",
+    "-XX:MinHeapFreeRatio=10",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:CICompilerCount=2",
 )
 
 _SEPARATOR = "\x1e"  # ASCII record separator: never part of an action
@@ -155,8 +160,13 @@ class Simulator:
             under which results depend on the JVM's call history).
     """
 
-    def __init__(self, jar_path: str | None = None, java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
-                 timeout: float = 60.0, reproducible: bool = True):
+    def __init__(
+        self,
+        jar_path: str | None = None,
+        java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
+        timeout: float = 60.0,
+        reproducible: bool = True,
+    ):
         self.timeout = float(timeout)
         self.java_options = (*(REPRODUCIBLE_JAVA_OPTIONS if reproducible else ()), *java_options)
         try:
@@ -172,16 +182,18 @@ class Simulator:
         self._draws_owed = False  # the current state's listing draws are not made yet (see the module doc)
         self._stop = threading.Event()
         self._finalizer = weakref.finalize(self, _shutdown, self.gateway, self.proc, self._stop)
-        threading.Thread(target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{self.pid}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._watch, args=(weakref.ref(self),), name=f"scienceworld-watchdog-{self.pid}", daemon=True
+        ).start()
         self._connect()
 
     def _launch(self, jar_path: str | None, options: Sequence[str]) -> tuple[Any, subprocess.Popen]:
         from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
         from scienceworld.constants import BASEPATH, JAR_PATH
 
-        port, proc = launch_gateway(classpath=jar_path or JAR_PATH, javaopts=list(options), die_on_exit=True,
-                                    cwd=BASEPATH, return_proc=True)
+        port, proc = launch_gateway(
+            classpath=jar_path or JAR_PATH, javaopts=list(options), die_on_exit=True, cwd=BASEPATH, return_proc=True
+        )
         return JavaGateway(gateway_parameters=GatewayParameters(auto_field=True, port=port), java_process=proc), proc
 
     def _connect(self) -> None:
@@ -287,6 +299,7 @@ class Simulator:
             completed, moves = bool(self.server.getCompleted()), int(self.server.getNumMoves())
             anchor = state_anchor(self.server.freeActionLook(), self.server.freeActionInventory())
             return observation, score, completed, moves, None, anchor
+
         reply = self._call(call)
         self._draws_owed = True
         return reply
@@ -344,7 +357,6 @@ class Simulator:
         return observation
 
 
-
 class StockSimulator(Simulator):
     """The unmodified ``scienceworld.ScienceWorldEnv`` path, under the same watchdog and clean end.
 
@@ -353,8 +365,13 @@ class StockSimulator(Simulator):
     its ``step``, which makes 8 calls and lists the valid actions one element per round trip.
     """
 
-    def __init__(self, jar_path: str | None = None, java_options: Sequence[str] = (), timeout: float = 60.0,
-                 reproducible: bool = True):
+    def __init__(
+        self,
+        jar_path: str | None = None,
+        java_options: Sequence[str] = (),
+        timeout: float = 60.0,
+        reproducible: bool = True,
+    ):
         super().__init__(jar_path, java_options, timeout, reproducible)
 
     def _launch(self, jar_path: str | None, options: Sequence[str]) -> tuple[Any, subprocess.Popen]:
@@ -375,8 +392,14 @@ class StockSimulator(Simulator):
         score = int(info["score"])
         self._listing = _unique(info["valid"])
         # The stock env also reports done when the score went negative (a failed task): not completed.
-        return (observation, score, bool(done) and score >= 0, int(info["moves"]), list(self._listing),
-                state_anchor(info["look"], info["inv"]))
+        return (
+            observation,
+            score,
+            bool(done) and score >= 0,
+            int(info["moves"]),
+            list(self._listing),
+            state_anchor(info["look"], info["inv"]),
+        )
 
     def start(self) -> Reply:
         self._listing = None

@@ -105,12 +105,11 @@ from importlib import metadata
 from pathlib import Path
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
-from agentgym.tasks import Task, TaskSplit, choose_split
-
 from agentgym.envs.scienceworld import tasks as sw_tasks
 from agentgym.envs.scienceworld.engine import DEFAULT_JAVA_OPTIONS, Simulator, SimulatorDied, StockSimulator
 from agentgym.envs.scienceworld.gold import GoldCache, GoldExceedsMaxTurns, next_gold_action
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
+from agentgym.tasks import Task, TaskSplit, choose_split
 
 #: The engine's answer to a command it cannot parse.
 UNKNOWN_ACTION = "No known action matches that input."
@@ -175,7 +174,9 @@ class ScienceWorldEnv(TextEnv):
         if task_types is not None:
             unknown = sorted(set(task_types) - set(sw_tasks.TASK_TYPES))
             if unknown:
-                raise InvalidArgumentError(f"unknown task types {unknown}; expected some of {list(sw_tasks.TASK_TYPES)}")
+                raise InvalidArgumentError(
+                    f"unknown task types {unknown}; expected some of {list(sw_tasks.TASK_TYPES)}"
+                )
             outside = sorted(set(task_types) - set(types))
             if outside:
                 raise InvalidArgumentError(f"task types {outside} are not in split {split!r}")
@@ -185,16 +186,24 @@ class ScienceWorldEnv(TextEnv):
         self.reproducible = bool(reproducible)
         self.engine_version = self._engine_version()
         tasks = [
-            Task(f"{name}/{variation}", {
-                "task_type": name,
-                "variation": variation,
-                "simplifications": sw_tasks.engine_simplifications(name, self.simplifications),
-            })
+            Task(
+                f"{name}/{variation}",
+                {
+                    "task_type": name,
+                    "variation": variation,
+                    "simplifications": sw_tasks.engine_simplifications(name, self.simplifications),
+                },
+            )
             for name in types
             for variation in sw_tasks.official_variations(name, official)
         ]
-        super().__init__(TaskSplit(split, tasks, self.engine_version), max_turns=max_turns,
-                         max_action_length=max_action_length, render_mode=render_mode, info_keys=info_keys)
+        super().__init__(
+            TaskSplit(split, tasks, self.engine_version),
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
+            info_keys=info_keys,
+        )
         if java_options is None:
             java_options = () if self.exact_stock else DEFAULT_JAVA_OPTIONS
         self.java_options = tuple(java_options)
@@ -245,8 +254,9 @@ class ScienceWorldEnv(TextEnv):
             self._drop_simulator()
         if self._sim is None:
             engine = StockSimulator if self.exact_stock else Simulator
-            self._sim = engine(str(self.jar_path) if self.jar_path else None, self.java_options, self.step_timeout,
-                               self.reproducible)
+            self._sim = engine(
+                str(self.jar_path) if self.jar_path else None, self.java_options, self.step_timeout, self.reproducible
+            )
         return self._sim
 
     def _drop_simulator(self) -> None:
@@ -289,8 +299,16 @@ class ScienceWorldEnv(TextEnv):
         except Py4JJavaError as exc:  # the engine threw on this input: answer it, keep the episode
             self._actions.append((action, False))
             message = str(exc.java_exception).strip() or type(exc).__name__
-            return self._transition(f"The engine could not process this action ({message}).", self._raw_score,
-                                    False, self._moves, None, self._anchor, reward=0.0, parsed=False)
+            return self._transition(
+                f"The engine could not process this action ({message}).",
+                self._raw_score,
+                False,
+                self._moves,
+                None,
+                self._anchor,
+                reward=0.0,
+                parsed=False,
+            )
         parsed = observation.strip() != UNKNOWN_ACTION
         self._actions.append((action, parsed))
         self._engine_obs, self._anchor, self._moves = observation, anchor, moves
@@ -302,8 +320,18 @@ class ScienceWorldEnv(TextEnv):
         self._drop_simulator()
 
     # ----------------------------------------------------------------- info
-    def _transition(self, observation: str, score: int, completed: bool, moves: int,
-                    valid: list[str] | None, anchor: str, *, reward: float, parsed: bool) -> Transition:
+    def _transition(
+        self,
+        observation: str,
+        score: int,
+        completed: bool,
+        moves: int,
+        valid: list[str] | None,
+        anchor: str,
+        *,
+        reward: float,
+        parsed: bool,
+    ) -> Transition:
         """``valid``: the valid actions when the engine path listed them (stock), else None (listed only when
         ``info_keys`` ask for them)."""
         assert self._task is not None
@@ -311,8 +339,9 @@ class ScienceWorldEnv(TextEnv):
         failed = score < 0
         gold = self._gold.known(self._task)
         # known-or-absent, never None: Gymnasium's vector envs cannot merge an int from one env with None
-        gold_info = {} if gold is None else {"gold_length": len(gold),
-                                             "gold_exceeds_max_turns": len(gold) > self.max_turns}
+        gold_info = (
+            {} if gold is None else {"gold_length": len(gold), "gold_exceeds_max_turns": len(gold) > self.max_turns}
+        )
         return Transition(
             observation=observation,
             reward=reward,
@@ -346,7 +375,8 @@ class ScienceWorldEnv(TextEnv):
                 f"{task.definition['variation']}): its gold sequence has {length} actions, more than "
                 f"max_turns={self.max_turns}, so the expert may be truncated before it finishes; pass "
                 f"max_turns >= {length} (info['scienceworld']['gold_exceeds_max_turns'] is True)",
-                GoldExceedsMaxTurns, stacklevel=2,
+                GoldExceedsMaxTurns,
+                stacklevel=2,
             )
 
     def _valid_actions(self) -> list[str] | None:
@@ -388,8 +418,13 @@ class ScienceWorldEnv(TextEnv):
             gold = [action for action in sim.gold_actions() if action]
             if in_episode:  # a gold load leaves another world and random state: rebuild the episode's
                 current = self._task.definition
-                observation = sim.replay(current["task_type"], current["variation"], current["simplifications"],
-                                         [command for command, _ in self._actions], listed)
+                observation = sim.replay(
+                    current["task_type"],
+                    current["variation"],
+                    current["simplifications"],
+                    [command for command, _ in self._actions],
+                    listed,
+                )
                 if observation != self._engine_obs:
                     raise SimulatorDied("replaying the episode to restore its state gave a different observation")
         except SimulatorDied as exc:

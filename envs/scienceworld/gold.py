@@ -37,7 +37,11 @@ GOLD_LENGTHS: dict[str, dict[str, tuple[int, int, int]]] = {
     "measure-melting-point-known-substance": {"train": (21, 29, 5), "valid": (35, 74, 5), "test": (27, 39, 5)},
     "measure-melting-point-unknown-substance": {"train": (18, 96, 23), "valid": (16, 96, 23), "test": (14, 96, 23)},
     "power-component": {"train": (9, 15, 10), "valid": (13, 15, 5), "test": (9, 15, 5)},
-    "power-component-renewable-vs-nonrenewable-energy": {"train": (11, 30, 10), "valid": (15, 28, 5), "test": (11, 30, 5)},
+    "power-component-renewable-vs-nonrenewable-energy": {
+        "train": (11, 30, 10),
+        "valid": (15, 28, 5),
+        "test": (11, 30, 5),
+    },
     "test-conductivity": {"train": (19, 25, 5), "valid": (21, 45, 5), "test": (15, 46, 5)},
     "test-conductivity-of-unknown-substances": {"train": (23, 35, 5), "valid": (25, 37, 5), "test": (23, 37, 5)},
     "find-living-thing": {"train": (10, 16, 5), "valid": (8, 16, 5), "test": (8, 16, 5)},

@@ -84,7 +84,12 @@ SPLITS: dict[str, tuple[str, str]] = {
 
 #: The simplifications the engine knows (``easy`` means all of them that suit the task).
 SIMPLIFICATIONS: tuple[str, ...] = (
-    "easy", "noElectricalAction", "openContainers", "openDoors", "selfWateringFlowerPots", "teleportAction",
+    "easy",
+    "noElectricalAction",
+    "openContainers",
+    "openDoors",
+    "selfWateringFlowerPots",
+    "teleportAction",
 )
 
 #: Task types that need electrical actions, so ``noElectricalAction`` cannot apply to them.

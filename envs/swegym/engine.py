@@ -34,8 +34,16 @@ from agentgym.error import TaskFileError
 from agentgym.sandbox import Limits, Sandbox, SandboxResult
 
 #: Required SWE-bench fields.
-REQUIRED = ("instance_id", "repo", "base_commit", "patch", "test_patch", "problem_statement",
-            "FAIL_TO_PASS", "PASS_TO_PASS")
+REQUIRED = (
+    "instance_id",
+    "repo",
+    "base_commit",
+    "patch",
+    "test_patch",
+    "problem_statement",
+    "FAIL_TO_PASS",
+    "PASS_TO_PASS",
+)
 DEFAULT_TEST_CMD = "python -m pytest -rA"
 #: The runner's source, passed to the sandboxed interpreter with ``-c``.
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text(encoding="utf-8")
@@ -86,8 +94,15 @@ def load_instances(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _json_type(value: Any) -> str:
-    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
-             list: "a list", dict: "an object"}
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -128,8 +143,9 @@ def _checked(where: str, record: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise TaskFileError(f"{where}: field 'test_cmd' {exc}") from None
     env = record.get("test_env")
-    if env is not None and not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                                              for k, v in env.items())):
+    if env is not None and not (
+        isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
         raise bad("test_env", "an object of string environment variables")
     return record
 
@@ -213,8 +229,12 @@ def _read_report(channel: Any, nonce: str) -> tuple[dict[str, Any] | None, str |
     if not isinstance(report, dict) or not hmac.compare_digest(str(report.get("nonce")), nonce):
         return None, "the test report does not carry the runner's nonce (forged)"
     tests, failures = report.get("tests"), report.get("failures")
-    if not isinstance(tests, dict) or not all(isinstance(s, str) and s in STATUSES for s in tests.values()) \
-            or not isinstance(failures, dict) or not isinstance(report.get("exit_code"), int):
+    if (
+        not isinstance(tests, dict)
+        or not all(isinstance(s, str) and s in STATUSES for s in tests.values())
+        or not isinstance(failures, dict)
+        or not isinstance(report.get("exit_code"), int)
+    ):
         return None, "the test report is malformed"
     return report, None
 
@@ -245,16 +265,37 @@ def run_tests(
     with tempfile.TemporaryFile() as channel:  # unlinked at once: no path on the host, none inside
         channel.write(nonce.encode() + b"\n")
         channel.flush()
-        config = {"fd": channel.fileno(), "repo": sandbox.mount_point, "paths": extra_paths,
-                  "keep_failures": keep_failures, "changed": list(changed)}
-        argv = [python, "-I", "-c", RUNNER_SOURCE, json.dumps(config), *pytest_arguments(test_cmd),
-                "-p", "no:cacheprovider", f"--rootdir={sandbox.mount_point}", "--continue-on-collection-errors",
-                "--tb=short", *extra_args, "--", *files]
+        config = {
+            "fd": channel.fileno(),
+            "repo": sandbox.mount_point,
+            "paths": extra_paths,
+            "keep_failures": keep_failures,
+            "changed": list(changed),
+        }
+        argv = [
+            python,
+            "-I",
+            "-c",
+            RUNNER_SOURCE,
+            json.dumps(config),
+            *pytest_arguments(test_cmd),
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={sandbox.mount_point}",
+            "--continue-on-collection-errors",
+            "--tb=short",
+            *extra_args,
+            "--",
+            *files,
+        ]
         result = sandbox.run(argv, limits=limits, env=env, pass_fds=[channel.fileno()])
         report, forged = _read_report(channel, nonce)
     code = result.returncode
-    tampered = forged or (f"the test run tampered with pytest: {'; '.join(report['tampered'])[:500]}"
-                          if report and report.get("tampered") else None)
+    tampered = forged or (
+        f"the test run tampered with pytest: {'; '.join(report['tampered'])[:500]}"
+        if report and report.get("tampered")
+        else None
+    )
     if report is not None and not tampered and report["exit_code"] != code:
         tampered = f"the runner reported exit code {report['exit_code']} but the process exited with {code}"
     statuses = dict(report["tests"]) if report and not tampered else {}
@@ -322,7 +363,9 @@ class Grade:
     def fraction(self) -> float:
         """Fraction of all graded tests (FAIL_TO_PASS and PASS_TO_PASS) that pass."""
         total = len(self.fail_to_pass) + len(self.pass_to_pass)
-        return (sum(self.fail_to_pass.values()) + sum(self.pass_to_pass.values())) / max(total, 1) if self.valid else 0.0
+        return (
+            (sum(self.fail_to_pass.values()) + sum(self.pass_to_pass.values())) / max(total, 1) if self.valid else 0.0
+        )
 
     @property
     def resolved(self) -> bool:
@@ -338,9 +381,17 @@ class Grade:
         return "NO"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"resolved": self.resolved, "status": self.status, "valid": self.valid, "problem": self.problem,
-                "fraction": self.fraction, "f2p_fraction": self.f2p_fraction, "p2p_fraction": self.p2p_fraction,
-                "FAIL_TO_PASS": dict(self.fail_to_pass), "PASS_TO_PASS": dict(self.pass_to_pass)}
+        return {
+            "resolved": self.resolved,
+            "status": self.status,
+            "valid": self.valid,
+            "problem": self.problem,
+            "fraction": self.fraction,
+            "f2p_fraction": self.f2p_fraction,
+            "p2p_fraction": self.p2p_fraction,
+            "FAIL_TO_PASS": dict(self.fail_to_pass),
+            "PASS_TO_PASS": dict(self.pass_to_pass),
+        }
 
 
 def grade(instance: Mapping[str, Any], run: TestRun) -> Grade:

@@ -73,23 +73,21 @@ observations): ``expert_action`` is a costly info key; the task set is built by 
 
 from __future__ import annotations
 
-from collections.abc import Collection
 import dataclasses
 import os
+import shutil
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import shutil
-
 from agentgym.core import TextEnv, Transition
-from agentgym.error import DependencyNotInstalled, InvalidArgumentError
-from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths, tree_usage
-from agentgym.tasks import Task, TaskSplit
-
 from agentgym.envs.swegym import engine, grading, tools
 from agentgym.envs.swegym.expert import Expert
 from agentgym.envs.swegym.workspace import Workspace, file_kind, read_regular, write_regular
+from agentgym.error import DependencyNotInstalled, InvalidArgumentError
+from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths, tree_usage
+from agentgym.tasks import Task, TaskSplit
 
 #: Default observation limit (characters).
 MAX_OBSERVATION_CHARS = 10_000
@@ -97,6 +95,8 @@ MAX_OBSERVATION_CHARS = 10_000
 COMMAND_LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=2 << 30, processes=64)
 #: Largest file the host-side tools read (bytes).
 MAX_FILE_BYTES = 8 << 20
+
+
 def truncate(text: str, limit: int) -> tuple[str, bool]:
     """Keep the first and last halves of ``text`` around a marker when it exceeds ``limit``."""
     if len(text) <= limit:
@@ -107,12 +107,14 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
 
 
 def _prompt(instance: dict[str, Any], mount: str) -> str:
-    return (f"<uploaded_files>\n{mount}\n</uploaded_files>\nI've uploaded a Python code repository in the folder "
-            f"{mount} (repository {instance['repo']}). Consider the following issue:\n\n<issue_description>\n"
-            f"{instance['problem_statement'].strip()}\n</issue_description>\n\nMake the minimal changes to non-test "
-            "files in the repository so that the issue is resolved. Do not modify the tests: test files are "
-            "restored before grading. Paths are relative to the repository root. When you are done, submit.\n\n"
-            + tools.SYNTAX)
+    return (
+        f"<uploaded_files>\n{mount}\n</uploaded_files>\nI've uploaded a Python code repository in the folder "
+        f"{mount} (repository {instance['repo']}). Consider the following issue:\n\n<issue_description>\n"
+        f"{instance['problem_statement'].strip()}\n</issue_description>\n\nMake the minimal changes to non-test "
+        "files in the repository so that the issue is resolved. Do not modify the tests: test files are "
+        "restored before grading. Paths are relative to the repository root. When you are done, submit.\n\n"
+        + tools.SYNTAX
+    )
 
 
 class SWEGymEnv(TextEnv):
@@ -163,7 +165,8 @@ class SWEGymEnv(TextEnv):
         if bwrap_path() is None:
             raise DependencyNotInstalled(
                 "agentgym/SWEGym-v0 runs every command in bubblewrap: `apt-get install bubblewrap` "
-                "(or `bash scripts/system-deps.sh`)")
+                "(or `bash scripts/system-deps.sh`)"
+            )
         for name, value in (("command_timeout", command_timeout), ("test_timeout", test_timeout)):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -175,17 +178,25 @@ class SWEGymEnv(TextEnv):
         self.python = str(python or sys.executable)
         if not os.access(self.python, os.X_OK):
             raise InvalidArgumentError(f"python={self.python!r} is not an executable interpreter")
-        records, self.repos_dir = task_set.load_split(split, instances=instances, repos_dir=repos_dir,
-                                                      task_seed=task_seed)
+        records, self.repos_dir = task_set.load_split(
+            split, instances=instances, repos_dir=repos_dir, task_seed=task_seed
+        )
         self.engine_version = f"swegym-v0 (generator {task_set.GENERATOR_VERSION}, grader 2, bubblewrap sandbox)"
         self._instances = {record["instance_id"]: record for record in records}
         tasks = TaskSplit(split, [Task(r["instance_id"], r) for r in records], self.engine_version)
-        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
-                         info_keys=info_keys)
-        self.command_limits = dataclasses.replace(COMMAND_LIMITS, wall_seconds=float(command_timeout),
-                                                  total_memory_bytes=memory_limit)
-        self.test_limits = dataclasses.replace(engine.TEST_LIMITS, wall_seconds=float(test_timeout),
-                                               total_memory_bytes=memory_limit)
+        super().__init__(
+            tasks,
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
+            info_keys=info_keys,
+        )
+        self.command_limits = dataclasses.replace(
+            COMMAND_LIMITS, wall_seconds=float(command_timeout), total_memory_bytes=memory_limit
+        )
+        self.test_limits = dataclasses.replace(
+            engine.TEST_LIMITS, wall_seconds=float(test_timeout), total_memory_bytes=memory_limit
+        )
         self.disk_quota = disk_quota
         self.max_observation_chars = max_observation_chars
         self._readonly = interpreter_paths(self.python)
@@ -224,19 +235,45 @@ class SWEGymEnv(TextEnv):
             self._workspace.close()
         self._workspace, self._sandbox = None, None
 
-    def _transition(self, text: str, family: dict[str, Any], *, valid: bool = True, reward: float = 0.0,
-                    terminated: bool = False, won: bool = False) -> Transition:
+    def _transition(
+        self,
+        text: str,
+        family: dict[str, Any],
+        *,
+        valid: bool = True,
+        reward: float = 0.0,
+        terminated: bool = False,
+        won: bool = False,
+    ) -> Transition:
         assert self._workspace is not None
-        if family.get("voided") is None and (family.get("exceeded") == "disk" or tree_usage(
-                self._workspace.repo, stop_above=self._quota) > self._quota):  # before git hashes the tree
+        if family.get("voided") is None and (
+            family.get("exceeded") == "disk" or tree_usage(self._workspace.repo, stop_above=self._quota) > self._quota
+        ):  # before git hashes the tree
             return self._void(f"the working tree grew past its disk quota ({self._quota >> 20} MiB)", family)
         observation, cut = truncate(text, self.max_observation_chars)
-        info = {"instance_id": self._instance["instance_id"], "repo": self._instance["repo"], "tool": None,
-                "exit_code": None, "timed_out": False, "exceeded": None, "truncated": cut, "voided": None, **family}
-        return Transition(observation, reward=reward, terminated=terminated, action_valid=valid, won=won,
-                          score=self._score, expert_action=None if terminated else self._expert,
-                          anchor_obs=self._anchor(info["voided"]), family_info=info,
-                          extra_info={"tools": tools.TOOLS})
+        info = {
+            "instance_id": self._instance["instance_id"],
+            "repo": self._instance["repo"],
+            "tool": None,
+            "exit_code": None,
+            "timed_out": False,
+            "exceeded": None,
+            "truncated": cut,
+            "voided": None,
+            **family,
+        }
+        return Transition(
+            observation,
+            reward=reward,
+            terminated=terminated,
+            action_valid=valid,
+            won=won,
+            score=self._score,
+            expert_action=None if terminated else self._expert,
+            anchor_obs=self._anchor(info["voided"]),
+            family_info=info,
+            extra_info={"tools": tools.TOOLS},
+        )
 
     def _anchor(self, voided: str | None) -> str:
         """GiGPO's state key: the instance and the git tree hash of the working tree (see the env card)."""
@@ -250,8 +287,9 @@ class SWEGymEnv(TextEnv):
         shutil.rmtree(self._workspace.repo, ignore_errors=True)
         self._workspace.repo.mkdir()
         self._score = 0.0
-        return self._transition(f"The episode is void: {reason}. Reward 0.", {**family, "voided": reason},
-                                reward=0.0, terminated=True)
+        return self._transition(
+            f"The episode is void: {reason}. Reward 0.", {**family, "voided": reason}, reward=0.0, terminated=True
+        )
 
     def _clean_action(self, action: str) -> tuple[str | None, str | None]:
         """A tool call's syntax and argument values (NUL bytes, surrogates, lengths, types), checked
@@ -289,7 +327,7 @@ class SWEGymEnv(TextEnv):
         assert self._workspace is not None and self._sandbox is not None
         mount = self._sandbox.mount_point
         if path == mount or path.startswith(mount + "/"):
-            path = path[len(mount):].lstrip("/") or "."
+            path = path[len(mount) :].lstrip("/") or "."
         if os.path.isabs(path):
             raise _Refused(f"{path!r} is outside the repository; use a path relative to {mount}")
         root = os.path.realpath(self._workspace.repo)
@@ -309,8 +347,13 @@ class SWEGymEnv(TextEnv):
         """Run a command in the episode's sandbox: its output and the family info it reports."""
         assert self._sandbox is not None
         result = self._sandbox.run(argv, **kwargs)
-        return result.output, {"tool": tool, "exit_code": result.returncode, "timed_out": result.timed_out,
-                               "exceeded": result.exceeded, "describe": result.describe()}
+        return result.output, {
+            "tool": tool,
+            "exit_code": result.returncode,
+            "timed_out": result.timed_out,
+            "exceeded": result.exceeded,
+            "describe": result.describe(),
+        }
 
     def _tool_bash(self, command: str) -> Transition:
         output, family = self._sandboxed(command, "bash")
@@ -321,8 +364,11 @@ class SWEGymEnv(TextEnv):
         full, rel = self._path(path)
         if full.is_dir():
             assert self._sandbox is not None
-            output, family = self._sandboxed(["find", ".", "-maxdepth", "2", "-not", "-path", "*/__pycache__*",
-                                              "-not", "-path", "*/.*"], "view", cwd=f"{self._sandbox.mount_point}/{rel}")
+            output, family = self._sandboxed(
+                ["find", ".", "-maxdepth", "2", "-not", "-path", "*/__pycache__*", "-not", "-path", "*/.*"],
+                "view",
+                cwd=f"{self._sandbox.mount_point}/{rel}",
+            )
             del family["describe"]
             return self._transition(f"Files in {rel} (2 levels):\n" + "\n".join(sorted(output.splitlines())), family)
         if not full.is_file():
@@ -371,11 +417,14 @@ class SWEGymEnv(TextEnv):
         text = self._read(full)
         count = text.count(old_str) if old_str else 0
         if count != 1:
-            why = "old_str is empty" if not old_str else (
-                f"old_str occurs {count} times in {rel}; it must occur exactly once (add surrounding lines)")
+            why = (
+                "old_str is empty"
+                if not old_str
+                else (f"old_str occurs {count} times in {rel}; it must occur exactly once (add surrounding lines)")
+            )
             raise _Refused(why)
         at = text.index(old_str)
-        self._write(full, rel, text[:at] + new_str + text[at + len(old_str):])
+        self._write(full, rel, text[:at] + new_str + text[at + len(old_str) :])
         line = text[:at].count("\n") + 1
         new_lines = (text[:at] + new_str).splitlines()
         lo, hi = max(0, line - 4), min(len(new_lines), line + new_str.count("\n") + 3)
@@ -395,36 +444,63 @@ class SWEGymEnv(TextEnv):
         return self._transition(f"Undid the last edit of {rel}.", {"tool": "undo_edit"})
 
     def _tests_info(self, run: engine.TestRun, grade: engine.Grade) -> dict[str, Any]:
-        statuses = {t: engine.status_of(t, run.statuses) or "MISSING"
-                    for t in [*self._instance["FAIL_TO_PASS"], *self._instance["PASS_TO_PASS"]]}
+        statuses = {
+            t: engine.status_of(t, run.statuses) or "MISSING"
+            for t in [*self._instance["FAIL_TO_PASS"], *self._instance["PASS_TO_PASS"]]
+        }
         self._score = float(grade.fraction)
         output, seconds = engine.stable_test_output(run.output)
-        return {"tests": statuses, "fraction": grade.fraction, "f2p_fraction": grade.f2p_fraction,
-                "resolved": grade.resolved, "exit_code": run.exit_code, "timed_out": run.result.timed_out,
-                "exceeded": run.result.exceeded, "duration": run.result.duration, "pytest_seconds": seconds,
-                "problem": run.problem, "output": output}
+        return {
+            "tests": statuses,
+            "fraction": grade.fraction,
+            "f2p_fraction": grade.f2p_fraction,
+            "resolved": grade.resolved,
+            "exit_code": run.exit_code,
+            "timed_out": run.result.timed_out,
+            "exceeded": run.result.exceeded,
+            "duration": run.result.duration,
+            "pytest_seconds": seconds,
+            "problem": run.problem,
+            "output": output,
+        }
 
     def _tool_run_tests(self, paths: list[str] | None = None) -> Transition:
         assert self._sandbox is not None and self._workspace is not None
         files = engine.test_files(self._instance)
-        targets = [self._path(p.split("::")[0])[1] + (p[len(p.split("::")[0]):]) for p in paths] if paths else files
+        targets = [self._path(p.split("::")[0])[1] + (p[len(p.split("::")[0]) :]) for p in paths] if paths else files
         changes, _ = self._workspace.changes()
-        run = engine.run_tests(self._sandbox, targets, python=self.python,
-                                test_cmd=self._instance.get("test_cmd") or engine.DEFAULT_TEST_CMD,
-                                limits=self.test_limits, changed=[p for p, (st, _) in changes.items() if st != "D"])
+        run = engine.run_tests(
+            self._sandbox,
+            targets,
+            python=self.python,
+            test_cmd=self._instance.get("test_cmd") or engine.DEFAULT_TEST_CMD,
+            limits=self.test_limits,
+            changed=[p for p, (st, _) in changes.items() if st != "D"],
+        )
         grade = engine.grade(self._instance, run)
         family = {"tool": "run_tests", **self._tests_info(run, grade)}
-        summary = run.problem or f"{sum(s == 'PASSED' for s in run.statuses.values())} passed, " \
-                                 f"{sum(s in ('FAILED', 'ERROR') for s in run.statuses.values())} failed"
+        summary = (
+            run.problem
+            or f"{sum(s == 'PASSED' for s in run.statuses.values())} passed, "
+            f"{sum(s in ('FAILED', 'ERROR') for s in run.statuses.values())} failed"
+        )
         return self._transition(f"{family.pop('output').rstrip()}\n[tests: {summary}]", family)
 
     def _tool_submit(self) -> Transition:
         assert self._workspace is not None
-        submission = grading.grade_submission(self._workspace, self._instance, python=self.python,
-                                              sandbox=lambda tree: self._make_sandbox(tree, self.test_limits))
+        submission = grading.grade_submission(
+            self._workspace,
+            self._instance,
+            python=self.python,
+            sandbox=lambda tree: self._make_sandbox(tree, self.test_limits),
+        )
         grade, run = submission.grade, submission.run
-        family = {"tool": "submit", "patch": submission.patch, **submission.review.as_dict(),
-                  "voided": submission.voided}
+        family = {
+            "tool": "submit",
+            "patch": submission.patch,
+            **submission.review.as_dict(),
+            "voided": submission.voided,
+        }
         if run is not None and grade is not None:
             family.update(self._tests_info(run, grade), grade=grade.as_dict())
             family.pop("output")
@@ -435,13 +511,14 @@ class SWEGymEnv(TextEnv):
         else:
             assert grade is not None
             detail = f" ({grade.problem})" if grade.problem else ""
-            text = (f"Submitted. Grading: {'RESOLVED' if resolved else 'NOT RESOLVED'}{detail}: "
-                    f"{sum(grade.fail_to_pass.values())}/{len(grade.fail_to_pass)} failing tests fixed, "
-                    f"{sum(grade.pass_to_pass.values())}/{len(grade.pass_to_pass)} other tests pass.")
+            text = (
+                f"Submitted. Grading: {'RESOLVED' if resolved else 'NOT RESOLVED'}{detail}: "
+                f"{sum(grade.fail_to_pass.values())}/{len(grade.fail_to_pass)} failing tests fixed, "
+                f"{sum(grade.pass_to_pass.values())}/{len(grade.pass_to_pass)} other tests pass."
+            )
         family["resolved"] = resolved
         return self._transition(text, family, reward=1.0 if resolved else 0.0, terminated=True, won=resolved)
 
 
 class _Refused(Exception):
     """A tool call that cannot be carried out (answered as an invalid action)."""
-

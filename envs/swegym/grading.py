@@ -33,11 +33,10 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentgym.error import InvalidArgumentError
-from agentgym.sandbox import Sandbox
-
 from agentgym.envs.swegym import engine
 from agentgym.envs.swegym.workspace import Workspace
+from agentgym.error import InvalidArgumentError
+from agentgym.sandbox import Sandbox
 
 #: Folders whose files are tests (restored before grading).
 TEST_FOLDERS = frozenset({"tests", "test"})
@@ -68,11 +67,13 @@ def importable_names(python: str) -> frozenset[str]:
     """Top-level module names the test interpreter can import without the repository: the standard
     library, built-ins and everything on its own ``sys.path`` (site-packages: pytest, plugins, the
     tests' dependencies). A new module of the agent's with one of these names would shadow it."""
-    code = ("import json, os, sys\nnames = set(sys.stdlib_module_names) | set(sys.builtin_module_names)\n"
-            "for entry in sys.path:\n    try:\n        listing = os.listdir(entry or '.')\n    except OSError:\n"
-            "        continue\n    for name in listing:\n        stem = name.split('.')[0]\n"
-            "        if stem.isidentifier() and not name.endswith(('-info', '.pth')):\n            names.add(stem)\n"
-            "print(json.dumps(sorted(names)))")
+    code = (
+        "import json, os, sys\nnames = set(sys.stdlib_module_names) | set(sys.builtin_module_names)\n"
+        "for entry in sys.path:\n    try:\n        listing = os.listdir(entry or '.')\n    except OSError:\n"
+        "        continue\n    for name in listing:\n        stem = name.split('.')[0]\n"
+        "        if stem.isidentifier() and not name.endswith(('-info', '.pth')):\n            names.add(stem)\n"
+        "print(json.dumps(sorted(names)))"
+    )
     try:
         out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=120, check=True)
         return frozenset(json.loads(out.stdout))
@@ -82,8 +83,11 @@ def importable_names(python: str) -> frozenset[str]:
 
 def is_test_path(path: str, test_files: Collection[str]) -> bool:
     parts = path.split("/")
-    return (path in test_files or any(p in TEST_FOLDERS for p in parts[:-1])
-            or any(fnmatch.fnmatch(parts[-1], pattern) for pattern in TEST_NAMES))
+    return (
+        path in test_files
+        or any(p in TEST_FOLDERS for p in parts[:-1])
+        or any(fnmatch.fnmatch(parts[-1], pattern) for pattern in TEST_NAMES)
+    )
 
 
 def _module_name(rel: str) -> str:
@@ -110,8 +114,12 @@ def review(
     ``symlinks`` the targets of the symlinks among the changes.
     """
     out, symlinks = Review(), dict(symlinks or {})
-    base_top = {root: {_module_name(posixpath.relpath(f, root or ".")) for f in base_files
-                       if not root or f.startswith(root + "/")} for root in import_roots}
+    base_top = {
+        root: {
+            _module_name(posixpath.relpath(f, root or ".")) for f in base_files if not root or f.startswith(root + "/")
+        }
+        for root in import_roots
+    }
     for path, (status, mode) in sorted(changes.items()):
         parts, name = path.split("/"), path.rsplit("/", 1)[-1]
         if ".git" in parts:
@@ -119,8 +127,11 @@ def review(
             continue
         if name in GRADER_FILES or name.endswith(".pth"):
             if status != "D":
-                out.voided = out.voided or f"{path}: a {name if name in GRADER_FILES else '.pth file'} would " \
-                                           "change how the tests run, not what they test"
+                out.voided = (
+                    out.voided
+                    or f"{path}: a {name if name in GRADER_FILES else '.pth file'} would "
+                    "change how the tests run, not what they test"
+                )
             else:
                 out.restored[path] = "files that configure the test run are restored"
             continue
@@ -144,8 +155,9 @@ def review(
     return out
 
 
-def _shadowing(path: str, roots: Collection[str], base_top: Mapping[str, set[str]],
-               shadowed: Collection[str]) -> str | None:
+def _shadowing(
+    path: str, roots: Collection[str], base_top: Mapping[str, set[str]], shadowed: Collection[str]
+) -> str | None:
     """Why a new path would shadow an importable module (``None`` if it does not)."""
     for root in roots:
         if root and not path.startswith(root + "/"):
@@ -153,15 +165,18 @@ def _shadowing(path: str, roots: Collection[str], base_top: Mapping[str, set[str
         module = _module_name(posixpath.relpath(path, root or "."))
         if module and module in shadowed and module not in base_top[root]:
             where = f"{root}/" if root else "the repository root"
-            return (f"a new top-level module {module!r} in {where} would shadow the installed or "
-                    "standard-library module of that name")
+            return (
+                f"a new top-level module {module!r} in {where} would shadow the installed or "
+                "standard-library module of that name"
+            )
     return None
 
 
 def import_roots(test_env: Mapping[str, str] | None) -> list[str]:
     """The folders (relative) on ``sys.path`` during a test run: the root and ``PYTHONPATH`` entries."""
-    extra = [os.path.normpath(p) for p in (test_env or {}).get("PYTHONPATH", "").split(":")
-             if p and not os.path.isabs(p)]
+    extra = [
+        os.path.normpath(p) for p in (test_env or {}).get("PYTHONPATH", "").split(":") if p and not os.path.isabs(p)
+    ]
     return ["", *[p for p in extra if p != "."]]
 
 
@@ -177,16 +192,22 @@ class Submission:
     voided: str | None
 
 
-def grade_submission(workspace: Workspace, instance: Mapping[str, Any], *, python: str,
-                     sandbox: Callable[[Path], Sandbox]) -> Submission:
+def grade_submission(
+    workspace: Workspace, instance: Mapping[str, Any], *, python: str, sandbox: Callable[[Path], Sandbox]
+) -> Submission:
     """Grade the working tree as SWE-bench does, hardened (see the module): review the changes, build
     the pristine grading tree with the applied ones and the test patch, run the graded tests in
     ``sandbox(tree)`` under the runner, and void the submission on tampering."""
     changes, links = workspace.changes()
     test_files = engine.test_files(instance)
-    verdict = review(changes, test_files=test_files, base_files=workspace.base_files(),
-                     shadowed=importable_names(python), import_roots=import_roots(instance.get("test_env")),
-                     symlinks=links)
+    verdict = review(
+        changes,
+        test_files=test_files,
+        base_files=workspace.base_files(),
+        shadowed=importable_names(python),
+        import_roots=import_roots(instance.get("test_env")),
+        symlinks=links,
+    )
     for rel, kind in workspace.special_files().items():
         verdict.restored[rel] = f"{kind}: only regular files and symlinks are part of a patch"
     patch = workspace.diff()
@@ -195,7 +216,12 @@ def grade_submission(workspace: Workspace, instance: Mapping[str, Any], *, pytho
     applied = [p for p in verdict.applied if changes[p][0] != "D"]
     deleted = [p for p in verdict.applied if changes[p][0] == "D"]
     tree = workspace.grading_tree(applied, deleted, instance["test_patch"])
-    run = engine.run_tests(sandbox(tree), test_files, python=python,
-                            test_cmd=instance.get("test_cmd") or engine.DEFAULT_TEST_CMD, changed=applied)
+    run = engine.run_tests(
+        sandbox(tree),
+        test_files,
+        python=python,
+        test_cmd=instance.get("test_cmd") or engine.DEFAULT_TEST_CMD,
+        changed=applied,
+    )
     voided = f"the graded run was tampered with: {run.tampered}" if run.tampered else None
     return Submission(verdict, patch, run, engine.grade(instance, run), voided)

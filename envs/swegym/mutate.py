@@ -22,14 +22,40 @@ import ast
 import dataclasses
 import re
 
-_BINOP = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "//"), ast.FloorDiv: ("//", "*"),
-          ast.LShift: ("<<", ">>"), ast.RShift: (">>", "<<"), ast.BitAnd: ("&", "|"), ast.BitOr: ("|", "&"),
-          ast.Mod: ("%", "//")}
-_CMPOP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
-          ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in"),
-          ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is")}
-KINDS = ("flip_operator", "flip_comparison", "swap_bool", "off_by_one", "invert_if", "remove_branch",
-         "swap_arguments", "wrong_return", "drop_not")
+_BINOP = {
+    ast.Add: ("+", "-"),
+    ast.Sub: ("-", "+"),
+    ast.Mult: ("*", "//"),
+    ast.FloorDiv: ("//", "*"),
+    ast.LShift: ("<<", ">>"),
+    ast.RShift: (">>", "<<"),
+    ast.BitAnd: ("&", "|"),
+    ast.BitOr: ("|", "&"),
+    ast.Mod: ("%", "//"),
+}
+_CMPOP = {
+    ast.Lt: ("<", "<="),
+    ast.LtE: ("<=", "<"),
+    ast.Gt: (">", ">="),
+    ast.GtE: (">=", ">"),
+    ast.Eq: ("==", "!="),
+    ast.NotEq: ("!=", "=="),
+    ast.In: ("in", "not in"),
+    ast.NotIn: ("not in", "in"),
+    ast.Is: ("is", "is not"),
+    ast.IsNot: ("is not", "is"),
+}
+KINDS = (
+    "flip_operator",
+    "flip_comparison",
+    "swap_bool",
+    "off_by_one",
+    "invert_if",
+    "remove_branch",
+    "swap_arguments",
+    "wrong_return",
+    "drop_not",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +71,7 @@ class Mutation:
 
     def apply(self, source: str) -> str:
         data = source.encode()
-        return (data[: self.start] + self.text.encode() + data[self.end:]).decode()
+        return (data[: self.start] + self.text.encode() + data[self.end :]).decode()
 
 
 class _Offsets:
@@ -67,16 +93,22 @@ class _Offsets:
 
 def _token_in_gap(gap: str, token: str) -> int | None:
     """Offset of the operator ``token`` in the text between two operands (skipping parens and spaces)."""
-    pattern = r"\bnot\s+in\b" if token == "not in" else r"\bis\s+not\b" if token == "is not" else (
-        r"\b" + token + r"\b" if token.isalpha() else re.escape(token) + r"(?![=<>/*])")
+    pattern = (
+        r"\bnot\s+in\b"
+        if token == "not in"
+        else r"\bis\s+not\b"
+        if token == "is not"
+        else (r"\b" + token + r"\b" if token.isalpha() else re.escape(token) + r"(?![=<>/*])")
+    )
     match = re.search(pattern, gap)
     if match is None or "#" in gap[: match.start()]:
         return None
     return match.start()
 
 
-def _gap_mutation(off: _Offsets, func: str, kind: str, left: ast.AST, right: ast.AST, old: str, new: str,
-                  line: int) -> Mutation | None:
+def _gap_mutation(
+    off: _Offsets, func: str, kind: str, left: ast.AST, right: ast.AST, old: str, new: str, line: int
+) -> Mutation | None:
     a, b = off.end(left), off.start(right)
     if b <= a:
         return None
@@ -91,7 +123,9 @@ def _gap_mutation(off: _Offsets, func: str, kind: str, left: ast.AST, right: ast
 
 
 def _block_bodies(node: ast.AST) -> list[list[ast.stmt]]:
-    return [getattr(node, name) for name in ("body", "orelse", "finalbody") if isinstance(getattr(node, name, None), list)]
+    return [
+        getattr(node, name) for name in ("body", "orelse", "finalbody") if isinstance(getattr(node, name, None), list)
+    ]
 
 
 def function_mutations(source: str, min_statements: int = 3) -> dict[str, list[Mutation]]:
@@ -112,8 +146,11 @@ def function_mutations(source: str, min_statements: int = 3) -> dict[str, list[M
         for parent in ast.walk(fn):
             for child in ast.iter_child_nodes(parent):
                 parents[id(child)] = parent
-        docstring = fn.body[0].value if (fn.body and isinstance(fn.body[0], ast.Expr)
-                                         and isinstance(fn.body[0].value, ast.Constant)) else None
+        docstring = (
+            fn.body[0].value
+            if (fn.body and isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant))
+            else None
+        )
         for node in ast.walk(fn):
             if node is not fn and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue  # nested defs are visited as their own functions
@@ -131,28 +168,44 @@ def function_mutations(source: str, min_statements: int = 3) -> dict[str, list[M
             elif isinstance(node, ast.BoolOp) and len(node.values) == 2:
                 old, new = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
                 mut = _gap_mutation(off, qualname, "swap_bool", node.values[0], node.values[1], old, new, line)
-            elif (isinstance(node, ast.Constant) and type(node.value) is int and -64 <= node.value <= 64
-                  and node is not docstring):
+            elif (
+                isinstance(node, ast.Constant)
+                and type(node.value) is int
+                and -64 <= node.value <= 64
+                and node is not docstring
+            ):
                 text = off.text(off.start(node), off.end(node))
                 if text.lstrip("-").isdigit():
                     value = 0 if node.value == 1 else node.value + 1
                     mut = Mutation(qualname, "off_by_one", line, off.start(node), off.end(node), str(value))
             elif isinstance(node, ast.If):
                 test = node.test
-                mut = Mutation(qualname, "invert_if", line, off.start(test), off.end(test),
-                               f"not ({off.text(off.start(test), off.end(test))})")
+                mut = Mutation(
+                    qualname,
+                    "invert_if",
+                    line,
+                    off.start(test),
+                    off.end(test),
+                    f"not ({off.text(off.start(test), off.end(test))})",
+                )
                 if (isinstance(test, ast.Compare) or isinstance(test, ast.Name)) and not node.orelse:
                     out.append(mut)
                     mut = _remove_statement(off, lines, qualname, node, parents)
-            elif isinstance(node, ast.Call) and len(node.args) >= 2 and not any(
-                    isinstance(a, ast.Starred) for a in node.args[:2]):
+            elif (
+                isinstance(node, ast.Call)
+                and len(node.args) >= 2
+                and not any(isinstance(a, ast.Starred) for a in node.args[:2])
+            ):
                 a0, a1 = node.args[0], node.args[1]
                 t0, t1 = off.text(off.start(a0), off.end(a0)), off.text(off.start(a1), off.end(a1))
                 if t0 != t1:
                     mid = off.text(off.end(a0), off.start(a1))
                     mut = Mutation(qualname, "swap_arguments", line, off.start(a0), off.end(a1), t1 + mid + t0)
-            elif isinstance(node, ast.Return) and node.value is not None and not (
-                    isinstance(node.value, ast.Constant) and node.value.value is None):
+            elif (
+                isinstance(node, ast.Return)
+                and node.value is not None
+                and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+            ):
                 mut = Mutation(qualname, "wrong_return", line, off.start(node.value), off.end(node.value), "None")
             elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
                 operand = off.text(off.start(node.operand), off.end(node.operand))
@@ -182,15 +235,16 @@ def changes_program(source: str, mutation: Mutation) -> bool:
         return False
 
 
-def _remove_statement(off: _Offsets, lines: list[str], func: str, node: ast.stmt,
-                      parents: dict[int, ast.AST]) -> Mutation | None:
+def _remove_statement(
+    off: _Offsets, lines: list[str], func: str, node: ast.stmt, parents: dict[int, ast.AST]
+) -> Mutation | None:
     parent = parents.get(id(node))
     if parent is None:
         return None
     body = next((b for b in _block_bodies(parent) if any(s is node for s in b)), None)
     if body is None or len(body) < 2:
         return None
-    if lines[node.lineno - 1][: node.col_offset].strip() or lines[node.end_lineno - 1][node.end_col_offset:].strip():
+    if lines[node.lineno - 1][: node.col_offset].strip() or lines[node.end_lineno - 1][node.end_col_offset :].strip():
         return None
     start = off.starts[node.lineno - 1]
     end = off.starts[node.end_lineno]

@@ -37,21 +37,40 @@ import sys
 
 #: Reporting machinery the tamper check watches: (module, dotted attribute).
 WATCHED = (
-    ("_pytest.runner", "call_and_report"), ("_pytest.runner", "runtestprotocol"),
-    ("_pytest.runner", "call_runtest_hook"), ("_pytest.runner", "CallInfo.from_call"),
-    ("_pytest.runner", "pytest_runtest_makereport"), ("_pytest.reports", "TestReport.from_item_and_call"),
-    ("_pytest.reports", "TestReport.__init__"), ("_pytest.reports", "BaseReport.passed"),
-    ("_pytest.reports", "BaseReport.failed"), ("_pytest.reports", "BaseReport.skipped"),
-    ("_pytest.python", "pytest_pyfunc_call"), ("_pytest.python", "Function.runtest"),
-    ("_pytest.skipping", "pytest_runtest_makereport"), ("_pytest.skipping", "pytest_runtest_call"),
-    ("_pytest.main", "pytest_runtestloop"), ("_pytest.outcomes", "fail"), ("_pytest.outcomes", "skip"),
-    ("_pytest.outcomes", "xfail"), ("pluggy._callers", "_multicall"), ("pluggy._hooks", "HookCaller.__call__"),
-    ("pluggy._hooks", "_HookCaller.__call__"), ("pluggy._manager", "PluginManager._hookexec"),
+    ("_pytest.runner", "call_and_report"),
+    ("_pytest.runner", "runtestprotocol"),
+    ("_pytest.runner", "call_runtest_hook"),
+    ("_pytest.runner", "CallInfo.from_call"),
+    ("_pytest.runner", "pytest_runtest_makereport"),
+    ("_pytest.reports", "TestReport.from_item_and_call"),
+    ("_pytest.reports", "TestReport.__init__"),
+    ("_pytest.reports", "BaseReport.passed"),
+    ("_pytest.reports", "BaseReport.failed"),
+    ("_pytest.reports", "BaseReport.skipped"),
+    ("_pytest.python", "pytest_pyfunc_call"),
+    ("_pytest.python", "Function.runtest"),
+    ("_pytest.skipping", "pytest_runtest_makereport"),
+    ("_pytest.skipping", "pytest_runtest_call"),
+    ("_pytest.main", "pytest_runtestloop"),
+    ("_pytest.outcomes", "fail"),
+    ("_pytest.outcomes", "skip"),
+    ("_pytest.outcomes", "xfail"),
+    ("pluggy._callers", "_multicall"),
+    ("pluggy._hooks", "HookCaller.__call__"),
+    ("pluggy._hooks", "_HookCaller.__call__"),
+    ("pluggy._manager", "PluginManager._hookexec"),
 )
 #: Hooks whose implementations decide or carry a test's outcome.
-REPORTING_HOOKS = ("pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_runtest_protocol",
-                   "pytest_runtest_call", "pytest_pyfunc_call", "pytest_report_teststatus",
-                   "pytest_runtestloop", "pytest_collectreport")
+REPORTING_HOOKS = (
+    "pytest_runtest_makereport",
+    "pytest_runtest_logreport",
+    "pytest_runtest_protocol",
+    "pytest_runtest_call",
+    "pytest_pyfunc_call",
+    "pytest_report_teststatus",
+    "pytest_runtestloop",
+    "pytest_collectreport",
+)
 ORDER = ("PASSED", "XFAIL", "SKIPPED", "FAILED", "ERROR")
 
 
@@ -70,9 +89,9 @@ def main(argv):
     os.ftruncate(fd, 0)
     pwrite, dumps, exit_now = os.pwrite, json.dumps, os._exit  # kept before code under test can patch them
 
-    import pytest
-    import _pytest.main, _pytest.outcomes, _pytest.python, _pytest.reports, _pytest.runner, _pytest.skipping  # noqa: E401,F401
+    import _pytest.main  # noqa: E401,F401
     import pluggy  # noqa: F401
+    import pytest
 
     watched = {(m, a): _lookup(m, a) for m, a in WATCHED if _lookup(m, a) is not None}
 
@@ -94,8 +113,15 @@ def main(argv):
 
         def pytest_runtest_logreport(self, report):
             if report.when == "call":
-                status = "XFAIL" if report.skipped and hasattr(report, "wasxfail") else \
-                    "SKIPPED" if report.skipped else "PASSED" if report.passed else "FAILED"
+                status = (
+                    "XFAIL"
+                    if report.skipped and hasattr(report, "wasxfail")
+                    else "SKIPPED"
+                    if report.skipped
+                    else "PASSED"
+                    if report.passed
+                    else "FAILED"
+                )
             elif report.failed:
                 status = "ERROR"
             elif report.skipped:
@@ -132,8 +158,14 @@ def main(argv):
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed or replaced stream must not stop the report
             pass
-    report = {"nonce": nonce, "exit_code": code, "tests": recorder.tests, "failures": recorder.failures,
-              "collect_errors": recorder.collect_errors, "tampered": tampered}
+    report = {
+        "nonce": nonce,
+        "exit_code": code,
+        "tests": recorder.tests,
+        "failures": recorder.failures,
+        "collect_errors": recorder.collect_errors,
+        "tampered": tampered,
+    }
     pwrite(fd, dumps(report).encode("utf-8", "replace"), 0)
     exit_now(code)
 

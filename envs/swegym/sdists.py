@@ -52,22 +52,63 @@ def _same_name(package: str, names: Sequence[str], tests: str) -> tuple[tuple[st
 
 #: Small permissive pure-Python projects whose sdists include fast test suites (pytest only).
 PROJECTS: tuple[Project, ...] = (
-    Project("toolz", "1.2.0", "9667a038e9d6ecba37995e26cb2f59ec6420b6ad8dd9677de59db9b956b08490", "BSD-3-Clause",
-            _same_name("toolz", ("functoolz", "itertoolz", "dicttoolz", "recipes"), "toolz/tests")
-            + _same_name("toolz/sandbox", ("core", "parallel"), "toolz/sandbox/tests")),
-    Project("cachetools", "8.0.2", "30ac523adfc118b51d2b2e7bad8a0ddb31370dfe2700c7f10ca224f36ccf81e0", "MIT",
-            (("src/cachetools/__init__.py", tuple(f"tests/test_{n}.py" for n in
-                                                  ("cache", "fifo", "lfu", "lru", "rr", "tlru", "ttl"))),
-             ("src/cachetools/_cached.py", ("tests/test_cached.py",)),
-             ("src/cachetools/_cachedmethod.py", ("tests/test_cachedmethod.py",)),
-             ("src/cachetools/keys.py", ("tests/test_keys.py",)),
-             ("src/cachetools/func.py", ("tests/test_func.py",))),
-            test_env=(("PYTHONPATH", "src"),)),
-    Project("boltons", "26.2.0", "d39cfd15c1a1c3bd4d705c82252fa9edb8e4f5e8cc039f8e39afac7b1b47e92c", "BSD-3-Clause",
-            _same_name("boltons", ("cacheutils", "dictutils", "fileutils", "formatutils", "funcutils",
-                                   "ioutils", "iterutils", "jsonutils", "listutils", "mathutils", "namedutils",
-                                   "queueutils", "setutils", "statsutils", "strutils", "tableutils", "tbutils",
-                                   "timeutils", "typeutils", "urlutils"), "tests")),
+    Project(
+        "toolz",
+        "1.2.0",
+        "9667a038e9d6ecba37995e26cb2f59ec6420b6ad8dd9677de59db9b956b08490",
+        "BSD-3-Clause",
+        _same_name("toolz", ("functoolz", "itertoolz", "dicttoolz", "recipes"), "toolz/tests")
+        + _same_name("toolz/sandbox", ("core", "parallel"), "toolz/sandbox/tests"),
+    ),
+    Project(
+        "cachetools",
+        "8.0.2",
+        "30ac523adfc118b51d2b2e7bad8a0ddb31370dfe2700c7f10ca224f36ccf81e0",
+        "MIT",
+        (
+            (
+                "src/cachetools/__init__.py",
+                tuple(f"tests/test_{n}.py" for n in ("cache", "fifo", "lfu", "lru", "rr", "tlru", "ttl")),
+            ),
+            ("src/cachetools/_cached.py", ("tests/test_cached.py",)),
+            ("src/cachetools/_cachedmethod.py", ("tests/test_cachedmethod.py",)),
+            ("src/cachetools/keys.py", ("tests/test_keys.py",)),
+            ("src/cachetools/func.py", ("tests/test_func.py",)),
+        ),
+        test_env=(("PYTHONPATH", "src"),),
+    ),
+    Project(
+        "boltons",
+        "26.2.0",
+        "d39cfd15c1a1c3bd4d705c82252fa9edb8e4f5e8cc039f8e39afac7b1b47e92c",
+        "BSD-3-Clause",
+        _same_name(
+            "boltons",
+            (
+                "cacheutils",
+                "dictutils",
+                "fileutils",
+                "formatutils",
+                "funcutils",
+                "ioutils",
+                "iterutils",
+                "jsonutils",
+                "listutils",
+                "mathutils",
+                "namedutils",
+                "queueutils",
+                "setutils",
+                "statsutils",
+                "strutils",
+                "tableutils",
+                "tbutils",
+                "timeutils",
+                "typeutils",
+                "urlutils",
+            ),
+            "tests",
+        ),
+    ),
 )
 
 
@@ -84,12 +125,27 @@ def fetch(project: Project) -> Path:
         sdists.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=sdists))
         try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            f"{project.name}=={project.version}", "-d", str(scratch)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    f"{project.name}=={project.version}",
+                    "-d",
+                    str(scratch),
+                ],
+                check=True,
+            )
             got = scratch / project.sdist
             if not got.exists() or _sha256(got) != project.sha256:
                 raise InvalidArgumentError(
-                    f"{project.sdist} from PyPI does not have the pinned sha256 {project.sha256}")
+                    f"{project.sdist} from PyPI does not have the pinned sha256 {project.sha256}"
+                )
             os.replace(got, archive)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -54,10 +54,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
-
 from agentgym.envs.swegym import engine, mutate
 from agentgym.envs.swegym.sdists import OWNER, PROJECTS, Project, fetch, swegym_cache, tree_files
+from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
 
 #: Part of the task-set cache key and of the env's engine version: bump when what the build keeps can change.
 #: 2: candidates are validated under grader 2's test runner (``python -I``, report through a private fd);
@@ -71,16 +70,25 @@ GIT_IDENTITY = "agentgym <agentgym@localhost> 1700000000 +0000"
 
 def dataset_key(seed: int = DEFAULT_SEED, per_module: int = 24, projects: Sequence[Project] = PROJECTS) -> str:
     """Hash of everything the task set depends on."""
-    spec = {"generator": GENERATOR_VERSION, "seed": seed, "per_module": per_module,
-            "projects": [dataclasses.asdict(p) for p in projects],
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}", "pytest": metadata.version("pytest")}
+    spec = {
+        "generator": GENERATOR_VERSION,
+        "seed": seed,
+        "per_module": per_module,
+        "projects": [dataclasses.asdict(p) for p in projects],
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "pytest": metadata.version("pytest"),
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _work_key(projects: Sequence[Project] = PROJECTS) -> str:
     """Key of the baseline and validation results: they depend on the projects and tools, not the seed."""
-    spec = {"generator": GENERATOR_VERSION, "projects": [dataclasses.asdict(p) for p in projects],
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}", "pytest": metadata.version("pytest")}
+    spec = {
+        "generator": GENERATOR_VERSION,
+        "projects": [dataclasses.asdict(p) for p in projects],
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "pytest": metadata.version("pytest"),
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -88,8 +96,13 @@ def dataset_dir(seed: int = DEFAULT_SEED, per_module: int = 24) -> Path:
     return swegym_cache() / f"tasks-{dataset_key(seed, per_module)}"
 
 
-def load_split(split: str, *, instances: str | os.PathLike | None = None, repos_dir: str | os.PathLike | None = None,
-               task_seed: int = DEFAULT_SEED) -> tuple[list[dict[str, Any]], Path]:
+def load_split(
+    split: str,
+    *,
+    instances: str | os.PathLike | None = None,
+    repos_dir: str | os.PathLike | None = None,
+    task_seed: int = DEFAULT_SEED,
+) -> tuple[list[dict[str, Any]], Path]:
     """The instances of one split and the folder holding their repositories' clones.
 
     Embedded tasks (no ``instances``): the records of ``split`` in the task set built with ``task_seed``
@@ -98,8 +111,9 @@ def load_split(split: str, *, instances: str | os.PathLike | None = None, repos_
     """
     if instances is not None:
         if repos_dir is None:
-            raise InvalidArgumentError("instances=... needs repos_dir=DIR with one git clone per repo "
-                                       "at DIR/<owner>__<name>")
+            raise InvalidArgumentError(
+                "instances=... needs repos_dir=DIR with one git clone per repo at DIR/<owner>__<name>"
+            )
         records = engine.load_instances(instances)
         repos = Path(repos_dir)
     else:
@@ -109,7 +123,8 @@ def load_split(split: str, *, instances: str | os.PathLike | None = None, repos_
         if not (folder / "instances.jsonl").exists():
             raise DependencyNotInstalled(
                 f"the embedded SWEGym task set (seed {task_seed}) is not built yet; run once (it fetches "
-                f"three sdists from PyPI): {sys.executable} -m agentgym.envs.swegym.tasks --seed {task_seed}")
+                f"three sdists from PyPI): {sys.executable} -m agentgym.envs.swegym.tasks --seed {task_seed}"
+            )
         records = [r for r in engine.load_instances(folder / "instances.jsonl") if r.get("split") == split]
         if not records:
             raise InvalidArgumentError(f"unknown split {split!r}; expected one of ['test', 'train', 'valid']")
@@ -118,13 +133,15 @@ def load_split(split: str, *, instances: str | os.PathLike | None = None, repos_
         clone = repos / engine.repo_folder(record["repo"])
         if not clone.is_dir():
             raise InvalidArgumentError(
-                f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}")
+                f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}"
+            )
     return records, repos
 
 
 # ----------------------------------------------------------------------------- sandboxed runs
-def _run_module_tests(tree: Path, project: Project, files: Sequence[str], replace: tuple[str, str] | None,
-                      keep_failures: bool = False) -> engine.TestRun:
+def _run_module_tests(
+    tree: Path, project: Project, files: Sequence[str], replace: tuple[str, str] | None, keep_failures: bool = False
+) -> engine.TestRun:
     from agentgym.sandbox import Sandbox
 
     work = Path(tempfile.mkdtemp(prefix="agentgym-swegym-"))
@@ -133,9 +150,14 @@ def _run_module_tests(tree: Path, project: Project, files: Sequence[str], replac
         if replace is not None:
             (work / "repo" / replace[0]).write_text(replace[1])
         box = Sandbox(work / "repo")
-        return engine.run_tests(box, files, python=sys.executable, env=dict(project.test_env),
-                                 limits=dataclasses.replace(engine.TEST_LIMITS, wall_seconds=120),
-                                 keep_failures=keep_failures)
+        return engine.run_tests(
+            box,
+            files,
+            python=sys.executable,
+            env=dict(project.test_env),
+            limits=dataclasses.replace(engine.TEST_LIMITS, wall_seconds=120),
+            keep_failures=keep_failures,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -147,8 +169,12 @@ def _baseline_job(args: tuple[str, str, str]) -> dict[str, Any]:
     runs = [_run_module_tests(Path(tree), project, files, None) for _ in range(2)]
     stable = sorted(t for t, s in runs[0].statuses.items() if s == "PASSED" and runs[1].statuses.get(t) == "PASSED")
     problem = next((r.problem for r in runs if r.problem), None)
-    return {"stable": stable, "valid": all(r.valid for r in runs), "problem": problem,
-            "output": runs[0].result.output[-2000:]}
+    return {
+        "stable": stable,
+        "valid": all(r.valid for r in runs),
+        "problem": problem,
+        "output": runs[0].result.output[-2000:],
+    }
 
 
 def _validate_job(args: tuple[str, dict[str, Any], str, str, list[str]]) -> dict[str, Any]:
@@ -158,9 +184,14 @@ def _validate_job(args: tuple[str, dict[str, Any], str, str, list[str]]) -> dict
     run = _run_module_tests(Path(tree), project, files, (candidate["module"], candidate["mutated"]), keep_failures=True)
     f2p = sorted(t for t in stable if run.statuses.get(t) in ("FAILED", "ERROR"))
     p2p = sorted(t for t in stable if run.statuses.get(t) == "PASSED")
-    result = {"valid_run": run.valid or run.exit_code == 1 and bool(run.statuses), "problem": run.problem,
-              "killed": run.result.killed, "FAIL_TO_PASS": f2p, "PASS_TO_PASS": p2p,
-              "failures": {t: run.failures.get(t, "")[-3000:] for t in f2p[:3]}}
+    result = {
+        "valid_run": run.valid or run.exit_code == 1 and bool(run.statuses),
+        "problem": run.problem,
+        "killed": run.result.killed,
+        "FAIL_TO_PASS": f2p,
+        "PASS_TO_PASS": p2p,
+        "failures": {t: run.failures.get(t, "")[-3000:] for t in f2p[:3]},
+    }
     tmp = out_path + ".tmp"
     Path(tmp).write_text(json.dumps(result))
     os.replace(tmp, out_path)
@@ -204,8 +235,16 @@ def candidates(project: Project, tree: Path, seed: int, per_module: int) -> list
             picked += 1
             mutated = mut.apply(source)
             ident = hashlib.sha256(f"{project.name}:{module}:{mutated}".encode()).hexdigest()[:10]
-            out.append({"id": ident, "module": module, "function": function, "kind": kind, "line": mut.line,
-                        "mutated": mutated})
+            out.append(
+                {
+                    "id": ident,
+                    "module": module,
+                    "function": function,
+                    "kind": kind,
+                    "line": mut.line,
+                    "mutated": mutated,
+                }
+            )
     return out
 
 
@@ -249,8 +288,7 @@ def problem_statement(f2p: list[str], failures: dict[str, str], test_cmd: str, r
     excerpt_lines = excerpt.splitlines()
     if len(excerpt_lines) > 25:
         excerpt_lines = excerpt_lines[:3] + ["..."] + excerpt_lines[-20:]
-    lines += [f"To reproduce, run `{test_cmd} {first}`:", "", "```", *excerpt_lines, "```", "",
-              rng.choice(_CLOSINGS)]
+    lines += [f"To reproduce, run `{test_cmd} {first}`:", "", "```", *excerpt_lines, "```", "", rng.choice(_CLOSINGS)]
     return "\n".join(lines)
 
 
@@ -282,8 +320,11 @@ def _git_repo(path: Path, tree: Path, bugs: list[tuple[str, str, str]]) -> tuple
         stream += b"from :1\nM 100644 inline " + rel.encode() + b"\n"
         blob(text.encode())
     marks = path / "marks"
-    subprocess.run(["git", "--git-dir", str(path), "fast-import", "--quiet", f"--export-marks={marks}"],
-                   input=bytes(stream), check=True)
+    subprocess.run(
+        ["git", "--git-dir", str(path), "fast-import", "--quiet", f"--export-marks={marks}"],
+        input=bytes(stream),
+        check=True,
+    )
     shas = dict(line.split() for line in marks.read_text().splitlines())
     marks.unlink()
     return shas[":1"], {tag: shas[f":{i}"] for i, (tag, _, _) in enumerate(bugs, 2)}
@@ -341,8 +382,15 @@ def build(seed: int = DEFAULT_SEED, per_module: int = 24, workers: int = 2, forc
     return final
 
 
-def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dict[str, list[dict[str, Any]]],
-              work: Path, seed: int, per_module: int) -> None:
+def _assemble(
+    scratch: Path,
+    final: Path,
+    trees: dict[str, Path],
+    all_cands: dict[str, list[dict[str, Any]]],
+    work: Path,
+    seed: int,
+    per_module: int,
+) -> None:
     instances = []
     for project in PROJECTS:
         tree, cands = trees[project.name], all_cands[project.name]
@@ -355,33 +403,56 @@ def _assemble(scratch: Path, final: Path, trees: dict[str, Path], all_cands: dic
             result = json.loads(out.read_text())
             if result["valid_run"] and not result["killed"] and result["FAIL_TO_PASS"] and result["PASS_TO_PASS"]:
                 kept.append((cand, result))
-        tags = [(f"{OWNER}__{project.name}.{cand['kind']}__{cand['id']}", cand["module"], cand["mutated"])
-                for cand, _ in kept]
+        tags = [
+            (f"{OWNER}__{project.name}.{cand['kind']}__{cand['id']}", cand["module"], cand["mutated"])
+            for cand, _ in kept
+        ]
         clean, commits = _git_repo(scratch / "repos" / engine.repo_folder(project.repo), tree, tags)
         for (cand, result), (tag, module, _) in zip(kept, tags):
             original = (tree / module).read_text()
             rng = random.Random(f"{seed}:{tag}")
-            instances.append({
-                "instance_id": tag, "repo": project.repo, "base_commit": commits[tag],
-                "patch": _diff(module, cand["mutated"], original), "test_patch": "",
-                "problem_statement": problem_statement(result["FAIL_TO_PASS"], result["failures"],
-                                                       engine.DEFAULT_TEST_CMD, rng),
-                "hints_text": "", "created_at": "2026-01-01T00:00:00Z", "version": project.version,
-                "environment_setup_commit": clean, "FAIL_TO_PASS": result["FAIL_TO_PASS"],
-                "PASS_TO_PASS": result["PASS_TO_PASS"], "test_cmd": engine.DEFAULT_TEST_CMD,
-                "test_env": dict(project.test_env), "split": splits[cand["module"]], "module": module,
-                "bug": {"function": cand["function"], "kind": cand["kind"], "line": cand["line"]},
-                "license": project.license,
-            })
+            instances.append(
+                {
+                    "instance_id": tag,
+                    "repo": project.repo,
+                    "base_commit": commits[tag],
+                    "patch": _diff(module, cand["mutated"], original),
+                    "test_patch": "",
+                    "problem_statement": problem_statement(
+                        result["FAIL_TO_PASS"], result["failures"], engine.DEFAULT_TEST_CMD, rng
+                    ),
+                    "hints_text": "",
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "version": project.version,
+                    "environment_setup_commit": clean,
+                    "FAIL_TO_PASS": result["FAIL_TO_PASS"],
+                    "PASS_TO_PASS": result["PASS_TO_PASS"],
+                    "test_cmd": engine.DEFAULT_TEST_CMD,
+                    "test_env": dict(project.test_env),
+                    "split": splits[cand["module"]],
+                    "module": module,
+                    "bug": {"function": cand["function"], "kind": cand["kind"], "line": cand["line"]},
+                    "license": project.license,
+                }
+            )
     with open(scratch / "instances.jsonl", "w") as handle:
         for instance in instances:
             handle.write(json.dumps(instance, sort_keys=True) + "\n")
     counts = {s: sum(1 for i in instances if i["split"] == s) for s in ("train", "valid", "test")}
     if min(counts.values()) == 0:
         raise EngineFault(f"validation kept too few tasks to fill every split ({counts}); nothing was cached")
-    (scratch / "meta.json").write_text(json.dumps({"key": dataset_key(seed, per_module), "seed": seed,
-                                                   "candidates": sum(map(len, all_cands.values())),
-                                                   "tasks": len(instances), "splits": counts}, indent=1))
+    (scratch / "meta.json").write_text(
+        json.dumps(
+            {
+                "key": dataset_key(seed, per_module),
+                "seed": seed,
+                "candidates": sum(map(len, all_cands.values())),
+                "tasks": len(instances),
+                "splits": counts,
+            },
+            indent=1,
+        )
+    )
     if final.exists():
         shutil.rmtree(final)
     os.rename(scratch, final)  # atomic: readers see a complete folder or none

@@ -46,36 +46,84 @@ _STR = {"type": "string"}
 
 #: The tools in OpenAI function-calling form (also the order of ``info["tools"]``).
 TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {
-        "name": "bash", "description": "Run a shell command (bash) in the repository root, sandboxed: no network, "
-        "limited time and memory. Returns its output and exit code.",
-        "parameters": {"type": "object", "properties": {"command": _STR}, "required": ["command"]}}},
-    {"type": "function", "function": {
-        "name": "view", "description": "Show a file with line numbers (optionally a line range), or list a folder.",
-        "parameters": {"type": "object", "properties": {
-            "path": _STR, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, "required": ["path"]}}},
-    {"type": "function", "function": {
-        "name": "search", "description": "Search files for a regular expression (grep -rnE); optional path.",
-        "parameters": {"type": "object", "properties": {"pattern": _STR, "path": _STR}, "required": ["pattern"]}}},
-    {"type": "function", "function": {
-        "name": "create_file", "description": "Create or overwrite a file with the given content.",
-        "parameters": {"type": "object", "properties": {"path": _STR, "content": _STR},
-                       "required": ["path", "content"]}}},
-    {"type": "function", "function": {
-        "name": "str_replace", "description": "Replace old_str, which must occur exactly once in the file, "
-        "with new_str.",
-        "parameters": {"type": "object", "properties": {"path": _STR, "old_str": _STR, "new_str": _STR},
-                       "required": ["path", "old_str", "new_str"]}}},
-    {"type": "function", "function": {
-        "name": "undo_edit", "description": "Undo the last create_file or str_replace on a file.",
-        "parameters": {"type": "object", "properties": {"path": _STR}, "required": ["path"]}}},
-    {"type": "function", "function": {
-        "name": "run_tests", "description": "Run the task's tests (or the given test files / node ids) "
-        "with pytest and show the results.",
-        "parameters": {"type": "object", "properties": {"paths": {"type": "array", "items": _STR}}}}},
-    {"type": "function", "function": {
-        "name": "submit", "description": "Submit the current changes for grading; ends the episode.",
-        "parameters": {"type": "object", "properties": {}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": "Run a shell command (bash) in the repository root, sandboxed: no network, "
+            "limited time and memory. Returns its output and exit code.",
+            "parameters": {"type": "object", "properties": {"command": _STR}, "required": ["command"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "view",
+            "description": "Show a file with line numbers (optionally a line range), or list a folder.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": _STR, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}},
+                "required": ["path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search files for a regular expression (grep -rnE); optional path.",
+            "parameters": {"type": "object", "properties": {"pattern": _STR, "path": _STR}, "required": ["pattern"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "create_file",
+            "description": "Create or overwrite a file with the given content.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": _STR, "content": _STR},
+                "required": ["path", "content"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "str_replace",
+            "description": "Replace old_str, which must occur exactly once in the file, with new_str.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": _STR, "old_str": _STR, "new_str": _STR},
+                "required": ["path", "old_str", "new_str"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "undo_edit",
+            "description": "Undo the last create_file or str_replace on a file.",
+            "parameters": {"type": "object", "properties": {"path": _STR}, "required": ["path"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "run_tests",
+            "description": "Run the task's tests (or the given test files / node ids) "
+            "with pytest and show the results.",
+            "parameters": {"type": "object", "properties": {"paths": {"type": "array", "items": _STR}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "submit",
+            "description": "Submit the current changes for grading; ends the episode.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
 ]
 TOOL_NAMES = tuple(tool["function"]["name"] for tool in TOOLS)
 _REQUIRED = {t["function"]["name"]: t["function"]["parameters"].get("required", []) for t in TOOLS}
@@ -104,8 +152,10 @@ def _json_strings(text: str, count: int, tool: str) -> list[str]:
         try:
             value, at = decoder.raw_decode(text, at)
         except json.JSONDecodeError:
-            raise ToolSyntaxError(f"{tool} expects {count} JSON string(s) after the path, e.g. "
-                                  f"{tool} src/a.py " + ('"old text" "new text"' if count == 2 else '"line 1\\nline 2\\n"'))
+            raise ToolSyntaxError(
+                f"{tool} expects {count} JSON string(s) after the path, e.g. "
+                f"{tool} src/a.py " + ('"old text" "new text"' if count == 2 else '"line 1\\nline 2\\n"')
+            ) from None
         if not isinstance(value, str):
             raise ToolSyntaxError(f"{tool}: arguments after the path must be JSON strings in double quotes")
         values.append(value)
@@ -187,8 +237,11 @@ def _parse_json(action: str) -> tuple[str, dict[str, Any]]:
         raise ToolSyntaxError(f"{name} has no arguments {unknown}; it takes {sorted(_PROPERTIES[name])}")
     for key, value in arguments.items():
         kind = _PROPERTIES[name][key]["type"]
-        ok = {"string": isinstance(value, str), "integer": isinstance(value, int) and not isinstance(value, bool),
-              "array": isinstance(value, list) and all(isinstance(v, str) for v in value)}[kind]
+        ok = {
+            "string": isinstance(value, str),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "array": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        }[kind]
         if not ok:
             raise ToolSyntaxError(f"{name}: argument {key!r} must be of type {kind}")
     return name, dict(arguments)

@@ -29,8 +29,12 @@ _EXCLUDE = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n"
 
 
 #: Names of the kinds of file the host refuses to touch.
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 def file_kind(path: str | os.PathLike) -> str | None:
@@ -73,7 +77,7 @@ def write_regular(path: str | os.PathLike, data: bytes) -> None:
         os.ftruncate(fd, 0)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -108,16 +112,41 @@ class Workspace:
             self.close()
             raise
 
-    def git(self, *args: str, work_tree: Path | None = None, check: bool = True, input: bytes | None = None,
-            index: Path | None = None) -> subprocess.CompletedProcess:
+    def git(
+        self,
+        *args: str,
+        work_tree: Path | None = None,
+        check: bool = True,
+        input: bytes | None = None,
+        index: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run git on the episode's git dir and a work tree (default: the working copy); ``index``: an
         index file other than the episode's (the agent's changes stay staged in that one)."""
-        argv = ["git", "-c", "safe.directory=*", "-c", "core.autocrlf=false", "-c", "core.bare=false",
-                "-c", "core.symlinks=true", "--literal-pathspecs",
-                "--git-dir", str(self.git_dir), "--work-tree", str(work_tree or self.repo), *args]
-        env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "agentgym",
-               "GIT_AUTHOR_EMAIL": "agentgym@localhost", "GIT_COMMITTER_NAME": "agentgym",
-               "GIT_COMMITTER_EMAIL": "agentgym@localhost"}
+        argv = [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "core.autocrlf=false",
+            "-c",
+            "core.bare=false",
+            "-c",
+            "core.symlinks=true",
+            "--literal-pathspecs",
+            "--git-dir",
+            str(self.git_dir),
+            "--work-tree",
+            str(work_tree or self.repo),
+            *args,
+        ]
+        env = {
+            **os.environ,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "agentgym",
+            "GIT_AUTHOR_EMAIL": "agentgym@localhost",
+            "GIT_COMMITTER_NAME": "agentgym",
+            "GIT_COMMITTER_EMAIL": "agentgym@localhost",
+        }
         if index is not None:
             env["GIT_INDEX_FILE"] = str(index)
         result = subprocess.run(argv, capture_output=True, input=input, env=env, cwd=str(work_tree or self.repo))
@@ -177,8 +206,14 @@ class Workspace:
         self.git("read-tree", self.base_commit, index=pristine)
         self.git("checkout-index", "-a", "-f", f"--prefix={grade}/", index=pristine)
         if applied:  # from the episode's index, where changes() staged the agent's tree
-            self.git("checkout-index", "-f", "-z", "--stdin", f"--prefix={grade}/",
-                     input=b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in applied))
+            self.git(
+                "checkout-index",
+                "-f",
+                "-z",
+                "--stdin",
+                f"--prefix={grade}/",
+                input=b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in applied),
+            )
         for rel in deleted:
             target = grade / rel
             if target.is_symlink() or target.is_file():
@@ -186,8 +221,9 @@ class Workspace:
         if test_patch.strip():
             applied_patch = self.git("apply", "-v", "-", work_tree=grade, input=test_patch.encode(), check=False)
             if applied_patch.returncode != 0:
-                raise TaskFileError(f"the instance's test_patch does not apply: "
-                                    f"{applied_patch.stderr.decode(errors='replace')[:400]}")
+                raise TaskFileError(
+                    f"the instance's test_patch does not apply: {applied_patch.stderr.decode(errors='replace')[:400]}"
+                )
         return grade
 
     def apply_to_copy(self, patch: str, files: Sequence[str]) -> dict[str, str | None]:
@@ -202,7 +238,9 @@ class Workspace:
             self.git("checkout", self.base_commit, "--", *present, work_tree=scratch)
         applied = self.git("apply", "--unsafe-paths", "-", work_tree=scratch, input=patch.encode(), check=False)
         if applied.returncode != 0:
-            raise TaskFileError(f"the instance's gold patch does not apply: {applied.stderr.decode(errors='replace')[:400]}")
+            raise TaskFileError(
+                f"the instance's gold patch does not apply: {applied.stderr.decode(errors='replace')[:400]}"
+            )
         out: dict[str, str | None] = {}
         for rel in files:
             path = scratch / rel

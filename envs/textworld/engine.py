@@ -17,8 +17,17 @@ from agentgym.error import DependencyNotInstalled
 #: The ``textworld.EnvInfos`` fields the env reads (``policy_commands`` gives the expert's plan from the
 #: current state; ``description``/``inventory`` the state key, ``anchor_obs``).
 REQUESTED_INFOS: tuple[str, ...] = (
-    "admissible_commands", "policy_commands", "intermediate_reward", "objective", "max_score", "score", "won",
-    "lost", "moves", "description", "inventory",
+    "admissible_commands",
+    "policy_commands",
+    "intermediate_reward",
+    "objective",
+    "max_score",
+    "score",
+    "won",
+    "lost",
+    "moves",
+    "description",
+    "inventory",
 )
 
 

@@ -44,11 +44,10 @@ from collections.abc import Collection
 from pathlib import Path
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import InvalidArgumentError
-from agentgym.tasks import Task, TaskSplit, choose_split
-
 from agentgym.envs.textworld import tasks as suites
 from agentgym.envs.textworld.engine import Game, State, textworld_version
+from agentgym.error import InvalidArgumentError
+from agentgym.tasks import Task, TaskSplit, choose_split
 
 
 def _normalize(command: str) -> str:
@@ -97,11 +96,17 @@ class TextWorldEnv(TextEnv):
                 unknown = sorted(set(kinds) - set(suites.KINDS))
                 if unknown or not kinds:
                     raise InvalidArgumentError(
-                        f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(suites.KINDS)}")
+                        f"unknown TextWorld kinds {unknown or kinds!r}; choose from {sorted(suites.KINDS)}"
+                    )
                 suite = [task for task in suite if task.task_id.split("/")[0] in kinds]
             tasks = TaskSplit(split, suite, self.engine_version)
-        super().__init__(tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
-                         info_keys=info_keys)
+        super().__init__(
+            tasks,
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
+            info_keys=info_keys,
+        )
         self._game: Game | None = None
         self._raw_score = 0
 

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root, cached_folder
+from agentgym.envs.textworld.engine import textworld_version
 from agentgym.error import TaskFileError
 from agentgym.tasks import Task
-
-from agentgym.envs.textworld.engine import textworld_version
 
 #: Bump when the suite's kinds, settings or seeds change (it is part of every task definition).
 SUITE_VERSION = 1
@@ -115,8 +114,10 @@ def user_tasks(game_files: list[str | os.PathLike]) -> list[tuple[Task, Path]]:
     for entry in game_files:
         path = Path(entry).expanduser().resolve()
         if path.suffix != ".z8":
-            raise TaskFileError(f"{path}: expected a TextWorld game file ending in .z8 (made by tw-make; TextWorld "
-                                "1.7 no longer plays .ulx)")
+            raise TaskFileError(
+                f"{path}: expected a TextWorld game file ending in .z8 (made by tw-make; TextWorld "
+                "1.7 no longer plays .ulx)"
+            )
         if not path.is_file():
             raise TaskFileError(f"{path}: no such game file")
         if not path.with_suffix(".json").is_file():
@@ -148,21 +149,28 @@ _loaded: set[str] = set()
 def check_header(path: Path, data: bytes) -> None:
     """The Z-machine header: version, declared length against the file's size, checksum."""
     if len(data) < HEADER_SIZE:
-        raise TaskFileError(f"{path}: {len(data)} bytes; a Z-machine game has at least a {HEADER_SIZE}-byte header"
-                            " (the file is empty or truncated)")
+        raise TaskFileError(
+            f"{path}: {len(data)} bytes; a Z-machine game has at least a {HEADER_SIZE}-byte header"
+            " (the file is empty or truncated)"
+        )
     version = data[0]
     if version != 8:
-        raise TaskFileError(f"{path}: Z-machine version byte (offset 0x00) is {version}; expected 8 (.z8 games "
-                            "made by tw-make)")
+        raise TaskFileError(
+            f"{path}: Z-machine version byte (offset 0x00) is {version}; expected 8 (.z8 games made by tw-make)"
+        )
     declared = int.from_bytes(data[0x1A:0x1C], "big") * _LENGTH_UNIT[version]
     if declared < HEADER_SIZE or declared > len(data):
-        raise TaskFileError(f"{path}: the header's file length (offset 0x1A) says {declared} bytes; the file has "
-                            f"{len(data)} (truncated or corrupt)")
+        raise TaskFileError(
+            f"{path}: the header's file length (offset 0x1A) says {declared} bytes; the file has "
+            f"{len(data)} (truncated or corrupt)"
+        )
     stored = int.from_bytes(data[0x1C:0x1E], "big")
     computed = sum(data[HEADER_SIZE:declared]) % 0x10000
     if stored != computed:
-        raise TaskFileError(f"{path}: the header's checksum (offset 0x1C) is {stored:#06x}; the bytes sum to "
-                            f"{computed:#06x} (the file is corrupt)")
+        raise TaskFileError(
+            f"{path}: the header's checksum (offset 0x1C) is {stored:#06x}; the bytes sum to "
+            f"{computed:#06x} (the file is corrupt)"
+        )
 
 
 def check_json(path: Path) -> None:
@@ -175,7 +183,9 @@ def check_json(path: Path) -> None:
         raise TaskFileError(f"{path}: expected a JSON object with keys {list(JSON_KEYS)}, got {type(data).__name__}")
     missing = [key for key in JSON_KEYS if key not in data]
     if missing:
-        raise TaskFileError(f"{path}: the fields {missing} are missing; TextWorld's game metadata has {list(JSON_KEYS)}")
+        raise TaskFileError(
+            f"{path}: the fields {missing} are missing; TextWorld's game metadata has {list(JSON_KEYS)}"
+        )
 
 
 def check_game(path: Path, data: bytes) -> None:
@@ -199,11 +209,13 @@ def check_loads(path: Path, digest: str) -> None:
     if digest in _loaded:
         return
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True,
-                              timeout=LOAD_TIMEOUT_S)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, timeout=LOAD_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
-        raise TaskFileError(f"{path}: the engine did not finish loading the game in {LOAD_TIMEOUT_S} s "
-                            "(the file is corrupt)") from None
+        raise TaskFileError(
+            f"{path}: the engine did not finish loading the game in {LOAD_TIMEOUT_S} s (the file is corrupt)"
+        ) from None
     if done.returncode != 0 or "ok" not in done.stdout:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise TaskFileError(f"{path}: the engine cannot load the game: {last}")

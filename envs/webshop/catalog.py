@@ -280,14 +280,9 @@ def generate_raw(seed: int, num_products: int) -> tuple[list[dict], dict[str, di
                 pricing += f"${price * rng.uniform(1.1, 1.5):.2f}"
             description = " ".join(
                 [rng.choice(_DESCRIPTION_OPENINGS).format(brand=brand, type=kind["name"])]
-                + [
-                    line.format(attr=a)
-                    for line, a in zip(rng.sample(_DESCRIPTION_LINES, len(attributes)), attributes)
-                ]
+                + [line.format(attr=a) for line, a in zip(rng.sample(_DESCRIPTION_LINES, len(attributes)), attributes)]
             )
-            bullets = [
-                f"{a.upper()}: this {kind['name']} is {a}." for a in rng.sample(attributes, len(attributes))
-            ]
+            bullets = [f"{a.upper()}: this {kind['name']} is {a}." for a in rng.sample(attributes, len(attributes))]
             bullets += rng.sample(_BULLET_FILLERS, 2)
             asin = _asin(rng, taken)
             items.append(
@@ -334,13 +329,9 @@ class Catalog:
 
     def document(self, product: Mapping[str, Any]) -> str:
         """Upstream's search document text: title, description, first bullet and options, lower-cased."""
-        option_text = ", and ".join(
-            f"{name}: {', '.join(values)}" for name, values in product["options"].items()
-        )
+        option_text = ", and ".join(f"{name}: {', '.join(values)}" for name, values in product["options"].items())
         bullets = product["BulletPoints"]
-        return " ".join(
-            [product["Title"], product["Description"], bullets[0] if bullets else "", option_text]
-        ).lower()
+        return " ".join([product["Title"], product["Description"], bullets[0] if bullets else "", option_text]).lower()
 
     @functools.cached_property
     def documents(self) -> list[str]:

@@ -170,9 +170,7 @@ class Shop:
         return out
 
     # ------------------------------------------------------------------ transitions
-    def step(
-        self, state: State, action: str, goal: Mapping[str, Any], rng: random.Random
-    ) -> tuple[State, str | None]:
+    def step(self, state: State, action: str, goal: Mapping[str, Any], rng: random.Random) -> tuple[State, str | None]:
         """Apply ``action``; returns the next state and, for a no-op, a note saying why (state unchanged)."""
         parsed = parse_action(action)
         if parsed is None:
@@ -182,9 +180,7 @@ class Shop:
             if not self.has_search_bar(state):
                 return state, "there is no search bar on this page; click[back to search] first"
             keywords = argument.split(" ")
-            return State(
-                page="results", keywords=keywords, page_num=1, hits=self.engine.search(keywords, rng)
-            ), None
+            return State(page="results", keywords=keywords, page_num=1, hits=self.engine.search(keywords, rng)), None
         if verb != "click":
             return state, f"unknown action {verb!r}; use search[query] or click[button]"
         if state.page == "index" and argument == "search":
@@ -235,9 +231,7 @@ class Shop:
             "name_nouns": self.nouns(product),
         }
 
-    def reward(
-        self, asin: str | None, options: Mapping[str, str], goal: Mapping[str, Any]
-    ) -> tuple[float, dict]:
+    def reward(self, asin: str | None, options: Mapping[str, str], goal: Mapping[str, Any]) -> tuple[float, dict]:
         product = self.catalog.by_asin.get(asin or "")
         if product is None:
             return 0.0, {"error": f"unknown product {asin!r}"}
@@ -249,9 +243,7 @@ class Shop:
         product = self.catalog.by_asin[goal["asin"]]
         wanted = goal.get("goal_options")
         if isinstance(wanted, Mapping):
-            return {
-                name: value for name, value in wanted.items() if value in product["options"].get(name, ())
-            }
+            return {name: value for name, value in wanted.items() if value in product["options"].get(name, ())}
         out: dict[str, str] = {}
         for text in goal_option_values(wanted):
             best = max(
@@ -288,14 +280,13 @@ class Shop:
         if state.page == "sub":
             return f"click[{PREV_PAGE.lower()}]"
         if state.asin != target:
-            reachable = target in state.hits and (
-                not react or target in self.page_hits(state)[:REACT_PRODUCTS]
-            )
+            reachable = target in state.hits and (not react or target in self.page_hits(state)[:REACT_PRODUCTS])
             return f"click[{(PREV_PAGE if reachable else BUY_NOW).lower()}]"
         for name, value in self.wanted_options(goal).items():
             if state.options.get(name) != value:
                 return f"click[{value}]"
         return f"click[{BUY_NOW.lower()}]"
+
 
 def _tagged_nouns(title: str) -> list[str]:
     tagger = _spacy_tagger()

@@ -52,22 +52,21 @@ rewards and observations are unchanged, so the engine version is not bumped.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 import copy
 import os
 import random
 import re
+from collections.abc import Collection
 from importlib.metadata import version
 
 from agentgym.core import TextEnv, Transition
-from agentgym.error import InvalidArgumentError
-from agentgym.tasks import Task, TaskSplit, choose_split
-
 from agentgym.envs.webshop.catalog import Catalog
 from agentgym.envs.webshop.engine import Shop, State, parse_action
 from agentgym.envs.webshop.pages import Urls, html_page, react_page, text_page
 from agentgym.envs.webshop.search import SearchEngine
 from agentgym.envs.webshop.tasks import SPLIT_RANGES, generated_catalog, split_goals, user_catalog
+from agentgym.error import InvalidArgumentError
+from agentgym.tasks import Task, TaskSplit, choose_split
 
 #: Bump when the shop's pages, transitions or reward change.
 ENGINE_VERSION = 1
@@ -79,8 +78,14 @@ def state_key(state: State) -> str:
     """The ``anchor_obs`` of ``state``: every field that makes two shopper states different (not the hit
     list, which the keywords determine, nor the reward breakdown)."""
     options = ", ".join(f"{name}={value}" for name, value in sorted(state.options.items()))
-    parts = [f"page: {state.page}", f"search: {' '.join(state.keywords)}", f"results page: {state.page_num}",
-             f"product: {state.asin or '-'}", f"sub-page: {state.sub_page or '-'}", f"options: {options or '-'}"]
+    parts = [
+        f"page: {state.page}",
+        f"search: {' '.join(state.keywords)}",
+        f"results page: {state.page_num}",
+        f"product: {state.asin or '-'}",
+        f"sub-page: {state.sub_page or '-'}",
+        f"options: {options or '-'}",
+    ]
     if state.reward is not None:
         parts.append(f"reward: {state.reward}")
     return "\n".join(parts)
@@ -120,9 +125,7 @@ class WebShopEnv(TextEnv):
         info_keys: Collection[str] | None = None,
     ):
         if observation_mode not in OBSERVATION_MODES:
-            raise InvalidArgumentError(
-                f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}"
-            )
+            raise InvalidArgumentError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
         choose_split(SPLIT_RANGES, split)
         catalog: Catalog = (
             user_catalog(data_dir, human_goals)
@@ -157,7 +160,10 @@ class WebShopEnv(TextEnv):
             self.engine_version,
         )
         super().__init__(
-            tasks, max_turns=max_turns, max_action_length=max_action_length, render_mode=render_mode,
+            tasks,
+            max_turns=max_turns,
+            max_action_length=max_action_length,
+            render_mode=render_mode,
             info_keys=info_keys,
         )
         self.catalog = catalog

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from agentgym.cache import cache_root, cached_folder
-
 from agentgym.envs.webshop.catalog import Catalog
 
 #: Bump when the analyzer or the index layout changes.
@@ -89,10 +88,7 @@ class SearchEngine:
         import bm25s
 
         vocab: dict[str, int] = {}
-        ids = [
-            [vocab.setdefault(term, len(vocab)) for term in self.analyzer(doc)]
-            for doc in self.catalog.documents
-        ]
+        ids = [[vocab.setdefault(term, len(vocab)) for term in self.analyzer(doc)] for doc in self.catalog.documents]
         bm25 = bm25s.BM25(method="lucene", k1=K1, b=B)
         bm25.index((ids, vocab), show_progress=False)
         return bm25

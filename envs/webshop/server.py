@@ -92,9 +92,7 @@ class ShopServer:
             handler = type("Handler", (_Handler,), {"server_obj": self})
             self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
             self._httpd.daemon_threads = True
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="webshop-server", daemon=True
-            )
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="webshop-server", daemon=True)
             self._thread.start()
         return self.url
 
@@ -203,9 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
         query = (form.get("search_query") or [""])[0].strip().lower()
         if len(parts) != 1 or not parts[0] or not query:
-            self._send(
-                400, "<!doctype html><title>Bad request</title><p>POST search_query to /&lt;session&gt;</p>"
-            )
+            self._send(400, "<!doctype html><title>Bad request</title><p>POST search_query to /&lt;session&gt;</p>")
             return
         urls = Urls(unquote(parts[0]), State(keywords=query.split(" ")))
         self._send(303, "", location=urls.results(1))
@@ -213,8 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the embedded catalog (or a data directory) until interrupted."""
-    from agentgym.envs.webshop.tasks import generated_catalog, user_catalog
     from agentgym.envs.webshop.search import SearchEngine
+    from agentgym.envs.webshop.tasks import generated_catalog, user_catalog
 
     parser = argparse.ArgumentParser(description="WebShop's HTML mode on 127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)

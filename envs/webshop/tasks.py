@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root, cached_folder
-from agentgym.error import InvalidArgumentError, TaskFileError
-
 from agentgym.envs.webshop.catalog import GENERATOR_VERSION, Catalog, generate_raw
+from agentgym.error import InvalidArgumentError, TaskFileError
 
 #: Upstream's goal shuffle seed and split boundaries (goal index ranges).
 GOAL_SHUFFLE_SEED = 233
@@ -127,9 +126,7 @@ def clean_products(
             for entry in entries:
                 value = entry.get("value") if isinstance(entry, dict) else None
                 if not isinstance(value, str):
-                    raise _fail(
-                        file, where, f"option {name!r} has an entry without a string 'value': {entry!r}"
-                    )
+                    raise _fail(file, where, f"option {name!r} has an entry without a string 'value': {entry!r}")
                 values.append(value.strip().replace("/", " | ").lower())
             options[name.lower()] = values
         images = item.get("images") or []
@@ -206,9 +203,7 @@ def synthetic_goals(products: list[dict], rng: random.Random) -> list[dict[str, 
     return goals
 
 
-def human_goals(
-    products_by_asin: Mapping[str, dict], human: Any, file: str, rng: random.Random
-) -> list[dict]:
+def human_goals(products_by_asin: Mapping[str, dict], human: Any, file: str, rng: random.Random) -> list[dict]:
     """Goals from ``items_human_ins.json``: ``{asin: [{instruction, instruction_attributes,
     instruction_options}, ...]}``; entries without attributes, or for unknown products, are skipped."""
     if not isinstance(human, dict):
@@ -292,9 +287,7 @@ def _read_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as exc:
-        raise TaskFileError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        raise TaskFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except UnicodeDecodeError as exc:
         raise TaskFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

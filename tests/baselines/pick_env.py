@@ -37,8 +37,9 @@ class PickEnv(TextEnv):
 
     def _start(self, task: Task) -> tuple[Transition, str | None]:
         self._said, self._good, self._hopeless = [], 0, task.definition["k"] == 0
-        return Transition(f"Round {task.definition['k']}. Say a word.", admissible_actions=list(WORDS),
-                          anchor_obs="turn 0"), "Say a good word."
+        return Transition(
+            f"Round {task.definition['k']}. Say a word.", admissible_actions=list(WORDS), anchor_obs="turn 0"
+        ), "Say a good word."
 
     def _advance(self, action: str) -> Transition:
         word = action.strip().lower()
@@ -65,5 +66,4 @@ class SaidHook(TurnRewardHook):
         self.words = set(words)
 
     def score(self, trajectories):
-        return [[float(turn.agent_text.strip().lower() in self.words) for turn in t.turns]
-                for t in trajectories]
+        return [[float(turn.agent_text.strip().lower() in self.words) for turn in t.turns] for t in trajectories]

@@ -39,8 +39,7 @@ def make_data(seed=0):
         "mr": [rng.integers(0, 2, n).astype(float).tolist() for n in LENGTHS],
         "states": [[f"s{int(k)}" for k in rng.integers(0, 3, n)] for n in LENGTHS],
         "invalid": [[bool(k) for k in rng.integers(0, 2, n)] for n in LENGTHS],
-        "logprobs": [[(-rng.random(3)).tolist() if k else None for k in rng.integers(0, 4, n)]
-                     for n in LENGTHS],
+        "logprobs": [[(-rng.random(3)).tolist() if k else None for k in rng.integers(0, 4, n)] for n in LENGTHS],
     }
     data["fmt"] = [[-0.1 if tag == "none" else 0.0 for tag in row] for row in data["tags"]]
     data["hooks"]["rlvmr"] = [[m + f for m, f in zip(a, b)] for a, b in zip(data["mr"], data["fmt"])]
@@ -57,21 +56,39 @@ def build_trajectories(data):
                 "action_valid": not data["invalid"][i][t],
                 "anchor_obs": data["states"][i][t + 1] if t + 1 < n else "end",
                 "turn_reward_details": {
-                    "rlvmr": {"tag": data["tags"][i][t], "mr_reward": data["mr"][i][t],
-                              "format_reward": data["fmt"][i][t], "format_ok": data["tags"][i][t] != "none"}
+                    "rlvmr": {
+                        "tag": data["tags"][i][t],
+                        "mr_reward": data["mr"][i][t],
+                        "format_reward": data["fmt"][i][t],
+                        "format_ok": data["tags"][i][t] != "none",
+                    }
                 },
             }
-            turns.append(Turn(
-                observation=f"obs {t}", action="look", reward=data["env"][i][t],
-                terminated=last and FINISHED[i], truncated=False, info=info,
-                turn_rewards={name: data["hooks"][name][i][t] for name in WEIGHTS},
-                response_logprobs=data["logprobs"][i][t],
-            ))
-        out.append(Trajectory(
-            episode_id=f"ep{i}", env_id="agentgym/Fake-v0", task_id=TASKS[i], seed=0, agent="test",
-            initial_observation="start", initial_info={"anchor_obs": data["states"][i][0]},
-            turns=turns, group_id=GROUPS[i],
-        ))
+            turns.append(
+                Turn(
+                    observation=f"obs {t}",
+                    action="look",
+                    reward=data["env"][i][t],
+                    terminated=last and FINISHED[i],
+                    truncated=False,
+                    info=info,
+                    turn_rewards={name: data["hooks"][name][i][t] for name in WEIGHTS},
+                    response_logprobs=data["logprobs"][i][t],
+                )
+            )
+        out.append(
+            Trajectory(
+                episode_id=f"ep{i}",
+                env_id="agentgym/Fake-v0",
+                task_id=TASKS[i],
+                seed=0,
+                agent="test",
+                initial_observation="start",
+                initial_info={"anchor_obs": data["states"][i][0]},
+                turns=turns,
+                group_id=GROUPS[i],
+            )
+        )
     return out
 
 
@@ -82,8 +99,13 @@ def inputs_of(data, weights=WEIGHTS):
 
 def shaped(data, exclude=None):
     """Per turn: task reward + weight * hook reward for every hook but ``exclude`` (plain loops)."""
-    return [[data["env"][i][t] + sum(w * data["hooks"][h][i][t] for h, w in WEIGHTS.items() if h != exclude)
-             for t in range(n)] for i, n in enumerate(LENGTHS)]
+    return [
+        [
+            data["env"][i][t] + sum(w * data["hooks"][h][i][t] for h, w in WEIGHTS.items() if h != exclude)
+            for t in range(n)
+        ]
+        for i, n in enumerate(LENGTHS)
+    ]
 
 
 def totals(rows):
@@ -113,28 +135,66 @@ def expected_vspo(data, clip):
 
 # (estimator, estimator_kwargs, the pure function called directly on the raw numbers)
 CASES = [
-    ("grpo", {"std": "none"}, lambda d: E.grpo_advantages(
-        totals(shaped(d)), GROUPS, num_turns=LENGTHS, std="none")),
+    ("grpo", {"std": "none"}, lambda d: E.grpo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS, std="none")),
     ("rloo", {}, lambda d: E.rloo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS)),
     ("trloo", {}, lambda d: E.trloo_advantages(shaped(d), GROUPS, gamma=GAMMA)),
-    ("gigpo", {"invalid_penalty": 0.1}, lambda d: E.gigpo_advantages(
-        shaped(d), GROUPS, d["states"], gamma=GAMMA, invalid=d["invalid"], invalid_penalty=0.1)),
-    ("empg", {"zeta": 0.05}, lambda d: E.empg_advantages(
-        E.grpo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS), entropies(d), zeta=0.05)),
-    ("gdpo", {}, lambda d: E.gdpo_advantages(
-        [[sum(d["env"][i])] + [sum(d["hooks"][h][i]) for h in WEIGHTS] for i in range(len(LENGTHS))],
-        GROUPS, weights=[1.0, *WEIGHTS.values()], num_turns=LENGTHS)),
-    ("rlvmr", {}, lambda d: E.rlvmr_advantages(
-        totals(shaped(d, exclude="rlvmr")), d["tags"], d["mr"], GROUPS, format_rewards=d["fmt"],
-        alpha=1 / 1.5)),
-    ("rlvmr", {"mode": "code"}, lambda d: E.rlvmr_advantages(
-        totals(shaped(d, exclude="rlvmr")), d["tags"], d["mr"], GROUPS, format_rewards=d["fmt"],
-        mode="code", weight=0.5)),
-    ("oprl", {"mode": "rloo"}, lambda d: E.oprl_advantages(
-        totals(shaped(d, exclude="oprl")), d["hooks"]["oprl"], GROUPS, mode="rloo", alpha=2.0)),
+    (
+        "gigpo",
+        {"invalid_penalty": 0.1},
+        lambda d: E.gigpo_advantages(
+            shaped(d), GROUPS, d["states"], gamma=GAMMA, invalid=d["invalid"], invalid_penalty=0.1
+        ),
+    ),
+    (
+        "empg",
+        {"zeta": 0.05},
+        lambda d: E.empg_advantages(
+            E.grpo_advantages(totals(shaped(d)), GROUPS, num_turns=LENGTHS), entropies(d), zeta=0.05
+        ),
+    ),
+    (
+        "gdpo",
+        {},
+        lambda d: E.gdpo_advantages(
+            [[sum(d["env"][i])] + [sum(d["hooks"][h][i]) for h in WEIGHTS] for i in range(len(LENGTHS))],
+            GROUPS,
+            weights=[1.0, *WEIGHTS.values()],
+            num_turns=LENGTHS,
+        ),
+    ),
+    (
+        "rlvmr",
+        {},
+        lambda d: E.rlvmr_advantages(
+            totals(shaped(d, exclude="rlvmr")), d["tags"], d["mr"], GROUPS, format_rewards=d["fmt"], alpha=1 / 1.5
+        ),
+    ),
+    (
+        "rlvmr",
+        {"mode": "code"},
+        lambda d: E.rlvmr_advantages(
+            totals(shaped(d, exclude="rlvmr")),
+            d["tags"],
+            d["mr"],
+            GROUPS,
+            format_rewards=d["fmt"],
+            mode="code",
+            weight=0.5,
+        ),
+    ),
+    (
+        "oprl",
+        {"mode": "rloo"},
+        lambda d: E.oprl_advantages(
+            totals(shaped(d, exclude="oprl")), d["hooks"]["oprl"], GROUPS, mode="rloo", alpha=2.0
+        ),
+    ),
     ("igpo", {}, lambda d: E.igpo_advantages(igpo_rewards(d, "task"), GROUPS, gamma=GAMMA, finals=FINISHED)),
-    ("igpo", {"outcome": "hook", "norm": "joint"}, lambda d: E.igpo_advantages(
-        d["hooks"]["igpo"], GROUPS, gamma=GAMMA, finals=FINISHED, norm="joint")),
+    (
+        "igpo",
+        {"outcome": "hook", "norm": "joint"},
+        lambda d: E.igpo_advantages(d["hooks"]["igpo"], GROUPS, gamma=GAMMA, finals=FINISHED, norm="joint"),
+    ),
     ("vspo", {"clip": 1.0}, lambda d: expected_vspo(d, clip=1.0)),
 ]
 
@@ -185,11 +245,11 @@ def dataclasses_frozen():
 def test_inputs_reject_an_unscored_batch_and_wrong_reward_shapes():
     data = make_data()
     with pytest.raises(InvalidArgumentError, match=r"turn_rewards\['kl_hook'\].*annotate"):
-        EstimatorInputs.from_trajectories(build_trajectories(data), env_rewards=data["env"],
-                                          hook_weights={"kl_hook": 1.0})
+        EstimatorInputs.from_trajectories(
+            build_trajectories(data), env_rewards=data["env"], hook_weights={"kl_hook": 1.0}
+        )
     with pytest.raises(InvalidArgumentError, match="one reward per turn"):
-        EstimatorInputs.from_trajectories(build_trajectories(data), env_rewards=data["env"][:-1],
-                                          hook_weights={})
+        EstimatorInputs.from_trajectories(build_trajectories(data), env_rewards=data["env"][:-1], hook_weights={})
 
 
 def test_rlvmr_needs_the_hook_details():
@@ -276,8 +336,9 @@ def test_vspo_task_value_shape():
 
 def recorded_state(**kw):
     state = VSPOState(**kw)
-    state.record(["mastered"] * 4 + ["hopeless"] * 4 + ["mixed"] * 4, list("aaaabbbbcccc"),
-                 [1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1])
+    state.record(
+        ["mastered"] * 4 + ["hopeless"] * 4 + ["mixed"] * 4, list("aaaabbbbcccc"), [1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1]
+    )
     return state
 
 
@@ -340,7 +401,8 @@ def test_vspo_state_rms_zero_variance_groups_and_round_trip():
     copy = VSPOState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert copy.to_dict() == state.to_dict()
     assert copy.pick(["t0", "t1", "new"], 3, np.random.default_rng(5)) == state.pick(
-        ["t0", "t1", "new"], 3, np.random.default_rng(5))
+        ["t0", "t1", "new"], 3, np.random.default_rng(5)
+    )
     assert state.metrics()["vspo/zero_variance_fraction"] == pytest.approx(0.5)  # g1's task returns tie
     assert set(state.metrics()) >= {"vspo/tasks_tracked", "vspo/rms", "vspo/mean_task_value"}
     with pytest.raises(InvalidArgumentError, match="needs state="):

@@ -20,8 +20,16 @@ from agentgym.wrappers.lm import ActionTrie, build_tiny_causal_lm, load_causal_l
 
 #: Actions whose tokens share prefixes (one is a whole prefix of another), so the trie branches and EOS is
 #: allowed mid-path.
-OVERLAPPING = ["take", "take coin", "take coin from chest", "go east", "go west", "look", "open chest",
-               "examine the key"]
+OVERLAPPING = [
+    "take",
+    "take coin",
+    "take coin from chest",
+    "go east",
+    "go west",
+    "look",
+    "open chest",
+    "examine the key",
+]
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +125,11 @@ def test_allowed_sets_round_trip_through_jsonl(tiny, tmp_path):
     save_jsonl(trajectories, tmp_path / "t.jsonl")
     loaded = load_jsonl(tmp_path / "t.jsonl")
     assert loaded == trajectories
-    assert loaded[0].turns[0].agent_info["allowed_token_ids"] == trajectories[0].turns[0].agent_info[
-        "allowed_token_ids"] != []
+    assert (
+        loaded[0].turns[0].agent_info["allowed_token_ids"]
+        == trajectories[0].turns[0].agent_info["allowed_token_ids"]
+        != []
+    )
     assert make_rows(loaded, [[0.5] * len(t.turns) for t in loaded])[0]["allowed"] is not None
 
 
@@ -140,7 +151,8 @@ def _check_chat_boundary(tokenizer):
         text = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": action}], tokenize=False)
         full = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert full[: len(prompt) + len(agent.reply_token_ids(action)) + 1] == (
-            prompt + agent.reply_token_ids(action) + [agent.end_id])
+            prompt + agent.reply_token_ids(action) + [agent.end_id]
+        )
 
 
 def test_tiny_tokenizer_scores_replies_as_the_chat_template_tokenizes_them(tiny):

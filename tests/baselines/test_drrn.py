@@ -14,8 +14,8 @@ import torch
 
 import agentgym  # noqa: F401
 from agentgym.baselines import train_drrn
-from agentgym.baselines.runs import COMMON_METRICS, read_metrics
 from agentgym.baselines.drrn import DRRNAgent, DRRNConfig, ReplayBuffer, State, Transition, Vocab, td_loss
+from agentgym.baselines.runs import COMMON_METRICS, read_metrics
 from agentgym.cli import main as cli_main
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import EpisodeSpec, rollout
@@ -162,14 +162,40 @@ def test_short_training_run_beats_the_untrained_agent(tmp_path):
     assert loaded.name.startswith("drrn:TextWorld-v0__drrn__3__") and loaded.name.endswith("@600")
 
 
-TINY_RUN = ["--total-steps", "8", "--num-envs", "2", "--task-ids", "coin_collector/1000", "--eval-split", "None",
-            "--hidden-dim", "16", "--embed-dim", "8", "--learning-starts", "0", "--batch-size", "2",
-            "--max-turns", "3"]
+TINY_RUN = [
+    "--total-steps",
+    "8",
+    "--num-envs",
+    "2",
+    "--task-ids",
+    "coin_collector/1000",
+    "--eval-split",
+    "None",
+    "--hidden-dim",
+    "16",
+    "--embed-dim",
+    "8",
+    "--learning-starts",
+    "0",
+    "--batch-size",
+    "2",
+    "--max-turns",
+    "3",
+]
 
 
 def test_training_script_cli_smoke(tmp_path):
-    command = [sys.executable, "-m", "agentgym.baselines.train_drrn", *TINY_RUN, "--output-dir", str(tmp_path),
-               "--run-name", "smoke", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "agentgym.baselines.train_drrn",
+        *TINY_RUN,
+        "--output-dir",
+        str(tmp_path),
+        "--run-name",
+        "smoke",
+        "--no-progress",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "smoke" / "checkpoint-000008" / "agent.json").is_file()
@@ -190,8 +216,7 @@ def test_agentgym_train_runs_a_drrn_config_with_progress(tmp_path, capsys):
     assert "eval train" in err and "1/1" in err and "turns=" in err, err[-500:]
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["algo"] == "drrn"
     assert [row["step"] for row in read_metrics(tmp_path / "cli")] == [0, 4, 8]
-    assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint-*")) == ["checkpoint-000004",
-                                                                              "checkpoint-000008"]
+    assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint-*")) == ["checkpoint-000004", "checkpoint-000008"]
 
 
 def test_task_selection_by_kind():

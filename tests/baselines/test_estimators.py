@@ -88,14 +88,10 @@ def test_trloo_matches_naive_loop_with_gamma():
     groups = [0, 0, 0, 1, 1, 2]
     gamma = 0.9
     got = E.trloo_advantages(rewards, groups, gamma=gamma)
-    returns = [
-        [sum(gamma ** (k - t) * r[k] for k in range(t, len(r))) for t in range(len(r))] for r in rewards
-    ]
+    returns = [[sum(gamma ** (k - t) * r[k] for k in range(t, len(r))) for t in range(len(r))] for r in rewards]
     for i in range(6):
         for t in range(len(rewards[i])):
-            others = [
-                returns[j][t] for j in range(6) if j != i and groups[j] == groups[i] and len(rewards[j]) > t
-            ]
+            others = [returns[j][t] for j in range(6) if j != i and groups[j] == groups[i] and len(rewards[j]) > t]
             want = returns[i][t] - (sum(others) / len(others) if others else 0.0)
             assert got[i][t] == pytest.approx(want)
 
@@ -226,9 +222,7 @@ RLVMR_FMT = [[0, 0, 0, 0], [0, -0.1, 0, 0]]
 def test_rlvmr_worked_example_code_mode():
     adv = E.rlvmr_advantages([10, 0], RLVMR_TAGS, RLVMR_MR, ["g", "g"], format_rewards=RLVMR_FMT, mode="code")
     assert flat(adv) == [1.643, 1.513, 0.935, -0.219, -1.638, -0.949, 0.069, -0.353]
-    traj = E.rlvmr_advantages(
-        [10, 0], RLVMR_TAGS, [[0] * 4] * 2, ["g", "g"], format_rewards=RLVMR_FMT, mode="code"
-    )
+    traj = E.rlvmr_advantages([10, 0], RLVMR_TAGS, [[0] * 4] * 2, ["g", "g"], format_rewards=RLVMR_FMT, mode="code")
     assert flat(traj) == [0.935] * 4 + [-0.931, -0.949, -0.931, -0.931]
 
 
@@ -253,8 +247,12 @@ def test_rlvmr_paper_mode_keeps_the_format_penalty():
 
 def test_gigpo_invalid_penalty_is_not_blown_up_by_a_zero_variance_group():
     adv = E.gigpo_advantages(
-        [[0.0, 1.0], [0.0, 1.0]], ["g", "g"], [["s0", "s1"], ["s0", "s1"]], step_weight=0.0,
-        invalid=[[True, False], [False, False]], invalid_penalty=0.1,
+        [[0.0, 1.0], [0.0, 1.0]],
+        ["g", "g"],
+        [["s0", "s1"], ["s0", "s1"]],
+        step_weight=0.0,
+        invalid=[[True, False], [False, False]],
+        invalid_penalty=0.1,
     )
     assert flat(adv) == [-0.1, 0.0, 0.0, 0.0]
 
@@ -263,10 +261,7 @@ def test_gigpo_invalid_penalty_is_not_blown_up_by_a_zero_variance_group():
 def test_profiling_rejection_filter():
     assert E.profiling_keep_probability(0.35) == pytest.approx(0.5)
     assert E.profiling_keep_probability(0.2) == 0.0 and E.profiling_keep_probability(0.45) == 1.0
-    assert (
-        E.profiling_keep_probability(0.3, factor=0) == 1.0
-        and E.profiling_keep_probability(0.29, factor=0) == 0
-    )
+    assert E.profiling_keep_probability(0.3, factor=0) == 1.0 and E.profiling_keep_probability(0.29, factor=0) == 0
     assert E.profiling_keep_probability(0.1, speedup=2.0, speedup_threshold=1.5) == 1.0
     keep = E.profiling_rejection_filter([[0.1, 0.1, 0.9]], [[False, True, True]])
     assert keep[0].tolist() == [True, False, True]  # incorrect always kept; coverage 0.1 always rejected

@@ -111,8 +111,11 @@ def test_token_budgets_truncate_and_flag(tiny):
         assert t.token_budget_exceeded and t.truncated and not t.terminated
         assert t.tokens_used > t.token_budget and len(t.turns) < 5
     limited = _agent(tiny, output_format="action", max_new_tokens=8, token_budget=prompt + 3)
-    decision = limited.act("Round 0. Say a word.", {"goal": "Say a word that starts with the letter c.",
-                                                     "admissible_actions": WORDS}, episode_id="e")
+    decision = limited.act(
+        "Round 0. Say a word.",
+        {"goal": "Say a word that starts with the letter c.", "admissible_actions": WORDS},
+        episode_id="e",
+    )
     assert len(decision.response_token_ids) <= 3 and decision.info["budget_limited"]
 
 

@@ -69,12 +69,18 @@ class Handler(BaseHTTPRequestHandler):
                 with script.lock:  # done before the answer leaves: the client may send its next request at once
                     script.in_flight -= 1
                     counted = False
-                self._send(200, {
-                    "id": f"chatcmpl-{attempt}", "object": "chat.completion", "model": payload["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{attempt}",
+                        "object": "chat.completion",
+                        "model": payload["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7},
+                    },
+                )
         finally:
             if counted:
                 with script.lock:
@@ -126,7 +132,11 @@ def test_turns_over_the_protocol_with_the_llm_agents_prompt_and_usage(server, mo
     _, _, payload, headers = script.log[0]
     assert headers["Authorization"] == "Bearer sk-test"
     assert {k: payload[k] for k in ("model", "temperature", "max_tokens", "seed")} == {
-        "model": "tiny-model", "temperature": 0.2, "max_tokens": 256, "seed": 4}
+        "model": "tiny-model",
+        "temperature": 0.2,
+        "max_tokens": 256,
+        "seed": 4,
+    }
     # the same prompt as the LLM agent's, history included
     torch.set_num_threads(1)
     import tempfile
@@ -150,9 +160,12 @@ def test_turns_over_the_protocol_with_the_llm_agents_prompt_and_usage(server, mo
 def test_names_follow_model_and_settings_not_address():
     base = make_agent("openai:http://a:1/v1#m").name
     assert make_agent("openai:http://b:2/v1#m", timeout=5, concurrency=2, seed=3).name == base
-    others = [make_agent("openai:http://a:1/v1#m2").name, make_agent("openai:http://a:1/v1#m", temperature=0.7).name,
-              make_agent("openai:http://a:1/v1#m", history=0).name,
-              make_agent("openai:http://a:1/v1#m", output_format="action").name]
+    others = [
+        make_agent("openai:http://a:1/v1#m2").name,
+        make_agent("openai:http://a:1/v1#m", temperature=0.7).name,
+        make_agent("openai:http://a:1/v1#m", history=0).name,
+        make_agent("openai:http://a:1/v1#m", output_format="action").name,
+    ]
     assert len({base, *others}) == 5
     with pytest.raises(Exception, match="output_format"):
         make_agent("openai:http://a:1/v1#m", output_format="choice")
@@ -178,8 +191,9 @@ def test_a_refused_request_fails_at_once_with_the_servers_message(server):
 
 def _rows(db):
     with ResultStore(db) as store:
-        rows = store._db.execute("SELECT agent, episode_index, task_id, episode_seed, turns, score FROM episodes "
-                                 "ORDER BY episode_index").fetchall()
+        rows = store._db.execute(
+            "SELECT agent, episode_index, task_id, episode_seed, turns, score FROM episodes ORDER BY episode_index"
+        ).fetchall()
     return rows
 
 
@@ -193,8 +207,24 @@ def test_eval_retries_a_server_error_reports_a_timeout_and_resumes_without_loss(
     script.stall_from = 9
     db = str(tmp_path / "r.sqlite")
     kwargs = {"timeout": 0.5, "max_retries": 2, "backoff": 0.01, "concurrency": 2, "output_format": "react"}
-    argv = ["eval", "--env", ENV_ID, "--agent", f"openai:{url}#policy", "--agent-kwargs", json.dumps(kwargs),
-            "--episodes", "4", "--max-turns", "3", "--workers", "2", "--db", db, "--quiet"]
+    argv = [
+        "eval",
+        "--env",
+        ENV_ID,
+        "--agent",
+        f"openai:{url}#policy",
+        "--agent-kwargs",
+        json.dumps(kwargs),
+        "--episodes",
+        "4",
+        "--max-turns",
+        "3",
+        "--workers",
+        "2",
+        "--db",
+        db,
+        "--quiet",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("agentgym eval: ")

@@ -51,12 +51,30 @@ def run(tiny_path, tmp_path, *, watch=None, **kwargs):
             watch(step, hooks)
         seen.append(Step(step, copy.deepcopy(trajectories), inputs, [a.copy() for a in advantages], hooks))
 
-    base = dict(env_id=PICK, env_kwargs={"turns": 2}, task_ids=["pick/1", "pick/2"], model=tiny_path,
-                in_process=True, num_workers=4, tasks_per_step=2, group_size=2, output_format="choice",
-                history=0, output_dir=str(tmp_path), run_name="run", save_every=0, tensorboard=False,
-                progress=False, minibatch_rows=16, micro_batch_rows=8,
-                lora_target_modules=["q_proj", "v_proj"], learning_rate=1e-2, gamma=GAMMA, num_steps=1,
-                seed=0)
+    base = dict(
+        env_id=PICK,
+        env_kwargs={"turns": 2},
+        task_ids=["pick/1", "pick/2"],
+        model=tiny_path,
+        in_process=True,
+        num_workers=4,
+        tasks_per_step=2,
+        group_size=2,
+        output_format="choice",
+        history=0,
+        output_dir=str(tmp_path),
+        run_name="run",
+        save_every=0,
+        tensorboard=False,
+        progress=False,
+        minibatch_rows=16,
+        micro_batch_rows=8,
+        lora_target_modules=["q_proj", "v_proj"],
+        learning_rate=1e-2,
+        gamma=GAMMA,
+        num_steps=1,
+        seed=0,
+    )
     base.update(kwargs)
     history = train(Args(**base), on_step=on_step).history
     return history, seen
@@ -73,8 +91,10 @@ def _turns(batch):
 
 def _shaped(batch, weights, exclude=None):
     """Per turn: the env reward (the task reward here) + weight * hook reward of each hook but ``exclude``."""
-    return [[turn.reward + sum(w * turn.turn_rewards[h] for h, w in weights.items() if h != exclude)
-             for turn in t.turns] for t in batch]
+    return [
+        [turn.reward + sum(w * turn.turn_rewards[h] for h, w in weights.items() if h != exclude) for turn in t.turns]
+        for t in batch
+    ]
 
 
 def _sums(rows):
@@ -108,21 +128,41 @@ EXPECTED = {
     "rloo": lambda b, w, kw: E.rloo_advantages(_sums(_shaped(b, w)), _groups(b), num_turns=_turns(b)),
     "trloo": lambda b, w, kw: E.trloo_advantages(_shaped(b, w), _groups(b), gamma=GAMMA),
     "gigpo": lambda b, w, kw: E.gigpo_advantages(
-        _shaped(b, w), _groups(b), E.from_trajectories(b)["anchors"], gamma=GAMMA,
-        invalid=[[not turn.info["action_valid"] for turn in t.turns] for t in b], **kw),
+        _shaped(b, w),
+        _groups(b),
+        E.from_trajectories(b)["anchors"],
+        gamma=GAMMA,
+        invalid=[[not turn.info["action_valid"] for turn in t.turns] for t in b],
+        **kw,
+    ),
     "empg": lambda b, w, kw: E.empg_advantages(
         E.grpo_advantages(_sums(_shaped(b, w)), _groups(b), num_turns=_turns(b)),
-        [[-float(np.mean(turn.response_logprobs)) for turn in t.turns] for t in b]),
+        [[-float(np.mean(turn.response_logprobs)) for turn in t.turns] for t in b],
+    ),
     "gdpo": lambda b, w, kw: E.gdpo_advantages(
-        [[sum(turn.reward for turn in t.turns)] + [sum(turn.turn_rewards[h] for turn in t.turns) for h in w]
-         for t in b], _groups(b), weights=[1.0, *w.values()], num_turns=_turns(b)),
+        [
+            [sum(turn.reward for turn in t.turns)] + [sum(turn.turn_rewards[h] for turn in t.turns) for h in w]
+            for t in b
+        ],
+        _groups(b),
+        weights=[1.0, *w.values()],
+        num_turns=_turns(b),
+    ),
     "rlvmr": lambda b, w, kw: E.rlvmr_advantages(
-        _sums(_shaped(b, w, exclude="rlvmr")), _details(b, "rlvmr", "tag"), _details(b, "rlvmr", "mr_reward"),
-        _groups(b), format_rewards=_details(b, "rlvmr", "format_reward"), alpha=1 / (1 + w["rlvmr"]),
-        weight=w["rlvmr"]),
+        _sums(_shaped(b, w, exclude="rlvmr")),
+        _details(b, "rlvmr", "tag"),
+        _details(b, "rlvmr", "mr_reward"),
+        _groups(b),
+        format_rewards=_details(b, "rlvmr", "format_reward"),
+        alpha=1 / (1 + w["rlvmr"]),
+        weight=w["rlvmr"],
+    ),
     "oprl": lambda b, w, kw: E.oprl_advantages(
-        _sums(_shaped(b, w, exclude="oprl")), [[turn.turn_rewards["oprl"] for turn in t.turns] for t in b],
-        _groups(b), alpha=w["oprl"]),
+        _sums(_shaped(b, w, exclude="oprl")),
+        [[turn.turn_rewards["oprl"] for turn in t.turns] for t in b],
+        _groups(b),
+        alpha=w["oprl"],
+    ),
     "igpo": lambda b, w, kw: _igpo(b, w),
     "vspo": lambda b, w, kw: _vspo(b, w),
 }
@@ -150,7 +190,7 @@ def test_every_estimator_has_a_case_and_is_listed_in_args():
 
     assert {case[0] for case in CASES} == set(ESTIMATORS) == set(EXPECTED)
     source = inspect.getsource(train_pg.Args)
-    doc = source[source.index("estimator: str"):source.index("estimator_kwargs:")]
+    doc = source[source.index("estimator: str") : source.index("estimator_kwargs:")]
     assert all(name in doc for name in ESTIMATORS), doc  # the --help text lists every valid name
 
 
@@ -205,8 +245,15 @@ def test_oprl_prm_learns_after_each_step(tiny_path, tmp_path):
         prm = hooks[0].hook.prm
         before[step] = [p.detach().clone() for p in prm.parameters() if p.requires_grad]
 
-    history, seen = run(tiny_path, tmp_path, watch=watch, estimator="oprl", num_steps=2, group_size=4,
-                        hooks=[{"name": "oprl", "weight": 0.5, "kwargs": {"lr": 1e-2}}])
+    history, seen = run(
+        tiny_path,
+        tmp_path,
+        watch=watch,
+        estimator="oprl",
+        num_steps=2,
+        group_size=4,
+        hooks=[{"name": "oprl", "weight": 0.5, "kwargs": {"lr": 1e-2}}],
+    )
     first = seen[0].trajectories  # the PRM needs a success and a failure in one group to have a DPO pair
     assert any(len({t.total_reward > 0 for t in first if t.group_id == g}) == 2 for g in _groups(first))
     changed = [not torch.equal(a, b) for a, b in zip(before[0], before[1])]
@@ -227,11 +274,18 @@ def test_model_based_hook_from_a_local_model_folder(tiny_path, tmp_path):
 
 def test_prs_stage_advances_on_measured_success(tiny_path, tmp_path):
     stages: dict[int, int] = {}
+
     def watch(step, hooks):
         stages[step] = hooks[0].hook.stage
 
-    history, _ = run(tiny_path, tmp_path, watch=watch, estimator="grpo", num_steps=2,
-                     hooks=[{"name": "prs_progressive", "kwargs": {"threshold": 0.9}}])
+    history, _ = run(
+        tiny_path,
+        tmp_path,
+        watch=watch,
+        estimator="grpo",
+        num_steps=2,
+        hooks=[{"name": "prs_progressive", "kwargs": {"threshold": 0.9}}],
+    )
     # choice replies are always well formed and valid: format, then validity, is mastered at once
     assert stages == {0: 0, 1: 1}
     assert [m["hooks/prs_progressive/stage"] for m in history] == [1.0, 2.0]
@@ -252,32 +306,42 @@ def test_vspo_replaces_groups_without_reward_spread(tiny_path, tmp_path):
 # --------------------------------------------------------------------------- bad configs: no model loads
 BAD_CONFIGS = [
     ({"estimator": "grpoo"}, r"unknown estimator 'grpoo'.*did you mean 'grpo'.*gigpo.*vspo"),
-    ({"hooks": [{"name": "rlvmrr"}]},
-     r"hooks\[0\].*unknown hook 'rlvmrr'.*did you mean 'rlvmr'.*prs_progressive"),
+    ({"hooks": [{"name": "rlvmrr"}]}, r"hooks\[0\].*unknown hook 'rlvmrr'.*did you mean 'rlvmr'.*prs_progressive"),
     ({"hooks": [{"name": "no_such_module:Hook"}]}, r"hooks\[0\]: cannot import hook 'no_such_module:Hook'"),
     ({"hooks": [{"name": PICK}]}, r"'pick_env:PickEnv' is not a TurnRewardHook subclass"),
     ({"hooks": [{"name": "rlvmr", "kwargs": {"formatt": "paper"}}]}, r"unknown kwarg 'formatt'.*'format'"),
     ({"hooks": [{"name": "rlvmr"}, {"name": "rlvmr"}]}, r"each hook may appear once, got \['rlvmr'\]"),
-    ({"hooks": [{"name": "oprl", "kwargs": {"bta": 0.1}}], "estimator": "oprl"},
-     r"hooks\[0\] \(oprl\): unknown kwarg 'bta'.*beta.*trajectory_score"),
+    (
+        {"hooks": [{"name": "oprl", "kwargs": {"bta": 0.1}}], "estimator": "oprl"},
+        r"hooks\[0\] \(oprl\): unknown kwarg 'bta'.*beta.*trajectory_score",
+    ),
     ({"hooks": [{"name": "rlvmr", "wieght": 1.0}]}, r"unknown key 'wieght'.*did you mean 'weight'"),
     ({"hooks": [{"name": "rlvmr", "model": "/some/model"}]}, r"'model' is only for model-based hooks"),
-    ({"hooks": [{"name": "igpo", "model": "/no/such/model"}], "estimator": "igpo"},
-     r"hooks\[0\] \(igpo\): 'model' must be a local model folder.*'/no/such/model'"),
-    ({"estimator": "gigpo", "estimator_kwargs": {"invalid_penalti": 0.1}},
-     r"'invalid_penalti'.*did you mean 'invalid_penalty'"),
+    (
+        {"hooks": [{"name": "igpo", "model": "/no/such/model"}], "estimator": "igpo"},
+        r"hooks\[0\] \(igpo\): 'model' must be a local model folder.*'/no/such/model'",
+    ),
+    (
+        {"estimator": "gigpo", "estimator_kwargs": {"invalid_penalti": 0.1}},
+        r"'invalid_penalti'.*did you mean 'invalid_penalty'",
+    ),
     ({"estimator": "rlvmr"}, r"consumes the 'rlvmr' hook"),
     ({"estimator_kwargs": ["std", "none"]}, r"'estimator_kwargs' must be a mapping"),
     ({"estimator": "igpo", "hooks": [{"name": "rlvmr"}]}, r"consumes the 'igpo' hook.*rlvmr"),
-    ({"estimator": "oprl", "hooks": [{"name": "oprl", "kwargs": {"update": "before"}}]},
-     r"hooks\[0\] \(oprl\): kwarg 'update' must be one of \['after'\], got 'before'"),
-    ({"hooks": [{"name": "prs_progressive", "kwargs": {"schedule": "weekly"}}]},
-     r"kwarg 'schedule' must be one of \['steps', 'mastery'\]"),
+    (
+        {"estimator": "oprl", "hooks": [{"name": "oprl", "kwargs": {"update": "before"}}]},
+        r"hooks\[0\] \(oprl\): kwarg 'update' must be one of \['after'\], got 'before'",
+    ),
+    (
+        {"hooks": [{"name": "prs_progressive", "kwargs": {"schedule": "weekly"}}]},
+        r"kwarg 'schedule' must be one of \['steps', 'mastery'\]",
+    ),
 ]
 
 
-@pytest.mark.parametrize("config, match", BAD_CONFIGS,
-                         ids=[f"{m.split(chr(39))[1]}-{k}" for k, (_, m) in enumerate(BAD_CONFIGS)])
+@pytest.mark.parametrize(
+    "config, match", BAD_CONFIGS, ids=[f"{m.split(chr(39))[1]}-{k}" for k, (_, m) in enumerate(BAD_CONFIGS)]
+)
 def test_bad_config_fails_before_any_model_loads(monkeypatch, tmp_path, config, match):
     import agentgym.wrappers.lm as lm
 
@@ -292,11 +356,19 @@ def test_bad_config_fails_before_any_model_loads(monkeypatch, tmp_path, config, 
 
 
 # --------------------------------------------------------------------------- the example configs
-CONFIGS = sorted(path for path in (Path(__file__).resolve().parents[2] / "baselines" / "configs").glob("*.yaml")
-                 if "algo: pg" in path.read_text())  # the PPO-clip configs (textworld_drrn.yaml: algo drrn)
+CONFIGS = sorted(
+    path
+    for path in (Path(__file__).resolve().parents[2] / "baselines" / "configs").glob("*.yaml")
+    if "algo: pg" in path.read_text()
+)  # the PPO-clip configs (textworld_drrn.yaml: algo drrn)
 #: What issue 16 asks of each family's config: (estimator, hooks).
-PAIRINGS = {"scienceworld": ("rlvmr", ["rlvmr"]), "alfworld": ("gigpo", []), "webshop": ("oprl", ["oprl"]),
-            "textworld": ("igpo", ["igpo"]), "swegym": ("trloo", ["prs_progressive"])}
+PAIRINGS = {
+    "scienceworld": ("rlvmr", ["rlvmr"]),
+    "alfworld": ("gigpo", []),
+    "webshop": ("oprl", ["oprl"]),
+    "textworld": ("igpo", ["igpo"]),
+    "swegym": ("trloo", ["prs_progressive"]),
+}
 
 
 def _config(path):
@@ -320,18 +392,46 @@ def test_config_estimator_and_hooks_run_on_a_tiny_model(tiny_path, tmp_path, pat
     """Each config's estimator, estimator_kwargs, hooks, reward weights and reply format, for 2 steps on
     TextWorld's coin collector with a tiny random model instead of the family's env and SmolLM2."""
     config = _config(path)
-    keep = ("estimator", "estimator_kwargs", "hooks", "gamma", "output_format", "near_miss",
-            "near_miss_cutoff", "env_reward_weight", "system_prompt", "lora", "kl_coef")
+    keep = (
+        "estimator",
+        "estimator_kwargs",
+        "hooks",
+        "gamma",
+        "output_format",
+        "near_miss",
+        "near_miss_cutoff",
+        "env_reward_weight",
+        "system_prompt",
+        "lora",
+        "kl_coef",
+    )
     settings = {key: config[key] for key in keep if key in config}
     if (config.get("info_reward") or "").startswith("textworld."):  # TextWorld's shaping signal
-        settings.update(info_reward=config["info_reward"],
-                        info_reward_weight=config.get("info_reward_weight", 1.0))
-    args = Args(env_id="agentgym/TextWorld-v0", env_kwargs={"kinds": ["coin_collector"]}, max_turns=3,
-                task_ids=["coin_collector/1000", "coin_collector/1001"], model=tiny_path, in_process=True,
-                num_workers=4, tasks_per_step=2, group_size=2, max_new_tokens=6, history=0,
-                max_prompt_tokens=256, num_steps=2, output_dir=str(tmp_path), run_name="run", save_every=0,
-                tensorboard=False, progress=False, minibatch_rows=16, micro_batch_rows=8,
-                lora_target_modules=["q_proj", "v_proj"], **settings)
+        settings.update(info_reward=config["info_reward"], info_reward_weight=config.get("info_reward_weight", 1.0))
+    args = Args(
+        env_id="agentgym/TextWorld-v0",
+        env_kwargs={"kinds": ["coin_collector"]},
+        max_turns=3,
+        task_ids=["coin_collector/1000", "coin_collector/1001"],
+        model=tiny_path,
+        in_process=True,
+        num_workers=4,
+        tasks_per_step=2,
+        group_size=2,
+        max_new_tokens=6,
+        history=0,
+        max_prompt_tokens=256,
+        num_steps=2,
+        output_dir=str(tmp_path),
+        run_name="run",
+        save_every=0,
+        tensorboard=False,
+        progress=False,
+        minibatch_rows=16,
+        micro_batch_rows=8,
+        lora_target_modules=["q_proj", "v_proj"],
+        **settings,
+    )
     history = train(args).history
     assert len(history) == 2 and all(np.isfinite(m["train/loss"]) for m in history)
     for hook in config.get("hooks", []):
@@ -344,8 +444,7 @@ def test_vspo_state_resumes_exactly(tiny_path, tmp_path):
     full, _ = run(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)
     checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
     resumed, _ = run(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common)
-    for key in ("train/loss", "rollout/task_return", "vspo/rms", "vspo/tasks_tracked",
-                "vspo/replaced_groups"):
+    for key in ("train/loss", "rollout/task_return", "vspo/rms", "vspo/tasks_tracked", "vspo/replaced_groups"):
         assert resumed[0][key] == full[2][key], key
     assert full[2]["vspo/tasks_tracked"] >= 2
 
@@ -353,9 +452,14 @@ def test_vspo_state_resumes_exactly(tiny_path, tmp_path):
 def test_hook_states_resume_exactly(tiny_path, tmp_path):
     """OPRL's PRM (weights, optimizer, reference) and PRS's stage are in the checkpoint (``hooks.pt``): a
     resumed step equals the uninterrupted one, hook metrics included."""
-    common = dict(estimator="oprl", group_size=4, hooks=[
-        {"name": "oprl", "weight": 0.5, "kwargs": {"lr": 1e-2}},
-        {"name": "prs_progressive", "weight": 0.1, "kwargs": {"threshold": 0.9}}])
+    common = dict(
+        estimator="oprl",
+        group_size=4,
+        hooks=[
+            {"name": "oprl", "weight": 0.5, "kwargs": {"lr": 1e-2}},
+            {"name": "prs_progressive", "weight": 0.1, "kwargs": {"threshold": 0.9}},
+        ],
+    )
     full, _ = run(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)
     checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
     assert (checkpoint / "hooks.pt").exists()

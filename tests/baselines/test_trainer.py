@@ -24,9 +24,24 @@ def tiny_path(tmp_path_factory):
 
 
 def _args(tiny_path, out, **kwargs):
-    base = dict(env_id=SAY, model=tiny_path, in_process=True, num_workers=8, tasks_per_step=4, group_size=8,
-                output_format="action", max_new_tokens=3, history=0, output_dir=str(out), run_name="run",
-                save_every=0, tensorboard=False, progress=False, minibatch_rows=32, micro_batch_rows=16)
+    base = dict(
+        env_id=SAY,
+        model=tiny_path,
+        in_process=True,
+        num_workers=8,
+        tasks_per_step=4,
+        group_size=8,
+        output_format="action",
+        max_new_tokens=3,
+        history=0,
+        output_dir=str(out),
+        run_name="run",
+        save_every=0,
+        tensorboard=False,
+        progress=False,
+        minibatch_rows=32,
+        micro_batch_rows=16,
+    )
     base.update(kwargs)
     return Args(**base)
 
@@ -38,23 +53,37 @@ def test_trainer_raises_mean_reward_on_a_learnable_env(tiny_path, tmp_path):
     assert last >= first + 0.4, rewards  # measured: about 0.02 -> 1.0
     assert result.checkpoint == tmp_path / "run" / "checkpoint-000025" and result.run_dir == tmp_path / "run"
     assert (result.checkpoint / "agent.json").is_file()
-    from agentgym.agents import make_agent  # a full fine-tuning checkpoint is an agent too (greedy)
     from llm_helpers import SayEnv
+
+    from agentgym.agents import make_agent  # a full fine-tuning checkpoint is an agent too (greedy)
 
     trained = make_agent(str(tmp_path / "run" / "checkpoint-000025"))
     env = SayEnv()
     obs, info = env.reset(seed=0)
     assert env.step(trained.act(obs, info, episode_id="e").text)[1] == 1.0
     assert read_metrics(tmp_path / "run") == result.history and [m["step"] for m in result.history] == list(
-        range(1, 26))
+        range(1, 26)
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["algo"] == "pg"
 
 
 def test_checkpoint_resumes_to_the_identical_next_step(tiny_path, tmp_path):
     """LoRA + KL to the reference (adapters disabled), 2-turn episodes, GiGPO: stop after step 2, resume."""
-    common = dict(lora=True, lora_target_modules=["q_proj", "v_proj"], learning_rate=5e-3, kl_coef=0.1,
-                  estimator="gigpo", gamma=0.9, env_kwargs={"turns": 2}, tasks_per_step=2, group_size=4,
-                  micro_batch_rows=4, minibatch_rows=8, ppo_epochs=2, seed=3)
+    common = dict(
+        lora=True,
+        lora_target_modules=["q_proj", "v_proj"],
+        learning_rate=5e-3,
+        kl_coef=0.1,
+        estimator="gigpo",
+        gamma=0.9,
+        env_kwargs={"turns": 2},
+        tasks_per_step=2,
+        group_size=4,
+        micro_batch_rows=4,
+        minibatch_rows=8,
+        ppo_epochs=2,
+        seed=3,
+    )
     full = train(_args(tiny_path, tmp_path / "a", num_steps=3, save_every=2, **common)).history
     checkpoint = tmp_path / "a" / "run" / "checkpoint-000002"
     resumed = train(_args(tiny_path, tmp_path / "b", num_steps=3, resume=str(checkpoint), **common)).history
@@ -82,13 +111,45 @@ def test_agentgym_train_and_eval_a_checkpoint(tiny_path, tmp_path, capsys):
     assert [row["step"] for row in rows] == [1, 2] and all(set(COMMON_METRICS) <= set(row) for row in rows)
     assert rows[1]["rollout/episodes"] == 8 and rows[1]["rollout/env_steps"] == 8  # cumulative, 1-turn episodes
     # eval only: one row at the checkpoint's step in its own run folder (nothing parsed from stdout)
-    assert cli_main(["train", str(config), "--no-progress", "--set", "eval_only=true", "--set",
-                     f"resume={checkpoint}", "--set", "run_name=cli_eval", "--set", "eval_split=train"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                str(config),
+                "--no-progress",
+                "--set",
+                "eval_only=true",
+                "--set",
+                f"resume={checkpoint}",
+                "--set",
+                "run_name=cli_eval",
+                "--set",
+                "eval_split=train",
+            ]
+        )
+        == 0
+    )
     (report,) = read_metrics(tmp_path / "runs" / "cli_eval")
     assert report["step"] == 2 and 0.0 <= report["eval/train/success_rate"] <= 1.0
     db = tmp_path / "results.sqlite"
-    code = cli_main(["eval", "--env", "agentgym/TextWorld-v0", "--agent", str(checkpoint), "--episodes", "2",
-                     "--max-turns", "2", "--workers", "1", "--db", str(db), "--quiet"])
+    code = cli_main(
+        [
+            "eval",
+            "--env",
+            "agentgym/TextWorld-v0",
+            "--agent",
+            str(checkpoint),
+            "--episodes",
+            "2",
+            "--max-turns",
+            "2",
+            "--workers",
+            "1",
+            "--db",
+            str(db),
+            "--quiet",
+        ]
+    )
     assert code == 0
     with ResultStore(db) as store:
         rows = store.leaderboard("agentgym/TextWorld-v0")

@@ -69,9 +69,7 @@ def test_generation_is_byte_identical_across_processes_and_caches(tmp_path, monk
         "print(json.dumps([str(tasks.game_path(t).parent) for t in sys.argv[1:]]))"
     )
     env = {**os.environ, "AGENTGYM_CACHE": str(tmp_path / "c"), "PYTHONHASHSEED": "12345"}
-    out = subprocess.run(
-        [sys.executable, "-c", script, *ids], env=env, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", script, *ids], env=env, capture_output=True, text=True, check=True)
     folders.append([Path(p) for p in json.loads(out.stdout)])
     for index in range(len(ids)):
         for filename in ("game.tw-pddl", "traj_data.json", "initial_state.pddl"):
@@ -97,9 +95,7 @@ def test_generated_games_are_well_formed_and_never_half_satisfied(split):
         targets = [o for o, _ in inside if types[o] == params["object_target"] + "Type"]
         assert len(targets) >= (2 if task_type == "pick_two_obj_and_place" else 1)
         if params["parent_target"]:
-            wrong = [
-                (o, r) for o, r in inside if o in targets and types[r] == params["parent_target"] + "Type"
-            ]
+            wrong = [(o, r) for o, r in inside if o in targets and types[r] == params["parent_target"] + "Type"]
             assert not wrong, f"{plan}/{task_type}/{seed}: goal half satisfied at the start"
         else:
             assert not any(f[0] in ("isToggled", "holds") for f in facts)

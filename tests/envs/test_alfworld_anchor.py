@@ -23,9 +23,7 @@ def _engine_key(env):
     """The world state itself: every PDDL fact except those the anchor leaves out by design (and textworld's
     ``not_`` residue of removed facts, which is history)."""
     state = env._engine.pddl_state
-    return frozenset(
-        str(fact) for fact in state.facts if fact.name not in anchor.LEFT_OUT and not fact.is_negation
-    )
+    return frozenset(str(fact) for fact in state.facts if fact.name not in anchor.LEFT_OUT and not fact.is_negation)
 
 
 def test_revisits_failed_actions_and_changes(env):

@@ -42,7 +42,7 @@ def test_oracle_wins_one_game_of_each_type_and_recovers_from_a_detour():
     for task_id in env.task_ids:
         by_type.setdefault(task_id.split("/")[1], task_id)
     assert set(by_type) == set(tasks.TASK_TYPES)
-    for task_type, task_id in sorted(by_type.items()):
+    for _task_type, task_id in sorted(by_type.items()):
         won, turns, bad = _play_expert(env, task_id)
         assert won and bad is None, (task_id, bad)
     # a detour: walk to receptacles and pick up the first thing offered (not a goal object); the expert puts
@@ -112,8 +112,15 @@ def test_planner_expert_runs_in_pool_workers(tmp_path):
     """EnvPool's workers are daemonic processes, which ``multiprocessing`` forbids to have children; the planner
     forks its child with ``os.fork`` and wins there (two workers, two episodes)."""
     summary = evaluate(
-        "agentgym/ALFWorld-v0", ExpertAgent(), split="valid_unseen", episodes=2, seed=0, max_turns=30,
-        db=tmp_path / "results.sqlite", num_workers=2, env_kwargs={"expert": "planner", "planner_timeout": 60},
+        "agentgym/ALFWorld-v0",
+        ExpertAgent(),
+        split="valid_unseen",
+        episodes=2,
+        seed=0,
+        max_turns=30,
+        db=tmp_path / "results.sqlite",
+        num_workers=2,
+        env_kwargs={"expert": "planner", "planner_timeout": 60},
         progress=False,
     )
     assert summary.played == 2 and [r.won for r in summary.results] == [True, True]

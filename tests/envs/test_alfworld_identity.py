@@ -62,8 +62,11 @@ def _fast_functions_called(profile):
     originals), and FastPddlEnv's own (engine.py's Engine adapter runs for both paths)."""
     stats = pstats.Stats(profile).stats
     fast_files = {patches.__file__, caches.__file__}
-    return {name for (file, _, name) in stats if (file in fast_files and name != "call")
-            or (file == engine.__file__ and name in FAST_ONLY)}
+    return {
+        name
+        for (file, _, name) in stats
+        if (file in fast_files and name != "call") or (file == engine.__file__ and name in FAST_ONLY)
+    }
 
 
 @pytest.mark.slow

@@ -6,12 +6,10 @@ import gymnasium as gym
 import pytest
 
 from agentgym.agents import ExpertAgent
-from agentgym.testing import BAD_ACTIONS, check_env
-
-from agentgym.turngame import TextObs
-
 from agentgym.envs import instructor_executor as ie
 from agentgym.envs.textworld import TextWorldEnv
+from agentgym.testing import BAD_ACTIONS, check_env
+from agentgym.turngame import TextObs
 
 TASK = "treasure_hunter/3000"
 
@@ -81,8 +79,7 @@ def test_roles_goal_messages_and_notes():
     obs = env.observe("instructor")
     assert f"The executor did: {expert}" in obs and "The executor notes: done, what next?" in obs
     assert env.infos["executor"]["action_valid"] is True and env.infos["executor"]["turn"] == 2
-    for agent in env.possible_agents:  # the goal never shows in anything the executor sees
-        assert goal not in env.infos["executor"]["anchor_obs"]
+    assert goal not in env.infos["executor"]["anchor_obs"]  # the goal never shows in anything the executor sees
     env.step("goal")  # the instructor may say anything, even the engine's goal command...
     env.step("goal")  # ...and the executor may try it: the answer is redacted
     assert goal not in env.observe("executor")
@@ -171,8 +168,9 @@ def test_the_engine_is_a_class_a_factory_or_an_id(one_game):
 
 
 def test_the_single_agent_view_declares_its_seat_keys(one_game):
-    env = gym.make("agentgym/InstructorExecutor-v0", split="test", seat="executor", task_env=TextWorldEnv,
-                   task_env_kwargs=one_game)
+    env = gym.make(
+        "agentgym/InstructorExecutor-v0", split="test", seat="executor", task_env=TextWorldEnv, task_env_kwargs=one_game
+    )
     _, info = env.reset(seed=0)
     assert env.unwrapped.extra_info_keys == ("agent_id", "to_move")
     assert info["agent_id"] == "executor" and info["to_move"] == "executor" and info["goal"] is None

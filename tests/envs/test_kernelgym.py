@@ -15,8 +15,8 @@ import pytest
 import agentgym  # noqa: F401 - registers the ids
 from agentgym.baselines.estimators import profiling_rejection_filter, trloo_advantages
 from agentgym.envs.kernelgym import KernelGymEnv, extract_code, load_tasks, prs_inputs, static_checks
-from agentgym.envs.kernelgym.env import reward_speedup, reward_table
 from agentgym.envs.kernelgym.engine import EvalResult
+from agentgym.envs.kernelgym.env import reward_speedup, reward_table
 from agentgym.error import TaskFileError
 from agentgym.sandbox import available
 
@@ -64,15 +64,23 @@ def test_env_lists_splits_and_records_the_protocol():
     env.close()
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("import torch\n\ndef get_inputs():\n    return []\n", "must define"),
-    ("class Model:\n    pass\ndef get_inputs(): pass\ndef get_init_inputs(): pass\nMETA = {'level': f()}\n", "literal"),
-    ("class Model(\n", "cannot read"),
-    ("class Model: pass\ndef get_inputs(): pass\ndef get_init_inputs(): pass\nMETA = {'backends': ['opencl']}\n",
-     "backends"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("import torch\n\ndef get_inputs():\n    return []\n", "must define"),
+        (
+            "class Model:\n    pass\ndef get_inputs(): pass\ndef get_init_inputs(): pass\nMETA = {'level': f()}\n",
+            "literal",
+        ),
+        ("class Model(\n", "cannot read"),
+        (
+            "class Model: pass\ndef get_inputs(): pass\ndef get_init_inputs(): pass\nMETA = {'backends': ['opencl']}\n",
+            "backends",
+        ),
+    ],
+)
 def test_malformed_task_file_names_the_file(tmp_path, content, needle):
-    (tmp_path / "good.py").write_text((load_tasks()[0].source))
+    (tmp_path / "good.py").write_text(load_tasks()[0].source)
     (tmp_path / "broken.py").write_text(content)
     with pytest.raises(TaskFileError, match=needle) as err:
         KernelGymEnv(tasks_dir=tmp_path, split="test", device="cpu")
@@ -260,8 +268,13 @@ def test_decoy_kernel_is_caught():
     assert info["kernelgym"]["hacks"] == ["decoy_kernel"] and info["kernelgym"]["decoy"] and reward == 0.0
     # a kernel is demanded: a plain PyTorch rewrite is refused where backends exclude "torch"
     strict = make_env(backends=["cpp"])
-    _, _, _, _, info = submit(strict, HEADER + textwrap.dedent(RUNTIME_HACKS["calls_reference_op"]).replace(
-        "torch.nn.functional.relu(x)", "x.clamp_min(0.0)"))
+    _, _, _, _, info = submit(
+        strict,
+        HEADER
+        + textwrap.dedent(RUNTIME_HACKS["calls_reference_op"]).replace(
+            "torch.nn.functional.relu(x)", "x.clamp_min(0.0)"
+        ),
+    )
     assert "no_custom_kernel" in info["kernelgym"]["hacks"]
     env.close()
     strict.close()
@@ -271,14 +284,16 @@ def test_decoy_kernel_is_caught():
 @pytest.mark.slow
 def test_wrong_result_gets_mismatch_statistics_and_excessive_speedup_is_flagged(tmp_path):
     env = make_env(perf_trials=0)
-    obs, reward, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
-                                             "        return x.clamp_min(0.001)\n")
+    obs, reward, _, _, info = submit(
+        env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n        return x.clamp_min(0.001)\n"
+    )
     family = info["kernelgym"]
     assert family["compiled"] and not family["correct"] and reward == 0.0
     assert "elements mismatched" in obs and family["trials"][0]["mismatched"] > 0
     env.close()
     slow = load_tasks()[0].source  # any source; replace the forward with a sleeping one
-    (tmp_path / "slow_relu.py").write_text(textwrap.dedent('''
+    (tmp_path / "slow_relu.py").write_text(
+        textwrap.dedent("""
         import time
         import torch
         import torch.nn as nn
@@ -293,11 +308,15 @@ def test_wrong_result_gets_mismatch_statistics_and_excessive_speedup_is_flagged(
             return [torch.randn(N, N)]
         def get_init_inputs():
             return []
-        '''))
+        """)
+    )
     assert slow
     env = make_env(tasks_dir=tmp_path, perf_trials=5)
-    obs, _, _, _, info = submit(env, HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
-                                              "        return x.clamp_min(0.0)\n", task_id="slow_relu")
+    obs, _, _, _, info = submit(
+        env,
+        HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n        return x.clamp_min(0.0)\n",
+        task_id="slow_relu",
+    )
     family = info["kernelgym"]
     assert family["valid"] and family["speedup"] > 10 and family["review"]
     assert "sanity bound" in obs
@@ -308,11 +327,15 @@ def test_wrong_result_gets_mismatch_statistics_and_excessive_speedup_is_flagged(
 @pytest.mark.slow
 def test_crash_hang_and_oom_never_take_the_env_down():
     env = make_env(eval_timeout=25.0, memory_limit=3 << 30)
-    crash = HEADER + "import ctypes\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n" \
-                     "        return ctypes.string_at(0)\n"
+    crash = (
+        HEADER + "import ctypes\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n"
+        "        return ctypes.string_at(0)\n"
+    )
     hang = HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n        while True:\n            pass\n"
-    oom = HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n" \
-                   "        hog = [bytearray(1 << 28) for _ in range(64)]\n        return x.clamp_min(0) + len(hog)\n"
+    oom = (
+        HEADER + "class ModelNew(nn.Module):\n    def forward(self, x):\n"
+        "        hog = [bytearray(1 << 28) for _ in range(64)]\n        return x.clamp_min(0) + len(hog)\n"
+    )
     _, reward, _, _, info = submit(env, crash)
     assert info["kernelgym"]["crashed"] and "segmentation" in info["kernelgym"]["crashed"] and reward == 0.0
     _, reward, _, truncated, info = env.step(hang)
@@ -331,8 +354,16 @@ def test_untimed_episodes_are_deterministic_and_feed_trloo_and_prs():
     from agentgym.agents import ExpertAgent
     from agentgym.rollout import EpisodeSpec, rollout
 
-    make = functools.partial(gym.make, "agentgym/KernelGym-v0", split="test", device="cpu", max_turns=2,
-                             correct_trials=2, perf_trials=0, profile=False)
+    make = functools.partial(
+        gym.make,
+        "agentgym/KernelGym-v0",
+        split="test",
+        device="cpu",
+        max_turns=2,
+        correct_trials=2,
+        perf_trials=0,
+        profile=False,
+    )
     specs = [EpisodeSpec(episode_id=f"e{i}", task_id=None, seed=3, group_id="g") for i in range(2)]
     trajectories = rollout(make, ExpertAgent(), specs, num_workers=1)
     first, second = ([(t.observation, t.reward) for t in tr.turns] for tr in trajectories)

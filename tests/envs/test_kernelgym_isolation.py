@@ -133,8 +133,7 @@ def test_forged_result_phase_detection_patched_checker_and_frame_walking_are_voi
     env = make_env(reward="speedup")
     env.reset(seed=0, options={"task_id": "level1/relu"})
     seen = {}
-    for name, code in (("forged", FORGED), ("phase", PHASE), ("patched_checker", PATCHED_CHECKER),
-                       ("frames", FRAMES)):
+    for name, code in (("forged", FORGED), ("phase", PHASE), ("patched_checker", PATCHED_CHECKER), ("frames", FRAMES)):
         _, reward, _, _, info = env.step(_dedent(code))
         family = info["kernelgym"]
         seen[name] = (reward, family["valid"], family["correct"], family["error"], family["trials"][-1:])
@@ -171,7 +170,8 @@ def test_build_cache_is_read_only_to_submissions_and_the_expert_is_unaffected():
 
 
 def _task(tmp_path, meta, body="return [torch.randn(4, 4)]"):
-    (tmp_path / "t.py").write_text(textwrap.dedent(f'''
+    (tmp_path / "t.py").write_text(
+        textwrap.dedent(f"""
         import torch
         import torch.nn as nn
         META = {meta}
@@ -182,16 +182,20 @@ def _task(tmp_path, meta, body="return [torch.randn(4, 4)]"):
             {body}
         def get_init_inputs():
             return []
-        '''))
+        """)
+    )
 
 
-@pytest.mark.parametrize("meta,needle", [
-    ({"split": "test", "forbidden": "relu"}, "META['forbidden'] must be a list of op names"),
-    ({"split": "test", "forbidden": ["relu", 3]}, "META['forbidden']"),
-    ({"split": "test", "atol": -1}, "META['atol'] must be a positive number"),
-    ({"split": "test", "level": "1"}, "META['level'] must be an int"),
-    ({"split": "test", "forbiden": ["relu"]}, "unknown keys ['forbiden']"),
-])
+@pytest.mark.parametrize(
+    "meta,needle",
+    [
+        ({"split": "test", "forbidden": "relu"}, "META['forbidden'] must be a list of op names"),
+        ({"split": "test", "forbidden": ["relu", 3]}, "META['forbidden']"),
+        ({"split": "test", "atol": -1}, "META['atol'] must be a positive number"),
+        ({"split": "test", "level": "1"}, "META['level'] must be an int"),
+        ({"split": "test", "forbiden": ["relu"]}, "unknown keys ['forbiden']"),
+    ],
+)
 def test_bad_meta_is_named_when_tasks_load(tmp_path, meta, needle):
     _task(tmp_path, meta)
     with pytest.raises(TaskFileError, match=None) as err:

@@ -8,13 +8,11 @@ import gymnasium as gym
 import pytest
 
 from agentgym.agents import ExpertAgent, RandomAgent
-from agentgym.rollout import EnvPool, group_specs, rollout
-from agentgym.trajectory import Decision, load_jsonl, save_jsonl
-
-from agentgym.multiagent import by_episode, multiagent_rollout
-
 from agentgym.envs import instructor_executor, negotiation
 from agentgym.envs.textworld import TextWorldEnv
+from agentgym.multiagent import by_episode, multiagent_rollout
+from agentgym.rollout import EnvPool, group_specs, rollout
+from agentgym.trajectory import Decision, load_jsonl, save_jsonl
 
 NEGOTIATION = partial(negotiation.parallel_env, split="test")
 
@@ -35,8 +33,9 @@ class InvalidMovePenalty:
 def test_self_play_groups_give_one_linked_trajectory_per_seat(tmp_path):
     agent = negotiation.ScriptedNegotiator()
     specs = group_specs(["pool/200000", "pool/200007"], seeds=[0, 1], group_size=3)
-    episodes = multiagent_rollout(NEGOTIATION, {"player_0": agent, "player_1": agent}, specs, in_process=True,
-                                  env_id="negotiation")
+    episodes = multiagent_rollout(
+        NEGOTIATION, {"player_0": agent, "player_1": agent}, specs, in_process=True, env_id="negotiation"
+    )
     assert len(episodes) == len(specs)
     for spec, episode in zip(specs, episodes):
         first, second = episode["player_0"], episode["player_1"]
@@ -48,9 +47,11 @@ def test_self_play_groups_give_one_linked_trajectory_per_seat(tmp_path):
         assert "player_0 offers" in second.initial_observation
         assert first.turns[-1].terminated and second.turns[-1].terminated
         deal = first.final_info["negotiation"]["deal"]
-        assert deal is not None and first.final_info["negotiation"] == {**second.final_info["negotiation"],
-                                                                        "my_values": first.final_info["negotiation"]["my_values"],
-                                                                        "message": ""}
+        assert deal is not None and first.final_info["negotiation"] == {
+            **second.final_info["negotiation"],
+            "my_values": first.final_info["negotiation"]["my_values"],
+            "message": "",
+        }
         for seat, trajectory in episode.items():
             values = trajectory.final_info["negotiation"]["my_values"]
             assert trajectory.total_reward == sum(v * n for v, n in zip(values, deal[seat]))
@@ -67,7 +68,10 @@ def test_hooks_run_per_seat():
     hook = InvalidMovePenalty()
     specs = group_specs(["pool/200003"], seeds=[4], group_size=2)
     episodes = multiagent_rollout(
-        NEGOTIATION, {"player_0": RandomAgent(0), "player_1": ExpertAgent()}, specs, in_process=True,
+        NEGOTIATION,
+        {"player_0": RandomAgent(0), "player_1": ExpertAgent()},
+        specs,
+        in_process=True,
         hooks={"player_0": [hook]},
     )
     assert hook.batches == len(specs)
@@ -89,7 +93,8 @@ def test_instructor_executor_expert_pair_through_rollout():
     episodes = multiagent_rollout(
         partial(instructor_executor.parallel_env, split="test"),
         {"instructor": ExpertAgent(), "executor": instructor_executor.FollowerExecutor()},
-        specs, in_process=True,
+        specs,
+        in_process=True,
     )
     for episode in episodes:
         instructor, executor = episode["instructor"], episode["executor"]
@@ -100,8 +105,9 @@ def test_instructor_executor_expert_pair_through_rollout():
 
 def test_missing_seat_is_a_clear_error():
     with pytest.raises(ValueError, match="no agent for seat 'player_1'"):
-        multiagent_rollout(NEGOTIATION, {"player_0": ExpertAgent()}, group_specs(["pool/200000"], [0], 1),
-                           in_process=True)
+        multiagent_rollout(
+            NEGOTIATION, {"player_0": ExpertAgent()}, group_specs(["pool/200000"], [0], 1), in_process=True
+        )
 
 
 # ----------------------------------------------------------------- the shared scheduler (issue 18)
@@ -111,8 +117,11 @@ class TokenSpender(negotiation.ScriptedNegotiator):
     name = "token_spender"
 
     def act(self, observation, info, *, episode_id=""):
-        return Decision(text=super().act(observation, info, episode_id=episode_id),
-                        prompt_token_ids=list(range(10)), response_token_ids=list(range(5)))
+        return Decision(
+            text=super().act(observation, info, episode_id=episode_id),
+            prompt_token_ids=list(range(10)),
+            response_token_ids=list(range(5)),
+        )
 
 
 def test_token_budget_ends_the_game_for_every_seat():
@@ -120,8 +129,9 @@ def test_token_budget_ends_the_game_for_every_seat():
     specs = group_specs(["pool/200000"], seeds=[0], group_size=1)
     (free,) = multiagent_rollout(NEGOTIATION, {"player_0": agent, "player_1": scripted}, specs, in_process=True)
     assert len(free["player_0"].turns) >= 3  # the unlimited game lasts longer than the budget allows
-    (capped,) = multiagent_rollout(NEGOTIATION, {"player_0": agent, "player_1": scripted}, specs,
-                                   in_process=True, token_budget=30)
+    (capped,) = multiagent_rollout(
+        NEGOTIATION, {"player_0": agent, "player_1": scripted}, specs, in_process=True, token_budget=30
+    )
     first, second = capped["player_0"], capped["player_1"]
     assert len(first.turns) == 3 and first.tokens_used == 45  # 2 moves fit in 30 tokens; the third exceeds
     assert first.token_budget_exceeded and not second.token_budget_exceeded

@@ -7,18 +7,17 @@ import pytest
 from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
 from agentgym.agents import Agent, RandomAgent
-from agentgym.ratings import RatingStore
-from agentgym.testing import BAD_ACTIONS, check_env
-
-from agentgym.matches import main as matches_main
-from agentgym.matches import play_games
-from agentgym.turngame import TextObs
-
 from agentgym.envs import negotiation
 from agentgym.envs.negotiation.engine import other_agent
 from agentgym.envs.negotiation.moves import OFFER_KEEPS, offer_text, parse_move
 from agentgym.envs.negotiation.scripted import ScriptedNegotiator
 from agentgym.envs.negotiation.tasks import MAX_OFFERS, make_pool, split_tasks
+from agentgym.matches import main as matches_main
+from agentgym.matches import play_games
+from agentgym.ratings import RatingStore
+from agentgym.testing import BAD_ACTIONS, check_env
+from agentgym.turngame import TextObs
+
 
 @pytest.mark.parametrize("kwargs", [{}, {"seat": "player_1"}, {"opponent": "random", "opponent_seed": 3}])
 def test_single_agent_view_conformance(kwargs):
@@ -115,9 +114,9 @@ def test_parallel_view_ignores_the_waiting_agents_action():
     par = negotiation.parallel_env(split="test")
     obs, infos = par.reset(seed=5)
     assert infos["player_1"]["to_move"] == "player_0" and infos["player_1"]["admissible_actions"] == []
-    obs, *_ , infos = par.step({"player_1": "accept"})  # not its move; player_0 sent nothing
+    obs, *_, infos = par.step({"player_1": "accept"})  # not its move; player_0 sent nothing
     assert infos["player_0"]["to_move"] == "player_0" and obs["player_0"].startswith("Invalid action")
-    obs, *_ , infos = par.step({"player_0": infos["player_0"]["expert_action"], "player_1": "walk away"})
+    obs, *_, infos = par.step({"player_0": infos["player_0"]["expert_action"], "player_1": "walk away"})
     assert infos["player_1"]["to_move"] == "player_1" and par.agents
 
 
@@ -153,8 +152,9 @@ def test_parse_move_reads_friendly_forms():
 
 def test_scripted_negotiator_beats_random_over_200_seeded_games():
     with RatingStore(":memory:") as store:
-        games = play_games(store, "agentgym/Negotiation-v0", "test", [ScriptedNegotiator(), RandomAgent(0)],
-                           games=100, seed=0)  # 100 seeds x both seat assignments
+        games = play_games(
+            store, "agentgym/Negotiation-v0", "test", [ScriptedNegotiator(), RandomAgent(0)], games=100, seed=0
+        )  # 100 seeds x both seat assignments
         rows = {row.agent: row for row in store.ratings()}
     assert len(games) == 200
     scripted = sum(g.reward_a for g in games) / len(games)

@@ -17,15 +17,11 @@ from agentgym.envs import instructor_executor, negotiation
 #: Anything else they warn about (an observation outside its space, infos or rewards of the wrong agents, a
 #: non-deterministic seed...) fails the test.
 HARMLESS = {
-    r"^Observation is not a NumPy array$":
-        "observations are text: a TextObs, a str that carries the text space's dtype",
-    r"^(Observation|Action) space for each agent probably should be gymnasium\.spaces\.box or gymnasium\.spaces\.discrete$":
-        "advice for numeric envs; a text env's spaces are TextSpace",
-    r'^We recommend agents to be named in the format <descriptor>_<number>, like "player_0"$':
-        "a naming style; InstructorExecutor's seats are named for their roles (instructor, executor) on purpose",
-    r"^ignoring unknown reset options \['options'\]; the only option is 'task_id'$":
-        "api_test resets with options={'options': 1} to see that an env takes unknown options; the views say "
-        "that they ignore it (the contract's own warning)",
+    r"^Observation is not a NumPy array$": "observations are text: a TextObs, a str that carries the text space's dtype",
+    r"^(Observation|Action) space for each agent probably should be gymnasium\.spaces\.box or gymnasium\.spaces\.discrete$": "advice for numeric envs; a text env's spaces are TextSpace",
+    r'^We recommend agents to be named in the format <descriptor>_<number>, like "player_0"$': "a naming style; InstructorExecutor's seats are named for their roles (instructor, executor) on purpose",
+    r"^ignoring unknown reset options \['options'\]; the only option is 'task_id'$": "api_test resets with options={'options': 1} to see that an env takes unknown options; the views say "
+    "that they ignore it (the contract's own warning)",
 }
 
 
@@ -34,8 +30,11 @@ def run_clean(check, *args, **kwargs) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check(*args, **kwargs)
-    unexpected = [f"{w.category.__name__}: {w.message}" for w in caught
-                  if not any(re.search(pattern, str(w.message)) for pattern in HARMLESS)]
+    unexpected = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if not any(re.search(pattern, str(w.message)) for pattern in HARMLESS)
+    ]
     assert not unexpected, f"{check.__name__} warned: {unexpected}"
 
 
@@ -82,8 +81,8 @@ def test_render_test_and_seed_test(family, capsys):
 
 def test_a_warning_that_is_not_known_to_be_harmless_fails():
     def check():
-        warnings.warn("Observation is not a NumPy array")  # harmless: passes
-        warnings.warn("The observation returned by last() is not in the observation space")
+        warnings.warn("Observation is not a NumPy array", stacklevel=2)  # harmless: passes
+        warnings.warn("The observation returned by last() is not in the observation space", stacklevel=2)
 
     with pytest.raises(AssertionError, match="not in the observation space"):
         run_clean(check)

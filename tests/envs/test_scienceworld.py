@@ -44,10 +44,15 @@ def test_splits_task_ids_and_generalization_levels():
         env = ScienceWorldEnv(split=split)
         assert env.jvm_pid is None  # the JVM starts lazily, at the first reset
         sizes[split] = set(env.task_ids)
-        assert all(task_id.split("/")[0] in sw_tasks.TASK_TYPES and task_id.split("/")[1].isdigit()
-                   for task_id in env.task_ids)
+        assert all(
+            task_id.split("/")[0] in sw_tasks.TASK_TYPES and task_id.split("/")[1].isdigit() for task_id in env.task_ids
+        )
     assert len(sizes["train"]) + len(sizes["valid"]) + len(sizes["test"]) == 7207
-    assert not sizes["train"] & sizes["valid"] and not sizes["train"] & sizes["test"] and not sizes["valid"] & sizes["test"]
+    assert (
+        not sizes["train"] & sizes["valid"]
+        and not sizes["train"] & sizes["test"]
+        and not sizes["valid"] & sizes["test"]
+    )
     assert {t.split("/")[0] for t in sizes["test"]} == set(sw_tasks.TASK_TYPES)
     assert "boil/17" in sizes["valid"] and "boil/21" in sizes["test"]
     held_out = set(sw_tasks.HELD_OUT_TYPES)
@@ -87,8 +92,11 @@ def test_every_task_type_starts_and_split_table_matches_engine(env):
         obs, info = env.reset(options={"task_id": f"{task_type}/{first}"})
         assert info["goal"] and obs.startswith(info["goal"]) and "This " in info["anchor_obs"]
         sim = env._sim
-        for official, method in (("train", "getVariationsTrain"), ("dev", "getVariationsDev"),
-                                 ("test", "getVariationsTest")):
+        for official, method in (
+            ("train", "getVariationsTrain"),
+            ("dev", "getVariationsDev"),
+            ("test", "getVariationsTest"),
+        ):
             assert list(sim.call(method)) == list(sw_tasks.official_variations(task_type, official)), task_type
 
 
@@ -254,7 +262,9 @@ def test_gold_length_in_info_and_a_warning_when_it_exceeds_max_turns():
     env = ScienceWorldEnv(split="test", max_turns=2)  # SHORT_TASK's gold sequence has 4 actions (wins after 3)
     try:
         # At reset when the gold sequence is in the disk cache, else when the expert action plans it.
-        with pytest.warns(GoldExceedsMaxTurns, match=r"lifespan-longest-lived/93 .*variation 93.* 4 actions.*max_turns=2"):
+        with pytest.warns(
+            GoldExceedsMaxTurns, match=r"lifespan-longest-lived/93 .*variation 93.* 4 actions.*max_turns=2"
+        ):
             _, info = env.reset(options={"task_id": SHORT_TASK})
             expert = info["expert_action"]
         info = env.step(expert)[4]

@@ -29,9 +29,18 @@ from agentgym.error import EngineFault
 
 #: Task types with short gold sequences (4-19 actions), so planning them stays cheap.
 TASK_TYPES = [
-    "lifespan-longest-lived", "lifespan-shortest-lived", "chemistry-mix-paint-secondary-color",
-    "find-non-living-thing", "power-component", "find-plant", "identify-life-stages-2",
-    "chemistry-mix-paint-tertiary-color", "use-thermometer", "test-conductivity", "find-animal", "chemistry-mix",
+    "lifespan-longest-lived",
+    "lifespan-shortest-lived",
+    "chemistry-mix-paint-secondary-color",
+    "find-non-living-thing",
+    "power-component",
+    "find-plant",
+    "identify-life-stages-2",
+    "chemistry-mix-paint-tertiary-color",
+    "use-thermometer",
+    "test-conductivity",
+    "find-animal",
+    "chemistry-mix",
 ]
 MIN_STATES = 500
 RANDOM_STEPS = 24  # per random episode, after half of the gold sequence
@@ -43,9 +52,20 @@ def _first_test_task(task_type: str) -> str:
 
 def _state(obs, info, reward=0.0, terminated=False, truncated=False, read=True) -> tuple:
     """Everything a user sees of one state (the admissible actions only when ``read``)."""
-    return (obs, reward, terminated, truncated, info["admissible_actions"] if read else "-", info["won"],
-            info["score"], info["action_valid"], info["anchor_obs"], info["goal"], info["turn"],
-            dict(info["scienceworld"]))
+    return (
+        obs,
+        reward,
+        terminated,
+        truncated,
+        info["admissible_actions"] if read else "-",
+        info["won"],
+        info["score"],
+        info["action_valid"],
+        info["anchor_obs"],
+        info["goal"],
+        info["turn"],
+        dict(info["scienceworld"]),
+    )
 
 
 def _record(env: ScienceWorldEnv, task_id: str, prefix: list[str], random_steps: int, rng) -> tuple[list, list]:
@@ -191,27 +211,54 @@ def test_stock_path_flags_and_engine_fault():
 #: melt/22, freeze/24, change-the-state-of-matter-of/22, inclined-plane-friction-named-surfaces/1038,
 #: the two genetics types: 111-148), more where they are short; one for the slowest types per step.
 GOLD_VARIATIONS: dict[str, tuple[int, ...]] = {
-    "boil": (23, 25), "melt": (21, 22), "freeze": (24, 28), "change-the-state-of-matter-of": (21, 22),
-    "use-thermometer": (405, 439, 472), "measure-melting-point-known-substance": (327, 354),
-    "measure-melting-point-unknown-substance": (243, 281), "power-component": (15, 16, 17),
-    "power-component-renewable-vs-nonrenewable-energy": (15, 16, 17), "test-conductivity": (675, 731),
-    "test-conductivity-of-unknown-substances": (450, 487), "find-living-thing": (225, 243, 262),
-    "find-non-living-thing": (225, 243, 262), "find-plant": (225, 243, 262), "find-animal": (225, 243, 262),
-    "grow-plant": (93,), "grow-fruit": (93,), "chemistry-mix": (24, 25, 26),
-    "chemistry-mix-paint-secondary-color": (27, 28, 29), "chemistry-mix-paint-tertiary-color": (27, 28, 29),
-    "lifespan-longest-lived": (93, 101, 109), "lifespan-shortest-lived": (93, 101, 109),
-    "lifespan-longest-lived-then-shortest-lived": (93, 101, 109), "identify-life-stages-1": (9, 13),
-    "identify-life-stages-2": (6, 7, 8), "inclined-plane-determine-angle": (126,),
-    "inclined-plane-friction-named-surfaces": (1038, 1385), "inclined-plane-friction-unnamed-surfaces": (140, 161),
-    "mendelian-genetics-known-plant": (90,), "mendelian-genetics-unknown-plant": (360,),
+    "boil": (23, 25),
+    "melt": (21, 22),
+    "freeze": (24, 28),
+    "change-the-state-of-matter-of": (21, 22),
+    "use-thermometer": (405, 439, 472),
+    "measure-melting-point-known-substance": (327, 354),
+    "measure-melting-point-unknown-substance": (243, 281),
+    "power-component": (15, 16, 17),
+    "power-component-renewable-vs-nonrenewable-energy": (15, 16, 17),
+    "test-conductivity": (675, 731),
+    "test-conductivity-of-unknown-substances": (450, 487),
+    "find-living-thing": (225, 243, 262),
+    "find-non-living-thing": (225, 243, 262),
+    "find-plant": (225, 243, 262),
+    "find-animal": (225, 243, 262),
+    "grow-plant": (93,),
+    "grow-fruit": (93,),
+    "chemistry-mix": (24, 25, 26),
+    "chemistry-mix-paint-secondary-color": (27, 28, 29),
+    "chemistry-mix-paint-tertiary-color": (27, 28, 29),
+    "lifespan-longest-lived": (93, 101, 109),
+    "lifespan-shortest-lived": (93, 101, 109),
+    "lifespan-longest-lived-then-shortest-lived": (93, 101, 109),
+    "identify-life-stages-1": (9, 13),
+    "identify-life-stages-2": (6, 7, 8),
+    "inclined-plane-determine-angle": (126,),
+    "inclined-plane-friction-named-surfaces": (1038, 1385),
+    "inclined-plane-friction-unnamed-surfaces": (140, 161),
+    "mendelian-genetics-known-plant": (90,),
+    "mendelian-genetics-unknown-plant": (360,),
 }
 
 
 def _gold_episode(env: ScienceWorldEnv, task_id: str, gold: list[str], read: bool) -> list[tuple]:
     """Play the gold sequence to the end; per state what a user sees (the listing only when ``read``)."""
+
     def seen(obs, reward, terminated, truncated, info) -> tuple:
-        return (obs, reward, terminated, truncated, info["score"], info["won"], info["scienceworld"]["score"],
-                info["anchor_obs"], info["admissible_actions"] if read else "-")
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            info["score"],
+            info["won"],
+            info["scienceworld"]["score"],
+            info["anchor_obs"],
+            info["admissible_actions"] if read else "-",
+        )
 
     env.set_info_keys(None if read else ())
     obs, info = env.reset(options={"task_id": task_id})
@@ -250,7 +297,8 @@ def test_gold_paths_of_all_task_types_are_identical_to_stock_read_or_not():
                     assert read == expected, f"{task_id}, read every step: {_first_difference(expected, read)}"
                     unread_expected = [state[:-1] + ("-",) for state in expected]
                     assert unread == unread_expected, (
-                        f"{task_id}, never read: {_first_difference(unread_expected, unread)}")
+                        f"{task_id}, never read: {_first_difference(unread_expected, unread)}"
+                    )
                     steps += len(expected)
     finally:
         fast.close()

@@ -17,16 +17,21 @@ pytestmark = pytest.mark.skipif(not available(), reason="bubblewrap is not insta
 
 BUGGY = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 TESTS = "from calc import add, mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
-GOLD = ("diff --git a/calc/__init__.py b/calc/__init__.py\n--- a/calc/__init__.py\n+++ b/calc/__init__.py\n"
-        "@@ -1,5 +1,5 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n \n \n def mul(a, b):\n")
-TEST_PATCH = ("diff --git a/tests/test_calc.py b/tests/test_calc.py\n--- a/tests/test_calc.py\n+++ b/tests/test_calc.py\n"
-              "@@ -3,3 +3,7 @@ from calc import add, mul\n \n def test_mul():\n     assert mul(2, 3) == 6\n+\n+\n"
-              "+def test_add():\n+    assert add(2, 3) == 5\n")
+GOLD = (
+    "diff --git a/calc/__init__.py b/calc/__init__.py\n--- a/calc/__init__.py\n+++ b/calc/__init__.py\n"
+    "@@ -1,5 +1,5 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n \n \n def mul(a, b):\n"
+)
+TEST_PATCH = (
+    "diff --git a/tests/test_calc.py b/tests/test_calc.py\n--- a/tests/test_calc.py\n+++ b/tests/test_calc.py\n"
+    "@@ -3,3 +3,7 @@ from calc import add, mul\n \n def test_mul():\n     assert mul(2, 3) == 6\n+\n+\n"
+    "+def test_add():\n+    assert add(2, 3) == 5\n"
+)
 
 
 def _git(cwd, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -41,11 +46,20 @@ def user_data(tmp_path):
     _git(clone, "add", "-A")
     _git(clone, "commit", "-qm", "base")
     base = _git(clone, "rev-parse", "HEAD")
-    instance = {"instance_id": "acme__calc-1", "repo": "acme/calc", "base_commit": base, "patch": GOLD,
-                "test_patch": TEST_PATCH, "problem_statement": "add(2, 3) returns -1 instead of 5.",
-                "hints_text": "", "created_at": "2026-01-01", "version": "0.1", "environment_setup_commit": base,
-                "FAIL_TO_PASS": json.dumps(["tests/test_calc.py::test_add"]),
-                "PASS_TO_PASS": ["tests/test_calc.py::test_mul"]}
+    instance = {
+        "instance_id": "acme__calc-1",
+        "repo": "acme/calc",
+        "base_commit": base,
+        "patch": GOLD,
+        "test_patch": TEST_PATCH,
+        "problem_statement": "add(2, 3) returns -1 instead of 5.",
+        "hints_text": "",
+        "created_at": "2026-01-01",
+        "version": "0.1",
+        "environment_setup_commit": base,
+        "FAIL_TO_PASS": json.dumps(["tests/test_calc.py::test_add"]),
+        "PASS_TO_PASS": ["tests/test_calc.py::test_mul"],
+    }
     path = tmp_path / "instances.jsonl"
     path.write_text(json.dumps(instance) + "\n")
     return path, tmp_path / "repos", clone
@@ -101,10 +115,13 @@ def test_submitting_nothing_or_hacking_the_tests_resolves_nothing(user_data):
     assert info["swegym"]["fraction"] == 0.5 and info["score"] == 0.5 and "NOT RESOLVED" in obs
     # a conftest.py that reports every test as passed, and a rewritten test file, are both undone
     env.reset(seed=0)
-    hook = ("import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
-            "    out = yield\n    rep = out.get_result()\n    rep.outcome = 'passed'\n")
+    hook = (
+        "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    out = yield\n    rep = out.get_result()\n    rep.outcome = 'passed'\n"
+    )
     assert env.step(json.dumps({"name": "create_file", "arguments": {"path": "conftest.py", "content": hook}}))[4][
-        "action_valid"]
+        "action_valid"
+    ]
     env.step('create_file tests/test_calc.py "def test_add():\\n    pass\\n"')
     obs, reward, terminated, _, info = env.step("submit")
     assert terminated and reward == 0.0, obs
@@ -142,8 +159,15 @@ def test_tools(user_data):
     obs, info = step("bash seq 1 100000")
     assert info["swegym"]["truncated"] and "characters truncated (observation limit 500)" in obs
     assert len(obs) < 700 and obs.startswith("1\n") and "100000" in obs
-    for bad in ("view ../../etc/passwd", "view /etc/passwd", "frobnicate now", '{"name": "view"}',
-                'create_file x.py not-json', "undo_edit calc/__init__.py", "view nowhere.py"):
+    for bad in (
+        "view ../../etc/passwd",
+        "view /etc/passwd",
+        "frobnicate now",
+        '{"name": "view"}',
+        "create_file x.py not-json",
+        "undo_edit calc/__init__.py",
+        "view nowhere.py",
+    ):
         obs, info = step(bad)
         assert not info["action_valid"] and obs.startswith("Invalid action"), bad
     env.close()

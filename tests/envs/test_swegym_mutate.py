@@ -32,8 +32,11 @@ def tiny(x):
 
 
 def _changed(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 def test_every_kind_is_found_and_changes_one_line():
@@ -60,9 +63,12 @@ def test_every_kind_is_found_and_changes_one_line():
 def test_problem_statement_comes_from_the_test_report():
     import random
 
-    text = problem_statement(["tests/test_a.py::test_x", "tests/test_a.py::test_y"],
-                             {"tests/test_a.py::test_x": "assert 3 == 4\nE   assert 3 == 4"},
-                             "python -m pytest -rA", random.Random(0))
+    text = problem_statement(
+        ["tests/test_a.py::test_x", "tests/test_a.py::test_y"],
+        {"tests/test_a.py::test_x": "assert 3 == 4\nE   assert 3 == 4"},
+        "python -m pytest -rA",
+        random.Random(0),
+    )
     assert "`tests/test_a.py::test_x`" in text and "test_y" in text and "assert 3 == 4" in text
     assert "diff" not in text
 
@@ -71,14 +77,26 @@ def test_tool_syntax():
     assert parse("bash ls -la | head") == ("bash", {"command": "ls -la | head"})
     assert parse("view a.py 3 9") == ("view", {"path": "a.py", "start_line": 3, "end_line": 9})
     assert parse("search 'def f' src") == ("search", {"pattern": "def f", "path": "src"})
-    assert parse('str_replace a.py "x\\n" "y \\"z\\""') == ("str_replace", {"path": "a.py", "old_str": "x\n",
-                                                                           "new_str": 'y "z"'})
-    assert parse('{"function": {"name": "create_file", "arguments": "{\\"path\\": \\"b.py\\", \\"content\\": \\"\\"}"}}') \
-        == ("create_file", {"path": "b.py", "content": ""})
+    assert parse('str_replace a.py "x\\n" "y \\"z\\""') == (
+        "str_replace",
+        {"path": "a.py", "old_str": "x\n", "new_str": 'y "z"'},
+    )
+    assert parse(
+        '{"function": {"name": "create_file", "arguments": "{\\"path\\": \\"b.py\\", \\"content\\": \\"\\"}"}}'
+    ) == ("create_file", {"path": "b.py", "content": ""})
     assert parse("run_tests t.py::test_a") == ("run_tests", {"paths": ["t.py::test_a"]})
     assert parse("submit") == ("submit", {})
-    for bad in ("submit now", "view", "view a.py x", 'str_replace a.py "only one"', "{", '{"name": "bash"}',
-                '{"name": "view", "arguments": {"path": 3}}', '{"name": "view", "arguments": {"file": "a"}}', "ls"):
+    for bad in (
+        "submit now",
+        "view",
+        "view a.py x",
+        'str_replace a.py "only one"',
+        "{",
+        '{"name": "bash"}',
+        '{"name": "view", "arguments": {"path": 3}}',
+        '{"name": "view", "arguments": {"file": "a"}}',
+        "ls",
+    ):
         try:
             parse(bad)
         except ToolSyntaxError as exc:

@@ -28,7 +28,11 @@ def test_splits_have_documented_sizes_and_disjoint_worlds():
         kinds = {task.task_id.split("/")[0] for task in tasks}
         assert kinds == set(tw_tasks.KINDS)
         env.close()
-    assert not seeds["train"] & seeds["valid"] and not seeds["train"] & seeds["test"] and not seeds["valid"] & seeds["test"]
+    assert (
+        not seeds["train"] & seeds["valid"]
+        and not seeds["train"] & seeds["test"]
+        and not seeds["valid"] & seeds["test"]
+    )
 
 
 def test_kinds_filter_keeps_only_those_kinds():
@@ -90,9 +94,23 @@ def user_game(tmp_path_factory):
     out = tmp_path_factory.mktemp("user_games") / "my_game.z8"
     tw_make = Path(sys.executable).parent / "tw-make"
     subprocess.run(
-        [str(tw_make), "custom", "--world-size", "4", "--nb-objects", "6", "--quest-length", "4",
-         "--seed", "123", "--output", str(out), "--silent"],
-        check=True, timeout=300,
+        [
+            str(tw_make),
+            "custom",
+            "--world-size",
+            "4",
+            "--nb-objects",
+            "6",
+            "--quest-length",
+            "4",
+            "--seed",
+            "123",
+            "--output",
+            str(out),
+            "--silent",
+        ],
+        check=True,
+        timeout=300,
     )
     return out
 
@@ -192,7 +210,7 @@ def _broken_copy(user_game, folder, game_bytes=None, json_text=None):
 
 
 def _flip(data, offset, bit=0x10):
-    return data[:offset] + bytes([data[offset] ^ bit]) + data[offset + 1:]
+    return data[:offset] + bytes([data[offset] ^ bit]) + data[offset + 1 :]
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import agentgym  # noqa: F401
 from agentgym.envs.webshop import tasks as tasks_mod
 from agentgym.envs.webshop.catalog import Catalog, generate_raw
 from agentgym.envs.webshop.pages import react_page
-from agentgym.envs.webshop.tasks import clean_products, split_goals, synthetic_goals
 from agentgym.envs.webshop.reward import compute_reward, normalize_color, token_set_ratio, type_reward
-from agentgym.envs.webshop.search import B, K1, SearchEngine
+from agentgym.envs.webshop.search import K1, B, SearchEngine
+from agentgym.envs.webshop.tasks import clean_products, split_goals, synthetic_goals
 from agentgym.error import InvalidArgumentError, TaskFileError
 
 ENV_ID = "agentgym/WebShop-v0"
@@ -160,9 +160,7 @@ def test_reward_attributes_fuzzy_and_text_fallback():
 def test_reward_options_with_colour_normalization():
     assert normalize_color("navy blue stripes") == "navy blue" and normalize_color("large") == "large"
     chosen = {"color": "Navy Blue Stripes", "size": "x-large"}
-    _, parts = compute_reward(
-        PRODUCT, chosen, 10.0, goal(goal_options={"color": "navy blue", "size": "xx-large"})
-    )
+    _, parts = compute_reward(PRODUCT, chosen, 10.0, goal(goal_options={"color": "navy blue", "size": "xx-large"}))
     assert parts["r_option"] == 1.0  # colour normalized; "x large" vs "xx large" has token set ratio 93
     _, parts = compute_reward(PRODUCT, chosen, 10.0, goal(goal_options=["light blue", "small"]))
     assert parts["r_option"] == 0.0  # a human goal's option list; neither matches
@@ -233,9 +231,7 @@ def test_bm25_matches_a_naive_lucene_reference(tmp_path, monkeypatch):
         expected = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))[:50]
         got = engine.bm25_hits(query)
         assert len(got) == len(expected) <= 50
-        assert [round(scores[i], 4) for i in got] == pytest.approx(
-            [round(scores[i], 4) for i in expected], abs=1e-3
-        )
+        assert [round(scores[i], 4) for i in got] == pytest.approx([round(scores[i], 4) for i in expected], abs=1e-3)
     assert engine.bm25_hits("the of and") == []
 
 
@@ -246,9 +242,7 @@ def test_special_queries(env):
     hits = engine.search("<a> long lasting".split(" "), rng)
     assert len(hits) == 50 and all("long lasting" in catalog.by_asin[a]["Attributes"] for a in hits)
     assert all(catalog.by_asin[a]["category"] == "food" for a in engine.search(["<c>", "food"], rng))
-    assert all(
-        catalog.by_asin[a]["query"] == "bar stools" for a in engine.search("<q> bar stools".split(" "), rng)
-    )
+    assert all(catalog.by_asin[a]["query"] == "bar stools" for a in engine.search("<q> bar stools".split(" "), rng))
 
 
 # ----------------------------------------------------------------------------- state machine
@@ -260,11 +254,7 @@ def test_pages_transitions_and_noops(env):
     assert obs2 == obs and reward == 0.0 and not terminated and not info["action_valid"]
     assert "not clickable" in info["webshop"]["note"]
     obs, _, _, _, info = env.step("search[wireless earbuds]")
-    assert (
-        info["action_valid"]
-        and "Page 1 (Total results: 50) [SEP] Next > [SEP]" in obs
-        and "< Prev" not in obs
-    )
+    assert info["action_valid"] and "Page 1 (Total results: 50) [SEP] Next > [SEP]" in obs and "< Prev" not in obs
     assert info["webshop"]["num_results"] == 50
     _, _, _, _, info = env.step("search[shoes]")  # no search bar on results
     assert not info["action_valid"] and "no search bar" in info["webshop"]["note"]
@@ -300,7 +290,7 @@ def test_anchor_is_the_shopper_state(env):
     assert results["anchor_obs"] != start and "page: results" in results["anchor_obs"]
     product = results["expert_action"]  # click[<asin>]
     item = env.step(product)[4]
-    assert f"product: {product[len('click['):-1].upper()}" in item["anchor_obs"]
+    assert f"product: {product[len('click[') : -1].upper()}" in item["anchor_obs"]
     assert env.step("click[< prev]")[4]["anchor_obs"] == results["anchor_obs"], "the results page again"
     assert env.step(product)[4]["anchor_obs"] == item["anchor_obs"], "the item page again, at another turn"
     assert env.step("click[description]")[4]["anchor_obs"] != item["anchor_obs"], "a sub-page is another state"
@@ -330,9 +320,7 @@ def test_buying_the_wrong_product_scores_its_parts(env):
     target = info["webshop"]["goal"]["asin"]
     env.step(info["admissible_actions"][0])
     _, _, _, _, info = env.step("click[next >]")
-    other = next(
-        a for a in info["admissible_actions"] if a.startswith("click[b0") and a != f"click[{target.lower()}]"
-    )
+    other = next(a for a in info["admissible_actions"] if a.startswith("click[b0") and a != f"click[{target.lower()}]")
     env.step(other)
     _, reward, terminated, _, info = env.step("click[buy now]")
     parts = info["webshop"]["reward_parts"]
@@ -346,10 +334,7 @@ def test_react_observation_mode():
     assert obs.startswith("WebShop \nInstruction:") and obs.endswith("[Search]")
     obs, _, _, _, info = env.step(info["expert_action"])
     assert obs.startswith("[Back to Search] \nPage 1 (Total results: 50)") and "Next >" not in obs
-    assert (
-        obs.count("\n[B0") == 3
-        and len([a for a in info["admissible_actions"] if a.startswith("click[b0")]) == 3
-    )
+    assert obs.count("\n[B0") == 3 and len([a for a in info["admissible_actions"] if a.startswith("click[b0")]) == 3
     obs, _, _, _, info = env.step("click[next >]")
     assert obs == "Invalid action!" and not info["action_valid"]
     obs, _, _, _, info = env.step(info["expert_action"])
@@ -372,9 +357,7 @@ def test_random_agent_runs_with_seeded_determinism(env):
         for episode in range(10):
             obs, info = env.reset(seed=episode)
             for _ in range(15):
-                obs, reward, terminated, truncated, info = env.step(
-                    agent.act(obs, info, episode_id=str(episode))
-                )
+                obs, reward, terminated, truncated, info = env.step(agent.act(obs, info, episode_id=str(episode)))
                 if terminated or truncated:
                     break
             rewards.append(reward)
@@ -466,9 +449,9 @@ def test_data_dir_loads_upstream_files_with_human_goals(tmp_path, monkeypatch):
         "40h battery"
     ]
     assert headphones["price_tag"] == "$19.99 to $29.99" and 19.99 <= headphones["Price"] <= 29.99
-    assert catalog.by_asin["B000000002"]["price_tag"] == "$100.0" and catalog.by_asin["B000000002"][
-        "Attributes"
-    ] == ["non slip"]
+    assert catalog.by_asin["B000000002"]["price_tag"] == "$100.0" and catalog.by_asin["B000000002"]["Attributes"] == [
+        "non slip"
+    ]
     assert catalog.source["goals"] == "human" and len(env.unwrapped.task_ids) == 2
     assert {g["instruction_text"].split(",")[0] for g in catalog.goals} == {
         "i want white wireless headphones",
@@ -554,10 +537,7 @@ def test_html_mode_serves_upstream_urls_and_stops_on_close():
         assert page.read().decode() == obs and "/search_results/fixed_5/" in info["webshop"]["url"]
     request = urllib.request.Request(f"{base}/fixed_5", data=b"search_query=Red+Mug", method="POST")
     with urllib.request.urlopen(request) as page:  # redirected to the results
-        assert (
-            page.url.endswith("/search_results/fixed_5/red%20mug/1")
-            and "Total results" in page.read().decode()
-        )
+        assert page.url.endswith("/search_results/fixed_5/red%20mug/1") and "Total results" in page.read().decode()
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{base}/item_page/fixed_5/B0NOTHERE/x/1/%7B%7D")
     assert missing.value.code == 404
@@ -566,9 +546,7 @@ def test_html_mode_serves_upstream_urls_and_stops_on_close():
         assert "Page 2 (Total results" in page.read().decode()
     while info["expert_action"]:
         obs, reward, _, _, info = env.step(info["expert_action"])
-    assert f'<p id="reward">{reward}</p>' in obs and info["webshop"]["url"].startswith(
-        f"{base}/done/fixed_5/"
-    )
+    assert f'<p id="reward">{reward}</p>' in obs and info["webshop"]["url"].startswith(f"{base}/done/fixed_5/")
     port = int(base.rsplit(":", 1)[1])
     env.close()
     with pytest.raises(OSError):

@@ -55,9 +55,11 @@ def follow(browser, element, route):
     before = browser.current_url
     element.click()
     WebDriverWait(browser, 20).until(
-        lambda d: d.current_url != before
-        and f"/{route}/" in d.current_url
-        and d.execute_script("return document.readyState") == "complete"
+        lambda d: (
+            d.current_url != before
+            and f"/{route}/" in d.current_url
+            and d.execute_script("return document.readyState") == "complete"
+        )
     )
 
 

@@ -82,9 +82,7 @@ def test_hooks_online_step_loop_match_offline_jsonl(hooks, tmp_path):
         env.close()
     # turn 3 (index 2) was malformed: RLVMR's format penalty; the env refused the untagged text
     assert trajectory.turns[2].info["action_valid"] is False and online[2]["rlvmr"] == pytest.approx(-0.1)
-    assert (
-        episode["rlvmr"][0] == 1.0 and online[0]["rlvmr"] == 0.0
-    )  # planning credited once the episode is won
+    assert episode["rlvmr"][0] == 1.0 and online[0]["rlvmr"] == 0.0  # planning credited once the episode is won
     assert online[-1]["igpo"] == 1.0  # final turn: the env score (TextWorld has no ground truth)
     for name in ("prs_progressive", "igpo", "oprl"):
         assert episode[name] == pytest.approx([row[name] for row in online], abs=1e-6)
@@ -113,9 +111,7 @@ def test_hooks_through_rollout_feed_the_estimators(hooks):
     )
     assert len(trajectories) == 2
     for trajectory in trajectories:
-        assert all(
-            set(turn.turn_rewards) == {"rlvmr", "prs_progressive", "igpo"} for turn in trajectory.turns
-        )
+        assert all(set(turn.turn_rewards) == {"rlvmr", "prs_progressive", "igpo"} for turn in trajectory.turns)
     inputs = from_trajectories(trajectories, hook="igpo")
     assert inputs["turn_rewards"] == [[turn.turn_rewards["igpo"] for turn in t.turns] for t in trajectories]
     adv = igpo_advantages(inputs["turn_rewards"], inputs["groups"], finals=inputs["finals"])
@@ -128,7 +124,7 @@ def test_hooks_through_rollout_feed_the_estimators(hooks):
     assert np.ptp(gains) > 0, "the IGPO hook gave constant information gains: nothing to check"
     normalised = (gains - gains.mean()) / (np.sqrt(gains.var() + 1e-8) + 1e-6)
     for i, row in enumerate(adv):
-        mine = normalised[i * (len(row) - 1):(i + 1) * (len(row) - 1)]
+        mine = normalised[i * (len(row) - 1) : (i + 1) * (len(row) - 1)]
         expected = np.append(np.cumsum(mine[::-1])[::-1], 0.0)
         assert row.tolist() == pytest.approx(expected.tolist(), abs=1e-3)
     gigpo = gigpo_advantages(inputs["step_rewards"], inputs["groups"], inputs["anchors"])

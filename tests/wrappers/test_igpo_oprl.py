@@ -48,9 +48,7 @@ def test_chat_tokens_contexts_are_the_rendered_prefixes(tiny_lm):
     traj = qa_batch()[0]
     chat = chat_tokens(traj, tokenizer)
     for t in range(len(traj.turns) + 1):
-        text = tokenizer.apply_chat_template(
-            chat_messages(traj, upto=t), tokenize=False, add_generation_prompt=True
-        )
+        text = tokenizer.apply_chat_template(chat_messages(traj, upto=t), tokenize=False, add_generation_prompt=True)
         assert tokenizer.decode(chat.ids[: chat.context_ends[t]]) == text
     for (start, end), turn in zip(chat.action_spans, traj.turns):
         assert tokenizer.decode(chat.ids[start:end]) == turn.action
@@ -232,9 +230,9 @@ def test_oprl_step_rewards_hand_computed(tiny_lm):
     want = [0.5 * float((lp_prm[s - 1 : e - 1] - lp_ref[s - 1 : e - 1]).sum()) for s, e in chat.action_spans]
     got = hook.score([traj])[0]
     assert got == pytest.approx(want, abs=1e-5) and all(abs(x) > 0 for x in got)
-    scaled = OPRLHook(
-        prm, tokenizer, reference_model=copy.deepcopy(model), beta=0.5, normalize="batch_max"
-    ).score([traj])[0]
+    scaled = OPRLHook(prm, tokenizer, reference_model=copy.deepcopy(model), beta=0.5, normalize="batch_max").score(
+        [traj]
+    )[0]
     assert max(abs(x) for x in scaled) == pytest.approx(1.0, abs=1e-4)
 
 

@@ -36,9 +36,7 @@ def test_rlvmr_rewards_hand_computed():
         tagged("explore", "open chest"),  # repeated -> 0
         tagged("monitor", "take coin"),  # never rewarded
     ]
-    traj = make_trajectory(
-        actions, won=True, valid=[True, True, False, True, True, True], rewards=[0] * 5 + [1]
-    )
+    traj = make_trajectory(actions, won=True, valid=[True, True, False, True, True, True], rewards=[0] * 5 + [1])
     hook = RLVMRHook(explore="code", reflection="code")
     assert hook.score([traj]) == [[1.0, 1.0, -0.1, 1.0, 0.0, 0.0]]
     assert [d["tag"] for d in hook.details([traj])[0]] == [
@@ -81,9 +79,7 @@ def test_progressive_two_line_react_is_well_formed():
 
 # ------------------------------------------------------------------ progressive reward shaping
 def test_well_formed_and_f1():
-    assert (
-        well_formed("go east") and well_formed('{"name": "search"}') and well_formed(tagged("planning", "x"))
-    )
+    assert well_formed("go east") and well_formed('{"name": "search"}') and well_formed(tagged("planning", "x"))
     assert not well_formed("") and not well_formed("{oops") and not well_formed("a\nb")
     assert not well_formed("<action>a</action><action>b</action>")
     assert token_f1("the Coin!", "coin") == pytest.approx(2 * 0.5 * 1 / 1.5)
@@ -91,9 +87,7 @@ def test_well_formed_and_f1():
 
 
 def test_progressive_stages_and_curriculum():
-    traj = make_trajectory(
-        ["go east", "a\nb", "take coin"], valid=[False, False, True], scores=[0, 0, 1.0], won=True
-    )
+    traj = make_trajectory(["go east", "a\nb", "take coin"], valid=[False, False, True], scores=[0, 0, 1.0], won=True)
     hook = ProgressiveRewardHook(keep_weight=0.25)
     assert hook.weights() == (1.0, 0.0, 0.0)
     assert hook.score([traj]) == [[1.0, 0.0, 1.0]]  # format only
