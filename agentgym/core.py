@@ -20,7 +20,7 @@ actions are Python ``str``. The base class owns everything that must behave the 
 * copies: ``copy.deepcopy(env)``/``pickle`` raise :class:`~agentgym.error.NotCopyableError` (make a new env
   with ``gym.make``) unless the family's whole state is plain Python (:attr:`TextEnv.copyable`);
   :meth:`TextEnv.clone_state`/:meth:`TextEnv.restore_state` snapshot an episode where the family's engine
-  can (:meth:`TextEnv._clone_engine`), and raise :class:`~agentgym.error.StateCloningUnsupported` elsewhere.
+  can (:meth:`~agentgym.snapshots.CopiesAndSnapshots._clone_engine`, :mod:`agentgym.snapshots`), and raise :class:`~agentgym.error.StateCloningUnsupported` elsewhere.
 
 A family implements four small hooks: :meth:`TextEnv._start` (begin an episode on a task),
 :meth:`TextEnv._advance` (apply one checked action), :meth:`TextEnv._close_engine` and, optionally,
@@ -57,11 +57,10 @@ from agentgym.action_check import ACTION_CHARSETS, DEFAULT_MAX_ACTION_LENGTH, ch
 from agentgym.error import (
     EngineFault,
     InvalidArgumentError,
-    NotCopyableError,
     ResetNeeded,
-    StateCloningUnsupported,
     did_you_mean,
 )
+from agentgym.snapshots import CopiesAndSnapshots, EnvState, computed_value  # noqa: F401  (EnvState: re-exported)
 from agentgym.spaces import TextSpace
 from agentgym.tasks import Manifest, Task, TaskSplit
 
@@ -114,11 +113,6 @@ class StepInfo(TypedDict, total=False):
     tools: list[dict[str, Any]]
 
 
-def _computed(value: Any) -> Any:
-    """A :class:`Transition` value, computed if the family handed over a callable for it."""
-    return value() if callable(value) else value
-
-
 @dataclasses.dataclass
 class Transition:
     """What a family hook reports after starting an episode or applying an action.
@@ -152,22 +146,7 @@ class Transition:
             self.anchor_obs = self.observation
 
 
-@dataclasses.dataclass(frozen=True)
-class EnvState:
-    """A snapshot made by :meth:`TextEnv.clone_state`: the episode's place (task, turn, last transition,
-    random generator) and the family's engine state, all plain Python objects (deep-copyable, picklable)."""
-
-    family: str
-    task_id: str
-    turn: int
-    done: bool
-    last: Transition
-    goal: str | None
-    np_random: Any
-    engine: Any
-
-
-class TextEnv(gym.Env[str, str]):
+class TextEnv(CopiesAndSnapshots, gym.Env[str, str]):
     """Base class of every agentgym environment family.
 
     Subclasses set :attr:`family` and :attr:`engine_version`, build a :class:`~agentgym.tasks.TaskSplit`
@@ -192,10 +171,6 @@ class TextEnv(gym.Env[str, str]):
     max_action_bytes: ClassVar[int | None] = None
     #: The characters the engine's input takes, one of :data:`ACTION_CHARSETS`.
     action_charset: ClassVar[str] = "unicode"
-    #: Whether ``copy.deepcopy(env)`` and ``pickle`` give a correct, independent env: only a family whose
-    #: whole state is plain Python objects sets it. Otherwise (a native game, a JVM, a sandbox on disk) both
-    #: raise :class:`~agentgym.error.NotCopyableError` instead of sharing or half-copying the engine.
-    copyable: ClassVar[bool] = False
     #: The standard info keys this family computes only when asked for (``info_keys=``), because they cost
     #: more than a step (a listing walk of the engine's state, a planner call).
     costly_info_keys: ClassVar[frozenset[str]] = frozenset()
@@ -252,19 +227,6 @@ class TextEnv(gym.Env[str, str]):
         specially, or the arguments of a tool call (a path the OS would refuse, say). It must not raise.
         """
         return action, None
-
-    def _clone_engine(self) -> Any:
-        """The engine's part of :meth:`clone_state`: plain Python objects (the base class deep-copies them).
-        A family whose engine can snapshot an episode cheaply overrides this and :meth:`_restore_engine`."""
-        raise StateCloningUnsupported(
-            f"{type(self).__name__} does not offer clone_state()/restore_state(): its engine cannot snapshot an "
-            "episode cheaply. Replay the episode instead: reset(options={'task_id': ...}) with the same seed, then "
-            "the same actions (every family is deterministic under a seed)"
-        )
-
-    def _restore_engine(self, engine_state: Any) -> None:
-        """Put the engine back in the state :meth:`_clone_engine` returned (a private copy of it)."""
-        raise StateCloningUnsupported(f"{type(self).__name__} does not offer restore_state()")
 
     # ----------------------------------------------------------------- public API
     @property
@@ -364,82 +326,6 @@ class TextEnv(gym.Env[str, str]):
         self._done = True
         super().close()
 
-    # ----------------------------------------------------------------- copies and snapshots
-    def clone_state(self) -> EnvState:
-        """A snapshot of the episode in progress, for tree search or best-of-n from one state.
-
-        ``restore_state(snapshot)`` later puts this env (or another env of the same id and split) back in
-        that state: the same observations, rewards and info follow the same actions. A snapshot can be
-        restored any number of times. Families whose engine cannot snapshot cheaply raise
-        :class:`~agentgym.error.StateCloningUnsupported` (the env card says which do).
-        """
-        if self._task is None or self._last is None:
-            raise ResetNeeded("clone_state() needs an episode: call reset() first")
-        engine = copy.deepcopy(self._clone_engine())
-        last = dataclasses.replace(
-            self._last,
-            admissible_actions=_computed(self._last.admissible_actions),
-            expert_action=_computed(self._last.expert_action),
-        )
-        return EnvState(
-            self.family,
-            self._task.task_id,
-            self._turn,
-            self._done,
-            copy.deepcopy(last),
-            self._goal,
-            copy.deepcopy(self._np_random),
-            engine,
-        )
-
-    def restore_state(self, state: EnvState) -> None:
-        """Return to a snapshot made by :meth:`clone_state` (the snapshot itself is left unchanged)."""
-        if not isinstance(state, EnvState) or state.family != self.family:
-            raise InvalidArgumentError(
-                f"restore_state() takes a snapshot made by clone_state() of a {self.family} "
-                f"env, got {type(state).__name__}" + (f" of {state.family}" if isinstance(state, EnvState) else "")
-            )
-        task = self.tasks.get(state.task_id)
-        self._restore_engine(copy.deepcopy(state.engine))
-        self._task, self._turn, self._done, self._goal = task, state.turn, state.done, state.goal
-        self._last = copy.deepcopy(state.last)
-        self._np_random = copy.deepcopy(state.np_random)
-
-    def offers_clone_state(self) -> bool:
-        """Whether :meth:`clone_state` works on this env (the family implements the engine snapshot)."""
-        return type(self)._clone_engine is not TextEnv._clone_engine
-
-    def _copy_refusal(self, what: str) -> NotCopyableError:
-        offered = self.offers_clone_state()
-        snapshot = (
-            "to branch an episode (tree search, best-of-n), use env.unwrapped.clone_state() and restore_state()"
-            if offered
-            else "this family offers no clone_state(); to branch an episode, replay it on a new env "
-            "(same seed or task_id, same actions)"
-        )
-        return NotCopyableError(
-            f"{type(self).__name__} cannot be {what}: its engine state lives outside Python (native code, a "
-            f"subprocess or files), and a copy would share or lose it. Make a new env with "
-            f"gym.make({self._spec_id()!r}, ...) instead; {snapshot}"
-        )
-
-    def _spec_id(self) -> str:
-        spec = getattr(self, "spec", None)
-        return spec.id if spec is not None else f"agentgym/{self.family}-v0"
-
-    def __deepcopy__(self, memo: dict) -> TextEnv:
-        if not self.copyable:
-            raise self._copy_refusal("deep-copied")
-        duplicate = type(self).__new__(type(self))
-        memo[id(self)] = duplicate
-        duplicate.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return duplicate
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        if not self.copyable:
-            raise self._copy_refusal("pickled")
-        return super().__reduce_ex__(protocol)
-
     # ----------------------------------------------------------------- helpers
     def _rejection(self, problem: str) -> Transition:
         """The answer to an action refused before the engine: the state (anchor, admissible actions,
@@ -459,7 +345,7 @@ class TextEnv(gym.Env[str, str]):
         is kept in the transition, so a refused action (which answers with it again) does not recompute it."""
         if key in self.costly_info_keys and key not in self._costly_wanted:
             return False, None
-        value = _computed(getattr(transition, key))
+        value = computed_value(getattr(transition, key))
         setattr(transition, key, value)
         return True, value
 
