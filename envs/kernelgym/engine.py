@@ -8,7 +8,8 @@ read-only; sources it lacks are built by a trusted build step (:meth:`Evaluator.
 judge runs again. A task whose own code fails raises :class:`~agentgym.error.TaskFileError`. A submission
 that crashes, hangs or runs out of memory kills only its worker: the result says what happened.
 Where bubblewrap cannot run (a GPU machine without it), ``isolation="process"`` runs the worker as a
-plain subprocess with the same rlimits and timeout.
+plain subprocess with the same rlimits and timeout (both in :mod:`.launch`). ``torch.compile`` baseline
+timings are cached by :mod:`.compile_baselines`.
 
 Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them voids the turn):
 
@@ -33,12 +34,9 @@ Anti-hacking checks (names as they appear in ``EvalResult.hacks``; any of them v
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,10 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root
-from agentgym.envs.kernelgym import buildcache
+from agentgym.envs.kernelgym import buildcache, compile_baselines, launch
 from agentgym.envs.kernelgym.static import static_checks
 from agentgym.error import InvalidArgumentError, TaskFileError
-from agentgym.sandbox import Limits, Sandbox, SandboxResult, available
+from agentgym.sandbox import Limits, available
 
 WORKER = Path(__file__).with_name("worker.py")
 #: The files of the judge and its runners, copied into every job folder (standard library and torch only).
@@ -200,8 +198,8 @@ class Evaluator:
                 backend="unknown",
                 duration=time.monotonic() - start,
             )
-        baseline_key = self._baseline_key(task)
-        compile_ms = self._cached_baseline(baseline_key) if self.compile_baseline else None
+        baseline_key = compile_baselines.key(PROTOCOL_VERSION, task, self.device, self.perf_trials)
+        compile_ms = compile_baselines.cached(baseline_key) if self.compile_baseline else None
         job = {
             "device": self.device,
             "shapes": task.shapes(self.device),
@@ -228,7 +226,7 @@ class Evaluator:
         result = self._result(raw, crashed, proc, warnings)
         if raw is not None and raw.get("compile_ref_ms") is not None and compile_ms is None:
             compile_ms = float(raw["compile_ref_ms"])
-            self._store_baseline(baseline_key, compile_ms)
+            compile_baselines.store(baseline_key, compile_ms)
         result.compile_ref_runtime_ms = compile_ms
         if result.runtime_ms and compile_ms:
             result.speedup_vs_compile = compile_ms / result.runtime_ms
@@ -303,17 +301,8 @@ class Evaluator:
 
     def _launch(self, folder: Path, argv_tail: list[str], env: dict, cache: Path) -> Any:
         """``python worker.py JOB_DIR ...`` in the sandbox (the build cache mounted read-only)."""
-        if self.isolation == "bwrap":
-            box = Sandbox(
-                folder,
-                limits=self.limits,
-                env=env,
-                readonly=[cache],
-                devices=_gpu_devices() if self.device == "cuda" else (),
-            )
-            return box.run([sys.executable, "worker.py", box.mount_point, *argv_tail])
-        return _run_process(
-            [sys.executable, str(folder / "worker.py"), str(folder), *argv_tail], folder, env, self.limits
+        return launch.launch_worker(
+            folder, argv_tail, env, limits=self.limits, isolation=self.isolation, cache=cache, gpu=self.device == "cuda"
         )
 
     def _run_once(self, reference: str, submission: str, job: dict) -> tuple[dict | None, str | None, Any]:
@@ -404,95 +393,8 @@ class Evaluator:
         result.review = speedup is not None and speedup > self.speedup_bound
         return result
 
-    # ----------------------------------------------------------------- torch.compile baseline cache
-    def _baseline_key(self, task: Any) -> str:
-        import importlib.metadata
-        import platform
-
-        blob = json.dumps(
-            [
-                PROTOCOL_VERSION,
-                task.source,
-                task.shapes(self.device),
-                self.device,
-                importlib.metadata.version("torch"),
-                platform.machine(),
-                platform.processor(),
-                os.cpu_count(),
-                self.perf_trials,
-            ]
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-    def _baseline_file(self) -> Path:
-        return cache_root() / "kernelgym" / "compile_baselines.json"
-
-    def _cached_baseline(self, key: str) -> float | None:
-        try:
-            return json.loads(self._baseline_file().read_text()).get(key)
-        except (OSError, ValueError):
-            return None
-
-    def _store_baseline(self, key: str, value: float) -> None:
-        path = self._baseline_file()
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        data[key] = value
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-
 
 def _torch_version() -> str:
     import importlib.metadata
 
     return importlib.metadata.version("torch")
-
-
-def _gpu_devices() -> list[str]:
-    return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
-
-
-def _run_process(argv: list[str], cwd: Path, env: dict, limits: Limits) -> SandboxResult:
-    """The worker as a plain subprocess (no bubblewrap): rlimits, its own session, a wall timeout."""
-    import resource
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (int(limits.cpu_seconds), int(limits.cpu_seconds) + 1))
-        if limits.memory_bytes < (1 << 46):
-            resource.setrlimit(resource.RLIMIT_AS, (int(limits.memory_bytes),) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=limit,
-    )
-    timed_out = False
-    try:
-        out, _ = proc.communicate(timeout=limits.wall_seconds)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    text = out.decode("utf-8", "replace")
-    code = proc.returncode
-    killed = (
-        f"timed out after {limits.wall_seconds:g} s"
-        if timed_out
-        else (f"killed by signal {-code}" if code < 0 else None)
-    )
-    return SandboxResult(code, text, time.monotonic() - start, timed_out, killed)

@@ -22,10 +22,10 @@ Env card
     (default: the current one). All instances form the selected split; task ids are the instance ids.
     Each episode checks out ``base_commit`` into a fresh folder; the clone is only read.
 * **Observation**: at reset, the issue text (``problem_statement``), where the repository is, and the
-  tool syntax; then each tool's result. Observations longer than ``max_observation_chars`` (default
+  tool syntax; then each tool's result (texts in :mod:`.observations`). Observations longer than ``max_observation_chars`` (default
   10,000) keep their first and last halves around the marker
   ``[... N characters truncated (observation limit 10000) ...]``.
-* **Action**: one tool call per step (:mod:`.tools`): ``bash``, ``view``, ``search``, ``create_file``,
+* **Action**: one tool call per step (:mod:`.tools`; the file tools run host-side in :mod:`.editor`): ``bash``, ``view``, ``search``, ``create_file``,
   ``str_replace``, ``undo_edit``, ``run_tests``, ``submit``; plain text (``view src/a.py 10 40``) or a
   one-line JSON tool call (``{"name": "view", "arguments": {"path": "src/a.py"}}``). JSON schemas in
   OpenAI function form are in ``info["tools"]``.
@@ -83,8 +83,10 @@ from typing import Any
 
 from agentgym.core import TextEnv, Transition
 from agentgym.envs.swegym import engine, grading, tools
+from agentgym.envs.swegym.editor import MAX_FILE_BYTES, Editor, Refused
 from agentgym.envs.swegym.expert import Expert
-from agentgym.envs.swegym.workspace import Workspace, file_kind, read_regular, write_regular
+from agentgym.envs.swegym.observations import prompt, run_summary, tests_info, truncate, verdict
+from agentgym.envs.swegym.workspace import Workspace
 from agentgym.error import DependencyNotInstalled, InvalidArgumentError
 from agentgym.sandbox import Limits, Sandbox, bwrap_path, interpreter_paths, tree_usage
 from agentgym.tasks import Task, TaskSplit
@@ -93,28 +95,7 @@ from agentgym.tasks import Task, TaskSplit
 MAX_OBSERVATION_CHARS = 10_000
 #: Limits of one agent command (per process; ``total_memory_bytes`` and ``disk_bytes`` are set per env).
 COMMAND_LIMITS = Limits(wall_seconds=60, cpu_seconds=60, memory_bytes=2 << 30, processes=64)
-#: Largest file the host-side tools read (bytes).
-MAX_FILE_BYTES = 8 << 20
-
-
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """Keep the first and last halves of ``text`` around a marker when it exceeds ``limit``."""
-    if len(text) <= limit:
-        return text, False
-    half = limit // 2
-    cut = len(text) - 2 * half
-    return f"{text[:half]}\n[... {cut} characters truncated (observation limit {limit}) ...]\n{text[-half:]}", True
-
-
-def _prompt(instance: dict[str, Any], mount: str) -> str:
-    return (
-        f"<uploaded_files>\n{mount}\n</uploaded_files>\nI've uploaded a Python code repository in the folder "
-        f"{mount} (repository {instance['repo']}). Consider the following issue:\n\n<issue_description>\n"
-        f"{instance['problem_statement'].strip()}\n</issue_description>\n\nMake the minimal changes to non-test "
-        "files in the repository so that the issue is resolved. Do not modify the tests: test files are "
-        "restored before grading. Paths are relative to the repository root. When you are done, submit.\n\n"
-        + tools.SYNTAX
-    )
+__all__ = ["COMMAND_LIMITS", "MAX_FILE_BYTES", "MAX_OBSERVATION_CHARS", "SWEGymEnv", "truncate"]
 
 
 class SWEGymEnv(TextEnv):
@@ -203,7 +184,7 @@ class SWEGymEnv(TextEnv):
         self._workspace: Workspace | None = None
         self._sandbox: Sandbox | None = None
         self._instance: dict[str, Any] = {}
-        self._history: dict[str, list[str | None]] = {}
+        self._editor: Editor | None = None
         self._expert: Expert | None = None
         self._score = 0.0
         self._quota = 0  # bytes the working tree may hold in this episode
@@ -217,9 +198,10 @@ class SWEGymEnv(TextEnv):
         self._workspace = Workspace(clone, self._instance["base_commit"])
         self._quota = tree_usage(self._workspace.repo) + self.disk_quota
         self._sandbox = self._make_sandbox(self._workspace.repo, self.command_limits)
-        self._history, self._score = {}, 0.0
-        self._expert = Expert(self._workspace, self._instance["patch"], self._read)
-        observation = _prompt(self._instance, self._sandbox.mount_point)
+        self._editor = Editor(self._workspace.repo, self._sandbox.mount_point)
+        self._score = 0.0
+        self._expert = Expert(self._workspace, self._instance["patch"], Editor.read)
+        observation = prompt(self._instance, self._sandbox.mount_point)
         return self._transition(observation, {"tool": None}), self._instance["problem_statement"]
 
     def _make_sandbox(self, tree: Path, limits: Limits) -> Sandbox:
@@ -233,7 +215,7 @@ class SWEGymEnv(TextEnv):
     def _close_engine(self) -> None:
         if self._workspace is not None:
             self._workspace.close()
-        self._workspace, self._sandbox = None, None
+        self._workspace, self._sandbox, self._editor = None, None, None
 
     def _transition(
         self,
@@ -313,7 +295,7 @@ class SWEGymEnv(TextEnv):
         _, name, args = self._call
         try:
             transition = getattr(self, f"_tool_{name}")(**args)
-        except _Refused as exc:
+        except Refused as exc:
             return self._transition(f"Invalid action: {exc}", {"tool": name}, valid=False)
         except (OSError, UnicodeError) as exc:  # the tree is the agent's: any host-side file call may fail
             what = getattr(exc, "strerror", None) or str(exc)
@@ -322,26 +304,8 @@ class SWEGymEnv(TextEnv):
 
     # ----------------------------------------------------------------- tools
     def _path(self, path: str) -> tuple[Path, str]:
-        """The real path of ``path`` inside the tree (symlinks resolved, never leaving it), refused when
-        it is a FIFO, socket or device: the host never opens those."""
-        assert self._workspace is not None and self._sandbox is not None
-        mount = self._sandbox.mount_point
-        if path == mount or path.startswith(mount + "/"):
-            path = path[len(mount) :].lstrip("/") or "."
-        if os.path.isabs(path):
-            raise _Refused(f"{path!r} is outside the repository; use a path relative to {mount}")
-        root = os.path.realpath(self._workspace.repo)
-        full = os.path.realpath(os.path.join(root, path))
-        if full != root and not full.startswith(root + os.sep):
-            raise _Refused(f"{path!r} leads outside the repository")
-        rel = os.path.relpath(full, root)
-        kind = file_kind(full)
-        if kind is not None:
-            raise _Refused(f"{rel!r} is {kind}; the file tools only read and write regular files")
-        return Path(full), rel
-
-    def _read(self, full: Path) -> str:
-        return read_regular(full, MAX_FILE_BYTES).decode("utf-8", "surrogateescape")
+        assert self._editor is not None
+        return self._editor.path(path)
 
     def _sandboxed(self, argv: str | list[str], tool: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
         """Run a command in the episode's sandbox: its output and the family info it reports."""
@@ -371,16 +335,8 @@ class SWEGymEnv(TextEnv):
             )
             del family["describe"]
             return self._transition(f"Files in {rel} (2 levels):\n" + "\n".join(sorted(output.splitlines())), family)
-        if not full.is_file():
-            raise _Refused(f"no file {rel!r}")
-        lines = self._read(full).splitlines()
-        first = max(1, start_line or 1)
-        last = min(len(lines), end_line if end_line is not None and end_line >= 1 else len(lines))
-        if first > max(len(lines), 1):
-            raise _Refused(f"{rel} has {len(lines)} lines; start_line {first} is past the end")
-        body = "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(first, last + 1))
-        text = f"{rel} (lines {first}-{last} of {len(lines)}):\n{body}".encode("utf-8", "replace").decode("utf-8")
-        return self._transition(text, {"tool": "view"})
+        assert self._editor is not None
+        return self._transition(self._editor.view_file(full, rel, start_line, end_line), {"tool": "view"})
 
     def _tool_search(self, pattern: str, path: str = ".") -> Transition:
         _, rel = self._path(path)
@@ -392,77 +348,17 @@ class SWEGymEnv(TextEnv):
             text = output if family["exit_code"] == 0 else f"grep failed: {output}"
         return self._transition(text, family)
 
-    def _write(self, full: Path, rel: str, content: str | None) -> None:
-        previous = self._read(full) if full.is_file() else None
-        self._history.setdefault(rel, []).append(previous)
-        if content is None:
-            full.unlink(missing_ok=True)
-        else:
-            full.parent.mkdir(parents=True, exist_ok=True)
-            write_regular(full, content.encode("utf-8", "surrogateescape"))
-
     def _tool_create_file(self, path: str, content: str) -> Transition:
-        full, rel = self._path(path)
-        if full.is_dir():
-            raise _Refused(f"{rel!r} is a folder")
-        existed = full.exists()
-        self._write(full, rel, content)
-        verb = "Overwrote" if existed else "Created"
-        return self._transition(f"{verb} {rel} ({len(content.splitlines())} lines).", {"tool": "create_file"})
+        assert self._editor is not None
+        return self._transition(self._editor.create_file(path, content), {"tool": "create_file"})
 
     def _tool_str_replace(self, path: str, old_str: str, new_str: str) -> Transition:
-        full, rel = self._path(path)
-        if not full.is_file():
-            raise _Refused(f"no file {rel!r}")
-        text = self._read(full)
-        count = text.count(old_str) if old_str else 0
-        if count != 1:
-            why = (
-                "old_str is empty"
-                if not old_str
-                else (f"old_str occurs {count} times in {rel}; it must occur exactly once (add surrounding lines)")
-            )
-            raise _Refused(why)
-        at = text.index(old_str)
-        self._write(full, rel, text[:at] + new_str + text[at + len(old_str) :])
-        line = text[:at].count("\n") + 1
-        new_lines = (text[:at] + new_str).splitlines()
-        lo, hi = max(0, line - 4), min(len(new_lines), line + new_str.count("\n") + 3)
-        snippet = "\n".join(f"{n + 1:6}\t{new_lines[n]}" for n in range(lo, hi))
-        snippet = snippet.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates in observations
-        return self._transition(f"Edited {rel}; lines {lo + 1}-{hi} now read:\n{snippet}", {"tool": "str_replace"})
+        assert self._editor is not None
+        return self._transition(self._editor.str_replace(path, old_str, new_str), {"tool": "str_replace"})
 
     def _tool_undo_edit(self, path: str) -> Transition:
-        full, rel = self._path(path)
-        if not self._history.get(rel):
-            raise _Refused(f"no edit of {rel!r} to undo")
-        previous = self._history[rel].pop()
-        if previous is None:
-            full.unlink(missing_ok=True)
-        else:
-            write_regular(full, previous.encode("utf-8", "surrogateescape"))
-        return self._transition(f"Undid the last edit of {rel}.", {"tool": "undo_edit"})
-
-    def _tests_info(self, run: engine.TestRun, grade: engine.Grade) -> dict[str, Any]:
-        statuses = {
-            t: engine.status_of(t, run.statuses) or "MISSING"
-            for t in [*self._instance["FAIL_TO_PASS"], *self._instance["PASS_TO_PASS"]]
-        }
-        self._score = float(grade.fraction)
-        output, seconds = engine.stable_test_output(run.output)
-        return {
-            "tests": statuses,
-            "fraction": grade.fraction,
-            "f2p_fraction": grade.f2p_fraction,
-            "resolved": grade.resolved,
-            "exit_code": run.exit_code,
-            "timed_out": run.result.timed_out,
-            "exceeded": run.result.exceeded,
-            "duration": run.result.duration,
-            "pytest_seconds": seconds,
-            "problem": run.problem,
-            "output": output,
-        }
+        assert self._editor is not None
+        return self._transition(self._editor.undo_edit(path), {"tool": "undo_edit"})
 
     def _tool_run_tests(self, paths: list[str] | None = None) -> Transition:
         assert self._sandbox is not None and self._workspace is not None
@@ -478,13 +374,9 @@ class SWEGymEnv(TextEnv):
             changed=[p for p, (st, _) in changes.items() if st != "D"],
         )
         grade = engine.grade(self._instance, run)
-        family = {"tool": "run_tests", **self._tests_info(run, grade)}
-        summary = (
-            run.problem
-            or f"{sum(s == 'PASSED' for s in run.statuses.values())} passed, "
-            f"{sum(s in ('FAILED', 'ERROR') for s in run.statuses.values())} failed"
-        )
-        return self._transition(f"{family.pop('output').rstrip()}\n[tests: {summary}]", family)
+        self._score = float(grade.fraction)
+        family = {"tool": "run_tests", **tests_info(self._instance, run, grade)}
+        return self._transition(f"{family.pop('output').rstrip()}\n[tests: {run_summary(run)}]", family)
 
     def _tool_submit(self) -> Transition:
         assert self._workspace is not None
@@ -502,23 +394,17 @@ class SWEGymEnv(TextEnv):
             "voided": submission.voided,
         }
         if run is not None and grade is not None:
-            family.update(self._tests_info(run, grade), grade=grade.as_dict())
+            self._score = float(grade.fraction)
+            family.update(tests_info(self._instance, run, grade), grade=grade.as_dict())
             family.pop("output")
         resolved = grade is not None and grade.resolved and submission.voided is None
         if submission.voided is not None:
             self._score = 0.0
-            text = f"Submitted. The submission is void: {submission.voided}. Reward 0."
-        else:
-            assert grade is not None
-            detail = f" ({grade.problem})" if grade.problem else ""
-            text = (
-                f"Submitted. Grading: {'RESOLVED' if resolved else 'NOT RESOLVED'}{detail}: "
-                f"{sum(grade.fail_to_pass.values())}/{len(grade.fail_to_pass)} failing tests fixed, "
-                f"{sum(grade.pass_to_pass.values())}/{len(grade.pass_to_pass)} other tests pass."
-            )
         family["resolved"] = resolved
-        return self._transition(text, family, reward=1.0 if resolved else 0.0, terminated=True, won=resolved)
-
-
-class _Refused(Exception):
-    """A tool call that cannot be carried out (answered as an invalid action)."""
+        return self._transition(
+            verdict(grade, submission.voided, resolved),
+            family,
+            reward=1.0 if resolved else 0.0,
+            terminated=True,
+            won=resolved,
+        )

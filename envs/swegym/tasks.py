@@ -10,8 +10,7 @@ network, and only PyPI through pip::
 
     python -m agentgym.envs.swegym.tasks            # default seed 0; resumable; 2 worker processes
 
-Build steps:
-Steps:
+Build steps (the sandboxed runs of steps 2 and 4 are in :mod:`.validation`):
 
 1. **Fetch** each project of :data:`.sdists.PROJECTS` with ``pip download --no-deps --no-binary :all:`` and check
    its sha256; unpack it (sdists carry their tests).
@@ -38,7 +37,6 @@ projects, Python and pytest versions), written to a temp folder and renamed into
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import difflib
 import hashlib
@@ -56,6 +54,7 @@ from typing import Any
 
 from agentgym.envs.swegym import engine, mutate
 from agentgym.envs.swegym.sdists import OWNER, PROJECTS, Project, fetch, swegym_cache, tree_files
+from agentgym.envs.swegym.validation import baseline_job, parallel, validate_job
 from agentgym.error import DependencyNotInstalled, EngineFault, InvalidArgumentError
 
 #: Part of the task-set cache key and of the env's engine version: bump when what the build keeps can change.
@@ -66,6 +65,8 @@ GENERATOR_VERSION = "2"
 DEFAULT_SEED = 0
 #: Fixed git identity and date, so commit hashes are deterministic.
 GIT_IDENTITY = "agentgym <agentgym@localhost> 1700000000 +0000"
+#: The sandboxed build steps moved to :mod:`.validation`; these names stay for benchmarks/swegym_speed.py.
+_baseline_job, _validate_job, _parallel = baseline_job, validate_job, parallel
 
 
 def dataset_key(seed: int = DEFAULT_SEED, per_module: int = 24, projects: Sequence[Project] = PROJECTS) -> str:
@@ -136,79 +137,6 @@ def load_split(
                 f"instance {record['instance_id']!r} needs a clone of {record['repo']} at {str(clone)!r}"
             )
     return records, repos
-
-
-# ----------------------------------------------------------------------------- sandboxed runs
-def _run_module_tests(
-    tree: Path, project: Project, files: Sequence[str], replace: tuple[str, str] | None, keep_failures: bool = False
-) -> engine.TestRun:
-    from agentgym.sandbox import Sandbox
-
-    work = Path(tempfile.mkdtemp(prefix="agentgym-swegym-"))
-    try:
-        shutil.copytree(tree, work / "repo", symlinks=True)
-        if replace is not None:
-            (work / "repo" / replace[0]).write_text(replace[1])
-        box = Sandbox(work / "repo")
-        return engine.run_tests(
-            box,
-            files,
-            python=sys.executable,
-            env=dict(project.test_env),
-            limits=dataclasses.replace(engine.TEST_LIMITS, wall_seconds=120),
-            keep_failures=keep_failures,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _baseline_job(args: tuple[str, str, str]) -> dict[str, Any]:
-    name, module, tree = args
-    project = next(p for p in PROJECTS if p.name == name)
-    files = dict(project.modules)[module]
-    runs = [_run_module_tests(Path(tree), project, files, None) for _ in range(2)]
-    stable = sorted(t for t, s in runs[0].statuses.items() if s == "PASSED" and runs[1].statuses.get(t) == "PASSED")
-    problem = next((r.problem for r in runs if r.problem), None)
-    return {
-        "stable": stable,
-        "valid": all(r.valid for r in runs),
-        "problem": problem,
-        "output": runs[0].result.output[-2000:],
-    }
-
-
-def _validate_job(args: tuple[str, dict[str, Any], str, str, list[str]]) -> dict[str, Any]:
-    name, candidate, tree, out_path, stable = args
-    project = next(p for p in PROJECTS if p.name == name)
-    files = dict(project.modules)[candidate["module"]]
-    run = _run_module_tests(Path(tree), project, files, (candidate["module"], candidate["mutated"]), keep_failures=True)
-    f2p = sorted(t for t in stable if run.statuses.get(t) in ("FAILED", "ERROR"))
-    p2p = sorted(t for t in stable if run.statuses.get(t) == "PASSED")
-    result = {
-        "valid_run": run.valid or run.exit_code == 1 and bool(run.statuses),
-        "problem": run.problem,
-        "killed": run.result.killed,
-        "FAIL_TO_PASS": f2p,
-        "PASS_TO_PASS": p2p,
-        "failures": {t: run.failures.get(t, "")[-3000:] for t in f2p[:3]},
-    }
-    tmp = out_path + ".tmp"
-    Path(tmp).write_text(json.dumps(result))
-    os.replace(tmp, out_path)
-    return result
-
-
-def _parallel(fn: Any, jobs: list[Any], workers: int, desc: str) -> list[Any]:
-    from tqdm import tqdm
-
-    if workers <= 1:
-        return [fn(job) for job in tqdm(jobs, desc=desc, unit="run")]
-    results: list[Any] = [None] * len(jobs)
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(jobs), desc=desc, unit="run"):
-            results[futures[future]] = future.result()
-    return results
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -348,7 +276,7 @@ def build(seed: int = DEFAULT_SEED, per_module: int = 24, workers: int = 2, forc
     baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
     if baseline is None:
         jobs = [(p.name, module, str(trees[p.name])) for p in PROJECTS for module, _ in p.modules]
-        results = _parallel(_baseline_job, jobs, workers, "swegym baseline")
+        results = parallel(baseline_job, jobs, workers, "swegym baseline")
         baseline = {f"{name}:{module}": r for (name, module, _), r in zip(jobs, results)}
         # A module whose tests cannot run here (toolz's multiprocessing test) is skipped, but a project
         # with no passing module means the sandbox itself is broken: every candidate would be misjudged.
@@ -371,7 +299,7 @@ def build(seed: int = DEFAULT_SEED, per_module: int = 24, workers: int = 2, forc
             if stable and not out.exists():
                 jobs.append((project.name, cand, str(trees[project.name]), str(out), stable))
     if jobs:
-        _parallel(_validate_job, jobs, workers, "swegym validation")
+        parallel(validate_job, jobs, workers, "swegym validation")
     # assemble
     scratch = Path(tempfile.mkdtemp(dir=swegym_cache(), prefix="tmp-tasks-"))
     try:
