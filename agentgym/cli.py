@@ -182,6 +182,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     algo = config.pop("algo", "pg")
     if algo not in TRAINERS:
         raise SystemExit(f"unknown algo {algo!r} in {args.config}; expected one of {sorted(TRAINERS)}")
+    if args.save_trajectories:
+        if algo != "pg":  # DRRN learns from single transitions in a replay buffer, not from rollouts
+            raise SystemExit(f"--save-trajectories records the rollouts of the pg trainer; {args.config} trains {algo}")
+        config["save_trajectories"] = args.save_trajectories
     result = importlib.import_module(TRAINERS[algo]).run_config(config)
     shown = {
         key: value
@@ -356,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key (VALUE is parsed as YAML), e.g. --set num_steps=5",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (same as --set progress=false)")
+    p.add_argument(
+        "--save-trajectories",
+        metavar="FILE.jsonl",
+        help="append every training rollout's trajectories (hook rewards, token ids) to this JSONL file (pg)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("leaderboard", help="compare stored results", description=cmd_leaderboard.__doc__)

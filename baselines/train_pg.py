@@ -76,7 +76,7 @@ from agentgym.baselines.trainer_common import (
 from agentgym.baselines.trainer_io import load_hook_states, save_checkpoint, set_rng_state
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
-from agentgym.trajectory import Trajectory
+from agentgym.trajectory import Trajectory, save_jsonl
 
 
 @dataclasses.dataclass
@@ -206,6 +206,8 @@ class Args:
     """write TensorBoard events (skipped with a warning when tensorboard is missing)"""
     progress: bool = True
     """tqdm progress bars: update steps, and episodes and turns of each rollout"""
+    save_trajectories: str | None = None
+    """append every training rollout's trajectories (hook rewards and token ids included) to this JSONL file"""
 
 
 def check_args(args: Args) -> None:
@@ -312,6 +314,8 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
             tick = time.perf_counter()
             score_hooks(batch, hooks)
             scoring_time += time.perf_counter() - tick
+            if args.save_trajectories:  # scored, so the file holds each turn's hook rewards too
+                save_jsonl(batch, args.save_trajectories, append=True)
             return batch
 
         def inputs_of(batch: list[Trajectory]) -> EstimatorInputs:  # task rewards apart from hook rewards

@@ -12,6 +12,7 @@ from agentgym.baselines.runs import COMMON_METRICS, read_metrics  # noqa: E402
 from agentgym.baselines.train_pg import Args, train  # noqa: E402
 from agentgym.cli import main as cli_main  # noqa: E402
 from agentgym.store import ResultStore  # noqa: E402
+from agentgym.trajectory import load_jsonl  # noqa: E402
 from agentgym.wrappers.lm import build_tiny_causal_lm  # noqa: E402
 
 SAY = "llm_helpers:SayEnv"
@@ -101,8 +102,15 @@ def test_agentgym_train_and_eval_a_checkpoint(tiny_path, tmp_path, capsys):
         "output_format: action\nmax_new_tokens: 3\nlora: true\nlora_target_modules: [q_proj, v_proj]\n"
         f"output_dir: {tmp_path / 'runs'}\nrun_name: cli\ntensorboard: true\n"
     )
-    assert cli_main(["train", str(config), "--set", "num_steps=2", "--no-progress"]) == 0
+    saved = tmp_path / "train.jsonl"
+    assert (
+        cli_main(["train", str(config), "--set", "num_steps=2", "--no-progress", "--save-trajectories", str(saved)])
+        == 0
+    )
     assert "episode" not in capsys.readouterr().err  # --no-progress: no bar at all
+    kept = load_jsonl(saved)  # every rollout of both steps: 2 tasks x 2 episodes each, with the generated token ids
+    assert len(kept) == 8 and len({t.episode_id for t in kept[:4]}) == 4
+    assert all(turn.response_token_ids and turn.prompt_token_ids for t in kept for turn in t.turns)
     checkpoint = tmp_path / "runs" / "cli" / "checkpoint-000002"
     meta = json.loads((checkpoint / "agent.json").read_text())
     assert meta["kind"] == "llm" and meta["adapter"] == "adapter" and meta["step"] == 2
