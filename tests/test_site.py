@@ -2,18 +2,15 @@
 
 import io
 import json
-import shutil
-import time
 
 import pytest
 
 from agentgym.agents import RandomAgent
 from agentgym.cli import main as cli_main
 from agentgym.evaluation import evaluate
-from agentgym.testing import _children
+from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, headless_chromium
 from tests.results_helpers import ENV_ID, small_db
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 LONG_NAME = "llm:" + "a-very-long-model-name-" * 4 + "@step-000123"
 
 
@@ -51,35 +48,14 @@ def test_the_page_is_self_contained(site):
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs Debian's chromium and chromium-driver (bash scripts/system-deps.sh)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download a browser
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1600",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    before = _children()
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
+        pytest.skip(MISSING)
+    with headless_chromium(
+        tmp_path / "profile",
+        monkeypatch,
+        extra_flags=("--window-size=1280,1600",),
+        capabilities={"goog:loggingPrefs": {"browser": "ALL"}},
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
-        deadline = time.monotonic() + 10
-        while _children() - before and time.monotonic() < deadline:
-            time.sleep(0.1)
 
 
 def test_site_in_a_browser_tables_intervals_heat_map_curves_and_a_turn(site, browser, tmp_path):

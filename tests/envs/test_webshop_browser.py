@@ -1,51 +1,20 @@
 """WebShop's HTML mode driven end to end in headless Chromium (Debian's chromium + chromium-driver)."""
 
-import shutil
-import time
-
 import gymnasium as gym
 import pytest
 
 import agentgym  # noqa: F401
-from agentgym.testing import _children
+from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, headless_chromium
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (bash scripts/system-deps.sh)",
-)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download a browser
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    before = _children()
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
+    with headless_chromium(
+        tmp_path / "profile", monkeypatch, extra_flags=("--disable-quic",), require_clean_exit=True
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
-        deadline = time.monotonic() + 10
-        while _children() - before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _children() - before, "the browser left processes behind"
 
 
 def follow(browser, element, route):
