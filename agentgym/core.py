@@ -113,6 +113,25 @@ class StepInfo(TypedDict, total=False):
     tools: list[dict[str, Any]]
 
 
+def wanted_info_keys(
+    owner: str, keys: Collection[str] | None, known: frozenset[str], costly: frozenset[str]
+) -> frozenset[str]:
+    """The costly info keys to compute when ``keys`` are asked for (None: all of ``costly``). A string, or a
+    name not in ``known``, raises :class:`~agentgym.error.InvalidArgumentError` naming ``owner`` (a typo would
+    otherwise leave a key silently absent). Shared by :class:`TextEnv` and :class:`~agentgym.turngame.TurnGame`."""
+    if keys is None:
+        return frozenset(costly)
+    if isinstance(keys, str):
+        raise InvalidArgumentError(f"info_keys must be a collection of key names, got the string {keys!r}")
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown info_keys {unknown} for {owner}; its info keys are {sorted(known)}"
+            f"{did_you_mean(unknown[0], known)}"
+        )
+    return frozenset(keys) & costly
+
+
 @dataclasses.dataclass
 class Transition:
     """What a family hook reports after starting an episode or applying an action.
@@ -246,18 +265,7 @@ class TextEnv(CopiesAndSnapshots, gym.Env[str, str]):
         raises :class:`~agentgym.error.InvalidArgumentError` (a typo would otherwise leave a key silently
         absent). Worker pools call this with their agent's keys (:class:`~agentgym.rollout.EnvPool`).
         """
-        if keys is None:
-            self._costly_wanted = frozenset(self.costly_info_keys)
-            return
-        if isinstance(keys, str):
-            raise InvalidArgumentError(f"info_keys must be a collection of key names, got the string {keys!r}")
-        unknown = sorted(set(keys) - self.info_key_names)
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
-                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}"
-            )
-        self._costly_wanted = frozenset(keys) & self.costly_info_keys
+        self._costly_wanted = wanted_info_keys(type(self).__name__, keys, self.info_key_names, self.costly_info_keys)
 
     @property
     def task_ids(self) -> list[str]:

@@ -17,7 +17,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from agentgym.core import TextEnv
 from agentgym.error import EngineFault, WorkerStartError
 
 EnvFactory = Callable[[], gym.Env]
@@ -28,7 +27,7 @@ def request_info_keys(env: gym.Env, info_keys: Collection[str] | None) -> None:
     the env as it was made). Names the env does not know (another family's keys, a hook's) are skipped: an
     agent's ``info_keys`` may name keys of several families."""
     base = getattr(env, "unwrapped", env)
-    if info_keys is not None and (isinstance(base, TextEnv) or hasattr(base, "set_info_keys")):  # or a TurnGame view
+    if info_keys is not None and hasattr(base, "set_info_keys"):  # a TextEnv or a TurnGame's PettingZoo view
         base.set_info_keys(frozenset(info_keys) & base.info_key_names)
 
 

@@ -56,8 +56,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agentgym.agents import Agent
-from agentgym.core import DEFAULT_MAX_ACTION_LENGTH, INFO_KEYS, TextEnv, TextSpace, Transition, check_action
-from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded, did_you_mean
+from agentgym.core import (
+    DEFAULT_MAX_ACTION_LENGTH,
+    INFO_KEYS,
+    TextEnv,
+    TextSpace,
+    Transition,
+    check_action,
+    wanted_info_keys,
+)
+from agentgym.error import EngineFault, InvalidArgumentError, ResetNeeded
 from agentgym.tasks import Task, TaskSplit
 from agentgym.trajectory import Decision
 
@@ -170,13 +178,7 @@ class TurnGame(abc.ABC):
         """Compute only these of :attr:`costly_info_keys` from the next ``info`` on (None: all); the others are
         absent from every agent's ``info``. Unknown names raise, as in :meth:`TextEnv.set_info_keys`. The
         PettingZoo views offer it too, so worker pools (``EnvPool(info_keys=...)``) apply an agent's keys."""
-        if keys is not None and (isinstance(keys, str) or set(keys) - self.info_key_names):
-            unknown = [keys] if isinstance(keys, str) else sorted(set(keys) - self.info_key_names)
-            raise InvalidArgumentError(
-                f"unknown info_keys {unknown} for {type(self).__name__}; its info keys are "
-                f"{sorted(self.info_key_names)}{did_you_mean(unknown[0], self.info_key_names)}"
-            )
-        self._costly_wanted = frozenset(self.costly_info_keys if keys is None else keys) & self.costly_info_keys
+        self._costly_wanted = wanted_info_keys(type(self).__name__, keys, self.info_key_names, self.costly_info_keys)
 
     # ----------------------------------------------------------------- driver
     @property
