@@ -2,12 +2,25 @@
 
 :class:`LLMAgent` builds a chat prompt per turn (system: role, goal and output format; then a window of
 past observations and replies; then the current observation with the admissible actions or the tool
-list), generates for every pending episode of a rollout in **one batch** with the KV cache (its own
-sampling loop, so each token's log-prob is the one it was sampled from), extracts the action, and returns a
-:class:`~agentgym.trajectory.Decision` carrying the exact prompt and response token ids and log-probs
-as generated. Nothing is ever re-tokenized from text.
+list), generates for every pending episode of a rollout in **one batch** through a generation backend
+(:mod:`agentgym.baselines.generation`: ``"builtin"``, our own KV-cache loop, by default; ``"hf-generate"``,
+``"vllm"`` or any :class:`~agentgym.baselines.generation.GenerationBackend`), extracts the action, and
+returns a :class:`~agentgym.trajectory.Decision` carrying the exact prompt and response token ids and
+log-probs as generated. Nothing is ever re-tokenized from text.
 The prompt (formats, instructions, messages) is built by :mod:`agentgym.baselines.llm_prompts`, shared
-with the OpenAI-compatible agent; the batched sampling loop is :mod:`agentgym.baselines.llm_sampling`.
+with the OpenAI-compatible agent.
+
+Prompt modes (``prompt_mode``):
+
+* ``"window"`` (default): each turn's prompt is the chat template of the system message, the last
+  ``history`` turns and the current observation, rendered and tokenized afresh (cut to
+  ``max_prompt_tokens`` by dropping old turns first);
+* ``"append"``: token-in/token-out (:class:`~agentgym.baselines.token_chat.TokenChat`): turn 0's prompt is
+  the template of the system message and the first observation; each later prompt is the previous prompt +
+  response ids followed by the new user message, so the history is never re-tokenized and the drift meter
+  (:func:`~agentgym.baselines.token_chat.token_drift`) reads zero. A turn whose appended prompt would
+  exceed ``max_prompt_tokens`` falls back to the window builder (flagged ``prompt_truncated``; the
+  meter counts it as drift), and the following turns append to that prompt.
 
 Output formats (``output_format``); replies are parsed by :func:`agentgym.actions.parse_reply`, the one
 parser the hooks use too (the first action of a reply wins):
@@ -56,6 +69,7 @@ from typing import Any
 from agentgym.actions import extract_action
 from agentgym.actions import one_line as _one_line
 from agentgym.agents import Agent
+from agentgym.baselines.generation import GenerationBackend, Sampling, make_backend
 from agentgym.baselines.llm_prompts import (
     DEFAULT_SYSTEM_PROMPT,
     FORMATS,
@@ -66,7 +80,7 @@ from agentgym.baselines.llm_prompts import (
     shown_actions,
     turn_format,
 )
-from agentgym.baselines.llm_sampling import BatchedSampling, token_logprobs
+from agentgym.baselines.llm_sampling import token_logprobs
 from agentgym.error import InvalidArgumentError
 from agentgym.trajectory import Decision
 from agentgym.wrappers.hooks import check_choice
@@ -77,7 +91,10 @@ __all__ = ["FORMATS", "LLMAgent", "OutputFormat", "closest_action", "extract_act
 _Episode = Episode
 
 
-class LLMAgent(BatchedSampling, Agent):
+PROMPT_MODES = ("window", "append")
+
+
+class LLMAgent(Agent):
     """A chat LLM policy; see the module docstring.
 
     Args:
@@ -95,8 +112,13 @@ class LLMAgent(BatchedSampling, Agent):
         system_prompt: replaces the default role sentence.
         seed: seeds the sampling generator.
         device: ``cuda`` when available, else ``cpu`` (None: choose).
-        bf16: run the model under bfloat16 autocast on CUDA.
+        bf16: on CUDA, the builtin backend samples with a bfloat16 copy of the policy (False: the fp32
+            policy itself).
         name: the agent name recorded in trajectories and evaluation rows.
+        backend: ``"builtin"``, ``"hf-generate"``, ``"vllm"`` (:func:`~agentgym.baselines.generation.make_backend`)
+            or a backend instance.
+        backend_kwargs: keyword arguments of the backend's constructor (a backend name only).
+        prompt_mode: ``"window"`` or ``"append"`` (module docstring).
     """
 
     name = "llm"
@@ -122,10 +144,14 @@ class LLMAgent(BatchedSampling, Agent):
         device: str | None = None,
         bf16: bool = True,
         name: str | None = None,
+        backend: str | GenerationBackend = "builtin",
+        backend_kwargs: Mapping[str, Any] | None = None,
+        prompt_mode: str = "window",
     ):
         import torch
 
         check_choice("output_format", output_format, FORMATS)
+        check_choice("prompt_mode", prompt_mode, PROMPT_MODES)
         if temperature <= 0:
             raise InvalidArgumentError(f"temperature must be > 0 (greedy=True for argmax), got {temperature}")
         if max_new_tokens < 1 or history < 0:
@@ -146,10 +172,9 @@ class LLMAgent(BatchedSampling, Agent):
         self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
         self.seed = seed
         self.bf16 = bf16 and self.device.startswith("cuda")
+        self.prompt_mode = prompt_mode
         if name:
             self.name = name
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         vocab = tokenizer.get_vocab()
         ends = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
         stops = {tokenizer.eos_token_id, *ends}
@@ -162,7 +187,23 @@ class LLMAgent(BatchedSampling, Agent):
         #: prompt_truncated, budget_limited, no_admissible (a choice-format turn without admissible actions).
         self.counters: collections.Counter[str] = collections.Counter()
         self._episodes: dict[str, Episode] = {}
-        self._init_prefix_store()
+        #: prompt_mode="append": each running episode's last (prompt ids, response ids).
+        self._last_ids: dict[str, tuple[list[int], list[int]]] = {}
+        self._token_chat: Any = None
+        if isinstance(backend, str):
+            kwargs = dict(backend_kwargs or {})
+            if backend == "builtin":
+                kwargs.setdefault("dtype", "bfloat16" if self.bf16 else "float32")
+            self.backend = make_backend(backend, self.model, tokenizer, device=self.device, seed=seed, **kwargs)
+        else:
+            if backend_kwargs:
+                raise InvalidArgumentError("backend_kwargs go with a backend name, not a backend instance")
+            self.backend = backend
+
+    @property
+    def generator(self) -> Any:
+        """The sampling stream's ``torch.Generator`` (the backend's): trainer checkpoints save its state."""
+        return self.backend.generator
 
     # ------------------------------------------------------------------ construction
     def config(self) -> dict[str, Any]:
@@ -180,6 +221,7 @@ class LLMAgent(BatchedSampling, Agent):
             "token_budget",
             "system_prompt",
             "seed",
+            "prompt_mode",
         )
         return {key: getattr(self, key) for key in keys}
 
@@ -269,6 +311,40 @@ class LLMAgent(BatchedSampling, Agent):
             else:
                 return ids[-self.max_prompt_tokens :], True
 
+    def _append_prompt(
+        self, episode_id: str, episode: Episode, observation: str, info: Mapping[str, Any], fmt: str
+    ) -> tuple[list[int], bool]:
+        """prompt_mode="append": turn 0 opens the chat with the window builder's messages (no history);
+        later turns extend the previous prompt + response ids with this turn's user message (the window
+        builder's last message). Too long for ``max_prompt_tokens``: the window builder's prompt, flagged."""
+        if self._token_chat is None:
+            from agentgym.baselines.token_chat import TokenChat
+
+            self._token_chat = TokenChat(self.tokenizer, self.stop_ids)
+        messages = self._messages(episode, observation, info, fmt, 0, None)
+        last = self._last_ids.get(episode_id)
+        ids = (
+            self._token_chat.open(messages)
+            if last is None
+            else self._token_chat.extend(last[0], last[1], messages[-1]["content"])
+        )
+        if len(ids) <= self.max_prompt_tokens:
+            return ids, False
+        return self._prompt(episode, observation, info, fmt)[0], True
+
+    def sampling(self, max_new_tokens: int, constraint: ActionTrie | None = None) -> Sampling:
+        """One row's :class:`~agentgym.baselines.generation.Sampling` under the agent's current settings
+        (``temperature``, ``greedy`` and ``stop_ids`` are read at each call: evaluation flips ``greedy``)."""
+        return Sampling(max_new_tokens, self.temperature, self.greedy, tuple(self.stop_ids), constraint)
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new: Sequence[int]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Sample a reply for each prompt in one batch: ``(response ids, log-probs)``, the ids ending with
+        the stop token when one was produced, each log-prob that of ``logits / temperature``."""
+        out = self.backend.generate(prompts, [self.sampling(n) for n in max_new])
+        return [g.token_ids for g in out], [g.logprobs for g in out]
+
     # ------------------------------------------------------------------ acting
     def act(self, observation: str, info: Mapping[str, Any], *, episode_id: str = "") -> Decision:
         return self.act_batch([observation], [info], [episode_id])[0]
@@ -279,8 +355,13 @@ class LLMAgent(BatchedSampling, Agent):
         episodes = [self._episodes.setdefault(e, Episode()) for e in episode_ids]
         formats = [self._format(info) for info in infos]
         prompts, cut, limits, limited, tries, choices = [], [], [], [], [], []
-        for episode, obs, info, fmt in zip(episodes, observations, infos, formats, strict=True):
-            ids, truncated = self._prompt(episode, obs, info, fmt)
+        for episode_id, episode, obs, info, fmt in zip(
+            episode_ids, episodes, observations, infos, formats, strict=True
+        ):
+            if self.prompt_mode == "append":
+                ids, truncated = self._append_prompt(episode_id, episode, obs, info, fmt)
+            else:
+                ids, truncated = self._prompt(episode, obs, info, fmt)
             prompts.append(ids)
             cut.append(truncated)
             left = None if self.token_budget is None else self.token_budget - episode.tokens - len(ids)
@@ -299,10 +380,10 @@ class LLMAgent(BatchedSampling, Agent):
             wanted = trie.depth if trie is not None else self.max_new_tokens
             limits.append(wanted if left is None or trie is not None else max(1, min(wanted, left)))
             limited.append(left is not None and left < wanted)
-        responses, logprobs, allowed = self.sample(prompts, limits, tries)
+        generations = self.backend.generate(prompts, [self.sampling(n, t) for n, t in zip(limits, tries)])
         decisions = []
         for k, (episode, obs, info, fmt) in enumerate(zip(episodes, observations, infos, formats)):
-            response = responses[k]
+            response, logprobs = generations[k].token_ids, generations[k].logprobs
             text = self.tokenizer.decode(response, skip_special_tokens=True)
             if tries[k] is not None:
                 action, how = choices[k][tuple(response[:-1])], "choice"
@@ -318,7 +399,7 @@ class LLMAgent(BatchedSampling, Agent):
                 "near_miss": None,
             }
             if tries[k] is not None:
-                details["allowed_token_ids"] = allowed[k]
+                details["allowed_token_ids"] = generations[k].allowed_token_ids
             admissible = list(info.get("admissible_actions") or [])
             if self.near_miss and admissible and fmt != "tool" and action not in admissible:
                 closest = closest_action(action, admissible, self.near_miss_cutoff)
@@ -332,8 +413,11 @@ class LLMAgent(BatchedSampling, Agent):
             episode.history.append((obs, text))
             episode.tokens += len(prompts[k]) + len(response)
             text_out = action or _one_line(text) or "look"
-            decisions.append(Decision(text_out, prompts[k], response, logprobs[k], info=details))
+            if self.prompt_mode == "append":
+                self._last_ids[episode_ids[k]] = (prompts[k], response)
+            decisions.append(Decision(text_out, prompts[k], response, logprobs, info=details))
         return decisions
 
     def end_episode(self, episode_id: str) -> None:
         self._episodes.pop(episode_id, None)
+        self._last_ids.pop(episode_id, None)

@@ -143,7 +143,8 @@ def test_turns_without_admissible_actions_fall_back_to_free_text(tiny):
 def _check_chat_boundary(tokenizer):
     """The chat template tokenizes a whole conversation as the agent's prompt ids + the choice reply ids."""
     model = type("NoModel", (), {"to": lambda self, device: self})()
-    agent = LLMAgent(model, tokenizer, device="cpu", output_format="choice", history=0)
+    no_backend = type("NoBackend", (), {"generator": None})()  # only the tokenizer is used here
+    agent = LLMAgent(model, tokenizer, device="cpu", output_format="choice", history=0, backend=no_backend)
     for action in OVERLAPPING + WORDS:
         messages = [{"role": "system", "content": "Play."}, {"role": "user", "content": "Room.\n\nActions: x"}]
         agent.check_reply_boundary(messages, action)  # raises on a mismatch
@@ -191,16 +192,16 @@ def test_stored_system_prompt_state_gives_the_same_replies_and_is_dropped_when_w
     repeats it at every turn): the replies and their log-probs equal those of whole-prompt forwards, and
     an in-place weight update (an optimizer step) empties the store, so no stale state is reused."""
     reused, whole = _agent(tiny, temperature=1.0, seed=3), _agent(tiny, temperature=1.0, seed=3)
-    whole._prefix_reuse = False
+    whole.backend.prefix_reuse = False
     a, b = _play(reused), _play(whole)
-    assert reused._prefix_kv, "the system messages' state was not stored"
+    assert reused.backend._prefix_kv, "the system messages' state was not stored"
     for ta, tb in zip(a, b, strict=True):
         for x, y in zip(ta.turns, tb.turns, strict=True):
             assert x.action == y.action and x.response_token_ids == y.response_token_ids
             assert x.response_logprobs == pytest.approx(y.response_logprobs, abs=1e-4)
-    stored_version = reused._prefix_version
+    stored_version = reused.backend._prefix_version
     model, _ = tiny
     with torch.no_grad():
         next(model.parameters()).add_(0.0)  # an in-place update, as optimizer.step() makes
     reused.act_batch(["Room 0."], [{"goal": "say a word", "admissible_actions": WORDS}], ["after-update"])
-    assert reused._prefix_version != stored_version and len(reused._prefix_kv) == 1  # rebuilt from scratch
+    assert reused.backend._prefix_version != stored_version and len(reused.backend._prefix_kv) == 1  # rebuilt
