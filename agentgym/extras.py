@@ -8,6 +8,10 @@ registry, the rollout pool, the evaluator and the results store. Each env family
     pip install "agentgym-rl[scienceworld]"        # one family
     pip install "agentgym-rl[textworld,train]"     # a family and the trainers
     pip install "agentgym-rl[all]"                 # everything (what make installs)
+    pip install "agentgym-rl[vllm]"                # on a GPU machine: the trainers with the vLLM backend
+
+``[vllm]`` is not in ``[all]`` (CPU CI never installs it): it lists ``[train]``'s requirements except torch
+and transformers, which vLLM pins itself (a CUDA torch), so it takes the place of ``[train]`` there.
 
 A family package opens with ``with needs("<extra>"):`` around its imports, so making or importing an env
 whose extra is missing fails at once with one line naming the extra (a
@@ -44,6 +48,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "kernelgym": ("torch",),
     "multiagent": ("pettingzoo",),
     "train": ("torch", "transformers", "peft", "yaml", "tyro"),
+    # The vLLM generation backend, on a GPU machine: [train] with vLLM's own torch and transformers pins.
+    "vllm": ("vllm",),
     "parquet": ("pyarrow",),
     "test": ("pytest", "hypothesis"),
 }

@@ -51,6 +51,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "envs/instructor_executor": ("multiagent",),
     "wrappers": ("train",),
     "baselines": ("train",),
+    "baselines/generation_vllm.py": ("train", "vllm"),  # the vLLM backend, imported only when chosen
     "scripts/plot_metrics.py": ("train",),  # training curves
     "tests": ("test", ALL),
     "benchmarks": (ALL,),
@@ -73,6 +74,18 @@ USED_WITHOUT_IMPORT = {
     ("test", "pytest-xdist"): "make test runs pytest -n 2",
     ("test", "ruff"): "make lint",
 }
+
+
+#: Extras for a GPU machine only, never in [all] nor requirements.lock (CPU CI never installs them):
+#: extra -> (the extra it takes the place of, the distributions of that extra its engine pins itself, its
+#: own engine's distributions -> the top-level modules they provide, looked up without installing them).
+#: [vllm] is [train] without torch and transformers (vLLM pins a CUDA torch and its transformers range), plus
+#: vllm.
+GPU_ONLY_EXTRAS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    "vllm": ("train", ("torch", "transformers"), {"vllm": "vllm"}),
+}
+#: Top-level module -> distribution, for the GPU-only engines (not installed here).
+GPU_ONLY_MODULES = {module: dist for _, _, engines in GPU_ONLY_EXTRAS.values() for dist, module in engines.items()}
 
 
 def _name(text: str) -> str:
@@ -137,6 +150,8 @@ def _module_distributions() -> dict[str, list[str]]:
 
 def distribution_of(module: str) -> str | None:
     dists = _module_distributions().get(module)
+    if not dists and module in GPU_ONLY_MODULES:
+        return _name(GPU_ONLY_MODULES[module])
     return _name(dists[0]) if dists else None
 
 
@@ -176,6 +191,10 @@ def test_every_declared_distribution_is_used():
                 imported["core"].add(dist)
                 for extra in PARTS[part]:
                     imported.setdefault(extra, set()).add(dist)
+    for extra, (base, _, _) in GPU_ONLY_EXTRAS.items():  # what it inherits is used where its base uses it
+        imported.setdefault(extra, set()).update(imported.get(base, set()))
+        used_without = {dist for (e, dist) in USED_WITHOUT_IMPORT if e == base}
+        imported[extra].update(used_without)
     unused = [
         f"[{extra}] {_name(r.name)}"
         for extra, reqs in [("core", core), *table.items()]
@@ -190,12 +209,35 @@ def test_extras_are_consistent_and_all_is_their_union():
     core, table = setup_cfg()
     assert {_name(r.name) for r in core} <= {"gymnasium", "numpy", "tqdm"}, "the core install stays light"
     assert set(table) == set(EXTRA_MODULES) | {ALL}, "setup.cfg's extras and agentgym.extras.EXTRA_MODULES differ"
-    union = {str(r) for extra, reqs in table.items() if extra != ALL for r in reqs}
-    assert {str(r) for r in table[ALL]} == union, "[all] must list exactly the requirements of every other extra"
+    union = {str(r) for extra, reqs in table.items() if extra != ALL and extra not in GPU_ONLY_EXTRAS for r in reqs}
+    assert {str(r) for r in table[ALL]} == union, (
+        "[all] must list exactly the requirements of every other extra but the GPU-only ones"
+    )
     specifiers: dict[str, set[str]] = {}
     for r in [*core, *(r for reqs in table.values() for r in reqs)]:
         specifiers.setdefault(_name(r.name), set()).add(str(r.specifier))
     assert all(len(s) == 1 for s in specifiers.values()), {d: s for d, s in specifiers.items() if len(s) > 1}
+
+
+@pytest.mark.parametrize("extra", sorted(GPU_ONLY_EXTRAS))
+def test_a_gpu_only_extra_is_its_base_without_the_engine_pins_and_stays_out_of_cpu_installs(extra):
+    """[vllm] lists [train]'s requirements but those vLLM pins itself (torch, transformers), plus vLLM; and
+    neither [all] (``make``'s extras) nor requirements.lock (what ``make`` and CPU CI install) holds its
+    engine, so the CPU install never pulls vLLM or its CUDA torch."""
+    _, table = setup_cfg()
+    base, pinned, engines = GPU_ONLY_EXTRAS[extra]
+    inherited = {str(r) for r in table[base] if _name(r.name) not in pinned}
+    own = {str(r) for r in table[extra]}
+    assert {_name(Requirement(r).name) for r in own - inherited} == set(engines), (
+        f"[{extra}] must be [{base}] less {pinned}, plus exactly {sorted(engines)}; got extra {sorted(own - inherited)}"
+    )
+    assert inherited <= own, f"[{extra}] lacks [{base}]'s {sorted(inherited - own)}"
+    assert not {_name(r.name) for r in table[extra]} & set(pinned), f"[{extra}] must leave {pinned} to the engine"
+    in_all = {_name(r.name) for r in table[ALL]}
+    lock = {_name(line.partition("==")[0]) for line in (ROOT / "requirements.lock").read_text().splitlines()}
+    assert not set(engines) & in_all, f"[all] must not hold the GPU-only {sorted(engines)}"
+    assert not set(engines) & lock, f"requirements.lock must not hold the GPU-only {sorted(engines)}"
+    assert EXTRA_MODULES[extra][0] in engines.values(), "needs() checks the engine's module first"
 
 
 @pytest.mark.parametrize("extra", sorted(EXTRA_MODULES))
