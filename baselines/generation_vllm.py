@@ -74,7 +74,9 @@ class VLLMWorkerWeights:
         import torch
 
         weights = torch.load(path, map_location="cpu", weights_only=True)
-        self.model_runner.model.load_weights(weights=list(weights.items()))  # type: ignore[attr-defined]
+        runner = self.model_runner  # type: ignore[attr-defined]
+        model = runner.get_model() if hasattr(runner, "get_model") else runner.model
+        model.load_weights(weights=list(weights.items()))
         torch.cuda.synchronize()
         return len(weights)
 
