@@ -88,18 +88,16 @@ class TokenChat:
                 f"later turns (expected {predicted!r}, the template renders {third!r}), so prompts cannot be "
                 "appended to: use the windowed prompt builder"
             )
-        ends = {i: self._between.find(tokenizer.decode([i])) for i in sorted(self.stop_ids)}
-        ends = {i: at for i, at in ends.items() if at >= 0 and tokenizer.decode([i])}
-        if not ends:
-            names = {i: tokenizer.decode([i]) for i in sorted(self.stop_ids)}
+        texts = {i: tokenizer.decode([i]) for i in sorted(self.stop_ids)}
+        found = {i: self._between.find(text) for i, text in texts.items() if text and text in self._between}
+        if not found:
             raise InvalidArgumentError(
-                f"TokenChat: none of the stop ids {names} closes an assistant turn in this chat template, which "
+                f"TokenChat: none of the stop ids {texts} closes an assistant turn in this chat template, which "
                 f"writes {self._between!r} after a reply; pass the template's end-of-turn token id in stop_ids"
             )
-        #: The token that closes an assistant turn in the template (the first stop id found after a reply).
-        self.end_id = min(ends, key=ends.get)
-        end_text = tokenizer.decode([self.end_id])
-        self._after_end = self._between[ends[self.end_id] + len(end_text) :]
+        #: The token that closes an assistant turn in the template (the stop id written first after a reply).
+        self.end_id = min(found, key=found.get)
+        self._after_end = self._between[found[self.end_id] + len(texts[self.end_id]) :]
         #: Whether appending canonical replies reproduces the template's own tokenization of the whole
         #: conversation. False for a tokenizer that merges text across the template's pieces (e.g. strips
         #: whitespace around special tokens): the ids stay drift-free, but differ from a fresh tokenization.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 
 import pytest
 
@@ -28,6 +27,13 @@ QWEN_STYLE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
 )
+#: Llama 3's shape: a begin-of-text token, role headers, trimmed contents, ``<|eot_id|>`` closing each turn.
+LLAMA3_STYLE = (
+    "{{- bos_token }}{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
+)
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 #: Re-renders history depending on what follows: a header counting the messages, a window of the last two.
 COUNTING = "{{ messages | length }} messages\n" + QWEN_STYLE
 WINDOWED = (
@@ -37,7 +43,7 @@ WINDOWED = (
 
 CONVERSATION = [
     ("You are in a kitchen. There is a closed chest and a key on the table.", "I should look.\nAction: open the chest"),
-    ("You open the chest. It is empty.\n\nAdmissible actions: take key | go east", "take key  "),
+    ("You open the chest. It is empty.\n\nAdmissible actions: take key | go east", "take key"),
     ("You take the key.", "go east."),
     ("You are in a hall. A coin lies here.", ""),
 ]
@@ -49,14 +55,18 @@ def tiny(tmp_path_factory):
     return load_causal_lm(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_token_chat")))
 
 
-def _with_template(tokenizer, template):
+def _with_template(tokenizer, template, specials=()):
     tokenizer = copy.deepcopy(tokenizer)
+    if specials:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(specials)})
+        tokenizer.bos_token = specials[0]
     tokenizer.chat_template = template
     return tokenizer
 
 
 def _stops(tokenizer):
-    return [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    vocab = tokenizer.get_vocab()
+    return [vocab[t] for t in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>") if t in vocab]
 
 
 def _encode(tokenizer, text):
@@ -70,16 +80,20 @@ def smollm2():
     return load_causal_lm("smollm2")[1]
 
 
-@pytest.fixture(scope="module", params=["chatml", "qwen-style", "smollm2"])
+@pytest.fixture(scope="module", params=["chatml", "qwen-style", "llama3-style", "smollm2"])
 def tokenizer(request, tiny):
     if request.param == "smollm2":
         return request.getfixturevalue("smollm2")
+    if request.param == "llama3-style":
+        return _with_template(tiny[1], LLAMA3_STYLE, LLAMA3_SPECIALS)
     return tiny[1] if request.param == "chatml" else _with_template(tiny[1], QWEN_STYLE)
 
 
 def test_appended_prompts_keep_history_and_equal_the_templates_tokenization(tokenizer):
     chat = TokenChat(tokenizer, _stops(tokenizer))
-    assert chat.matches_template and tokenizer.decode([chat.end_id]) == "<|im_end|>"
+    reply_turn = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "reply"}]
+    end_text = tokenizer.decode([chat.end_id])  # the token the template closes an assistant turn with
+    assert chat.matches_template and "reply" + end_text in tokenizer.apply_chat_template(reply_turn, tokenize=False)
     messages = [{"role": "user", "content": CONVERSATION[0][0]}]
     prompt = chat.open(messages)
     for (_, reply), (observation, _) in zip(CONVERSATION, CONVERSATION[1:]):
@@ -171,8 +185,6 @@ def test_the_windowed_prompt_builder_drifts(tiny):
 
 
 def test_append_mode_agents_do_not_drift(tiny):
-    if "prompt_mode" not in inspect.signature(LLMAgent).parameters:
-        pytest.skip("LLMAgent has no prompt_mode yet")
     model, tokenizer = tiny
     agent = LLMAgent(model, tokenizer, device="cpu", output_format="action", max_new_tokens=4, prompt_mode="append")
     trajectories = _say_rollout(agent)
