@@ -18,7 +18,8 @@ How it meets the backend contract (:mod:`agentgym.baselines.generation`):
   The weights run in bf16, so log-probs differ from an fp32 training forward by bf16 rounding: the trainer
   recomputes pi_old with its own forward (its ``recompute_old`` option) rather than trusting them.
 * **Stops.** ``stop_token_ids`` = the row's ``stop_ids``, ``ignore_eos=True`` (only the row's stop ids end
-  it), and the stop token is kept in ``token_ids``; vLLM's finish reason ``"stop"`` / ``"length"`` is kept.
+  it), and the stop token is kept in ``token_ids``; vLLM's finish reason (``"stop"`` / ``"length"``) is checked
+  against the ids (a vLLM that dropped the stop token would be caught, not silently mislabelled).
 * **Seeds.** Each request gets ``SamplingParams(seed=...)`` drawn from :attr:`generator` (a CPU
   ``torch.Generator`` seeded with ``seed``), so a row's sample does not depend on what else is in the
   batch, and a checkpointed generator state replays the same samples (``per_request_seeds=False`` leaves
@@ -121,7 +122,14 @@ def generation_of(completion: Any, row: Sampling) -> Generation:
         raise RuntimeError(f"vLLM ended a request with finish_reason={completion.finish_reason!r} (aborted?)")
     ids = [int(token) for token in completion.token_ids]
     logprobs = [float(position[token].logprob) for position, token in zip(completion.logprobs, ids, strict=True)]
-    return finish(ids, logprobs, row)
+    generation = finish(ids, logprobs, row)
+    if generation.finish_reason != completion.finish_reason:  # vLLM left the stop token out, or stopped early
+        raise RuntimeError(
+            f"vLLM says finish_reason={completion.finish_reason!r} for token ids {ids[-5:]} (stop ids "
+            f"{list(row.stop_ids)}, max_new_tokens {row.max_new_tokens}): this vLLM version does not keep the "
+            "stop token in token_ids as the backend expects"
+        )
+    return generation
 
 
 class VLLMBackend:

@@ -95,6 +95,8 @@ def test_vllm_outputs_become_generations():
     assert long.finish_reason == "length" and long.token_ids == [5, 6, 7]
     with pytest.raises(RuntimeError, match="abort"):
         generation_of(completion([5], "abort"), Sampling(max_new_tokens=3))
+    with pytest.raises(RuntimeError, match="stop token"):  # a vLLM that drops the stop token is caught
+        generation_of(completion([5, 6], "stop"), Sampling(max_new_tokens=8, stop_ids=(2,)))
 
 
 def test_constrained_rows_are_refused_with_the_backend_to_use():
@@ -186,9 +188,11 @@ def test_the_same_generator_state_replays_the_same_samples(engine):
     prompts = prompts_of(6, seed=2)
     state = backend.generator.get_state()
     first = backend.generate(prompts, Sampling(max_new_tokens=10))
+    other = backend.generate(prompts, Sampling(max_new_tokens=10))  # the stream moved on: other seeds
     backend.generator.set_state(state)
-    again = backend.generate(list(reversed(prompts)), Sampling(max_new_tokens=10))  # another batch order
-    assert [g.token_ids for g in first] == [g.token_ids for g in reversed(again)]
+    again = backend.generate(prompts, Sampling(max_new_tokens=10))
+    assert [g.token_ids for g in again] == [g.token_ids for g in first]
+    assert [g.token_ids for g in other] != [g.token_ids for g in first]
 
 
 @needs_engine
