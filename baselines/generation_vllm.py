@@ -16,7 +16,8 @@ How it meets the backend contract (:mod:`agentgym.baselines.generation`):
   temperature)``, as the builtin backend records. Greedy rows go in at temperature 0, where vLLM applies no
   temperature: their log-probs are those of ``log_softmax(logits)`` whatever ``Sampling.temperature`` says.
   The weights run in bf16, so log-probs differ from an fp32 training forward by bf16 rounding: the trainer
-  recomputes pi_old with its own forward (its ``recompute_old`` option) rather than trusting them.
+  recomputes pi_old with its own forward (``old_logprobs="auto"`` does for a backend that does not share the
+  policy, :func:`~agentgym.baselines.ppo.recomputes_old`) rather than trusting them.
 * **Stops.** ``stop_token_ids`` = the row's ``stop_ids``, ``ignore_eos=True`` (only the row's stop ids end
   it), and the stop token is kept in ``token_ids``; vLLM's finish reason (``"stop"`` / ``"length"``) is checked
   against the ids (a vLLM that dropped the stop token would be caught, not silently mislabelled).
