@@ -1,9 +1,29 @@
 """PPO-clip on agent tokens for :mod:`agentgym.baselines.train_pg`: one training row per turn, the rows'
-response log-probs in one left-padded batch, the clipped loss with an optional k3 KL, and the update.
+response log-probs (projected at the response positions only), the clipped loss with an optional k3 KL,
+and the update.
+
+**π_old, and why it may be recomputed.** The ratio ``exp(logp - old)`` is only unbiased when ``old`` is the
+probability the *trainer's own forward* gives the sampled tokens before the update. The rollout records the
+log-prob of each token as the generation backend sampled it; a backend that samples with the trainer's
+module (``backend.shares_policy``: the builtin loop on CPU, ``hf-generate``) gives exactly that. An inference
+engine (vLLM) or a bf16 copy of the weights computes other numerics (kernels, dtype, batch shapes), so its
+log-probs differ from the trainer's by a small, token-dependent gap: used as π_old, the first epoch's ratio
+is already off 1, the clip fires on tokens the policy never moved and the gradient is biased. With
+``old_logprobs: recompute`` (and ``auto`` for a backend that does not share the policy) the rows' log-probs
+are computed once by the trainer's forward before the PPO epochs (no grad, the same :func:`batch_logprobs`)
+and used as π_old, so the first epoch's ratio is 1 up to float rounding; ``train/rollout_logprob_gap``
+(mean ``|recomputed - rollout|`` per token) shows how far the backend's numbers were.
+
+**Truncated importance sampling** (``tis_cap``, with recomputation). The tokens were still *sampled* from
+the backend's distribution, not the trainer's: the policy gradient estimated on them is an off-policy
+estimate. Each token's policy-gradient term is multiplied by the detached weight
+``min(exp(old_recomputed - rollout), tis_cap)``, the importance ratio of trainer to sampler truncated at
+``tis_cap`` so one token the backend found unlikely cannot dominate the update (Yao et al., "Your efficient
+RL framework secretly brings you off-policy RL training", 2025). The KL term is not weighted.
 
 ``args`` is the trainer's :class:`~agentgym.baselines.train_pg.Args` (``clip_eps``, ``clip_eps_high``,
 ``kl_coef``, ``temperature``, ``bf16``, ``ppo_epochs``, ``minibatch_rows``, ``micro_batch_rows``,
-``max_grad_norm``, ``seed``).
+``max_grad_norm``, ``seed``, ``old_logprobs``, ``tis_cap``).
 """
 
 from __future__ import annotations
@@ -43,50 +63,66 @@ def batch_logprobs(
     """Log-probs of the rows' response tokens, ``(logp [B, T], mask [B, T])`` aligned so column ``j`` of row
     ``b`` is response token ``j``; ``mask`` is 1 exactly on response (agent) tokens.
 
-    Rows are left-padded so that every response starts at the same column: the vocabulary projection then
-    runs on the response positions only (``logits_to_keep``), never over the prompts. A row with
-    ``allowed`` sets (a choice-format reply) gets each position's distribution renormalised over its
-    allowed tokens, the distribution it was sampled from, so the first PPO epoch's ratio is 1.
+    Rows are right-padded and the vocabulary projection runs at the real response positions only (a
+    boolean ``keep`` of :func:`~agentgym.wrappers.lm.next_token_logprobs`: the hidden states of every
+    row's response positions are gathered, then ``lm_head``, ``log_softmax`` and the target gather): never
+    over the prompts, nor over a padded rectangle from the earliest response start, so a batch of short
+    replies next to one long one costs the tokens it has. A row with ``allowed`` sets (a choice-format
+    reply) gets each position's distribution renormalised over its allowed tokens, the distribution it was
+    sampled from, so the first PPO epoch's ratio is 1.
     """
     import torch
 
-    start = max(r["start"] for r in rows)  # the common response start after left padding
+    width = max(len(r["ids"]) for r in rows)
     longest = max(len(r["ids"]) - r["start"] for r in rows)
-    ids = torch.zeros((len(rows), start + longest), dtype=torch.long)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
     attn = torch.zeros_like(ids)
+    keep = torch.zeros((len(rows), width), dtype=torch.bool)  # position i scores token i + 1
+    mask = torch.zeros((len(rows), longest), dtype=torch.bool)
     for b, row in enumerate(rows):
-        pad = start - row["start"]
-        ids[b, pad : pad + len(row["ids"])] = torch.tensor(row["ids"])
-        attn[b, pad : pad + len(row["ids"])] = 1
-    ids, attn = ids.to(device), attn.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(start - 1, start - 1 + longest, device=device)
+        n = len(row["ids"])
+        ids[b, :n] = torch.tensor(row["ids"])
+        attn[b, :n] = 1
+        keep[b, row["start"] - 1 : n - 1] = True
+        mask[b, : n - row["start"]] = True
+    ids, attn, keep, mask = ids.to(device), attn.to(device), keep.to(device), mask.to(device)
+    positions = torch.arange(width, device=device).expand(len(rows), width)
     allowed = None
     if any(row.get("allowed") for row in rows):
         vocab = model.get_output_embeddings().weight.shape[0]
         per_position = [
             (row.get("allowed") or [])[j] if j < len(row.get("allowed") or []) else None
             for row in rows
-            for j in range(longest)
+            for j in range(len(row["ids"]) - row["start"])
         ]
-        allowed = allowed_mask(per_position, vocab, device=device).view(len(rows), longest, vocab)
+        allowed = allowed_mask(per_position, vocab, device=device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.startswith("cuda")):
-        logp = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature, allowed=allowed)
-    mask = torch.zeros((len(rows), longest), device=device)
-    for b, row in enumerate(rows):
-        mask[b, : len(row["ids"]) - row["start"]] = 1
-    return logp * mask, mask
+        flat = next_token_logprobs(model, ids, attn, positions, keep=keep, temperature=temperature, allowed=allowed)
+    logp = torch.zeros((len(rows), longest), device=device, dtype=flat.dtype).masked_scatter(mask, flat)
+    return logp, mask.float()
 
 
 def ppo_loss(
-    logp: Any, old: Any, ref: Any | None, adv: Any, mask: Any, args: Any, n_tokens: int
+    logp: Any,
+    old: Any,
+    ref: Any | None,
+    adv: Any,
+    mask: Any,
+    args: Any,
+    n_tokens: int,
+    tis: Any | None = None,
 ) -> tuple[Any, dict[str, float]]:
-    """PPO-clip (+ k3 KL) summed over the agent tokens and divided by the minibatch's token count."""
+    """PPO-clip (+ k3 KL) summed over the agent tokens and divided by the minibatch's token count.
+
+    ``old`` is π_old of the ratio; ``tis`` (optional, same shape, no gradient): per-token truncated
+    importance weights multiplying the policy-gradient term (module docstring)."""
     import torch
 
     ratio = torch.exp(logp - old)
     high = args.clip_eps if args.clip_eps_high is None else args.clip_eps_high
     pg = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 1 - args.clip_eps, 1 + high) * adv[:, None])
+    if tis is not None:
+        pg = pg * tis.detach()
     loss_tok = pg
     kl = torch.zeros_like(pg)
     if ref is not None:
@@ -112,6 +148,44 @@ def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) 
     return out
 
 
+def recomputes_old(args: Any, backend: Any) -> bool:
+    """Whether π_old is recomputed by the trainer's forward (``old_logprobs``: ``auto`` recomputes unless the
+    backend samples with the trainer's own module, ``backend.shares_policy``)."""
+    if args.old_logprobs == "auto":
+        return not getattr(backend, "shares_policy", True)
+    return args.old_logprobs == "recompute"
+
+
+def _response_logprobs(model: Any, rows: list[dict[str, Any]], args: Any, device: str) -> list[list[float]]:
+    """Each row's response log-probs (no grad), over micro-batches of ``micro_batch_rows``."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), args.micro_batch_rows):
+            chunk = rows[i : i + args.micro_batch_rows]
+            logp, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
+            out += [values[: len(row["ids"]) - row["start"]].tolist() for row, values in zip(chunk, logp)]
+    return out
+
+
+def recompute_old(model: Any, rows: list[dict[str, Any]], args: Any, device: str) -> dict[str, float]:
+    """π_old from the trainer's own forward, in place: ``row["rollout"]`` keeps the log-probs the backend
+    recorded, ``row["old"]`` becomes the recomputed ones and, with ``tis_cap``, ``row["tis"]`` the
+    per-token weights ``min(exp(old - rollout), tis_cap)``. Returns ``train/rollout_logprob_gap``, the mean
+    ``|recomputed - rollout|`` per response token."""
+    import math
+
+    gaps = []
+    for row, values in zip(rows, _response_logprobs(model, rows, args, device)):
+        row["rollout"] = list(row["old"]) + [0.0] * (len(values) - len(row["old"]))
+        row["old"] = values
+        gaps += [abs(new - old) for new, old in zip(values, row["rollout"])]
+        if args.tis_cap is not None:
+            row["tis"] = [min(math.exp(new - old), args.tis_cap) for new, old in zip(values, row["rollout"])]
+    return {"train/rollout_logprob_gap": float(np.mean(gaps)) if gaps else 0.0}
+
+
 def ppo_update(
     model: Any,
     reference: Any | None,
@@ -121,24 +195,29 @@ def ppo_update(
     args: Any,
     device: str,
     step: int,
+    *,
+    recompute: bool = False,
 ) -> dict[str, float]:
     """Reference log-probs (no grad; the frozen copy, or the model with its adapters disabled) when
-    ``kl_coef > 0``, then ``ppo_epochs`` passes over ``rows`` in minibatches, with gradient accumulation over
-    micro-batches. Returns the ``train/`` metrics, each the mean over minibatches."""
+    ``kl_coef > 0``; π_old recomputed by the trainer's forward when ``recompute`` (:func:`recompute_old`);
+    then ``ppo_epochs`` passes over ``rows`` in minibatches, with gradient accumulation over micro-batches.
+    Returns the ``train/`` metrics, each the mean over minibatches."""
     import torch
 
+    if not rows:  # every row was left out (token_drift: skip): nothing to learn from this step
+        names = ("loss", "pg_loss", "kl", "clipfrac", "approx_kl", "grad_norm")
+        return {f"train/{key}": float("nan") for key in names}
     model.train()
     if args.kl_coef > 0:
-        with torch.no_grad():
-            for i in range(0, len(rows), args.micro_batch_rows):
-                chunk = rows[i : i + args.micro_batch_rows]
-                if reference is not None:
-                    ref, _ = batch_logprobs(reference, chunk, device, args.temperature, args.bf16)
-                else:
-                    with model.disable_adapter():
-                        ref, _ = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
-                for row, values in zip(chunk, ref):
-                    row["ref"] = values[: len(row["ids"]) - row["start"]].tolist()
+        if reference is not None:
+            refs = _response_logprobs(reference, rows, args, device)
+        else:
+            with model.disable_adapter():
+                refs = _response_logprobs(model, rows, args, device)
+        for row, values in zip(rows, refs):
+            row["ref"] = values
+    extra = recompute_old(model, rows, args, device) if recompute else {}
+    weighted = recompute and args.tis_cap is not None
     stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "kl", "clipfrac", "approx_kl")}
     stats["grad_norm"] = []
     order = torch.Generator().manual_seed(args.seed * 100003 + step)
@@ -154,8 +233,9 @@ def ppo_update(
                 logp, mask = batch_logprobs(model, chunk, device, args.temperature, args.bf16)
                 old = _tensor_rows(chunk, "old", logp.shape[1], device)
                 ref = _tensor_rows(chunk, "ref", logp.shape[1], device) if args.kl_coef > 0 else None
+                tis = _tensor_rows(chunk, "tis", logp.shape[1], device) if weighted else None
                 adv = torch.tensor([r["adv"] for r in chunk], device=device)
-                loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens)
+                loss, parts = ppo_loss(logp, old, ref, adv, mask, args, n_tokens, tis)
                 loss.backward()
                 for key, value in {"loss": float(loss.detach()), **parts}.items():
                     sums[key] += value  # each part is already divided by the minibatch's token count
@@ -163,4 +243,4 @@ def ppo_update(
                 stats[key].append(value)
             stats["grad_norm"].append(float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)))
             optimizer.step()
-    return {f"train/{key}": float(np.mean(values)) for key, values in stats.items()}
+    return {**{f"train/{key}": float(np.mean(values)) for key, values in stats.items()}, **extra}

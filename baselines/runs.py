@@ -27,9 +27,13 @@ One convention for every trainer of :mod:`agentgym.baselines` (``agentgym train 
 ``perf/wall_s``, ``perf/cpu_s``  seconds since the trainer started (this process)
 =============================  ===============================================================
 
-Trainer-specific ones: pg's ``rollout/task_return`` (the return it trains on: weighted env reward plus
-``info_reward``), ``rollout/zero_variance_groups``, ``rollout/near_miss_rate``, ...,
-``train/pg_loss``, ``train/kl``, ``train/clipfrac``, ``train/approx_kl``, ``hooks/<name>/...``,
+Trainer-specific ones: pg's (:data:`PG_METRICS`, every row) ``rollout/task_return`` (the return it trains
+on: weighted env reward plus ``info_reward``), ``rollout/zero_variance_groups``, ``rollout/near_miss_rate``,
+..., ``rollout/gen_batch_mean`` / ``rollout/gen_batch_max`` (generation batch sizes of the rollout: every
+waiting episode joins one batch), ``rollout/token_drift_rate`` / ``_turns`` / ``_episodes`` / ``_skipped``
+(re-tokenization drift, :mod:`agentgym.baselines.token_chat`), ``train/pg_loss``, ``train/kl``,
+``train/clipfrac``, ``train/approx_kl``, ``train/rollout_logprob_gap`` (when π_old is recomputed: mean
+``|trainer - backend|`` log-prob per token, :mod:`agentgym.baselines.ppo`), ``hooks/<name>/...``,
 ``vspo/...``, ``perf/...``; drrn's ``train/updates`` and ``train/epsilon``.
 
 ``train(args)`` of each trainer returns a :class:`TrainResult` (the run folder, the rows it logged, the
@@ -61,6 +65,30 @@ COMMON_METRICS = (
     "train/grad_norm",
     "perf/wall_s",
     "perf/cpu_s",
+)
+#: The metrics the pg trainer logs in each training row besides :data:`COMMON_METRICS` (hooks', VSPO's,
+#: evaluation's and ``train/rollout_logprob_gap``, logged only when π_old is recomputed, come on top).
+PG_METRICS = (
+    "rollout/task_return",
+    "rollout/zero_variance_groups",
+    "rollout/near_miss_rate",
+    "rollout/format_fallback_rate",
+    "rollout/response_truncated_rate",
+    "rollout/token_budget_exceeded",
+    "rollout/gen_batch_mean",
+    "rollout/gen_batch_max",
+    "rollout/token_drift_rate",
+    "rollout/token_drift_turns",
+    "rollout/token_drift_episodes",
+    "rollout/token_drift_skipped",
+    "train/pg_loss",
+    "train/kl",
+    "train/clipfrac",
+    "train/approx_kl",
+    "perf/rollout_tokens_per_s",
+    "perf/train_tokens_per_s",
+    "perf/rows",
+    "perf/hook_scoring_s",
 )
 #: A checkpoint folder's name: the step it was saved after, six digits.
 CHECKPOINT_FORMAT = "checkpoint-{step:06d}"

@@ -5,8 +5,12 @@ VSPO).
 One readable file in the CleanRL spirit. Each update step:
 
 1. **rollout**: ``tasks_per_step`` tasks, each played ``group_size`` times with the same reset seed
-   (:func:`agentgym.rollout.group_specs`), by :class:`~agentgym.baselines.llm_agent.LLMAgent` in one batch
-   per turn; every turn records its prompt and response token ids and their log-probs as generated.
+   (:func:`agentgym.rollout.group_specs`), by :class:`~agentgym.baselines.llm_agent.LLMAgent`: every
+   episode waiting for an action (up to ``num_workers * envs_per_worker`` in flight) joins one generation
+   batch of the ``backend`` (builtin, hf-generate, vllm: :mod:`agentgym.baselines.generation`); every turn
+   records its prompt and response token ids and their log-probs as generated. With ``prompt_mode:
+   append`` each prompt extends the previous prompt + response ids (no re-tokenization); the drift meter
+   (``rollout/token_drift_*``) checks it, and ``token_drift: skip | raise`` refuses drifted histories.
    VSPO only: groups whose returns have no spread are replaced by groups of tasks picked by task value
    and played once (:func:`~agentgym.baselines.trainer_common.resample_zero_variance`);
 2. **rewards**: per turn, the *task reward* ``env_reward_weight * env reward + info_reward_weight *
@@ -17,8 +21,11 @@ One readable file in the CleanRL spirit. Each update step:
    turn (prompt with loss mask 0, response with mask 1, :func:`agentgym.baselines.tokens.turn_rows`);
 4. **update**: PPO-clip on the agent tokens, token mean over the minibatch, optional k3 KL to the reference
    model (the base model: LoRA adapters disabled, or a frozen copy), gradient accumulation over
-   micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA; then
-   every hook's ``on_update(step, batch, metrics)`` (OPRL trains its PRM, PRS moves its curriculum);
+   micro-batches, grad-norm clipping, AdamW; LoRA (peft) or full fine-tuning; bf16 autocast on CUDA.
+   π_old is recomputed by the trainer's forward when the backend's numerics may differ (``old_logprobs``,
+   ``tis_cap``: :mod:`agentgym.baselines.ppo`). Then ``agent.backend.sync()`` (a backend with its own copy
+   of the weights loads the update) and every hook's ``on_update(step, batch, metrics)`` (OPRL trains its
+   PRM, PRS moves its curriculum);
 5. **log and save**: the run folder of every trainer (:mod:`agentgym.baselines.runs`: ``config.json``,
    ``metrics.jsonl``, ``checkpoint-NNNNNN/``, TensorBoard), a tqdm bar per update step and one per rollout
    (episodes, turns). ``rollout/task_return`` is the mean task return (no hook reward),
@@ -46,8 +53,9 @@ from typing import Any, Literal
 import numpy as np
 
 from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages, make_state
-from agentgym.baselines.checks import did_you_mean
-from agentgym.baselines.ppo import _tensor_rows, batch_logprobs, make_rows, ppo_loss, ppo_update  # noqa: F401
+from agentgym.baselines.checks import annotation, did_you_mean, literal_values
+from agentgym.baselines.generation import BACKENDS
+from agentgym.baselines.ppo import _tensor_rows, batch_logprobs, make_rows, ppo_loss, ppo_update, recomputes_old  # noqa: F401
 from agentgym.baselines.runs import (
     Clock,
     MetricsLog,
@@ -63,6 +71,7 @@ from agentgym.baselines.trainer_common import (
     HookSpec,
     build_agent,
     build_hooks,
+    check_token_drift,
     evaluate_greedy,
     hook_names,
     open_pool,
@@ -77,6 +86,7 @@ from agentgym.baselines.trainer_io import load_hook_states, save_checkpoint, set
 from agentgym.error import InvalidArgumentError
 from agentgym.rollout import group_specs, rollout
 from agentgym.trajectory import Trajectory, save_jsonl
+from agentgym.wrappers.hooks import check_choice
 
 
 @dataclasses.dataclass
@@ -116,6 +126,8 @@ class Args:
     """rollouts per group (same task and seed)"""
     num_workers: int = 2
     """env worker processes"""
+    envs_per_worker: int = 1
+    """envs each worker process holds: num_workers * envs_per_worker episodes in flight, one generation batch"""
     in_process: bool = False
     """run the envs in this process (small envs, tests)"""
     token_budget: int | None = None
@@ -139,6 +151,16 @@ class Args:
     """prompt length limit"""
     system_prompt: str | None = None
     """replaces the agent's default role sentence"""
+    prompt_mode: Literal["window", "append"] = "append"
+    """append: each prompt is the previous prompt + response ids + the next observation (token-in/token-out,
+    no re-tokenization drift); window: re-rendered each turn from the last ``history`` turns"""
+    token_drift: Literal["log", "skip", "raise"] = "log"
+    """turns whose prompt does not start with the previous prompt + response ids: log the rate only, leave
+    their trajectories out of the update (skip), or stop (raise)"""
+    backend: str = "builtin"
+    """generation backend: builtin | hf-generate | vllm (agentgym.baselines.generation)"""
+    backend_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """extra keyword arguments of the backend's constructor"""
     # advantages
     estimator: str = "grpo"
     """advantage estimator: grpo | rloo | trloo | gigpo | empg | gdpo | rlvmr | oprl | igpo | vspo
@@ -167,6 +189,13 @@ class Args:
     """high clip range (DAPO clip-higher); default clip_eps"""
     kl_coef: float = 0.0
     """weight of the k3 KL penalty to the reference model (0: no reference model)"""
+    old_logprobs: Literal["auto", "rollout", "recompute"] = "auto"
+    """pi_old of the PPO ratio: the backend's recorded log-probs (rollout), or the trainer's own forward before
+    the epochs (recompute); auto: recompute unless the backend samples with the trainer's module
+    (agentgym.baselines.ppo explains why)"""
+    tis_cap: float | None = None
+    """truncated importance sampling when recomputing: each token's policy-gradient term times
+    min(exp(recomputed - rollout log-prob), tis_cap)"""
     max_grad_norm: float = 1.0
     """gradient norm clipping"""
     skip_zero_advantage: bool = True
@@ -216,6 +245,17 @@ def check_args(args: Args) -> None:
     validate_hook_specs(args.hooks)
     if not isinstance(args.estimator_kwargs, dict):
         raise InvalidArgumentError(f"'estimator_kwargs' must be a mapping, got {args.estimator_kwargs!r}")
+    for key in ("prompt_mode", "token_drift", "old_logprobs"):
+        check_choice(key, getattr(args, key), literal_values(annotation(Args, key)))
+    check_choice("backend", args.backend, BACKENDS)
+    if not isinstance(args.backend_kwargs, dict):
+        raise InvalidArgumentError(f"'backend_kwargs' must be a mapping, got {args.backend_kwargs!r}")
+    if isinstance(args.envs_per_worker, bool) or not isinstance(args.envs_per_worker, int) or args.envs_per_worker < 1:
+        raise InvalidArgumentError(f"'envs_per_worker' must be an integer >= 1, got {args.envs_per_worker!r}")
+    if args.tis_cap is not None and (not isinstance(args.tis_cap, (int, float)) or not args.tis_cap > 0):
+        raise InvalidArgumentError(f"'tis_cap' must be a number > 0 (or null), got {args.tis_cap!r}")
+    if args.tis_cap is not None and args.old_logprobs == "rollout":
+        raise InvalidArgumentError("'tis_cap' weights by recomputed log-probs: it needs old_logprobs auto or recompute")
     check_estimator(args.estimator, args.estimator_kwargs, hook_names(args.hooks))
 
 
@@ -258,6 +298,7 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
     task_rng = np.random.default_rng(args.seed)
     agent = build_agent(args, checkpoint)
     model, device = agent.model, agent.device
+    recompute = recomputes_old(args, agent.backend)  # pi_old from the trainer's forward (agentgym.baselines.ppo)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     reference = None  # LoRA: the model with its adapters disabled
@@ -298,16 +339,22 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
             history.append(logger.log(0, evaluate_greedy(agent, args, eval_pool, progress=args.progress)))
 
         scoring_time = 0.0  # seconds the hooks spent scoring this step
+        gen_batches: list[int] = []  # the generation batch sizes of this step's rollouts
 
         def play(specs: list) -> list[Trajectory]:  # roll out, then score with every hook (in place)
             nonlocal scoring_time
+
+            def on_turn(n: int) -> None:
+                gen_batches.append(n)
+                progress.turns_done(n)
+
             with RolloutProgress(len(specs), "rollout", args.progress) as progress:
                 batch = rollout(
                     pool,
                     agent,
                     specs,
                     env_id=args.env_id,
-                    on_turn=progress.turns_done,
+                    on_turn=on_turn,
                     token_budget=args.token_budget,
                     on_episode=progress.episode_done,
                 )
@@ -327,6 +374,7 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
         for step in range(start, args.num_steps):
             # rollout: tasks_per_step groups of group_size episodes (same task and reset seed), hooks score
             tick, scoring_time = time.perf_counter(), 0.0
+            gen_batches.clear()
             many = args.tasks_per_step > len(task_ids)
             chosen = task_rng.choice(len(task_ids), size=args.tasks_per_step, replace=many)
             seeds = task_rng.integers(0, 2**31 - 1, size=args.tasks_per_step)
@@ -351,17 +399,25 @@ def train(args: Args, on_step: OnStep | None = None) -> TrainResult:
             )
             if on_step is not None:
                 on_step(step, trajectories, inputs, turn_adv, hooks)
-            rows = make_rows(trajectories, turn_adv)
+            trained, drift_metrics = check_token_drift(trajectories, args.token_drift)
+            kept = [k for k, ok in enumerate(trained) if ok]  # token_drift: skip leaves drifted episodes out
+            rows = make_rows([trajectories[k] for k in kept], [turn_adv[k] for k in kept])
             if args.skip_zero_advantage and args.kl_coef == 0:
                 rows = [row for row in rows if row["adv"] != 0.0] or rows[:1]
             if args.max_rows is not None and len(rows) > args.max_rows:
                 rows = [rows[i] for i in sorted(task_rng.choice(len(rows), size=args.max_rows, replace=False))]
             # update the policy, then let every hook learn or move on
             tick = time.perf_counter()
-            losses = ppo_update(model, reference, optimizer, params, rows, args, device, step)
+            losses = ppo_update(model, reference, optimizer, params, rows, args, device, step, recompute=recompute)
+            agent.backend.sync()  # a backend with its own copy of the weights samples the updated policy
             update_time = time.perf_counter() - tick
             done = step + 1
-            metrics = {**rollout_metrics(trajectories, inputs), **sampler_metrics, **losses}
+            metrics = {
+                **rollout_metrics(trajectories, inputs, gen_batches),
+                **drift_metrics,
+                **sampler_metrics,
+                **losses,
+            }
             metrics["rollout/episodes"] = logger.last("rollout/episodes") + len(trajectories)
             metrics["rollout/env_steps"] = logger.last("rollout/env_steps") + sum(len(t.turns) for t in trajectories)
             for spec in hooks:

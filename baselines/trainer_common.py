@@ -16,14 +16,14 @@ import functools
 import importlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agentgym.baselines.checks import annotation, did_you_mean, literal_values
-from agentgym.error import InvalidArgumentError
+from agentgym.error import AgentGymError, InvalidArgumentError
 from agentgym.rollout import EnvPool, group_specs, rollout
 from agentgym.trajectory import Trajectory
 
@@ -47,7 +47,9 @@ def env_factory(args: Any, split: str) -> Callable[[], Any]:
 
 
 def open_pool(args: Any, split: str, agent: Any, episodes: int) -> EnvPool:
-    """Worker processes for ``split`` that a trainer keeps for all its updates (engines start once).
+    """Worker processes for ``split`` that a trainer keeps for all its updates (engines start once): at most
+    ``num_workers`` processes of at most ``envs_per_worker`` envs each, no more envs than ``episodes``, so up
+    to ``num_workers * envs_per_worker`` episodes are in flight and join one generation batch.
 
     They carry the lazily computed info values the agent reads (``agent.info_keys``) and the field
     ``info_reward`` names; no other lazy value (an expert plan, a valid-action listing) is computed.
@@ -55,9 +57,12 @@ def open_pool(args: Any, split: str, agent: Any, episodes: int) -> EnvPool:
     info_keys = set(agent.info_keys)
     if args.info_reward:
         info_keys.add(args.info_reward.split(".")[0])
+    per_worker = getattr(args, "envs_per_worker", 1)
+    workers = max(1, min(args.num_workers, -(-episodes // per_worker)))
     return EnvPool(
         env_factory(args, split),
-        max(1, min(args.num_workers, episodes)),
+        workers,
+        envs_per_worker=max(1, min(per_worker, -(-episodes // workers))),
         in_process=args.in_process,
         info_keys=info_keys,
     )
@@ -263,11 +268,14 @@ def task_rewards(trajectories: list[Trajectory], args: Any) -> list[list[float]]
     ]
 
 
-def rollout_metrics(trajectories: list[Trajectory], inputs: Any) -> dict[str, float]:
+def rollout_metrics(trajectories: list[Trajectory], inputs: Any, gen_batches: Sequence[int] = ()) -> dict[str, float]:
     """``rollout/`` and ``hooks/<name>/mean`` metrics of a batch (and ``perf/generated_tokens``); the names
     are those of :mod:`agentgym.baselines.runs`.
 
-    ``inputs`` is the batch's :class:`~agentgym.baselines.advantages.EstimatorInputs`.
+    ``inputs`` is the batch's :class:`~agentgym.baselines.advantages.EstimatorInputs`; ``gen_batches`` the
+    generation batch sizes of the rollout (each ``on_turn(n)`` of :func:`agentgym.rollout.rollout`):
+    ``rollout/gen_batch_mean`` and ``rollout/gen_batch_max`` show whether every waiting episode joined one
+    batch (0 when none was reported).
     ``rollout/task_return`` is the mean task return (the sum of :func:`task_rewards`: weighted env reward
     plus ``info_reward``, no hook reward); ``rollout/episode_return`` the mean sum of the env's own rewards;
     ``hooks/<name>/mean`` the mean raw per-turn reward of each hook."""
@@ -285,6 +293,8 @@ def rollout_metrics(trajectories: list[Trajectory], inputs: Any) -> dict[str, fl
         "rollout/format_fallback_rate": float(np.mean([i.get("parse") == "fallback" for i in infos])),
         "rollout/response_truncated_rate": float(np.mean([bool(i.get("response_truncated")) for i in infos])),
         "rollout/token_budget_exceeded": float(np.mean([t.token_budget_exceeded for t in trajectories])),
+        "rollout/gen_batch_mean": float(np.mean(gen_batches)) if len(gen_batches) else 0.0,
+        "rollout/gen_batch_max": float(max(gen_batches, default=0)),
         "perf/generated_tokens": float(
             sum(len(turn.response_token_ids or ()) for t in trajectories for turn in t.turns)
         ),
@@ -295,9 +305,42 @@ def rollout_metrics(trajectories: list[Trajectory], inputs: Any) -> dict[str, fl
     return metrics
 
 
+class TokenDriftError(AgentGymError, RuntimeError):
+    """A rollout turn whose prompt ids do not start with the previous turn's prompt and response ids, with
+    ``token_drift: raise`` (:func:`check_token_drift`)."""
+
+
+def check_token_drift(trajectories: list[Trajectory], mode: str) -> tuple[list[bool], dict[str, float]]:
+    """The re-tokenization drift of a rollout (:func:`agentgym.baselines.token_chat.drift_report`) and which
+    trajectories the update may use.
+
+    ``mode``: ``log`` keeps every trajectory; ``skip`` leaves out those with a drifted turn (counted as
+    ``rollout/token_drift_skipped``); ``raise`` stops with :class:`TokenDriftError` naming the first drifted
+    episode and turn. A drifted history is a prompt the model is trained on as if it had produced it, which
+    it did not token for token (the field's reported cause of multi-turn KL spikes); with the append prompt
+    builder there is none. Returns ``(keep flags, metrics)``."""
+    from agentgym.baselines.token_chat import drift_report, drifting_turns, token_drift
+
+    metrics = drift_report(trajectories)
+    drifted = [token_drift(t)[1] > 0 for t in trajectories]
+    if mode == "raise" and any(drifted):
+        found = drifting_turns(trajectories)
+        episode, turn = found[0]
+        raise TokenDriftError(
+            f"token_drift=raise: episode {episode!r} turn {turn}: its prompt ids do not start with turn "
+            f"{turn - 1}'s prompt + response ids ({len(found)} drifted turns in this rollout); the prompt was "
+            "re-tokenized from text. Use prompt_mode: append (token-in/token-out), or token_drift: skip | log"
+        )
+    skip = mode == "skip"
+    metrics["rollout/token_drift_skipped"] = float(sum(drifted)) if skip else 0.0
+    return [not (skip and bad) for bad in drifted], metrics
+
+
 # --------------------------------------------------------------------------- the policy, VSPO's sampler
 def build_agent(args: Any, checkpoint: Path | None) -> Any:
-    """The policy: base model (+ LoRA adapters, new or from a checkpoint) inside an :class:`LLMAgent`."""
+    """The policy: base model (+ LoRA adapters, new or from a checkpoint) inside an :class:`LLMAgent` that
+    samples with the generation backend ``args.backend`` (:mod:`agentgym.baselines.generation`) and builds
+    its prompts in ``args.prompt_mode``."""
     import torch
 
     from agentgym.baselines.llm_agent import LLMAgent
@@ -335,6 +378,9 @@ def build_agent(args: Any, checkpoint: Path | None) -> Any:
         seed=args.seed,
         device=args.device,
         bf16=args.bf16,
+        backend=args.backend,
+        backend_kwargs=dict(args.backend_kwargs),
+        prompt_mode=args.prompt_mode,
     )
 
 

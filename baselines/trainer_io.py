@@ -18,14 +18,15 @@ from agentgym.baselines.runs import checkpoint_dir
 
 # --------------------------------------------------------------------------- checkpoints
 def rng_state(task_rng: np.random.Generator, agent: Any) -> dict[str, Any]:
-    """Every random state a step draws: Python, the task sampler, torch (CPU, CUDA), the agent's sampler."""
+    """Every random state a step draws: Python, the task sampler, torch (CPU, CUDA), the agent's sampler
+    (``agent.generator``, its generation backend's; None for a backend that keeps no torch generator)."""
     import torch
 
     state = {
         "python": random.getstate(),
         "numpy": task_rng.bit_generator.state,
         "torch": torch.get_rng_state(),
-        "agent": agent.generator.get_state(),
+        "agent": agent.generator.get_state() if agent.generator is not None else None,
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -38,7 +39,8 @@ def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, agent: A
     random.setstate(state["python"])
     task_rng.bit_generator.state = state["numpy"]
     torch.set_rng_state(state["torch"])
-    agent.generator.set_state(state["agent"])
+    if agent.generator is not None and state["agent"] is not None:  # a backend without one (vLLM) seeds itself
+        agent.generator.set_state(state["agent"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -320,12 +320,21 @@ def next_token_logprobs(
 ) -> Any:
     """``out[b, i] = log p(input_ids[b, i+1] | input_ids[b, :i+1])`` (last column 0); keeps the graph.
 
-    With ``keep`` (a sorted 1D tensor of positions, none the last one) only those positions are computed
-    (``logits_to_keep``, so the vocabulary projection skips the rest) and ``out[b, k]`` is the log-prob of
-    ``input_ids[b, keep[k] + 1]``. ``past_key_values``: a KV cache the ids continue. ``temperature``: the
-    log-probs are those of ``logits / temperature`` (the distribution a sampler drew from). ``allowed`` (with
-    ``keep`` only): a ``[batch, len(keep), vocab]`` bool tensor; each position's distribution is renormalised
-    over its allowed tokens (:func:`masked_log_softmax`), as a constrained sampler drew from it.
+    With ``keep`` only some positions are computed, so the vocabulary projection (``lm_head``, the largest
+    activation of a small model) skips the rest:
+
+    * a sorted 1D tensor of positions (none the last one), the same for every row: ``out[b, k]`` is the
+      log-prob of ``input_ids[b, keep[k] + 1]``;
+    * a ``[batch, length]`` **bool** tensor (False in the last column): ``out`` is flat, one entry per True
+      position in row-major order, the log-prob of the token after it. The hidden states of exactly those
+      positions are projected (transformers' boolean ``logits_to_keep``), so rows of different prompt and
+      response lengths cost no padded rectangle: the trainer's response-only gather.
+
+    ``past_key_values``: a KV cache the ids continue. ``temperature``: the log-probs are those of ``logits /
+    temperature`` (the distribution a sampler drew from). ``allowed`` (with ``keep`` only): a bool tensor of
+    the logits' shape (``[batch, len(keep), vocab]``, or ``[True positions, vocab]`` for a bool ``keep``);
+    each position's distribution is renormalised over its allowed tokens (:func:`masked_log_softmax`), as a
+    constrained sampler drew from it.
     """
     import torch
 
@@ -343,6 +352,14 @@ def next_token_logprobs(
         **extra,
     ).logits
     logp = masked_log_softmax(logits.float() / temperature, allowed)
+    if keep.dtype == torch.bool:
+        if logits.dim() != 2:
+            raise RuntimeError(
+                f"{type(model).__name__} ignored a boolean logits_to_keep (logits {tuple(logits.shape)}); "
+                "it needs transformers' slice_logits_to_keep (transformers >= 5)"
+            )
+        targets = input_ids.roll(-1, dims=1)[keep]  # the token after each kept position
+        return logp.gather(-1, targets[:, None]).squeeze(-1)
     targets = input_ids[:, keep + 1]
     return logp.gather(-1, targets[:, :, None]).squeeze(-1)
 
