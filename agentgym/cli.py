@@ -135,6 +135,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             max_turns=args.max_turns,
             db=args.db,
             num_workers=args.workers,
+            envs_per_worker=args.envs_per_worker,
             env_kwargs=_env_kwargs(args.env_kwargs),
             progress=not args.quiet,
             save_trajectories=args.save_trajectories,
@@ -340,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed of the episode plan (default: 0)")
     p.add_argument("--max-turns", type=int, default=None, help="turn limit (default: the env's)")
     p.add_argument("--workers", type=int, default=2, help="env worker processes (default: 2)")
+    p.add_argument(
+        "--envs-per-worker",
+        type=int,
+        default=1,
+        metavar="K",
+        help="envs each worker process holds: workers x K episodes in flight, and an LLM agent generates for "
+        "every waiting one in one batch (default: 1)",
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--env-kwargs", help="extra constructor arguments as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

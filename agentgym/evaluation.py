@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from agentgym.agents import Agent
-from agentgym.rollout import EpisodeSpec, rollout
+from agentgym.rollout import BATCH_WAIT_S, EpisodeSpec, rollout
 from agentgym.store import DEFAULT_DB, EpisodeResult, Protocol, ResultStore
 from agentgym.tasktypes import task_types
 from agentgym.trajectory import Trajectory, jsonable, save_jsonl
@@ -94,12 +94,18 @@ def evaluate(
     max_turns: int | None = None,
     db: str | os.PathLike = DEFAULT_DB,
     num_workers: int = 1,
+    envs_per_worker: int = 1,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
     save_trajectories: str | os.PathLike | None = None,
+    batch_wait_s: float = BATCH_WAIT_S,
 ) -> EvalSummary:
     """Run (or resume) the protocol for ``agent`` and record every episode in the store at ``db``;
-    ``save_trajectories``: also write the ``episodes`` trajectories to this JSONL file (in episode order)."""
+    ``save_trajectories``: also write the ``episodes`` trajectories to this JSONL file (in episode order).
+
+    ``num_workers`` env processes of ``envs_per_worker`` envs each play ``num_workers * envs_per_worker``
+    episodes at a time; the agent decides every waiting one in one batch (:func:`agentgym.rollout.run_episodes`,
+    ``batch_wait_s``). The results do not depend on the layout: each episode's seed is fixed by the plan."""
     env_kwargs = dict(env_kwargs or {})
     protocol, types = describe_tasks(env_id, split, max_turns, env_kwargs)
     plan = episode_plan(list(types), episodes, seed)
@@ -129,6 +135,8 @@ def evaluate(
                 agent,
                 todo,
                 num_workers=num_workers,
+                envs_per_worker=envs_per_worker,
+                batch_wait_s=batch_wait_s,
                 env_id=env_id,
                 on_episode=record,
                 info_keys=agent.info_keys,

@@ -63,11 +63,13 @@ def play_games(
     games: int,
     seed: int = 0,
     num_workers: int = 1,
+    envs_per_worker: int = 1,
 ) -> list[Match]:
     """Round robin: every pair of ``agents`` plays ``games`` seeded games on each seat assignment; stored.
 
     Agents are told apart by ``agent.name`` (names must differ). Game ``g`` uses seed ``seed + g`` (which picks
-    the task), the same for every pair, so all pairs meet the same pools.
+    the task), the same for every pair, so all pairs meet the same pools. ``num_workers`` processes of
+    ``envs_per_worker`` games each play at a time (in this process when ``num_workers`` is 1).
     """
     names = [agent.name for agent in agents]
     if len(set(names)) != len(names) or len(agents) < 2:
@@ -87,6 +89,7 @@ def play_games(
                 dict(zip(seats, order)),
                 specs,
                 num_workers=num_workers,
+                envs_per_worker=envs_per_worker,
                 in_process=num_workers <= 1,
                 env_id=env_id,
             )

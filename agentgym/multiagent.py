@@ -21,7 +21,7 @@ from agentgym.agents import Agent
 from agentgym.core import MAX_OBSERVATION_LENGTH, TextSpace
 from agentgym.error import InvalidArgumentError, ResetNeeded
 from agentgym.extras import needs
-from agentgym.rollout import EnvPool, EpisodeSpec, decision_turn, run_episodes
+from agentgym.rollout import BATCH_WAIT_S, EnvPool, EpisodeSpec, decision_turn, run_episodes
 from agentgym.tasks import Task
 from agentgym.trajectory import Decision, Trajectory, Turn, jsonable
 from agentgym.turngame import TextObs, TurnGame
@@ -370,12 +370,14 @@ def multiagent_rollout(
     specs: Sequence[EpisodeSpec],
     *,
     num_workers: int = 1,
+    envs_per_worker: int = 1,
     in_process: bool = False,
     env_id: str = "",
     token_budget: int | None = None,
     hooks: Mapping[str, Sequence[TurnHook]] | None = None,
     on_episode: Callable[[dict[str, Trajectory], float], None] | None = None,
     info_keys: Collection[str] | None = None,
+    batch_wait_s: float = BATCH_WAIT_S,
 ) -> list[dict[str, Trajectory]]:
     """Play every spec with ``agents[seat]`` in each seat; return ``{seat: trajectory}`` per spec, in order.
 
@@ -396,7 +398,8 @@ def multiagent_rollout(
     truncated for every seat, and that seat's trajectory says so. ``info_keys``: which costly info values the
     games compute (:meth:`TurnGame.set_info_keys`; None: all). ``hooks={seat: [hook, ...]}`` score each
     finished seat trajectory (:class:`TurnHook`), into ``turn.turn_rewards[hook.name]``.
-    ``on_episode({seat: trajectory}, seconds)`` runs as each game ends.
+    ``on_episode({seat: trajectory}, seconds)`` runs as each game ends. ``num_workers``, ``envs_per_worker`` and
+    ``batch_wait_s`` are :func:`agentgym.rollout.run_episodes`'.
 
     Example:
         >>> from functools import partial
@@ -415,9 +418,11 @@ def multiagent_rollout(
         specs,
         lambda spec: _Game(spec, agents, env_id, token_budget, hooks),
         num_workers=num_workers,
+        envs_per_worker=envs_per_worker,
         in_process=in_process,
         info_keys=info_keys,
         on_episode=on_episode,
+        batch_wait_s=batch_wait_s,
     )
 
 

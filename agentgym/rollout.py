@@ -1,12 +1,13 @@
 """Rollouts: run many episodes over a pool of envs in worker processes and record trajectories.
 
-:class:`EnvPool` (:mod:`agentgym.pool`, re-exported here) keeps one env per worker process and lets the caller
-reset and step each one independently; :func:`run_episodes` is the one scheduler that drives it, and :func:`rollout` plays
-single-agent episodes on it with an agent (:func:`agentgym.multiagent.multiagent_rollout` plays
-turn-based games on it, one agent per seat). The agent sees every turn that is ready at
-once (``act_batch``), so an LLM agent generates for many envs in one batch, and a worker never waits
-for the others to finish their step. The episodes to play are :class:`EpisodeSpec` s: a task, a seed
-and an id; :func:`group_specs` makes the N-rollouts-per-task groups GRPO-style training compares.
+:class:`EnvPool` (:mod:`agentgym.pool`, re-exported here) keeps ``num_workers`` processes of ``envs_per_worker``
+envs each and lets the caller reset and step each env independently; :func:`run_episodes` is the one scheduler
+that drives it, and :func:`rollout` plays single-agent episodes on it with an agent
+(:func:`agentgym.multiagent.multiagent_rollout` plays turn-based games on it, one agent per seat). Every env of
+the pool plays an episode, and every episode waiting for an action joins one ``act_batch``, so an LLM agent
+generates for all of them in one batch, however few processes step the envs. The episodes to play are
+:class:`EpisodeSpec` s: a task, a seed and an id; :func:`group_specs` makes the N-rollouts-per-task groups
+GRPO-style training compares.
 
 Example:
     >>> from functools import partial
@@ -130,29 +131,38 @@ def decision_turn(decision: Decision) -> Turn:
     )
 
 
+#: Default of ``batch_wait_s``: how long, after the first answer of a turn arrives, the scheduler waits for the
+#: other episodes in flight before acting on those that answered.
+BATCH_WAIT_S = 0.5
+
+
 def run_episodes(
     env_fn: EnvFactory | EnvPool,
     specs: Sequence[EpisodeSpec],
     open_episode: Callable[[EpisodeSpec], Episode],
     *,
     num_workers: int = 1,
+    envs_per_worker: int = 1,
     in_process: bool = False,
     info_keys: Collection[str] | None = None,
     on_episode: Callable[[Any, float], None] | None = None,
     on_turn: Callable[[int], None] | None = None,
+    batch_wait_s: float = BATCH_WAIT_S,
 ) -> list[Any]:
     """The scheduler: play every spec (``open_episode(spec)`` tracks it) over a pool; results in spec order.
 
-    ``env_fn`` is an env factory (a pool of ``num_workers`` workers lives for this call) or an open
-    :class:`EnvPool` to reuse (pass ``info_keys`` to the pool then). Every waiting move of the pool goes to its
-    agent at once: one ``act_batch`` per distinct agent object. ``on_episode(result, seconds)`` runs as each
-    episode ends; ``on_turn(n)`` after each ``act_batch``, with the number of turns it decided.
+    ``env_fn`` is an env factory (a pool of ``num_workers`` processes of ``envs_per_worker`` envs each lives for
+    this call, shrunk to the number of specs) or an open :class:`EnvPool` to reuse, which brings its own layout
+    (pass ``info_keys`` to the pool then). Every env of the pool plays an episode, so ``num_envs`` are in flight.
+
+    Every episode waiting for an action joins one ``act_batch`` per distinct agent object: once the first answer
+    of a round arrives, the scheduler gathers until every env in flight has answered, or ``batch_wait_s`` has
+    passed since that first answer (so one slow env does not stall the rest; it joins the next batch), then
+    acts. ``on_episode(result, seconds)`` runs as each episode ends; ``on_turn(n)`` after each ``act_batch``,
+    with the number of turns it decided.
     """
-    results: list[Any] = [None] * len(specs)
     if not specs:
         return []
-    queue = list(range(len(specs)))[::-1]  # pop() takes them in order
-    running: dict[int, tuple[int, Episode, float]] = {}  # worker -> (spec index, episode, start)
     if isinstance(env_fn, EnvPool):
         if info_keys is not None and frozenset(info_keys) != env_fn.info_keys:
             raise ValueError(
@@ -162,30 +172,45 @@ def run_episodes(
         env_fn.drain()
         context: contextlib.AbstractContextManager[EnvPool] = contextlib.nullcontext(env_fn)
     else:
-        context = EnvPool(env_fn, min(num_workers, len(specs)), in_process=in_process, info_keys=info_keys)
+        workers = min(num_workers, len(specs))
+        per_worker = min(envs_per_worker, -(-len(specs) // workers))  # no more envs than episodes
+        context = EnvPool(env_fn, workers, envs_per_worker=per_worker, in_process=in_process, info_keys=info_keys)
+    results: list[Any] = [None] * len(specs)
+    queue = list(range(len(specs)))[::-1]  # pop() takes them in order
+    running: dict[int, tuple[int, Episode, float]] = {}  # env -> (spec index, episode, start)
     with context as pool:
 
-        def start_next(worker: int) -> None:
+        def start_next(env: int) -> None:
             if queue:
                 index = queue.pop()
                 spec = specs[index]
-                pool.send_reset(worker, spec.seed, {"task_id": spec.task_id} if spec.task_id is not None else None)
-                running[worker] = (index, open_episode(spec), time.perf_counter())
+                pool.send_reset(env, spec.seed, {"task_id": spec.task_id} if spec.task_id is not None else None)
+                running[env] = (index, open_episode(spec), time.perf_counter())
 
-        for worker in range(min(pool.num_envs, len(specs))):
-            start_next(worker)
+        for env in range(min(pool.num_envs, len(specs))):
+            start_next(env)
         while running:
             awaiting: list[tuple[int, Episode]] = []
-            for worker in pool.ready(list(running)):
-                index, episode, started = running[worker]
-                if not episode.receive(pool.receive(worker)):
-                    awaiting.append((worker, episode))
-                    continue
-                results[index] = episode.finish()
-                del running[worker]
-                if on_episode is not None:
-                    on_episode(results[index], time.perf_counter() - started)
-                start_next(worker)
+            first_answer: float | None = None
+            while len(awaiting) < len(running):  # some env in flight has not answered
+                timeout = None
+                if awaiting and first_answer is not None:
+                    timeout = max(0.0, first_answer + batch_wait_s - time.perf_counter())
+                answered = {env for env, _ in awaiting}
+                arrived = pool.ready([env for env in running if env not in answered], timeout)
+                if not arrived:
+                    break  # batch_wait_s is over: act on those that answered
+                first_answer = first_answer or time.perf_counter()
+                for env in arrived:
+                    index, episode, started = running[env]
+                    if not episode.receive(pool.receive(env)):
+                        awaiting.append((env, episode))
+                        continue
+                    results[index] = episode.finish()
+                    del running[env]
+                    if on_episode is not None:
+                        on_episode(results[index], time.perf_counter() - started)
+                    start_next(env)
             _act(pool, awaiting, on_turn)
     return results
 
@@ -193,15 +218,15 @@ def run_episodes(
 def _act(pool: EnvPool, waiting: list[tuple[int, Episode]], on_turn: Callable[[int], None] | None) -> None:
     """One ``act_batch`` per distinct agent over every waiting move; ``on_turn(n)`` after each; send the steps."""
     by_agent: dict[int, tuple[Agent, list[tuple[int, Episode, str, Any, str]]]] = {}
-    for worker, episode in waiting:
+    for env, episode in waiting:
         agent, observation, info, episode_id = episode.pending()
-        by_agent.setdefault(id(agent), (agent, []))[1].append((worker, episode, observation, info, episode_id))
+        by_agent.setdefault(id(agent), (agent, []))[1].append((env, episode, observation, info, episode_id))
     for agent, batch in by_agent.values():
         outputs = agent.act_batch([b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch])
         if on_turn is not None:
             on_turn(len(outputs))
-        for (worker, episode, *_), output in zip(batch, outputs, strict=True):
-            pool.send_step(worker, episode.record(_as_decision(output)))
+        for (env, episode, *_), output in zip(batch, outputs, strict=True):
+            pool.send_step(env, episode.record(_as_decision(output)))
 
 
 class _SingleAgentEpisode:
@@ -251,18 +276,23 @@ def rollout(
     specs: Sequence[EpisodeSpec],
     *,
     num_workers: int = 1,
+    envs_per_worker: int = 1,
     in_process: bool = False,
     env_id: str = "",
     token_budget: int | None = None,
     on_episode: Callable[[Trajectory, float], None] | None = None,
     info_keys: Collection[str] | None = None,
     on_turn: Callable[[int], None] | None = None,
+    batch_wait_s: float = BATCH_WAIT_S,
 ) -> list[Trajectory]:
-    """Play every spec with ``agent`` over ``num_workers`` envs; return trajectories in spec order.
+    """Play every spec with ``agent`` over ``num_workers * envs_per_worker`` envs; return trajectories in spec
+    order.
 
-    ``env_fn`` is an env factory (a pool of ``num_workers`` worker processes is started for this call
-    and closed after it) or an open :class:`EnvPool` to reuse, whose workers and engines outlive the
-    call (pass ``info_keys`` to the pool then, not here).
+    ``env_fn`` is an env factory (a pool of ``num_workers`` worker processes of ``envs_per_worker`` envs each is
+    started for this call and closed after it) or an open :class:`EnvPool` to reuse, whose workers and engines
+    outlive the call and whose layout is its own (pass ``info_keys`` to the pool then, not here). The agent
+    decides, in one ``act_batch``, every episode waiting for an action (see :func:`run_episodes` for
+    ``batch_wait_s``).
 
     ``on_episode(trajectory, seconds)`` is called as each episode ends (the evaluator stores it at once,
     so an interruption loses only the episodes in flight); ``on_turn(n)`` after each ``act_batch`` of the
@@ -277,8 +307,10 @@ def rollout(
         specs,
         lambda spec: _SingleAgentEpisode(spec, agent, env_id, token_budget),
         num_workers=num_workers,
+        envs_per_worker=envs_per_worker,
         in_process=in_process,
         info_keys=info_keys,
         on_episode=on_episode,
         on_turn=on_turn,
+        batch_wait_s=batch_wait_s,
     )
