@@ -148,6 +148,19 @@ def _tensor_rows(rows: list[dict[str, Any]], key: str, width: int, device: str) 
     return out
 
 
+def check_old_logprobs(args: Any) -> None:
+    """Refuse a ``tis_cap`` that is not a positive number, or one with ``old_logprobs: rollout`` (the weights
+    compare recomputed log-probs with the rollout's: without recomputation there are none)."""
+    from agentgym.error import InvalidArgumentError
+
+    if args.tis_cap is None:
+        return
+    if isinstance(args.tis_cap, bool) or not isinstance(args.tis_cap, (int, float)) or not args.tis_cap > 0:
+        raise InvalidArgumentError(f"'tis_cap' must be a number > 0 (or null), got {args.tis_cap!r}")
+    if args.old_logprobs == "rollout":
+        raise InvalidArgumentError("'tis_cap' weights by recomputed log-probs: it needs old_logprobs auto or recompute")
+
+
 def recomputes_old(args: Any, backend: Any) -> bool:
     """Whether π_old is recomputed by the trainer's forward (``old_logprobs``: ``auto`` recomputes unless the
     backend samples with the trainer's own module, ``backend.shares_policy``)."""

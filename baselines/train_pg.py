@@ -46,6 +46,7 @@ import copy
 import dataclasses
 import random
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -53,9 +54,17 @@ from typing import Any, Literal
 import numpy as np
 
 from agentgym.baselines.advantages import EstimatorInputs, VSPOState, check_estimator, compute_advantages, make_state
-from agentgym.baselines.checks import annotation, did_you_mean, literal_values
+from agentgym.baselines.checks import did_you_mean, literal_values
 from agentgym.baselines.generation import BACKENDS
-from agentgym.baselines.ppo import _tensor_rows, batch_logprobs, make_rows, ppo_loss, ppo_update, recomputes_old  # noqa: F401
+from agentgym.baselines.ppo import (  # noqa: F401  (batch_logprobs, ppo_loss, _tensor_rows: imported from here)
+    _tensor_rows,
+    batch_logprobs,
+    check_old_logprobs,
+    make_rows,
+    ppo_loss,
+    ppo_update,
+    recomputes_old,
+)
 from agentgym.baselines.runs import (
     Clock,
     MetricsLog,
@@ -243,19 +252,16 @@ def check_args(args: Args) -> None:
     """Reject a bad hook, estimator or estimator kwarg, or a consumed hook missing (``rlvmr`` for the rlvmr
     estimator), before any model loads: a typo would otherwise show only after the model and a rollout."""
     validate_hook_specs(args.hooks)
-    if not isinstance(args.estimator_kwargs, dict):
-        raise InvalidArgumentError(f"'estimator_kwargs' must be a mapping, got {args.estimator_kwargs!r}")
-    for key in ("prompt_mode", "token_drift", "old_logprobs"):
-        check_choice(key, getattr(args, key), literal_values(annotation(Args, key)))
+    for key in ("estimator_kwargs", "backend_kwargs"):
+        if not isinstance(getattr(args, key), dict):
+            raise InvalidArgumentError(f"{key!r} must be a mapping, got {getattr(args, key)!r}")
+    for name, hint in typing.get_type_hints(Args).items():  # every Literal option (output_format, prompt_mode, ...)
+        if literal_values(hint) is not None:
+            check_choice(name, getattr(args, name), literal_values(hint))
     check_choice("backend", args.backend, BACKENDS)
-    if not isinstance(args.backend_kwargs, dict):
-        raise InvalidArgumentError(f"'backend_kwargs' must be a mapping, got {args.backend_kwargs!r}")
     if isinstance(args.envs_per_worker, bool) or not isinstance(args.envs_per_worker, int) or args.envs_per_worker < 1:
         raise InvalidArgumentError(f"'envs_per_worker' must be an integer >= 1, got {args.envs_per_worker!r}")
-    if args.tis_cap is not None and (not isinstance(args.tis_cap, (int, float)) or not args.tis_cap > 0):
-        raise InvalidArgumentError(f"'tis_cap' must be a number > 0 (or null), got {args.tis_cap!r}")
-    if args.tis_cap is not None and args.old_logprobs == "rollout":
-        raise InvalidArgumentError("'tis_cap' weights by recomputed log-probs: it needs old_logprobs auto or recompute")
+    check_old_logprobs(args)
     check_estimator(args.estimator, args.estimator_kwargs, hook_names(args.hooks))
 
 
