@@ -200,8 +200,8 @@ class Args:
     """weight of the k3 KL penalty to the reference model (0: no reference model)"""
     old_logprobs: Literal["auto", "rollout", "recompute"] = "auto"
     """pi_old of the PPO ratio: the backend's recorded log-probs (rollout), or the trainer's own forward before
-    the epochs (recompute); auto: recompute unless the backend samples with the trainer's module
-    (agentgym.baselines.ppo explains why)"""
+    the epochs (recompute: one no-grad forward over the rows per step); auto: recompute unless the backend
+    samples with the trainer's module (agentgym.baselines.ppo explains why)"""
     tis_cap: float | None = None
     """truncated importance sampling when recomputing: each token's policy-gradient term times
     min(exp(recomputed - rollout log-prob), tis_cap)"""
