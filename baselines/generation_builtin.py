@@ -206,10 +206,11 @@ class BuiltinBackend:
         # per-row settings of the rows in the batch (``live`` maps batch position -> original row)
         live = torch.arange(batch, device=device)
         temps = torch.tensor([[row.temperature] for row in rows], device=device)
+        unit_temperature = all(row.temperature == 1.0 for row in rows)
         greedy = torch.tensor([row.greedy for row in rows], device=device)
         limits = torch.tensor([row.max_new_tokens for row in rows], device=device)
-        width = max(1, max(len(row.stop_ids) for row in rows))
-        stops = torch.tensor([[*row.stop_ids, *[-1] * (width - len(row.stop_ids))] for row in rows], device=device)
+        stop_width = max(1, max(len(row.stop_ids) for row in rows))
+        stops = torch.tensor([[*r.stop_ids, *[-1] * (stop_width - len(r.stop_ids))] for r in rows], device=device)
         tries = [row.constraint for row in rows]
         walked: list[list[int]] = [[] for _ in rows]  # constrained rows: the tokens taken so far
         allowed: list[list[list[int]] | None] = [[] if trie is not None else None for trie in tries]
@@ -218,8 +219,11 @@ class BuiltinBackend:
         record: list[tuple[Any, Any, Any, Any]] = []  # per step: original rows, token, log-prob, row still active
         longest = max(row.max_new_tokens for row in rows)
         all_greedy = all(row.greedy for row in rows)
+        # the attention mask of every step, allocated once: step k's forward sees its first ``width + k`` columns
+        width = mask.shape[1]
+        mask = torch.cat([mask, torch.ones((batch, longest), dtype=mask.dtype, device=device)], dim=1)
         for step in range(longest):
-            scores = logits.float() / temps
+            scores = logits.float() if unit_temperature else logits.float() / temps
             rows_now = live.tolist() if any(t is not None for t in tries) else None
             constraint = None
             if rows_now is not None:
@@ -265,9 +269,8 @@ class BuiltinBackend:
                         done[keep],
                     )
                     done_host = [False] * len(keep)
-            mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions + 1
-            logits, cache = self._forward(token[:, None], mask, positions, cache)
+            logits, cache = self._forward(token[:, None], mask[:, : width + step + 1], positions, cache)
         return self._collect(record, batch) + (allowed,)
 
     @staticmethod
