@@ -131,8 +131,8 @@ def decision_turn(decision: Decision) -> Turn:
     )
 
 
-#: Default of ``batch_wait_s``: how long, after the first answer of a turn arrives, the scheduler waits for the
-#: other episodes in flight before acting on those that answered.
+#: Default of ``batch_wait_s``: how long the scheduler waits for the next answer of the episodes in flight
+#: before acting on those that answered (see :func:`run_episodes`).
 BATCH_WAIT_S = 0.5
 
 
@@ -155,11 +155,13 @@ def run_episodes(
     this call, shrunk to the number of specs) or an open :class:`EnvPool` to reuse, which brings its own layout
     (pass ``info_keys`` to the pool then). Every env of the pool plays an episode, so ``num_envs`` are in flight.
 
-    Every episode waiting for an action joins one ``act_batch`` per distinct agent object: once the first answer
-    of a round arrives, the scheduler gathers until every env in flight has answered, or ``batch_wait_s`` has
-    passed since that first answer (so one slow env does not stall the rest; it joins the next batch), then
-    acts. ``on_episode(result, seconds)`` runs as each episode ends; ``on_turn(n)`` after each ``act_batch``,
-    with the number of turns it decided.
+    Every episode waiting for an action joins one ``act_batch`` per distinct agent object: once an answer has
+    arrived, the scheduler gathers until every env in flight has answered, or ``batch_wait_s`` passes with no
+    new answer (so one slow env does not stall the rest; it joins a later batch), then acts. The clock restarts
+    at each answer, not at the first: a worker steps its envs one after the other, so its answers come spread
+    over ``envs_per_worker`` steps (8 TextWorld resets take over a second), and a worker still answering is
+    worth waiting for. ``on_episode(result, seconds)`` runs as each episode ends; ``on_turn(n)`` after each
+    ``act_batch``, with the number of turns it decided.
     """
     if not specs:
         return []
@@ -191,16 +193,14 @@ def run_episodes(
             start_next(env)
         while running:
             awaiting: list[tuple[int, Episode]] = []
-            first_answer: float | None = None
+            last_answer = 0.0
             while len(awaiting) < len(running):  # some env in flight has not answered
-                timeout = None
-                if awaiting and first_answer is not None:
-                    timeout = max(0.0, first_answer + batch_wait_s - time.perf_counter())
+                timeout = max(0.0, last_answer + batch_wait_s - time.perf_counter()) if awaiting else None
                 answered = {env for env, _ in awaiting}
                 arrived = pool.ready([env for env in running if env not in answered], timeout)
                 if not arrived:
-                    break  # batch_wait_s is over: act on those that answered
-                first_answer = first_answer or time.perf_counter()
+                    break  # no answer for batch_wait_s: act on those that answered
+                last_answer = time.perf_counter()
                 for env in arrived:
                     index, episode, started = running[env]
                     if not episode.receive(pool.receive(env)):

@@ -111,7 +111,8 @@ def test_every_waiting_episode_joins_one_batch():
 
 
 def test_batch_wait_bounds_the_wait_for_a_slow_env():
-    """One env resets in 5 s: with batch_wait_s=1.5 the first batch goes without it, and it joins later."""
+    """One env resets in 5 s: with batch_wait_s=1.5 the first batch goes without it (1.5 s after the last fast
+    answer), and it joins later."""
     specs = group_specs(["coin_collector/3000"], seeds=[0], group_size=3)
     specs = [*specs, *group_specs(["custom_easy/3001"], seeds=[3], group_size=1)]  # the slow one, on env 3
     agent = BatchSizes(seed=0)
