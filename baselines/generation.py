@@ -153,6 +153,19 @@ def load_weights(module: Any, weights: Mapping[str, Any]) -> None:
             target.copy_(value.to(device=target.device, dtype=target.dtype))
 
 
+#: ``GenerationConfig`` values that switch every logits processor and warper off.
+NEUTRAL_GENERATION = {
+    "top_k": 0,
+    "top_p": 1.0,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "min_new_tokens": 0,
+}
+
+
 class HFGenerateBackend:
     """transformers' ``model.generate`` behind the backend interface: the reference of the benchmarks.
 
@@ -209,8 +222,9 @@ class HFGenerateBackend:
             max_new_tokens=max(row.max_new_tokens for row in rows),
             do_sample=not first.greedy,
             temperature=first.temperature if not first.greedy else None,
-            top_k=None,
-            top_p=None,
+            # explicit neutral values: generate fills unset (None) ones from the model's generation config and
+            # the global defaults (top_k=50), which would sample from another distribution than the recorded one
+            **NEUTRAL_GENERATION,
             eos_token_id=list(first.stop_ids) or None,
             pad_token_id=self.pad_id,
             output_logits=True,
@@ -218,9 +232,14 @@ class HFGenerateBackend:
         )
         seed = int(torch.randint(0, 2**62, (), generator=self.generator))
         devices = [torch.device(self.device)] if torch.device(self.device).type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
-            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        own_config = self.model.generation_config  # its processors (bad words, suppressed tokens...) stay out
+        self.model.generation_config = GenerationConfig()
+        try:
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                torch.manual_seed(seed)
+                out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        finally:
+            self.model.generation_config = own_config
         new = out.sequences[:, ids.shape[1] :]
         logits = torch.stack(out.logits, dim=1).float() / first.temperature
         logp = torch.log_softmax(logits, dim=-1).gather(-1, new[:, :, None]).squeeze(-1)

@@ -92,6 +92,24 @@ def test_ids_and_logprobs_equal_a_fresh_forward_pass(tiny, backend, greedy):
     assert len({len(g.token_ids) for g in out}) > 2 and {g.finish_reason for g in out} == {"stop", "length"}
 
 
+def test_hf_generate_ignores_the_models_own_generation_settings(model, tiny):
+    """A model folder's generation config (here top_k=1, a repetition penalty) must not change what the
+    reference samples from: the recorded log-probs are those of plain ``logits / temperature``."""
+    model.generation_config.top_k, model.generation_config.repetition_penalty = 1, 2.0
+    backend = make_backend("hf-generate", model, tiny[1], device="cpu", seed=0)
+    prompts = _prompts(tiny[1], 6, seed=11)
+    sampled = backend.generate(prompts, Sampling(max_new_tokens=8))
+    greedy = backend.generate(prompts, Sampling(max_new_tokens=8, greedy=True))
+    assert [g.token_ids for g in sampled] != [g.token_ids for g in greedy]  # top_k=1 would make them equal
+    ranks = []
+    for prompt, g in zip(prompts, sampled, strict=True):
+        _, scores = _fresh(model, prompt, g.token_ids)
+        ranks += [int((row > row[t]).sum()) for row, t in zip(scores, g.token_ids, strict=True)]
+    assert max(ranks) >= 50  # nor the global default top_k=50 (a near-uniform random model samples far down)
+    _check_exact(model, prompts, [Sampling(max_new_tokens=8, greedy=True)] * 6, greedy, 1.0)  # no penalty
+    assert model.generation_config.top_k == 1  # the model's own config is left as it was
+
+
 def test_the_generator_state_replays_the_samples(tiny):
     for name in ("builtin", "hf-generate"):
         backend = make_backend(name, *tiny, device="cpu", seed=3)
