@@ -17,7 +17,8 @@ Prompt modes (``prompt_mode``):
   ``max_prompt_tokens`` by dropping old turns first);
 * ``"append"``: token-in/token-out (:class:`~agentgym.baselines.token_chat.TokenChat`): turn 0's prompt is
   the template of the system message and the first observation; each later prompt is the previous prompt +
-  response ids followed by the new user message, so the history is never re-tokenized and the drift meter
+  response ids followed by the new user message (``history`` does not apply: the whole episode stays in
+  the prompt), so the history is never re-tokenized and the drift meter
   (:func:`~agentgym.baselines.token_chat.token_drift`) reads zero. A turn whose appended prompt would
   exceed ``max_prompt_tokens`` falls back to the window builder (flagged ``prompt_truncated``; the
   meter counts it as drift), and the following turns append to that prompt.
