@@ -50,6 +50,17 @@ def _agent_kwargs(text: str) -> dict:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """A count of at least 1 (``--envs-per-worker``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Env ids with their splits and task counts."""
     print(f"{'env id':<32} {'split':<14} {'tasks':>6}  manifest      engine")
@@ -343,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="env worker processes (default: 2)")
     p.add_argument(
         "--envs-per-worker",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="K",
         help="envs each worker process holds: workers x K episodes in flight, and an LLM agent generates for "

@@ -183,13 +183,13 @@ class EnvPool:
     def ready(self, pending: Sequence[int], timeout: float | None = None) -> list[int]:
         """The ``pending`` envs whose answer has arrived. Waits until at least one has (at most ``timeout``
         seconds: then possibly none), and takes in every answer already there, of any env."""
-        if not self.in_process and not any(i in self._results for i in pending):
-            workers = {i // self.envs_per_worker for i in pending if i in self._in_flight}
-            if workers:
-                wait([self._conns[w] for w in workers], timeout)
-        if not self.in_process:
+        if not self.in_process:  # in process, every answer is in as soon as its command is sent
+            if not any(i in self._results for i in pending):
+                workers = {i // self.envs_per_worker for i in pending if i in self._in_flight}
+                if workers:
+                    wait([self._conns[w] for w in workers], timeout)
             for worker in {i // self.envs_per_worker for i in self._in_flight if i not in self._results}:
-                while self._conns[worker].poll():
+                while self._conns[worker].poll():  # a dead worker's pipe polls ready: _collect raises
                     self._collect(worker)
         return sorted(i for i in pending if i in self._results)
 
@@ -213,9 +213,9 @@ class EnvPool:
             slot, status, payload = self._conns[worker].recv()
         except (EOFError, OSError):
             raise self._lost(worker) from None
-        if slot is None:  # the startup answer
+        if slot is None:  # the worker's own answer: its envs were built (ok), or it failed outside an env call
             if status == "error":
-                raise EngineFault(f"env worker {worker} ({self._envs_of(worker)}) failed to start: {payload}")
+                raise EngineFault(f"env worker {worker} ({self._envs_of(worker)}) failed: {payload}")
             return
         self._results[worker * self.envs_per_worker + slot] = (status, payload)
 

@@ -15,7 +15,7 @@ import pytest
 
 import agentgym  # noqa: F401
 from agentgym.agents import RandomAgent
-from agentgym.cli import main
+from agentgym.cli import build_parser, main
 from agentgym.error import EngineFault
 from agentgym.evaluation import evaluate
 from agentgym.rollout import EnvPool, group_specs, rollout
@@ -143,6 +143,17 @@ def test_a_killed_worker_raises_engine_fault_naming_it_and_its_envs():
     # close() ended the live worker too
 
 
+def broken_env():
+    raise RuntimeError("no engine here")
+
+
+def test_a_worker_whose_envs_fail_to_build_names_itself():
+    with pytest.raises(EngineFault, match=r"env worker \d \(envs \d\.\.\d\) failed: RuntimeError: no engine here"):
+        EnvPool(broken_env, 2, envs_per_worker=2)
+    with pytest.raises(ValueError, match="envs_per_worker must be at least 1"):
+        EnvPool(FACTORY, 1, envs_per_worker=0)
+
+
 def test_eval_cli_envs_per_worker_stores_the_episodes_of_one_worker(tmp_path, capsys):
     wide_db, narrow_db = str(tmp_path / "wide.sqlite"), str(tmp_path / "narrow.sqlite")
     argv = ["eval", "--env", "agentgym/TextWorld-v0", "--agent", "random", "--episodes", "6", "--max-turns", "5"]
@@ -155,3 +166,7 @@ def test_eval_cli_envs_per_worker_stores_the_episodes_of_one_worker(tmp_path, ca
         assert [s.trajectory.to_dict() for s in stored] == [
             s.trajectory.to_dict() for s in list(narrow.stored("agentgym/TextWorld-v0", "random"))
         ]
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*argv, "--envs-per-worker", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --envs-per-worker: must be at least 1, got 0" in capsys.readouterr().err
