@@ -16,8 +16,10 @@ import pytest
 import agentgym  # noqa: F401
 from agentgym.agents import RandomAgent
 from agentgym.cli import build_parser, main
+from agentgym.envs import negotiation
 from agentgym.error import EngineFault
 from agentgym.evaluation import evaluate
+from agentgym.multiagent import multiagent_rollout
 from agentgym.rollout import EnvPool, group_specs, rollout
 from agentgym.store import ResultStore
 
@@ -141,6 +143,21 @@ def test_a_killed_worker_raises_engine_fault_naming_it_and_its_envs():
         with pytest.raises(EngineFault, match="worker process 1"):
             rollout(pool, RandomAgent(seed=0), specs)
     # close() ended the live worker too
+
+
+def test_multiagent_games_share_the_layout_and_the_batch():
+    """Self-play Negotiation over 1 worker of 4 envs: one batch holds the moves of all 4 games (the seats
+    share the agent), and the games are those of one env in process."""
+    make = functools.partial(negotiation.parallel_env, split="test")
+    specs = group_specs(["pool/200000", "pool/200007"], seeds=[0, 1], group_size=3)
+    agent = BatchSizes(seed=3)
+    wide = multiagent_rollout(make, {"player_0": agent, "player_1": agent}, specs, num_workers=1, envs_per_worker=4)
+    plain = RandomAgent(seed=3)
+    narrow = multiagent_rollout(make, {"player_0": plain, "player_1": plain}, specs, in_process=True)
+    assert agent.sizes[0] == 4
+    assert [{seat: t.to_dict() for seat, t in game.items()} for game in wide] == [
+        {seat: t.to_dict() for seat, t in game.items()} for game in narrow
+    ]
 
 
 def broken_env():
