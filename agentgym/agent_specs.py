@@ -165,6 +165,13 @@ def llm_behaviour(agent: Any) -> dict[str, Any]:
     if config.get("greedy"):
         config.pop("temperature", None)
     config["bf16"] = bool(getattr(agent, "bf16", False))
+    # The windowed prompt builder and the builtin backend were the only ones before these settings existed:
+    # leaving their defaults out keeps the names (and the stored results) of earlier agents.
+    if config.get("prompt_mode") == "window":
+        config.pop("prompt_mode")
+    backend = getattr(getattr(agent, "backend", None), "name", "builtin")
+    if backend != "builtin":  # another engine's numerics give other replies
+        config["backend"] = backend
     return config
 
 

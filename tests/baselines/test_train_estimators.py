@@ -210,16 +210,21 @@ def test_trainer_advantages_equal_the_pure_function(tiny_path, tmp_path, estimat
 
 
 def test_hook_rewards_stay_out_of_the_env_return_and_mean_reward(tiny_path, tmp_path):
-    bare, seen_bare = run(tiny_path, tmp_path / "bare", estimator="grpo")
+    # groups of 4, so that some group's hook returns differ (the last assertion needs that spread)
+    bare, seen_bare = run(tiny_path, tmp_path / "bare", estimator="grpo", group_size=4)
     said = {"name": "pick_env:SaidHook", "weight": 5.0, "kwargs": {"words": ["look", "east"]}}
-    hooked, seen_hooked = run(tiny_path, tmp_path / "hooked", estimator="grpo", hooks=[said])
+    hooked, seen_hooked = run(tiny_path, tmp_path / "hooked", estimator="grpo", hooks=[said], group_size=4)
     assert hooked[0]["hooks/said/mean"] > 0  # the hook paid something ...
     for key in ("rollout/episode_return", "rollout/task_return", "rollout/success_rate"):
         assert hooked[0][key] == bare[0][key], key  # ... that no env-side metric shows
     batch = seen_hooked[0].trajectories
     assert hooked[0]["rollout/task_return"] == pytest.approx(np.mean([t.total_reward for t in batch]))
     assert list(seen_hooked[0].inputs.outcomes) == list(seen_bare[0].inputs.outcomes)
-    # GRPO uses the hook as shaping: same episodes, other advantages
+    # GRPO uses the hook as shaping: same episodes, other advantages where a group's hook returns differ
+    said_returns = {}
+    for t in batch:
+        said_returns.setdefault(t.group_id, set()).add(sum(turn.turn_rewards.get("said", 0.0) for turn in t.turns))
+    assert any(len(values) > 1 for values in said_returns.values()), said_returns
     assert not all(np.allclose(a, b) for a, b in zip(seen_hooked[0].advantages, seen_bare[0].advantages))
 
 
