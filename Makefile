@@ -73,6 +73,7 @@ lint: venv
 bench: venv
 	$(BIN)/python benchmarks/textworld_overhead.py
 	$(BIN)/python benchmarks/vector_throughput.py
+	$(BIN)/python benchmarks/rollout_throughput.py
 	$(BIN)/python benchmarks/alfworld_speed.py
 	$(BIN)/python benchmarks/scienceworld_speed.py
 	$(BIN)/python benchmarks/webshop_search.py
