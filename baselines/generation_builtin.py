@@ -15,11 +15,18 @@ for the trainer). What it does to be fast:
   that gives the next allowed set runs on the host), and so checks and compacts at every step.
 * **Shared prompts are prefilled once**: identical prompts (a group's G rollouts at turn 0) are computed
   once and their KV copied to each of their rows.
-* **System-prefix KV store**: a prompt's first chat message (its ids up to the first end-of-turn token:
-  role, goal, instructions), the same at every turn of an episode and in every episode of a task, is
-  computed once and its KV kept (at most ``MAX_PREFIXES``), so a turn's prefill runs only the rest. The
-  store is emptied when the weights change: on :meth:`BuiltinBackend.sync` / :meth:`set_weights`, and for a
-  shared module whenever a parameter's in-place version counter moves (every optimizer step bumps it).
+* **KV reuse across calls** (:mod:`agentgym.baselines.kv_store`): a prompt that starts with a stored
+  sequence starts from its KV and prefills only the rest. Two stores: each prompt's first chat message (its
+  ids up to the first end-of-turn token: role, goal, instructions, the same at every turn and in every
+  episode of a task; at most ``MAX_PREFIXES``), and, with ``reuse_kv``, each row's prompt + reply of the
+  last calls (bounded, least recently used first out): in the append prompt mode the next turn's prompt
+  starts with exactly those ids, so a turn prefills only the new observation. A stored reply is consumed by
+  the turn that extends it (that turn's longer sequence replaces it). Rows of one batch reuse different
+  lengths: each row is laid out ``[pad | reused | pad | rest]``, the mask hiding the pads and the position
+  ids continuing the reused ones, so the result is the whole prompt's forward up to float rounding. The
+  stores are emptied when the weights change: on :meth:`BuiltinBackend.sync` / :meth:`set_weights`, and for
+  a shared module whenever a parameter's in-place version counter moves (every optimizer step bumps it).
+  :attr:`BuiltinBackend.prefill_tokens` counts prompt tokens computed vs reused.
 * **bf16 on CUDA**: with ``dtype`` bfloat16 (the default on CUDA) the backend keeps its own bf16 copy of
   the policy (``shares_policy`` False; :meth:`sync` copies the policy's current weights in, LoRA merged).
   On CPU (fp32) it samples with the policy module itself (``shares_policy`` True, numerics identical to a
@@ -35,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentgym.baselines.generation import Generation, Sampling, finish, left_padded, load_weights, pad_id_of, per_row
+from agentgym.baselines.kv_store import KVStore, left_padded_layers, row_layers
 from agentgym.error import InvalidArgumentError
 from agentgym.wrappers.lm import (
     allowed_mask,
@@ -83,7 +91,10 @@ class BuiltinBackend:
             CUDA, float32 elsewhere.
         own_copy: keep a separate copy of the policy in ``dtype`` (None: when ``dtype`` differs from the
             policy's); True on CPU tests the copy path.
-        prefix_reuse: keep the system-prefix KV store.
+        prefix_reuse: reuse stored KV at all (False: every prompt is prefilled whole).
+        reuse_kv: keep each row's prompt + reply KV for the next calls (the append prompt mode's next turn).
+        kv_tokens, kv_sequences: bounds of that store (summed tokens, sequences; memory per token in
+            :mod:`agentgym.baselines.kv_store`).
         check_every: host syncs of an unconstrained batch, in decode steps.
         compact_at: share of finished rows in the batch at which the batch is cut down to the others.
     """
@@ -101,6 +112,9 @@ class BuiltinBackend:
         dtype: Any = None,
         own_copy: bool | None = None,
         prefix_reuse: bool = True,
+        reuse_kv: bool = True,
+        kv_tokens: int = 2**17,
+        kv_sequences: int = 1024,
         check_every: int = 8,
         compact_at: float = 0.25,
     ):
@@ -128,7 +142,11 @@ class BuiltinBackend:
         self.end_id = tokenizer.get_vocab().get("<|im_end|>", tokenizer.eos_token_id)
         self.check_every, self.compact_at = check_every, compact_at
         self.prefix_reuse = prefix_reuse
-        self._prefix_kv: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+        self.reuse_kv = reuse_kv
+        self._prefix_kv = KVStore(self.MAX_PREFIXES)  # system messages
+        self._sequences = KVStore(kv_sequences, kv_tokens)  # rows' prompt + reply of earlier calls
+        #: prompt tokens run through the model vs started from stored KV, summed over calls
+        self.prefill_tokens = {"computed": 0, "reused": 0}
         self._prefix_version: Any = None
         self._cache_key = cache_argument(self.model)
 
@@ -146,6 +164,7 @@ class BuiltinBackend:
 
     def _weights_changed(self) -> None:
         self._prefix_kv.clear()
+        self._sequences.clear()
         self._prefix_version = None
 
     def sync(self) -> None:
@@ -161,7 +180,7 @@ class BuiltinBackend:
         self._weights_changed()
 
     def close(self) -> None:
-        self._prefix_kv.clear()
+        self._weights_changed()
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -173,9 +192,17 @@ class BuiltinBackend:
         rows = per_row(prompt_token_ids, sampling)
         if not rows:
             return []
+        prompts = [list(p) for p in prompt_token_ids]
+        kept: dict[int, Any] = {}  # row -> its KV at the end (rows whose prompt + reply are stored)
         with torch.no_grad(), eval_mode(self.model):
-            ids, lps, allowed = self._decode([list(p) for p in prompt_token_ids], rows)
-        return [finish(ids[b], lps[b], row, allowed[b]) for b, row in enumerate(rows)]
+            ids, lps, allowed = self._decode(prompts, rows, kept)
+        out = [finish(ids[b], lps[b], row, allowed[b]) for b, row in enumerate(rows)]
+        for b, layers in kept.items():
+            # the cache holds the prompt and the fed reply tokens (the last sampled one is never fed)
+            key = (*prompts[b], *out[b].token_ids[:-1])
+            if layers[0][0].shape[2] >= len(key):
+                self._sequences.put(key, [(k[:, :, : len(key)], v[:, :, : len(key)]) for k, v in layers])
+        return out
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> tuple[Any, Any]:
         """``(last position's logits, KV cache)`` of one forward pass continuing ``cache`` (None: none)."""
@@ -186,7 +213,7 @@ class BuiltinBackend:
         return output.logits[:, -1], returned_cache(output)
 
     def _decode(
-        self, prompts: list[list[int]], rows: list[Sampling]
+        self, prompts: list[list[int]], rows: list[Sampling], kept: dict[int, Any]
     ) -> tuple[list[list[int]], list[list[float]], list[list[list[int]] | None]]:
         import torch
 
@@ -203,6 +230,7 @@ class BuiltinBackend:
             else:  # a cache that cannot be expanded: prefill every row
                 logits, cache, mask, positions = self._prefill(prompts)
         can_compact = hasattr(cache, "batch_select_indices")
+        keep_kv = self.reuse_kv and self.prefix_reuse and cache_key_values(cache) is not None
         # per-row settings of the rows in the batch (``live`` maps batch position -> original row)
         live = torch.arange(batch, device=device)
         temps = torch.tensor([[row.temperature] for row in rows], device=device)
@@ -258,6 +286,8 @@ class BuiltinBackend:
                     break
                 finished = sum(done_host)
                 if can_compact and finished and finished >= self.compact_at * len(done_host):
+                    if keep_kv:
+                        self._keep_rows(cache, mask, live, [b for b, d in enumerate(done_host) if d], kept)
                     keep = torch.tensor([b for b, d in enumerate(done_host) if not d], device=device)
                     cache.batch_select_indices(keep)
                     live, token, mask, positions = live[keep], token[keep], mask[keep], positions[keep]
@@ -271,7 +301,18 @@ class BuiltinBackend:
                     done_host = [False] * len(keep)
             positions = positions + 1
             logits, cache = self._forward(token[:, None], mask[:, : width + step + 1], positions, cache)
+        if keep_kv:
+            self._keep_rows(cache, mask, live, range(len(live)), kept)
         return self._collect(record, batch) + (allowed,)
+
+    @staticmethod
+    def _keep_rows(cache: Any, mask: Any, live: Any, batch_rows: Sequence[int], kept: dict[int, Any]) -> None:
+        """Copy the KV of batch rows ``batch_rows`` (their unpadded columns) into ``kept`` under their original
+        row numbers, before they leave the batch."""
+        layers = cache_key_values(cache)
+        valid = mask[:, : layers[0][0].shape[2]].bool()
+        for b, r in zip(batch_rows, live[list(batch_rows)].tolist()):
+            kept[r] = row_layers(layers, b, valid[b])
 
     @staticmethod
     def _collect(record: list[tuple[Any, Any, Any, Any]], batch: int) -> tuple[list[list[int]], list[list[float]]]:
@@ -290,67 +331,78 @@ class BuiltinBackend:
     # ------------------------------------------------------------------ prefill
     def _prefill(self, prompts: list[list[int]]) -> tuple[Any, Any, Any, Any]:
         """``(last logits, KV cache, attention mask, last position ids)`` after the prompts' forward pass,
-        their system prefixes taken from the store where possible (:meth:`_with_stored_prefixes`)."""
-        first = self._with_stored_prefixes(prompts) if self.prefix_reuse else None
+        started from stored KV where possible (:meth:`_with_stored_kv`)."""
+        first = self._with_stored_kv(prompts) if self.prefix_reuse else None
         if first is None:
             ids, mask = left_padded(prompts, self.pad_id, self.device)
             positions, cache = (mask.cumsum(-1) - 1).clamp(min=0), None
+            self.prefill_tokens["computed"] += sum(map(len, prompts))
         else:
             ids, mask, positions, cache = first
         logits, cache = self._forward(ids, mask, positions, cache)
         return logits, cache, mask, positions[:, -1:]
 
-    def _with_stored_prefixes(self, prompts: list[list[int]]) -> tuple[Any, Any, Any, Any] | None:
-        """The first forward's ``(input ids, attention mask, position ids, KV cache)`` with each prompt's
-        system prefix (its ids up to the first end-of-turn token) taken from stored KV, so only the rest is
-        computed; None when no prompt has such a prefix or the cache is not a plain one (whole prompts then).
-
-        Layout of each row: ``[pad | prefix | pad | rest]``; the mask hides the pads and the position ids
-        continue the prefix's, so the result is the full prompt's forward pass up to float rounding.
-        """
-        import torch
-        from torch.nn.functional import pad
-
-        if self.shares_policy:  # the trainer updates this module in place: stored KV is stale after a step
+    def _check_version(self) -> None:
+        """A shared module is updated in place by the trainer: stored KV is stale after an optimizer step."""
+        if self.shares_policy:
             version = (id(self.model), sum(p._version for p in self.model.parameters()))
             if version != self._prefix_version:
-                self._prefix_kv.clear()
+                self._weights_changed()
                 self._prefix_version = version
+
+    def _store_system_prefixes(self, prompts: list[tuple[int, ...]], starts: list[tuple[int, ...]]) -> None:
+        """Compute and store the system prefix (ids up to the first end-of-turn token) of each prompt whose
+        stored start is shorter; sets ``prefix_reuse`` False when the cache is not a plain one."""
         cuts = [p.index(self.end_id) + 1 if self.end_id in p else 0 for p in prompts]
-        cuts = [cut if cut < len(p) else 0 for cut, p in zip(cuts, prompts)]
-        prefixes = [tuple(p[:cut]) for p, cut in zip(prompts, cuts)]
-        if not any(prefixes):
+        missing = [p[:cut] for p, cut, start in zip(prompts, cuts, starts) if len(start) < cut < len(p)]
+        missing = list(dict.fromkeys(x for x in missing if x not in self._prefix_kv))
+        if not missing:
+            return
+        ids, mask = left_padded(missing, self.pad_id, self.device)
+        _, cache = self._forward(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), None)
+        self.prefill_tokens["computed"] += sum(map(len, missing))
+        layers = cache_key_values(cache)
+        if layers is None:
+            self.prefix_reuse = False
+            return
+        for b, prefix in enumerate(missing):
+            self._prefix_kv.put(prefix, row_layers(layers, b, mask[b].bool()))
+
+    def _longest_stored(self, prompt: tuple[int, ...]) -> tuple[tuple[int, ...], KVStore | None]:
+        """The longest stored prefix of ``prompt`` and its store (``((), None)``: none)."""
+        system = self._prefix_kv.longest_prefix(prompt)
+        sequence = self._sequences.longest_prefix(prompt) if self.reuse_kv else ()
+        if len(sequence) > len(system):
+            return sequence, self._sequences
+        return system, (self._prefix_kv if system else None)
+
+    def _with_stored_kv(self, prompts: list[list[int]]) -> tuple[Any, Any, Any, Any] | None:
+        """The first forward's ``(input ids, attention mask, position ids, KV cache)`` with each prompt's
+        longest stored prefix (a system message, an earlier turn's prompt + reply) taken from the stores, so
+        only the rest is computed; None when no prompt has one or the cache is not a plain one (whole
+        prompts then). Row layout ``[pad | reused | pad | rest]`` (module docstring)."""
+        import torch
+
+        self._check_version()
+        keys = [tuple(p) for p in prompts]
+        starts = [self._longest_stored(p) for p in keys]
+        self._store_system_prefixes(keys, [start for start, _ in starts])
+        if not self.prefix_reuse:
             return None
-        if len(self._prefix_kv) + len(set(prefixes)) > self.MAX_PREFIXES:
-            self._prefix_kv.clear()
-        missing = list(dict.fromkeys(x for x in prefixes if x and x not in self._prefix_kv))
-        if missing:
-            ids, mask = left_padded(missing, self.pad_id, self.device)
-            _, cache = self._forward(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), None)
-            layers = cache_key_values(cache)
-            if layers is None:
-                self.prefix_reuse = False
-                return None
-            for b, prefix in enumerate(missing):
-                start = ids.shape[1] - len(prefix)
-                self._prefix_kv[prefix] = [
-                    (k[b : b + 1, :, start:].clone(), v[b : b + 1, :, start:].clone()) for k, v in layers
-                ]
-        template = self._prefix_kv[next(x for x in prefixes if x)]
-        width = max(len(x) for x in prefixes)
-
-        def stored(prefix: tuple[int, ...], layer: int, which: int) -> Any:
-            tensor = self._prefix_kv[prefix][layer][which] if prefix else template[layer][which][:, :, :0]
-            return pad(tensor, (0, 0, width - len(prefix), 0))
-
-        cache = build_cache(
-            [
-                tuple(torch.cat([stored(x, layer, which) for x in prefixes]) for which in (0, 1))
-                for layer in range(len(template))
-            ]
-        )
-        rest_ids, rest_mask = left_padded([p[cut:] for p, cut in zip(prompts, cuts)], self.pad_id, self.device)
-        prefix_mask = left_padded([list(x) for x in prefixes], self.pad_id, self.device)[1]
-        lengths = torch.tensor([len(x) for x in prefixes], device=self.device)
+        starts = [self._longest_stored(p) for p in keys]
+        if not any(start for start, _ in starts):
+            return None
+        width = max(len(start) for start, _ in starts)
+        entries = [store.get(start) if store is not None else None for start, store in starts]
+        cache = build_cache(left_padded_layers(entries, width))
+        for start, store in starts:
+            if store is self._sequences:  # consumed: this turn's longer sequence will replace it
+                store.pop(start)
+        rests = [p[len(start) :] for p, (start, _) in zip(prompts, starts)]
+        rest_ids, rest_mask = left_padded(rests, self.pad_id, self.device)
+        lengths = torch.tensor([len(start) for start, _ in starts], device=self.device)
+        reused_mask = (torch.arange(width, device=self.device) >= width - lengths[:, None]).to(rest_mask.dtype)
         positions = (rest_mask.cumsum(-1) - 1).clamp(min=0) + lengths[:, None]
-        return rest_ids, torch.cat([prefix_mask, rest_mask], dim=1), positions, cache
+        self.prefill_tokens["computed"] += sum(map(len, rests))
+        self.prefill_tokens["reused"] += int(lengths.sum())
+        return rest_ids, torch.cat([reused_mask, rest_mask], dim=1), positions, cache

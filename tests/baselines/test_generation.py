@@ -345,3 +345,108 @@ def test_agent_on_the_hf_generate_backend(tiny):
         assert turn.response_logprobs == pytest.approx(fresh.tolist(), abs=2e-4)
     responses, logprobs = agent.generate([t.turns[0].prompt_token_ids], [3])
     assert len(responses[0]) == len(logprobs[0]) <= 3
+
+
+def _input_lengths(model):
+    lengths = []
+    handle = model.register_forward_hook(
+        lambda module, args, kwargs, out: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    return lengths, handle
+
+
+def test_append_mode_turns_start_from_the_previous_turns_kv(tiny):
+    """A 4-turn append-mode conversation over 4 episodes in one batch: every turn after the first starts
+    from the stored KV of the previous prompt + reply (all but its last token), and ids and log-probs equal
+    a fresh forward over the whole prompt + reply, and those of a backend that reuses nothing."""
+    model, tokenizer = tiny
+
+    def play(**kwargs):
+        backend = BuiltinBackend(model, tokenizer, device="cpu", seed=5, **kwargs)
+        agent = LLMAgent(
+            model,
+            tokenizer,
+            device="cpu",
+            output_format="action",
+            max_new_tokens=5,
+            prompt_mode="append",
+            backend=backend,
+        )
+        return _play(agent, turns=4), backend
+
+    (reused, backend), (plain, off) = play(), play(prefix_reuse=False)
+    expected = 0
+    for t, u in zip(reused, plain, strict=True):
+        assert len(t.turns) == 4 and token_drift(t) == (3, 0)
+        for before, turn, other in zip([None, *t.turns], t.turns, u.turns):
+            assert turn.response_token_ids == other.response_token_ids
+            assert turn.response_logprobs == pytest.approx(other.response_logprobs, abs=ATOL)
+            fresh, _ = _fresh(model, turn.prompt_token_ids, turn.response_token_ids)
+            assert turn.response_logprobs == pytest.approx(fresh.tolist(), abs=ATOL)
+            if before is not None:
+                expected += len(before.prompt_token_ids) + len(before.response_token_ids) - 1
+    assert off.prefill_tokens["reused"] == 0
+    system = len(next(iter(backend._prefix_kv)))
+    # turn 0: a group's identical prompts are prefilled once, each from the stored system message only
+    openings = {tuple(t.turns[0].prompt_token_ids) for t in reused}
+    assert len(openings) == 2 and backend.prefill_tokens["reused"] == expected + 2 * system
+    total = sum(map(len, openings)) + sum(len(turn.prompt_token_ids) for t in reused for turn in t.turns[1:])
+    assert backend.prefill_tokens["computed"] + backend.prefill_tokens["reused"] == total + system
+
+
+def test_prefill_computes_only_the_new_tokens_in_mixed_batches(model, tiny):
+    tokenizer = tiny[1]
+    backend = BuiltinBackend(model, tokenizer, device="cpu", seed=2)
+    first, other = _prompts(tokenizer, 2, seed=12, lengths=(15, 15))
+    row = Sampling(max_new_tokens=4)
+    (g,) = backend.generate([first], row)
+    extra = _prompts(tokenizer, 1, seed=13, lengths=(5, 5))[0]
+    follow = first + g.token_ids + extra
+    lengths, handle = _input_lengths(model)
+    try:
+        (h,) = backend.generate([follow], row)
+        alone = lengths[0]
+        lengths.clear()
+        (g2,) = backend.generate([other], row)  # a second sequence to extend
+        lengths.clear()
+        mixed = [follow + h.token_ids + extra, other + g2.token_ids + extra, _prompts(tokenizer, 1, seed=14)[0]]
+        out = backend.generate(mixed, [row] * 3)
+        mixed_width = lengths[0]
+    finally:
+        handle.remove()
+    assert alone == len(extra) + 1  # the reply's last token (never fed) and the new ids
+    assert mixed_width == max(len(extra) + 1, len(mixed[2]))  # the row without a stored start runs whole
+    _check_exact(model, [follow], [row], [h], 1.0)
+    _check_exact(model, mixed, [row] * 3, out, 1.0)
+    assert len(backend._sequences) == 3  # the extended sequences were consumed, the new ones stored
+    with torch.no_grad():
+        next(model.parameters()).add_(0.0)  # an in-place update, as optimizer.step() makes
+    lengths, handle = _input_lengths(model)
+    try:
+        again = backend.generate([mixed[0] + out[0].token_ids + extra], [row])
+    finally:
+        handle.remove()
+    assert lengths[0] == len(mixed[0]) + len(out[0].token_ids) + len(extra)  # new weights: nothing reused
+    _check_exact(model, [mixed[0] + out[0].token_ids + extra], [row], again, 1.0)
+    assert len(backend._sequences) == 1
+    backend.sync()
+    assert not backend._sequences and not backend._prefix_kv
+
+
+def test_the_sequence_store_is_bounded_least_recently_used_first(tiny):
+    from agentgym.baselines.kv_store import KVStore
+
+    store = KVStore(max_entries=3, max_tokens=10)
+    for key in [(1, 2), (3, 4), (5, 6)]:
+        store.put(key, [])
+    store.get((1, 2))
+    store.put((7, 8), [])
+    assert list(store) == [(5, 6), (1, 2), (7, 8)]  # (3, 4) was the least recently used
+    store.put((9,) * 6, [])
+    assert store.tokens == 10 and list(store) == [(1, 2), (7, 8), (9,) * 6]  # (5, 6) made room
+    store.put((0,) * 11, [])  # longer than the whole budget: not stored
+    assert (0,) * 11 not in store and store.longest_prefix((7, 8, 1)) == (7, 8) and store.longest_prefix((7, 8)) == ()
+    model, tokenizer = tiny
+    backend = BuiltinBackend(model, tokenizer, device="cpu", kv_tokens=60, kv_sequences=3)
+    backend.generate(_prompts(tokenizer, 6, seed=15, lengths=(10, 20)), Sampling(max_new_tokens=4))
+    assert 1 <= len(backend._sequences) <= 3 and backend._sequences.tokens <= 60
