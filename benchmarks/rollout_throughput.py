@@ -10,6 +10,11 @@
     share of wall time in ``act_batch`` (prompting + generation; the backend's ``generate`` alone too) vs the
     rest (waiting for env answers, scheduling). The pool is started before the clock (a trainer keeps one).
 
+(c) KV reuse: the same agent in the append prompt mode (action format, 8 new tokens), 16 episodes over 2 workers
+    x 8 envs, with the builtin backend's KV reuse on (each turn starts from the previous prompt + reply's KV)
+    vs off (``reuse_kv=False``: only the system message is reused). Printed: steps/s and prompt tokens
+    prefilled (computed) vs taken from stored KV (reused).
+
 The model is a 0.1 M-parameter random Llama: per-token time is framework overhead, not arithmetic, which is
 what the backends differ in on CPU. ``scripts/trainer_gpu_check.py`` measures a 0.5B-shaped model on a GPU.
 
@@ -177,6 +182,46 @@ def end_to_end_part(model: Any, tokenizer: Any, quick: bool, per_worker: int) ->
     ]
 
 
+def kv_reuse_part(model: Any, tokenizer: Any, quick: bool) -> list[str]:
+    """Steps/s and prefill tokens computed vs reused of an append-mode rollout, KV reuse on vs off."""
+    workers, per_worker = 2, 8
+    episodes, max_turns = (16, 3) if quick else (16, 10)
+    factory = functools.partial(gym.make, "agentgym/TextWorld-v0", split="test", max_turns=max_turns)
+    specs = group_specs(TASKS, seeds=range(len(TASKS)), group_size=episodes // len(TASKS))
+    lines = [
+        f"(c) KV reuse: LLMAgent (append prompt mode, action format, 8 new tokens) on TextWorld, {workers} x "
+        f"{per_worker} envs, {len(specs)} episodes of <= {max_turns} turns"
+    ]
+    rates = {}
+    with EnvPool(factory, workers, envs_per_worker=per_worker) as pool:
+        for reuse in (True, False):
+            backend = make_backend("builtin", model, tokenizer, device="cpu", seed=0, reuse_kv=reuse)
+            agent = LLMAgent(
+                model,
+                tokenizer,
+                output_format="action",
+                max_new_tokens=8,
+                device="cpu",
+                backend=backend,
+                prompt_mode="append",
+            )
+            start = time.perf_counter()
+            trajectories = rollout(pool, agent, specs)
+            wall = time.perf_counter() - start
+            steps = sum(len(t.turns) for t in trajectories)
+            rates[reuse] = steps / wall
+            done = backend.prefill_tokens
+            lines.append(
+                f"  reuse {'on ' if reuse else 'off'}: {steps} env steps in {wall:.1f} s = {rates[reuse]:.1f} steps/s;"
+                f" prefill tokens computed {done['computed']}, reused {done['reused']}"
+                f" ({100 * done['reused'] / max(1, done['computed'] + done['reused']):.0f}% reused)"
+            )
+            print(lines[-1], flush=True)
+    lines.append(f"  steps/s reuse on / off = {rates[True] / rates[False]:.2f}x")
+    print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (a few seconds); writes nothing")
@@ -197,6 +242,7 @@ def main() -> None:
         for line in end_to_end_part(model, tokenizer, args.quick, per_worker):
             print(line, flush=True)
             lines.append(line)
+    lines += kv_reuse_part(model, tokenizer, args.quick)
     if not args.quick:
         with open(args.out, "w") as out:
             out.write(
